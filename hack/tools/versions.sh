@@ -1,6 +1,6 @@
 # Pinned tool versions: one place. Sourced by hack/tools/*.sh and read by hack/tools/paths.ts.
 KUBE_VERSION=1.35.4
-ETCD_VERSION=3.6.16
+ETCD_VERSION=3.6.5   # what kube 1.35.4 is built against
 HELM_VERSION=3.22.0
 KAFKA_VERSION=3.9.1
 # Cache root (git-ignored, outside the clone so it survives fresh clones on the same machine).

@@ -1,0 +1,114 @@
+// Small process helpers for the local stack: free loopback ports, readiness polling, detached
+// children with log files, and stopping only the pids we started.
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+
+export function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, host, () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export interface Started {
+  name: string;
+  pid: number;
+  log: string;
+}
+
+/** Starts a long-running component detached (it outlives `npm run dev:up`), output to `log`. */
+export function startDetached(
+  name: string,
+  cmd: string,
+  args: string[],
+  log: string,
+  env: NodeJS.ProcessEnv = process.env,
+  cwd?: string,
+): Started {
+  const fd = openSync(log, 'a');
+  const child = spawn(cmd, args, { detached: true, stdio: ['ignore', fd, fd], env, cwd });
+  closeSync(fd);
+  if (child.pid === undefined) throw new Error(`${name}: could not start ${cmd}`);
+  child.unref();
+  return { name, pid: child.pid, log };
+}
+
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function logTail(file: string, lines = 30): string {
+  if (!existsSync(file)) return `(no log at ${file})`;
+  return readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
+}
+
+/** Polls `check` until it returns true; fails with the component's log tail, never hangs. */
+export async function waitUntil(
+  what: Started,
+  check: () => Promise<boolean>,
+  timeoutMs: number,
+): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (!alive(what.pid)) {
+      throw new Error(
+        `${what.name} exited during start-up. Last lines of ${what.log}:\n${logTail(what.log)}`,
+      );
+    }
+    if (await check().catch(() => false)) return;
+    await sleep(200);
+  }
+  throw new Error(
+    `${what.name} not ready after ${timeoutMs / 1000}s. Last lines of ${what.log}:\n${logTail(what.log)}`,
+  );
+}
+
+export function httpOk(url: string, tls?: https.RequestOptions): Promise<boolean> {
+  return new Promise((resolve) => {
+    const mod = url.startsWith('https') ? https : http;
+    const req = mod.get(url, { ...tls, timeout: 2000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('error', () => resolve(false));
+    req.on('timeout', () => {
+      req.destroy();
+      resolve(false);
+    });
+  });
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`; the process group too, since components are detached leaders. */
+export async function stopPid(pid: number, graceMs = 10_000): Promise<void> {
+  const signal = (sig: NodeJS.Signals) => {
+    try {
+      process.kill(-pid, sig);
+    } catch {
+      try {
+        process.kill(pid, sig);
+      } catch {
+        /* already gone */
+      }
+    }
+  };
+  if (!alive(pid)) return;
+  signal('SIGTERM');
+  const end = Date.now() + graceMs;
+  while (Date.now() < end && alive(pid)) await sleep(100);
+  if (alive(pid)) signal('SIGKILL');
+  while (alive(pid)) await sleep(50);
+}

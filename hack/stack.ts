@@ -1,0 +1,166 @@
+// The whole local stack in one place: control plane, process kubelet, Postgres and Kafka, all on
+// loopback with state under /dev/shm. `npm run dev:up` starts a named, long-lived stack; the
+// integration tests start their own (or reuse the dev stack when it is running). Every component
+// runs detached and is stopped by the pid we recorded, never by name.
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Kafka, logLevel } from 'kafkajs';
+import { startControlPlane } from './cluster/control-plane.js';
+import type { ImageRule } from './kubelet/kubelet.js';
+import { alive, logTail, type Started, sleep, startDetached, stopPid, waitUntil } from './lib/proc.js';
+import { repoRoot } from './lib/tools.js';
+import { startKafka } from './services/kafka.js';
+import { startPostgres } from './services/postgres.js';
+
+export interface StackInfo {
+  name: string;
+  dir: string;
+  kubeconfig: string;
+  server: string;
+  caFile: string;
+  nodeName: string;
+  postgresUrl: string;
+  kafkaBrokers: string;
+  processes: Started[];
+  timings: Record<string, number>;
+}
+
+export const stackDir = (name: string) => path.join('/dev/shm', `cj-stack-${name}`);
+
+/** Our image runs from this checkout: `/app` inside the image is the repository root here. */
+export const IMAGE_RULES: ImageRule[] = [
+  { match: '(^|/)cj-operator(:|@|$)', root: repoRoot, entrypoint: ['node', '/app/dist/runtime/src/main.js'] },
+  { match: '.*' },
+];
+
+export function readStack(name: string): StackInfo | undefined {
+  const file = path.join(stackDir(name), 'stack.json');
+  if (!existsSync(file)) return undefined;
+  const info = JSON.parse(readFileSync(file, 'utf8')) as StackInfo;
+  return info.processes.every((p) => alive(p.pid)) ? info : undefined;
+}
+
+async function timed<T>(timings: Record<string, number>, what: string, fn: () => Promise<T>): Promise<T> {
+  const t0 = Date.now();
+  process.stderr.write(`[stack] starting ${what}...\n`);
+  const out = await fn();
+  timings[what] = (Date.now() - t0) / 1000;
+  process.stderr.write(`[stack] ${what} ready in ${timings[what]!.toFixed(1)}s\n`);
+  return out;
+}
+
+export async function kafkaReady(brokers: string, proc: Started, timeoutMs = 90_000): Promise<void> {
+  const kafka = new Kafka({
+    clientId: 'stack-check',
+    brokers: [brokers],
+    logLevel: logLevel.NOTHING,
+    retry: { retries: 0 },
+  });
+  await waitUntil(
+    proc,
+    async () => {
+      const admin = kafka.admin();
+      try {
+        await admin.connect();
+        const c = await admin.describeCluster();
+        return c.brokers.length > 0 && c.controller !== null;
+      } finally {
+        await admin.disconnect().catch(() => {});
+      }
+    },
+    timeoutMs,
+  );
+}
+
+export async function startStack(name: string): Promise<StackInfo> {
+  const dir = stackDir(name);
+  const existing = readStack(name);
+  if (existing) return existing;
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const timings: Record<string, number> = {};
+  const processes: Started[] = [];
+  const t0 = Date.now();
+  try {
+    // Postgres and Kafka start while the control plane comes up (they are independent).
+    const pgP = timed(timings, 'postgres', () => startPostgres(path.join(dir, 'postgres')));
+    const kafkaP = timed(timings, 'kafka', async () => {
+      const k = await startKafka(path.join(dir, 'kafka'));
+      await kafkaReady(k.brokers, k.process);
+      return k;
+    });
+    const cp = await timed(timings, 'control plane', () => startControlPlane(path.join(dir, 'cluster')));
+    processes.push(...cp.processes);
+    const nodeName = 'process-node';
+    const kubeletCfg = path.join(dir, 'kubelet.json');
+    writeFileSync(
+      kubeletCfg,
+      JSON.stringify({
+        kubeconfig: cp.kubeconfig,
+        server: cp.server,
+        caFile: cp.caFile,
+        nodeName,
+        stateDir: path.join(dir, 'kubelet'),
+        images: IMAGE_RULES,
+      }),
+    );
+    const kubelet = await timed(timings, 'process kubelet', async () => {
+      const k = startDetached(
+        'process-kubelet',
+        process.execPath,
+        ['--import', 'tsx', path.join(repoRoot, 'hack/kubelet/main.ts'), kubeletCfg],
+        path.join(dir, 'kubelet.log'),
+        process.env,
+        repoRoot,
+      );
+      await waitUntil(k, async () => logTail(k.log, 50).includes('process kubelet ready'), 30_000);
+      return k;
+    });
+    processes.push(kubelet);
+    const [pg, kafka] = await Promise.all([pgP, kafkaP]);
+    processes.push(pg.process, kafka.process);
+    timings.total = (Date.now() - t0) / 1000;
+    const info: StackInfo = {
+      name,
+      dir,
+      kubeconfig: cp.kubeconfig,
+      server: cp.server,
+      caFile: cp.caFile,
+      nodeName,
+      postgresUrl: pg.url,
+      kafkaBrokers: kafka.brokers,
+      processes,
+      timings,
+    };
+    writeFileSync(path.join(dir, 'stack.json'), JSON.stringify(info, null, 2));
+    return info;
+  } catch (err) {
+    // Leave nothing running behind a failed start; the error carries the failing log tail.
+    const partial = JSON.parse(JSON.stringify(processes)) as Started[];
+    await stopProcesses(partial);
+    await stopStrays(dir);
+    throw err;
+  }
+}
+
+async function stopProcesses(ps: Started[]): Promise<void> {
+  // Reverse start order: kubelet (stops pods) → kcm → apiserver → etcd; services last.
+  for (const p of [...ps].reverse()) await stopPid(p.pid, p.name === 'process-kubelet' ? 20_000 : 10_000);
+}
+
+/** Processes started before a failure may not be in the list yet; their pid files tell. */
+async function stopStrays(dir: string): Promise<void> {
+  const pidFile = path.join(dir, 'postgres', 'pgdata', 'postmaster.pid');
+  if (existsSync(pidFile)) await stopPid(Number(readFileSync(pidFile, 'utf8').split('\n')[0]));
+}
+
+export async function stopStack(name: string): Promise<boolean> {
+  const dir = stackDir(name);
+  const file = path.join(dir, 'stack.json');
+  if (!existsSync(file)) return false;
+  const info = JSON.parse(readFileSync(file, 'utf8')) as StackInfo;
+  await stopProcesses(info.processes);
+  await sleep(100);
+  rmSync(dir, { recursive: true, force: true });
+  return true;
+}
