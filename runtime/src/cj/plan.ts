@@ -1,0 +1,289 @@
+/**
+ * plan(state): the one entry point of the CJ engine. Fit → posterior → grades → quality →
+ * stopping decision → next round of pairs. Pure: the output depends only on the input (essays are
+ * processed in id order and comparisons in a canonical order, so input order does not matter;
+ * all randomness comes from `settings.seed`).
+ */
+import { connectivity } from './connectivity.js';
+import { type FitProblem, fitMap } from './fit.js';
+import { type AnchorGrade, type GradeSummary, leaveOneAnchorOut, projectGrades } from './grades.js';
+import { outcomeValue } from './model.js';
+import { eapReliability, positionReport, splitHalf } from './reliability.js';
+import { createRng } from './rng.js';
+import { type PairHistory, pairKey, selectPairs } from './select.js';
+import { spearman } from './stats.js';
+import { decide } from './stop.js';
+import { PlanInput, type PlanInputJson, type PlanResult, type PlanState } from './types.js';
+import { laplace } from './uncertainty.js';
+
+const orNull = (v: number): number | null => (Number.isFinite(v) ? v : null);
+
+/** Validates (applying defaults) and plans. Throws a ZodError on invalid input. */
+export function plan(input: PlanInputJson | PlanState): PlanResult {
+  return planParsed(PlanInput.parse(input));
+}
+
+export function planParsed(state: PlanState): PlanResult {
+  const s = state.settings;
+  const essays = [...state.essays].sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
+  const n = essays.length;
+  const indexOf = new Map(essays.map((e, i) => [e.id, i]));
+  const gradeIndex = new Map(state.grades.map((g, i) => [g, i]));
+  const K = state.grades.length;
+
+  // Canonical comparison order (ties in the sort keep equal records interchangeable).
+  const comps = state.comparisons
+    .map((c) => ({ a: indexOf.get(c.a)!, b: indexOf.get(c.b)!, y: outcomeValue(c.winner, c.confidence) }))
+    .sort((x, y) => x.a - y.a || x.b - y.b || x.y - y.y);
+  const m = comps.length;
+  const obs = {
+    a: Int32Array.from(comps, (c) => c.a),
+    b: Int32Array.from(comps, (c) => c.b),
+    y: Float64Array.from(comps, (c) => c.y),
+  };
+  const fixed = Float64Array.from(essays, (e) => e.anchor?.score ?? Number.NaN);
+  const isAnchor = essays.map((e) => e.anchor !== undefined);
+  const anchors: AnchorGrade[] = [];
+  essays.forEach((e, i) => {
+    if (e.anchor) anchors.push({ item: i, grade: gradeIndex.get(e.anchor.grade)! });
+  });
+  const students = essays.map((_, i) => i).filter((i) => !isAnchor[i]);
+  const targetItems = students.length >= 2 ? students : essays.map((_, i) => i);
+  const hasGrades = K >= 2 && new Set(anchors.map((a) => a.grade)).size >= 2;
+
+  const problem: FitProblem = {
+    n,
+    obs,
+    fixed,
+    priorSd: s.priorSd,
+    biasPriorSd: s.biasPriorSd,
+    lapsePrior: { alpha: s.lapsePrior.alpha, beta: s.lapsePrior.beta, fixed: s.lapse },
+  };
+
+  // Warm start from the latest snapshot (only a speed-up: the optimum is unique).
+  const last = state.history[state.history.length - 1];
+  const start = last ? Float64Array.from(essays, (e) => last.scores[e.id] ?? 0) : undefined;
+  const fit = fitMap(problem, { theta: start });
+  const post = laplace(problem, fit, s.draws, createRng(s.seed, `draws/${m}`));
+
+  // Comparison counts, judged and judged + pending.
+  const history: PairHistory = {
+    byPair: new Map(),
+    perItem: new Int32Array(n),
+    inSlotA: new Int32Array(n),
+    total: 0,
+  };
+  const judgedCount = new Int32Array(n);
+  const judgedA = new Int32Array(n);
+  const record = (a: number, b: number, judged: boolean): void => {
+    const key = pairKey(a, b, n);
+    let h = history.byPair.get(key);
+    if (!h) {
+      h = { ab: 0, ba: 0 };
+      history.byPair.set(key, h);
+    }
+    if (a < b) h.ab++;
+    else h.ba++;
+    history.perItem[a] = history.perItem[a]! + 1;
+    history.perItem[b] = history.perItem[b]! + 1;
+    history.inSlotA[a] = history.inSlotA[a]! + 1;
+    history.total++;
+    if (judged) {
+      judgedCount[a] = judgedCount[a]! + 1;
+      judgedCount[b] = judgedCount[b]! + 1;
+      judgedA[a] = judgedA[a]! + 1;
+    }
+  };
+  for (const c of comps) record(c.a, c.b, true);
+  const distinctJudged = history.byPair.size;
+  const pending = state.pending.map((p) => [indexOf.get(p.a)!, indexOf.get(p.b)!] as [number, number]);
+  for (const [a, b] of pending) record(a, b, false);
+
+  const isFixed = essays.map((e) => e.anchor?.score !== undefined);
+  const judgedGraph = connectivity(
+    n,
+    comps.map((c) => [c.a, c.b] as [number, number]),
+    isFixed,
+  );
+  const plannedGraph = connectivity(
+    n,
+    [...comps.map((c) => [c.a, c.b] as [number, number]), ...pending],
+    isFixed,
+  );
+
+  // Grades.
+  let gradeRows: GradeSummary[] = [];
+  let calibration: PlanResult['quality']['calibration'] = null;
+  if (hasGrades) {
+    gradeRows = projectGrades(post.draws, anchors, K, students, createRng(s.seed, `grades/${m}`));
+    const cal = leaveOneAnchorOut(post.draws, anchors, K, createRng(s.seed, `loao/${m}`));
+    calibration = {
+      heldOut: cal.heldOut,
+      exact: orNull(cal.exact),
+      adjacent: orNull(cal.adjacent),
+      qwk: orNull(cal.qwk),
+      coverage80: orNull(cal.coverage80),
+      brier: orNull(cal.brier),
+      anchors: cal.anchors.map((r) => ({
+        id: essays[r.item]!.id,
+        grade: state.grades[r.grade]!,
+        predicted: state.grades[r.predicted.modal]!,
+        interval80: [state.grades[r.predicted.interval[0]]!, state.grades[r.predicted.interval[1]]!],
+      })),
+    };
+  }
+  const meanModal =
+    gradeRows.length > 0
+      ? gradeRows.reduce((t, g) => t + g.modalProbability, 0) / gradeRows.length
+      : Number.NaN;
+
+  // Quality.
+  const eap = eapReliability(post.mean, post.sd, targetItems);
+  const half = s.splitHalf
+    ? splitHalf(problem, fit.lapse, targetItems, createRng(s.seed, `split/${m}`))
+    : Number.NaN;
+  const position = positionReport(obs);
+
+  // Lagged stability: the snapshot `lag` refits back among those taken with fewer comparisons.
+  const earlier = state.history.filter((h) => h.comparisons < m);
+  const lagged = earlier.length >= s.stopping.lag ? earlier[earlier.length - s.stopping.lag] : undefined;
+  let rankSpearman = Number.NaN;
+  let gradeChangeShare = Number.NaN;
+  if (lagged) {
+    const ids = targetItems.map((i) => essays[i]!.id).filter((id) => lagged.scores[id] !== undefined);
+    rankSpearman = spearman(
+      ids.map((id) => lagged.scores[id]!),
+      ids.map((id) => post.mean[indexOf.get(id)!]!),
+    );
+    if (hasGrades && lagged.grades) {
+      let changed = 0;
+      let seen = 0;
+      students.forEach((i, t) => {
+        const before = lagged.grades?.[essays[i]!.id];
+        if (before === undefined) return;
+        seen++;
+        if (before !== gradeRows[t]!.modal) changed++;
+      });
+      gradeChangeShare = seen > 0 ? changed / seen : Number.NaN;
+    }
+  }
+
+  const budget = s.budget ?? 20 * n;
+  const distinctPairs = (n * (n - 1)) / 2;
+  let minComparisons = Number.POSITIVE_INFINITY;
+  for (let i = 0; i < n; i++)
+    if (Number.isNaN(fixed[i]!)) minComparisons = Math.min(minComparisons, judgedCount[i]!);
+  if (!Number.isFinite(minComparisons)) minComparisons = 0;
+  let decision = decide({
+    judged: m,
+    pending: pending.length,
+    budget,
+    distinctPairs,
+    distinctJudged,
+    connected: judgedGraph.connected,
+    minComparisons,
+    eap,
+    rankSpearman,
+    gradeChangeShare,
+    meanModalProbability: meanModal,
+    hasGrades,
+    targets: s.stopping,
+  });
+
+  let nextPairs: PlanResult['nextPairs'] = [];
+  if (decision.action === 'continue') {
+    const weights = new Float64Array(n);
+    for (let i = 0; i < n; i++) weights[i] = isFixed[i] ? 0 : isAnchor[i] ? s.anchorWeight : 1;
+    students.forEach((i, t) => {
+      const g = gradeRows[t];
+      if (g) weights[i] = 1 + s.gradeFocus * (1 - g.modalProbability);
+    });
+    const picked = selectPairs({
+      n,
+      posterior: post,
+      lapse: fit.lapse,
+      weights,
+      history,
+      connectivity: plannedGraph,
+      rng: createRng(s.seed, `select/${m}/${pending.length}`),
+      settings: {
+        count: Math.min(s.roundSize, budget - m - pending.length),
+        maxPerEssay: s.maxPerEssay,
+        maxPerRound: s.maxPerRound,
+        reverseShare: s.reverseShare,
+        bridgeBonus: s.bridgeBonus,
+      },
+    });
+    nextPairs = picked.map((p) => ({ a: essays[p.a]!.id, b: essays[p.b]!.id, reason: p.reason }));
+    if (nextPairs.length === 0 && pending.length === 0)
+      decision = { ...decision, action: 'stop', reason: 'exhausted' };
+  }
+
+  // Ranks: 1 = best, over all essays.
+  const order = essays.map((_, i) => i).sort((x, y) => post.mean[y]! - post.mean[x]!);
+  const rank = new Int32Array(n);
+  order.forEach((i, r) => {
+    rank[i] = r + 1;
+  });
+  const snapshotScores: Record<string, number> = {};
+  const snapshotGrades: Record<string, number> = {};
+  essays.forEach((e, i) => {
+    snapshotScores[e.id] = post.mean[i]!;
+  });
+  students.forEach((i, t) => {
+    const g = gradeRows[t];
+    if (g) snapshotGrades[essays[i]!.id] = g.modal;
+  });
+
+  return {
+    scores: essays.map((e, i) => ({
+      id: e.id,
+      score: post.mean[i]!,
+      sd: post.sd[i]!,
+      rank: rank[i]!,
+      comparisons: judgedCount[i]!,
+      slotAShare: judgedCount[i]! > 0 ? judgedA[i]! / judgedCount[i]! : null,
+      component: judgedGraph.componentOf[i]!,
+      anchor: isAnchor[i]!,
+    })),
+    grades: gradeRows.map((g, t) => ({
+      id: essays[students[t]!]!.id,
+      probabilities: g.probabilities,
+      modal: state.grades[g.modal]!,
+      modalProbability: g.modalProbability,
+      expected: g.expected,
+      interval80: [state.grades[g.interval[0]]!, state.grades[g.interval[1]]!],
+    })),
+    stability: {
+      lag: s.stopping.lag,
+      lagComparisons: lagged?.comparisons ?? null,
+      rankSpearman: orNull(rankSpearman),
+      gradeChangeShare: orNull(gradeChangeShare),
+    },
+    decision,
+    nextPairs,
+    quality: {
+      reliability: { eap: orNull(eap), splitHalf: orNull(half) },
+      judge: {
+        lapse: fit.lapse,
+        bias: fit.bias,
+        biasSd: post.biasSd,
+        aWinShare: orNull(position.aWinShare),
+        reversedPairs: position.reversedPairs,
+        positionConsistency: orNull(position.consistency),
+      },
+      connectivity: {
+        connected: judgedGraph.connected,
+        components: judgedGraph.components.map((c) => ({
+          size: c.items.length,
+          fixedScale: c.fixedScale,
+          essays: c.items.map((i) => essays[i]!.id),
+        })),
+      },
+      meanModalProbability: orNull(meanModal),
+      calibration,
+    },
+    counts: { essays: n, comparisons: m, pending: pending.length, distinctPairs, budget },
+    snapshot: { comparisons: m, scores: snapshotScores, ...(hasGrades ? { grades: snapshotGrades } : {}) },
+  };
+}

@@ -1,0 +1,223 @@
+/**
+ * The plan() contract, described once as zod schemas; TypeScript types and docs/plan-schema.json
+ * are derived from these. Everything is JSON: ids are strings, grades are labels, and the state a
+ * lagged stopping rule needs (earlier rounds' scores and grades) is passed back in as `history`,
+ * so plan() stays a pure function of its input.
+ */
+import { z } from 'zod';
+
+const id = z.string().min(1);
+
+export const Essay = z
+  .object({
+    id,
+    anchor: z
+      .object({
+        grade: z.string().min(1).describe('Known grade; one of `grades`.'),
+        score: z.number().optional().describe('Fixed score from an earlier calibration run (logits).'),
+      })
+      .optional()
+      .describe('Present for anchor essays (known grade).'),
+  })
+  .describe('An essay or an anchor.');
+
+export const Comparison = z
+  .object({
+    a: id.describe('Essay shown first (slot A).'),
+    b: id.describe('Essay shown second (slot B).'),
+    winner: z.enum(['a', 'b', 'tie']),
+    confidence: z
+      .number()
+      .min(0.5)
+      .max(1)
+      .optional()
+      .describe("Judge's probability that the chosen essay is better; makes the win fractional."),
+  })
+  .describe('One judged comparison.');
+
+export const PendingPair = z
+  .object({ a: id, b: id })
+  .describe('A pair already scheduled but not judged yet.');
+
+export const Snapshot = z
+  .object({
+    comparisons: z.number().int().min(0).describe('Judged comparisons when the snapshot was taken.'),
+    scores: z.record(z.string(), z.number()).describe('Score per essay id.'),
+    grades: z.record(z.string(), z.number().int()).optional().describe('Modal grade index per essay id.'),
+  })
+  .describe('What an earlier plan() returned as `snapshot`; append it to `history` for the next call.');
+
+export const Stopping = z.object({
+  lag: z.number().int().min(1).default(2).describe('Compare with the refit this many snapshots back.'),
+  rankStability: z
+    .number()
+    .min(0)
+    .max(1)
+    .default(0.98)
+    .describe('Min Spearman of scores vs the lagged refit.'),
+  maxGradeChanges: z
+    .number()
+    .min(0)
+    .max(1)
+    .default(0.05)
+    .describe('Max share of modal grades changed vs lag.'),
+  reliability: z.number().min(0).max(1).default(0.92).describe('Min EAP reliability.'),
+  gradeConfidence: z.number().min(0).max(1).default(0.6).describe('Min mean posterior P(modal grade).'),
+  minPerEssay: z.number().int().min(0).default(8).describe('Min judged comparisons per essay.'),
+});
+
+export const Settings = z.object({
+  seed: z.union([z.string(), z.number()]).default('cj').describe('Seeds every random choice.'),
+  roundSize: z.number().int().min(1).default(20).describe('Pairs per round (size it for parallel workers).'),
+  budget: z
+    .number()
+    .int()
+    .min(0)
+    .optional()
+    .describe('Max comparisons (judged + pending); default 20 per essay.'),
+  maxPerEssay: z.number().int().min(1).default(60),
+  maxPerRound: z.number().int().min(1).default(2).describe('Max pairs per essay within one round.'),
+  reverseShare: z
+    .number()
+    .min(0)
+    .max(1)
+    .default(0.1)
+    .describe('Max share of a round spent on both-order checks.'),
+  priorSd: z.number().positive().default(1.5).describe('Prior SD of scores (logits).'),
+  biasPriorSd: z.number().min(0).default(0.5).describe('Prior SD of the slot-A bias; 0 disables it.'),
+  lapsePrior: z
+    .object({ alpha: z.number().positive().default(2), beta: z.number().positive().default(20) })
+    .default({ alpha: 2, beta: 20 }),
+  lapse: z.number().min(0).max(0.5).optional().describe('Fix the lapse rate instead of estimating it.'),
+  draws: z.number().int().min(20).default(400).describe('Posterior draws for grade probabilities.'),
+  gradeFocus: z.number().min(0).default(2).describe('Extra design weight for essays with undecided grades.'),
+  anchorWeight: z
+    .number()
+    .min(0)
+    .default(0.5)
+    .describe('Design weight of anchor scores (they set boundaries).'),
+  bridgeBonus: z.number().min(0).default(2).describe('Relative bonus for pairs joining graph components.'),
+  splitHalf: z.boolean().default(true).describe('Compute split-half reliability (two extra fits).'),
+  stopping: Stopping.default(Stopping.parse({})),
+});
+
+export const PlanInput = z
+  .object({
+    essays: z.array(Essay).min(1),
+    grades: z.array(z.string().min(1)).default([]).describe('Grade labels, lowest first.'),
+    comparisons: z.array(Comparison).default([]),
+    pending: z.array(PendingPair).default([]),
+    history: z.array(Snapshot).default([]).describe('Snapshots of earlier plan() calls, oldest first.'),
+    settings: Settings.default(Settings.parse({})),
+  })
+  .superRefine((input, ctx) => {
+    const ids = new Set<string>();
+    input.essays.forEach((e, i) => {
+      if (ids.has(e.id))
+        ctx.addIssue({ code: 'custom', path: ['essays', i, 'id'], message: `duplicate id ${e.id}` });
+      ids.add(e.id);
+      if (e.anchor && !input.grades.includes(e.anchor.grade))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['essays', i, 'anchor', 'grade'],
+          message: `grade ${e.anchor.grade} is not in grades`,
+        });
+    });
+    const check = (list: { a: string; b: string }[], name: string) =>
+      list.forEach((c, i) => {
+        for (const side of ['a', 'b'] as const)
+          if (!ids.has(c[side]))
+            ctx.addIssue({ code: 'custom', path: [name, i, side], message: `unknown essay ${c[side]}` });
+        if (c.a === c.b)
+          ctx.addIssue({ code: 'custom', path: [name, i], message: 'an essay compared with itself' });
+      });
+    check(input.comparisons, 'comparisons');
+    check(input.pending, 'pending');
+  });
+
+const num = z.number().nullable().describe('null when undefined (for example too few essays).');
+
+export const ScoreOut = z.object({
+  id,
+  score: z.number().describe('Posterior mean (MAP) score, logits.'),
+  sd: z.number().describe('Posterior SD (Laplace).'),
+  rank: z.number().int().describe('1 = best.'),
+  comparisons: z.number().int(),
+  slotAShare: num,
+  component: z.number().int().describe('Index into quality.connectivity.components.'),
+  anchor: z.boolean(),
+});
+
+export const GradeOut = z.object({
+  id,
+  probabilities: z.array(z.number()).describe('P(grade), aligned with input `grades`.'),
+  modal: z.string(),
+  modalProbability: z.number(),
+  expected: z.number().describe('Expected grade index (0 = lowest grade).'),
+  interval80: z.tuple([z.string(), z.string()]),
+});
+
+export const Check = z.object({ name: z.string(), value: num, target: z.number(), pass: z.boolean() });
+
+export const Decision = z.object({
+  action: z.enum(['continue', 'stop']),
+  reason: z.enum(['converged', 'budget', 'complete', 'exhausted', 'continue', 'waiting']),
+  checks: z.array(Check),
+});
+
+export const Calibration = z.object({
+  heldOut: z.number().int(),
+  exact: num,
+  adjacent: num,
+  qwk: num,
+  coverage80: num,
+  brier: num,
+  anchors: z.array(
+    z.object({ id, grade: z.string(), predicted: z.string(), interval80: z.tuple([z.string(), z.string()]) }),
+  ),
+});
+
+export const PlanOutput = z.object({
+  scores: z.array(ScoreOut),
+  grades: z.array(GradeOut).describe('Non-anchor essays; empty without anchors of two or more grades.'),
+  stability: z.object({
+    lag: z.number().int(),
+    lagComparisons: z.number().int().nullable(),
+    rankSpearman: num,
+    gradeChangeShare: num,
+  }),
+  decision: Decision,
+  nextPairs: z.array(
+    z.object({ a: id, b: id, reason: z.enum(['start', 'bridge', 'info', 'reverse', 'complete']) }),
+  ),
+  quality: z.object({
+    reliability: z.object({ eap: num, splitHalf: num }),
+    judge: z.object({
+      lapse: z.number(),
+      bias: z.number(),
+      biasSd: z.number(),
+      aWinShare: num,
+      reversedPairs: z.number().int(),
+      positionConsistency: num,
+    }),
+    connectivity: z.object({
+      connected: z.boolean(),
+      components: z.array(z.object({ size: z.number().int(), fixedScale: z.boolean(), essays: z.array(id) })),
+    }),
+    meanModalProbability: num,
+    calibration: Calibration.nullable(),
+  }),
+  counts: z.object({
+    essays: z.number().int(),
+    comparisons: z.number().int(),
+    pending: z.number().int(),
+    distinctPairs: z.number().int(),
+    budget: z.number().int(),
+  }),
+  snapshot: Snapshot,
+});
+
+export type PlanInputJson = z.input<typeof PlanInput>;
+export type PlanState = z.output<typeof PlanInput>;
+export type PlanSettings = z.output<typeof Settings>;
+export type PlanResult = z.output<typeof PlanOutput>;
