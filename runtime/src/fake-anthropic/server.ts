@@ -92,7 +92,13 @@ export interface FakeStats {
   authFailures: number;
   pairsJudged: number;
   tokens: { input: number; output: number; cacheRead: number; cacheWrite: number };
-  batches: { created: number; requestsSubmitted: number; retrieves: number; resultsFetched: number; canceled: number };
+  batches: {
+    created: number;
+    requestsSubmitted: number;
+    retrieves: number;
+    resultsFetched: number;
+    canceled: number;
+  };
   messageLog: MessageLogEntry[];
   limits: FakeLimits;
 }
@@ -150,7 +156,8 @@ interface StoredBatch {
 
 export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promise<FakeAnthropic> {
   const now = opts.now ?? Date.now;
-  const profile: Profile | undefined = opts.profile ?? (opts.profilePath ? loadProfile(opts.profilePath) : undefined);
+  const profile: Profile | undefined =
+    opts.profile ?? (opts.profilePath ? loadProfile(opts.profilePath) : undefined);
   const judge = new Judge({ ...opts, profile });
   const seed = String(opts.seed ?? 0);
   const faults: FakeFaults = { ...(opts.faults ?? {}) };
@@ -185,7 +192,8 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
     limits,
   };
   let baseUrl = '';
-  const newId = (prefix: string) => `${prefix}_${sha256Hex(`${seed}|${prefix}|${++counter}|${now()}`).slice(0, 24)}`;
+  const newId = (prefix: string) =>
+    `${prefix}_${sha256Hex(`${seed}|${prefix}|${++counter}|${now()}`).slice(0, 24)}`;
 
   const rateHeaders = (t: number): Record<string, string> => {
     const h: Record<string, string> = {};
@@ -278,7 +286,9 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
   const blockText = (content: unknown): string[] => {
     if (typeof content === 'string') return [content];
     if (!Array.isArray(content)) return [];
-    return content.map((b) => (b && typeof b === 'object' && typeof b.text === 'string' ? (b.text as string) : ''));
+    return content.map((b) =>
+      b && typeof b === 'object' && typeof b.text === 'string' ? (b.text as string) : '',
+    );
   };
   const tokens = (s: string) => Math.ceil(s.length / 4);
 
@@ -288,12 +298,14 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
     const sys = p.system;
     if (typeof sys === 'string') segments.push({ text: sys });
     else if (Array.isArray(sys)) {
-      for (const b of sys as Json[]) segments.push({ text: String(b.text ?? ''), cc: b.cache_control as never });
+      for (const b of sys as Json[])
+        segments.push({ text: String(b.text ?? ''), cc: b.cache_control as never });
     }
     for (const m of p.messages as Json[]) {
       if (typeof m.content === 'string') segments.push({ text: m.content });
       else if (Array.isArray(m.content)) {
-        for (const b of m.content as Json[]) segments.push({ text: String(b.text ?? ''), cc: b.cache_control as never });
+        for (const b of m.content as Json[])
+          segments.push({ text: String(b.text ?? ''), cc: b.cache_control as never });
       }
     }
     const total = segments.reduce((a, s) => a + tokens(s.text), 0) + 8 * (p.messages as unknown[]).length;
@@ -331,7 +343,9 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
     const msgs = p.messages as Json[];
     const userText = blockText(msgs[msgs.length - 1]?.content).join('\n');
     const pairs = parseDelimitedPairs(userText);
-    const schema = ((p.output_config as Json | undefined)?.format as Json | undefined)?.schema as Json | undefined;
+    const schema = ((p.output_config as Json | undefined)?.format as Json | undefined)?.schema as
+      | Json
+      | undefined;
     const bundleShape = pairs.length > 1 || Boolean((schema?.properties as Json | undefined)?.judgements);
     let stopReason = 'end_turn';
     let text: string;
@@ -341,7 +355,12 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
       stats.pairsJudged += pairs.length;
       let judgements = pairs.map((pair) => {
         const v = judge.judge(pair.essayA, pair.essayB);
-        return { pair_id: pair.pairId, winner: v.winner, confidence: v.confidence, justification: v.justification };
+        return {
+          pair_id: pair.pairId,
+          winner: v.winner,
+          confidence: v.confidence,
+          justification: v.justification,
+        };
       });
       if (applyFaults && pairs.length > 1) {
         const drop = new Set(faults.dropPairIds ?? []);
@@ -406,10 +425,19 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
   };
 
   const handleMessages = async (req: IncomingMessage, res: ServerResponse, body: Json) => {
-    const correlationId = typeof req.headers['x-cj-correlation-id'] === 'string' ? req.headers['x-cj-correlation-id'] : undefined;
+    const correlationId =
+      typeof req.headers['x-cj-correlation-id'] === 'string' ? req.headers['x-cj-correlation-id'] : undefined;
     const invalid = validateParams(body);
     if (invalid) {
-      logMessage({ status: 400, pairs: 0, inputTokens: 0, cacheRead: 0, cacheWrite: 0, outputTokens: 0, correlationId });
+      logMessage({
+        status: 400,
+        pairs: 0,
+        inputTokens: 0,
+        cacheRead: 0,
+        cacheWrite: 0,
+        outputTokens: 0,
+        correlationId,
+      });
       sendError(res, 400, 'invalid_request_error', invalid);
       return;
     }
@@ -417,15 +445,31 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
     // Forced statuses (tests) first, then injected faults, then real rate limits.
     const forced = faults.nextStatuses?.shift();
     const fail = (status: number, reason: string) =>
-      logMessage({ status, pairs: 0, inputTokens: 0, cacheRead: 0, cacheWrite: 0, outputTokens: 0, correlationId, reason });
+      logMessage({
+        status,
+        pairs: 0,
+        inputTokens: 0,
+        cacheRead: 0,
+        cacheWrite: 0,
+        outputTokens: 0,
+        correlationId,
+        reason,
+      });
     if (forced !== undefined) {
       const f = typeof forced === 'number' ? { status: forced } : forced;
       fail(f.status, 'forced');
       if (f.status === 429) {
         if (f.errorCode) {
-          sendError(res, 429, 'rate_limit_error', 'Your organization has reached its monthly spend limit.', rateHeaders(t), {
-            error_code: f.errorCode,
-          });
+          sendError(
+            res,
+            429,
+            'rate_limit_error',
+            'Your organization has reached its monthly spend limit.',
+            rateHeaders(t),
+            {
+              error_code: f.errorCode,
+            },
+          );
         } else {
           sendError(res, 429, 'rate_limit_error', 'Your account has hit a rate limit.', {
             ...rateHeaders(t),
@@ -434,7 +478,13 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
         }
       } else if (f.status === 529) sendError(res, 529, 'overloaded_error', 'Overloaded');
       else if (f.status === 401) sendError(res, 401, 'authentication_error', 'invalid x-api-key');
-      else if (f.status === 403) sendError(res, 403, 'permission_error', 'Your API key does not have permission to use the specified resource.');
+      else if (f.status === 403)
+        sendError(
+          res,
+          403,
+          'permission_error',
+          'Your API key does not have permission to use the specified resource.',
+        );
       else if (f.status === 400) sendError(res, 400, 'invalid_request_error', 'forced invalid request');
       else sendError(res, f.status, f.status >= 500 ? 'api_error' : 'invalid_request_error', 'forced error');
       return;
@@ -460,7 +510,11 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
     for (const b of [buckets.rpm, buckets.itpm, buckets.otpm]) b?.refill(t);
     const waits: Array<[string, number, number | undefined]> = [
       ['requests per minute', buckets.rpm?.secondsUntil(1) ?? 0, limits.rpm],
-      ['input tokens per minute', buckets.itpm?.secondsUntil(Math.min(needIn, buckets.itpm.limit)) ?? 0, limits.itpm],
+      [
+        'input tokens per minute',
+        buckets.itpm?.secondsUntil(Math.min(needIn, buckets.itpm.limit)) ?? 0,
+        limits.itpm,
+      ],
       ['output tokens per minute', buckets.otpm?.secondsUntil(1) ?? 0, limits.otpm],
     ];
     const worst = waits.reduce((a, b) => (b[1] > a[1] ? b : a));
@@ -526,7 +580,11 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
           custom_id: r.custom_id,
           result: {
             type: 'errored',
-            error: { type: 'error', error: { type: 'api_error', message: 'Internal server error' }, request_id: null },
+            error: {
+              type: 'error',
+              error: { type: 'api_error', message: 'Internal server error' },
+              request_id: null,
+            },
           },
         };
       }
@@ -539,15 +597,28 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
           custom_id: r.custom_id,
           result: {
             type: 'errored',
-            error: { type: 'error', error: { type: 'invalid_request_error', message: invalid }, request_id: null },
+            error: {
+              type: 'error',
+              error: { type: 'invalid_request_error', message: invalid },
+              request_id: null,
+            },
           },
         };
       }
-      return { custom_id: r.custom_id, result: { type: 'succeeded', message: respond(r.params, now(), 'batch', false).message } };
+      return {
+        custom_id: r.custom_id,
+        result: { type: 'succeeded', message: respond(r.params, now(), 'batch', false).message },
+      };
     });
   };
 
-  const handleBatches = async (req: IncomingMessage, res: ServerResponse, path: string, url: URL, body: Json | undefined) => {
+  const handleBatches = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+    url: URL,
+    body: Json | undefined,
+  ) => {
     const t = now();
     if (req.method === 'POST' && path === '/v1/messages/batches') {
       const requests = body?.requests;
@@ -563,11 +634,21 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
       for (const [i, r] of (requests as Json[]).entries()) {
         const id = r?.custom_id;
         if (typeof id !== 'string' || !CUSTOM_ID_RE.test(id)) {
-          sendError(res, 400, 'invalid_request_error', `requests.${i}.custom_id: String should match pattern '^[a-zA-Z0-9_-]{1,64}$'`);
+          sendError(
+            res,
+            400,
+            'invalid_request_error',
+            `requests.${i}.custom_id: String should match pattern '^[a-zA-Z0-9_-]{1,64}$'`,
+          );
           return;
         }
         if (seen.has(id)) {
-          sendError(res, 400, 'invalid_request_error', `custom_id's must be unique within a batch. Duplicate custom_id found: ${id}`);
+          sendError(
+            res,
+            400,
+            'invalid_request_error',
+            `custom_id's must be unique within a batch. Duplicate custom_id found: ${id}`,
+          );
           return;
         }
         seen.add(id);
@@ -577,7 +658,10 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
         createdAt: t,
         endsAt: t + (opts.batchLatencyMs ?? 200),
         cancelAt: null,
-        requests: (requests as Json[]).map((r) => ({ custom_id: r.custom_id as string, params: (r.params ?? {}) as Json })),
+        requests: (requests as Json[]).map((r) => ({
+          custom_id: r.custom_id as string,
+          params: (r.params ?? {}) as Json,
+        })),
         results: null,
         canceled: false,
       };
@@ -635,7 +719,12 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
     }
     if (req.method === 'DELETE' && !sub) {
       if (batchView(b).processing_status !== 'ended') {
-        sendError(res, 400, 'invalid_request_error', 'Batch is still in progress; cancel it before deleting.');
+        sendError(
+          res,
+          400,
+          'invalid_request_error',
+          'Batch is still in progress; cancel it before deleting.',
+        );
         return;
       }
       batches.delete(b.id);
@@ -677,11 +766,21 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
       if (!key || (opts.apiKeys && !opts.apiKeys.includes(key))) {
         stats.authFailures++;
         if (path === '/v1/messages') fail401Log();
-        sendError(res, 401, 'authentication_error', key ? 'invalid x-api-key' : 'x-api-key header is required');
+        sendError(
+          res,
+          401,
+          'authentication_error',
+          key ? 'invalid x-api-key' : 'x-api-key header is required',
+        );
         return;
       }
       if (opts.forbiddenKeys?.includes(key)) {
-        sendError(res, 403, 'permission_error', 'Your API key does not have permission to use the specified resource.');
+        sendError(
+          res,
+          403,
+          'permission_error',
+          'Your API key does not have permission to use the specified resource.',
+        );
         return;
       }
       if (opts.spendCappedKeys?.includes(key) && path === '/v1/messages') {

@@ -26,7 +26,7 @@ import { parseRetryAfterMs } from './limiter/types.js';
 import type { LlmMetrics, MetricLabels } from './metrics.js';
 import type { RequestMeta } from './prompt.js';
 import type { FailureReason, Pricing, RetryPolicy, TokenUsage } from './types.js';
-import { type Sleep, sleep as defaultSleep } from './util.js';
+import { sleep as defaultSleep, type Sleep } from './util.js';
 
 export type Message = Anthropic.Message;
 export type MessageCreateParams = Anthropic.MessageCreateParamsNonStreaming;
@@ -79,8 +79,14 @@ export function classifyError(err: unknown, nowMs = Date.now()): ErrorClassifica
     if (status === 403) return { ...base, reason: 'permission_denied', retryable: false, authError: true };
     if (status === 429) {
       const code = err.errorCode ?? spendCode(err.error);
-      if (code === 'enforced_spend_limit_reached') return { ...base, reason: 'spend_limit', retryable: false };
-      return { ...base, reason: 'rate_limited', retryable: true, retryAfterMs: parseRetryAfterMs(err.headers, nowMs) };
+      if (code === 'enforced_spend_limit_reached')
+        return { ...base, reason: 'spend_limit', retryable: false };
+      return {
+        ...base,
+        reason: 'rate_limited',
+        retryable: true,
+        retryAfterMs: parseRetryAfterMs(err.headers, nowMs),
+      };
     }
     if (status === 529) return { ...base, reason: 'overloaded', retryable: true };
     if (status === 408) return { ...base, reason: 'timeout', retryable: true };
@@ -95,7 +101,12 @@ export function classifyError(err: unknown, nowMs = Date.now()): ErrorClassifica
   if (err instanceof Error && err.name === 'AbortError') {
     return { reason: 'aborted', retryable: false, authError: false, detail: 'aborted' };
   }
-  return { reason: 'connection_error', retryable: false, authError: false, detail: 'unexpected client error' };
+  return {
+    reason: 'connection_error',
+    retryable: false,
+    authError: false,
+    detail: 'unexpected client error',
+  };
 }
 
 function spendCode(body: unknown): string | undefined {
@@ -105,7 +116,11 @@ function spendCode(body: unknown): string | undefined {
 }
 
 /** Backoff before retry number `retryIndex` (0-based): `min(initial * 2^n, max) * (1 - jitter*U)`. */
-export function backoffMs(policy: RetryPolicy, retryIndex: number, random: () => number = Math.random): number {
+export function backoffMs(
+  policy: RetryPolicy,
+  retryIndex: number,
+  random: () => number = Math.random,
+): number {
   const raw = Math.min(policy.initialBackoffMs * 2 ** retryIndex, policy.maxBackoffMs);
   return Math.round(raw * (1 - policy.jitter * random()));
 }
@@ -185,7 +200,10 @@ export class LlmClient {
     for (let attempt = 1; attempt <= retry.maxAttempts; attempt++) {
       const reservation = await limiter.reserve(req.estimate, req.signal);
       waited += reservation.waitedMs;
-      metrics?.limiterWait.observe({ provider: labels.provider, model: labels.model }, reservation.waitedMs / 1000);
+      metrics?.limiterWait.observe(
+        { provider: labels.provider, model: labels.model },
+        reservation.waitedMs / 1000,
+      );
       const t0 = this.now();
       try {
         const { data, response, request_id } = await this.anthropic.messages
@@ -207,7 +225,14 @@ export class LlmClient {
           { correlationId: req.meta.correlationId, requestId: request_id, attempt, usage },
           'llm call succeeded',
         );
-        return { ok: true, message: data, usage, attempts: attempt, requestId: request_id, limiterWaitMs: waited };
+        return {
+          ok: true,
+          message: data,
+          usage,
+          attempts: attempt,
+          requestId: request_id,
+          limiterWaitMs: waited,
+        };
       } catch (err) {
         await limiter.reconcile(reservation, null);
         const c = classifyError(err, this.now());
@@ -245,7 +270,9 @@ export class LlmClient {
   async withRetry<T>(
     op: (signal?: AbortSignal) => Promise<T>,
     signal?: AbortSignal,
-  ): Promise<{ ok: true; value: T; attempts: number } | { ok: false; c: ErrorClassification; attempts: number }> {
+  ): Promise<
+    { ok: true; value: T; attempts: number } | { ok: false; c: ErrorClassification; attempts: number }
+  > {
     const { retry, metrics, labels } = this.o;
     for (let attempt = 1; ; attempt++) {
       try {

@@ -15,7 +15,12 @@ export interface MetricLabels {
 }
 
 /** Estimated cost in USD of `usage` under `pricing` (cache prices default to 1.25×/2× write, 0.1× read). */
-export function estimateCostUsd(usage: TokenUsage, pricing: Pricing, mode: BatchingMode, ttl: CacheTtl = '5m'): number {
+export function estimateCostUsd(
+  usage: TokenUsage,
+  pricing: Pricing,
+  mode: BatchingMode,
+  ttl: CacheTtl = '5m',
+): number {
   const write =
     ttl === '1h'
       ? (pricing.cacheWrite1hPerMTok ?? pricing.inputPerMTok * 2)

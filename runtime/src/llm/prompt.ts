@@ -140,7 +140,10 @@ const INJECTION_PATTERNS: ReadonlyArray<readonly [InjectionKind, RegExp]> = [
     /\b(dear|hello|hi|attention|note to (the )?)\s*(grader|marker|examiner|teacher|judge|reviewer|assessor|ai|model|chatbot|claude|gpt)\b/i,
   ],
   ['addresses_grader', /\b(to|for) (the|any) (ai|grader|marker|examiner|language model|judge)\b/i],
-  ['addresses_grader', /\b(you are|you're) (an? )?(ai|grader|marker|examiner|language model|assistant|judge)\b/i],
+  [
+    'addresses_grader',
+    /\b(you are|you're) (an? )?(ai|grader|marker|examiner|language model|assistant|judge)\b/i,
+  ],
   ['addresses_grader', /\bas an ai\b/i],
   [
     'instruction_override',
@@ -211,7 +214,11 @@ export function localIdFor(index: number): string {
   return `P${index + 1}`;
 }
 
-export function buildRequest(assignment: Assignment, jobs: readonly PairJob[], opts: PromptOptions): BuiltRequest {
+export function buildRequest(
+  assignment: Assignment,
+  jobs: readonly PairJob[],
+  opts: PromptOptions,
+): BuiltRequest {
   if (jobs.length === 0) throw new Error('buildRequest needs at least one pair');
   const prefix = buildStaticPrefix(assignment);
   const pairs = jobs.map((job, i) => ({ localId: localIdFor(i), job }));

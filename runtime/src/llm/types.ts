@@ -46,7 +46,12 @@ export const PoolConfigSchema = z.object({
   mode: BatchingModeSchema.default('per_request'),
   /** Pairs per call in `serial_bundle` mode. */
   bundleSize: z.number().int().min(1).max(64).default(8),
-  retry: RetryPolicySchema.default({ maxAttempts: 5, initialBackoffMs: 500, maxBackoffMs: 30_000, jitter: 0.25 }),
+  retry: RetryPolicySchema.default({
+    maxAttempts: 5,
+    initialBackoffMs: 500,
+    maxBackoffMs: 30_000,
+    jitter: 0.25,
+  }),
   promptCaching: z
     .object({ enabled: z.boolean().default(true), ttl: CacheTtlSchema.default('5m') })
     .default({ enabled: true, ttl: '5m' }),

@@ -23,8 +23,12 @@ export const sleep: Sleep = (ms, signal) =>
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 
-/** Run `fn` over `items` with at most `limit` in flight; results keep the input order. */
-export async function mapPool<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>) {
+/** Run `fn` over `items` with at most `limit` in flight; results keep the input order. A worker stops at its first error. */
+export async function mapPool<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<R>,
+) {
   const results = new Array<R>(items.length);
   let next = 0;
   const worker = async () => {
@@ -34,7 +38,12 @@ export async function mapPool<T, R>(items: readonly T[], limit: number, fn: (ite
       results[i] = await fn(items[i]!, i);
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  // Wait for every worker (in-flight calls settle) before surfacing the first error.
+  const settled = await Promise.allSettled(
+    Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker),
+  );
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed) throw failed.reason;
   return results;
 }
 

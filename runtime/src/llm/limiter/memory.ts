@@ -11,7 +11,7 @@
  * drives it negative, so a single huge request cannot starve forever.
  */
 import { randomUUID } from 'node:crypto';
-import { type Sleep, sleep as defaultSleep } from '../util.js';
+import { sleep as defaultSleep, type Sleep } from '../util.js';
 import {
   type ActualUsage,
   type HeaderSource,
@@ -82,7 +82,13 @@ export class MemoryRateLimiter implements RateLimiter {
   private queue: Promise<void> = Promise.resolve();
   private slotWaiters: Array<() => void> = [];
   private readonly open = new Set<string>();
-  private readonly grants: Array<{ id: string; at: number; requests: number; input: number; output: number }> = [];
+  private readonly grants: Array<{
+    id: string;
+    at: number;
+    requests: number;
+    input: number;
+    output: number;
+  }> = [];
   private throttled = 0;
   private lastThrottledAt: number | null = null;
 
@@ -107,7 +113,9 @@ export class MemoryRateLimiter implements RateLimiter {
 
   private rateFraction(now: number): number {
     if (!this.ramp || this.startedAt === null) return 1;
-    const f = this.ramp.initialFraction + ((1 - this.ramp.initialFraction) * (now - this.startedAt)) / this.ramp.durationMs;
+    const f =
+      this.ramp.initialFraction +
+      ((1 - this.ramp.initialFraction) * (now - this.startedAt)) / this.ramp.durationMs;
     return Math.min(1, Math.max(this.ramp.initialFraction, f));
   }
 
@@ -164,7 +172,13 @@ export class MemoryRateLimiter implements RateLimiter {
         this.inFlight++;
         const r: Reservation = { id: randomUUID(), ...requested, grantedAtMs: now, waitedMs: now - start };
         this.open.add(r.id);
-        this.grants.push({ id: r.id, at: now, requests: r.requests, input: r.inputTokens, output: r.outputTokens });
+        this.grants.push({
+          id: r.id,
+          at: now,
+          requests: r.requests,
+          input: r.inputTokens,
+          output: r.outputTokens,
+        });
         this.trimGrants(now);
         return r;
       }
@@ -282,7 +296,11 @@ export class UnlimitedRateLimiter implements RateLimiter {
     return {
       blockedUntilMs: this.blocked > Date.now() ? this.blocked : 0,
       inFlight: 0,
-      effective: { requestsPerMinute: Infinity, inputTokensPerMinute: Infinity, outputTokensPerMinute: Infinity },
+      effective: {
+        requestsPerMinute: Infinity,
+        inputTokensPerMinute: Infinity,
+        outputTokensPerMinute: Infinity,
+      },
       lastMinute: { requests: this.n, inputTokens: 0, outputTokens: 0 },
       throttled429: 0,
       lastThrottledAtMs: null,

@@ -112,7 +112,10 @@ export function parseRateLimitHeaders(h: HeaderSource): ServerLimits {
  * Parse `retry-after-ms` (float ms) or `retry-after` (seconds, or an HTTP date) into ms.
  * Returns undefined when absent or unusable.
  */
-export function parseRetryAfterMs(h: HeaderSource | undefined | null, nowMs = Date.now()): number | undefined {
+export function parseRetryAfterMs(
+  h: HeaderSource | undefined | null,
+  nowMs = Date.now(),
+): number | undefined {
   if (!h) return undefined;
   const ms = num(getHeader(h, 'retry-after-ms'));
   if (ms !== undefined && ms >= 0) return ms;
