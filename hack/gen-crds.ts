@@ -1,0 +1,235 @@
+// Generates the CustomResourceDefinitions from the zod schemas in operator/src/api (the one
+// source of truth) and writes them to crds/ and to the Helm chart. `--check` writes nothing
+// and exits 1 naming every committed file that differs from what the schemas produce.
+//
+//   node --import tsx hack/gen-crds.ts [--check]
+//
+// z.toJSONSchema gives JSON Schema 2020-12; a CRD needs a *structural* OpenAPI v3 schema, so
+// this post-processes it: no $schema/$ref/propertyNames, int-or-string unions become
+// x-kubernetes-int-or-string, zod's implicit safe-integer bounds are dropped. CEL rules
+// (x-kubernetes-validations) and list types come from .meta() on the schemas themselves.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import YAML from 'yaml';
+import { z } from 'zod';
+import { GROUP, KINDS, VERSION } from '../operator/src/api/index.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+type Json = Record<string, any>;
+
+/** Makes one JSON Schema node (recursively) structural and apiserver-friendly. */
+export function structural(node: Json, where = '$'): Json {
+  if (node.$ref || node.$defs || node.oneOf || node.allOf || node.not) {
+    throw new Error(`${where}: $ref/$defs/oneOf/allOf/not cannot be expressed in a structural schema`);
+  }
+  const out: Json = {};
+  for (const [k, v] of Object.entries(node)) {
+    if (k === '$schema' || k === 'propertyNames' || k === 'id') continue;
+    if (k === 'additionalProperties' && v === false) continue;
+    out[k] = v;
+  }
+  if (out.anyOf) {
+    const types = (out.anyOf as Json[]).map((s) => s.type).sort();
+    if (types.join(',') !== 'integer,string') {
+      throw new Error(`${where}: only integer|string unions are supported (x-kubernetes-int-or-string)`);
+    }
+    out['x-kubernetes-int-or-string'] = true;
+    // Branches of an int-or-string may carry value validations only (no description/default).
+    out.anyOf = (out.anyOf as Json[]).map((s) => {
+      const { description: _d, default: _f, ...rest } = structural(s, where);
+      return rest;
+    });
+    delete out.type;
+  }
+  if (out.type === 'integer' || out.type === 'number') {
+    if (out.maximum === Number.MAX_SAFE_INTEGER) delete out.maximum;
+    if (out.minimum === Number.MIN_SAFE_INTEGER) delete out.minimum;
+  }
+  // The date-time format is validated by the apiserver; zod's regex would only duplicate it.
+  if (out.type === 'string' && out.format === 'date-time') delete out.pattern;
+  if (out.properties) {
+    out.properties = Object.fromEntries(
+      Object.entries(out.properties as Json).map(([k, v]) => [k, structural(v as Json, `${where}.${k}`)]),
+    );
+  }
+  if (out.items) out.items = structural(out.items, `${where}[]`);
+  if (out.additionalProperties && typeof out.additionalProperties === 'object') {
+    out.additionalProperties = structural(out.additionalProperties, `${where}.*`);
+  }
+  if (out.type === undefined && !out['x-kubernetes-int-or-string']) {
+    throw new Error(`${where}: every node needs a type in a structural schema`);
+  }
+  return out;
+}
+
+/** Orders keys so the YAML reads like kubebuilder's: description first, properties last. */
+function tidy(node: Json): Json {
+  const first = ['description', 'type', 'format', 'default', 'enum'];
+  const last = ['properties', 'items', 'additionalProperties', 'required', 'x-kubernetes-validations'];
+  const keys = Object.keys(node).sort((a, b) => rank(a) - rank(b));
+  function rank(k: string) {
+    const i = first.indexOf(k);
+    if (i >= 0) return i;
+    const j = last.indexOf(k);
+    return j >= 0 ? 100 + j : 50;
+  }
+  const out: Json = {};
+  for (const k of keys) {
+    const v = node[k];
+    if (k === 'properties')
+      out[k] = Object.fromEntries(Object.entries(v).map(([p, s]) => [p, tidy(s as Json)]));
+    else if ((k === 'items' || k === 'additionalProperties') && typeof v === 'object') out[k] = tidy(v);
+    else if (k === 'anyOf') out[k] = (v as Json[]).map(tidy);
+    else out[k] = v;
+  }
+  return out;
+}
+
+export const schemaOf = (s: z.ZodType) => tidy(structural(z.toJSONSchema(s, { io: 'input' }) as Json));
+
+const PRINTER_COLUMNS = {
+  CJBatch: [
+    { name: 'Phase', type: 'string', jsonPath: '.status.phase', description: 'Lifecycle phase.' },
+    {
+      name: 'Progress',
+      type: 'string',
+      jsonPath: '.status.progress',
+      description: 'Completed comparisons / budget.',
+    },
+    { name: 'Round', type: 'integer', jsonPath: '.status.round', description: 'Current round.' },
+    {
+      name: 'Stability',
+      type: 'number',
+      jsonPath: '.status.stability.rankCorrelation',
+      description: 'Rank correlation with the previous round.',
+    },
+    { name: 'Pool', type: 'string', jsonPath: '.spec.providerPoolRef.name', priority: 1 },
+    { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+  ],
+  LLMProviderPool: [
+    { name: 'Provider', type: 'string', jsonPath: '.spec.provider' },
+    { name: 'Model', type: 'string', jsonPath: '.spec.model' },
+    { name: 'Tier', type: 'string', jsonPath: '.spec.tier' },
+    { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
+    { name: 'Batches', type: 'integer', jsonPath: '.status.batches.count', priority: 1 },
+    { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+  ],
+} as const;
+
+export function crdFor(kind: keyof typeof KINDS): Json {
+  const k = KINDS[kind];
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: {
+      name: `${k.plural}.${GROUP}`,
+      annotations: { 'cj.huleedu.io/generated-by': 'hack/gen-crds.ts' },
+    },
+    spec: {
+      group: GROUP,
+      names: {
+        kind,
+        listKind: `${kind}List`,
+        plural: k.plural,
+        singular: k.singular,
+        shortNames: [...k.shortNames],
+        categories: ['cj'],
+      },
+      scope: 'Namespaced',
+      versions: [
+        {
+          name: VERSION,
+          served: true,
+          storage: true,
+          subresources: { status: {} },
+          additionalPrinterColumns: PRINTER_COLUMNS[kind],
+          schema: {
+            openAPIV3Schema: {
+              description: k.description,
+              type: 'object',
+              required: ['spec'],
+              properties: {
+                apiVersion: {
+                  description: 'APIVersion defines the versioned schema of this representation of an object.',
+                  type: 'string',
+                },
+                kind: {
+                  description: 'Kind is a string value representing the REST resource.',
+                  type: 'string',
+                },
+                metadata: { type: 'object' },
+                spec: schemaOf(k.spec),
+                status: schemaOf(k.status),
+              },
+            },
+          },
+        },
+      ],
+    },
+  };
+}
+
+const HEADER =
+  '# Generated by hack/gen-crds.ts from operator/src/api. Do not edit; run `node --import tsx hack/gen-crds.ts`.\n';
+
+function toYaml(obj: Json): string {
+  return YAML.stringify(obj, { lineWidth: 0, aliasDuplicateObjects: false });
+}
+
+/** The chart copy: installed unless crds.install=false, kept on uninstall when crds.keep. */
+function chartYaml(plain: string): string {
+  if (plain.includes('{{')) throw new Error('a schema description contains "{{", which Helm would template');
+  const marker = '  annotations:\n    cj.huleedu.io/generated-by: hack/gen-crds.ts\n';
+  if (!plain.includes(marker)) throw new Error('annotations block not found in generated CRD');
+  const body = plain.replace(
+    marker,
+    marker + '    {{- if .Values.crds.keep }}\n    helm.sh/resource-policy: keep\n    {{- end }}\n',
+  );
+  return HEADER + '{{- if .Values.crds.install }}\n' + body + '{{- end }}\n';
+}
+
+/** Every generated file, path relative to the repository root → content. */
+export function generate(): Map<string, string> {
+  const files = new Map<string, string>();
+  for (const kind of Object.keys(KINDS) as (keyof typeof KINDS)[]) {
+    const crd = crdFor(kind);
+    const file = `${GROUP}_${KINDS[kind].plural}.yaml`;
+    const plain = toYaml(crd);
+    files.set(`crds/${file}`, HEADER + plain);
+    files.set(`charts/cj-operator/templates/crds/${file}`, chartYaml(plain));
+  }
+  return files;
+}
+
+/** Paths whose committed content differs from the generated content. */
+export function drifted(): string[] {
+  const out: string[] = [];
+  for (const [rel, content] of generate()) {
+    const abs = path.join(root, rel);
+    if (!existsSync(abs) || readFileSync(abs, 'utf8') !== content) out.push(rel);
+  }
+  return out;
+}
+
+function main() {
+  if (process.argv.includes('--check')) {
+    const bad = drifted();
+    if (bad.length) {
+      for (const f of bad) process.stderr.write(`${f} is out of date with operator/src/api\n`);
+      process.stderr.write('run: node --import tsx hack/gen-crds.ts\n');
+      process.exit(1);
+    }
+    process.stdout.write('CRDs are up to date\n');
+    return;
+  }
+  for (const [rel, content] of generate()) {
+    const abs = path.join(root, rel);
+    mkdirSync(path.dirname(abs), { recursive: true });
+    writeFileSync(abs, content);
+    process.stdout.write(`wrote ${rel}\n`);
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) main();

@@ -1,0 +1,613 @@
+// CJBatch: one comparative-judgement run over a set of essays, graded through anchor essays.
+// The zod schemas below are the single source of truth (see pool.ts for how they are used).
+import type { V1ObjectMeta } from '@kubernetes/client-node';
+import { z } from 'zod';
+import {
+  type API_VERSION,
+  basisPoints,
+  ConfigMapKeyRefSchema,
+  conditions,
+  counter,
+  duration,
+  identifier,
+  objectName,
+  quantity,
+  type TwinRule,
+  time,
+  withRules,
+} from './common.js';
+import { ABSOLUTE_MAX, LIMIT_FIELDS, type LimitField } from './tiers.js';
+
+export const MAX_INLINE_ESSAYS = 500;
+export const MAX_ESSAY_CHARS = 50_000;
+export const MAX_ANCHORS = 100;
+export const MAX_GRADES = 20;
+export const MAX_CONFIGMAP_REFS = 50;
+
+/** Text given inline (`value`) or read from a ConfigMap key; exactly one of the two. */
+const textSource = (what: string, maxChars: number) =>
+  withRules(
+    z
+      .object({
+        value: z.string().max(maxChars).optional().describe(`The ${what} inline.`),
+        configMapKeyRef: ConfigMapKeyRefSchema.optional().describe(`A ConfigMap key holding the ${what}.`),
+      })
+      .describe(`The ${what}: inline in value, or in a ConfigMap key via configMapKeyRef (exactly one).`),
+    [
+      {
+        field: '',
+        cel: {
+          rule: 'has(self.value) != has(self.configMapKeyRef)',
+          message: `set exactly one of value or configMapKeyRef for the ${what}`,
+          reason: 'FieldValueInvalid',
+        },
+        check: (t) =>
+          (t.value !== undefined) === (t.configMapKeyRef !== undefined)
+            ? `set exactly one of value or configMapKeyRef for the ${what}`
+            : undefined,
+      },
+    ],
+  );
+
+export const AssignmentSchema = z
+  .object({
+    title: textSource('assignment title', 1_000),
+    instructions: textSource('assignment instructions given to students', 20_000),
+    rubric: textSource('rubric the judge applies', 20_000),
+  })
+  .describe('The assignment the essays answer; the judge sees it in every comparison prompt.');
+
+export const EssaySchema = z
+  .object({
+    id: identifier('Essay id, unique in the batch; results and events refer to it.'),
+    text: z.string().min(1).max(MAX_ESSAY_CHARS).describe('The essay text.'),
+  })
+  .describe('One essay.');
+export type Essay = z.infer<typeof EssaySchema>;
+
+export const ESSAY_FORMATS = ['perKey', 'jsonl'] as const;
+
+export const EssaysConfigMapRefSchema = z
+  .object({
+    name: objectName('Name of a ConfigMap in the batch namespace.'),
+    format: z
+      .enum(ESSAY_FORMATS)
+      .default('perKey')
+      .describe(
+        'perKey: each data key is an essay id and its value the text. jsonl: every key holds lines ' +
+          'of JSON objects {"id": ..., "text": ...}.',
+      ),
+  })
+  .describe('A ConfigMap holding essays.');
+
+export const EssaysSchema = z
+  .object({
+    inline: z
+      .array(EssaySchema)
+      .min(1)
+      .max(MAX_INLINE_ESSAYS)
+      .optional()
+      .describe(`Essays listed in the spec (up to ${MAX_INLINE_ESSAYS}; mind the 1.5 MB object limit).`)
+      .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['id'] }),
+    configMapRefs: z
+      .array(EssaysConfigMapRefSchema)
+      .min(1)
+      .max(MAX_CONFIGMAP_REFS)
+      .optional()
+      .describe('ConfigMaps holding the essays, for sets too large to list inline.')
+      .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] }),
+  })
+  .describe('The essays to rank: exactly one of inline or configMapRefs. Immutable after creation.');
+
+export const AnchorSchema = withRules(
+  z
+    .object({
+      id: identifier('Anchor id, unique in the batch and distinct from every essay id.'),
+      grade: z
+        .string()
+        .min(1)
+        .max(16)
+        .describe('The known grade of the anchor; must be in spec.gradeScale.grades.'),
+      text: z.string().min(1).max(MAX_ESSAY_CHARS).optional().describe('The anchor essay text, inline.'),
+      configMapKeyRef: ConfigMapKeyRefSchema.optional().describe('A ConfigMap key holding the anchor text.'),
+    })
+    .describe('An essay with a known grade; anchors place grade boundaries on the fitted scale.'),
+  [
+    {
+      field: '',
+      cel: {
+        rule: 'has(self.text) != has(self.configMapKeyRef)',
+        messageExpression: "'anchor ' + self.id + ' must set exactly one of text or configMapKeyRef'",
+        reason: 'FieldValueInvalid',
+      },
+      check: (a) =>
+        (a.text !== undefined) === (a.configMapKeyRef !== undefined)
+          ? `anchor ${a.id} must set exactly one of text or configMapKeyRef`
+          : undefined,
+    },
+  ],
+);
+export type Anchor = z.infer<typeof AnchorSchema>;
+
+export const GradeScaleSchema = z
+  .object({
+    grades: z
+      .array(z.string().min(1).max(16))
+      .min(2)
+      .max(MAX_GRADES)
+      .describe('Grades from lowest to highest, e.g. [F, E, D, C, B, A]. Unique. Immutable after creation.')
+      .meta({ 'x-kubernetes-list-type': 'set' }),
+  })
+  .describe('The ordered grade scale anchors and projected grades use.');
+
+export const BudgetSchema = z
+  .object({
+    maxComparisons: z
+      .number()
+      .int()
+      .min(1)
+      .max(1_000_000)
+      .optional()
+      .describe(
+        'Total comparisons the batch may make. Default: computed by the operator from the number of ' +
+          'essays and anchors (see docs/api.md); status.budget.source says which applied. Fixed once the batch starts.',
+      ),
+    maxComparisonsPerEssay: z
+      .number()
+      .int()
+      .min(1)
+      .max(10_000)
+      .optional()
+      .describe('Cap on comparisons any single essay takes part in. Must not exceed maxComparisons.'),
+  })
+  .describe('The comparison budget. Above the number of distinct pairs it is never reached.');
+
+export const StoppingSchema = z
+  .object({
+    minComparisonsPerEssay: z
+      .number()
+      .int()
+      .min(1)
+      .max(1_000)
+      .default(5)
+      .describe('No stop decision before every essay took part in this many comparisons.'),
+    rankStability: basisPoints(
+      'Stop when the Spearman correlation of the ranking between consecutive rounds reaches this.',
+      9_800,
+    ),
+    gradeStability: basisPoints(
+      'Stop when at least this share of essays kept their projected grade from the previous round.',
+      9_500,
+    ),
+    gradeConfidence: basisPoints(
+      'Stop when the mean posterior probability of each essay’s most likely grade reaches this.',
+      8_000,
+    ),
+    reliabilityTarget: basisPoints('Stop when the scale separation reliability reaches this.', 9_000),
+    stableRounds: z
+      .number()
+      .int()
+      .min(1)
+      .max(10)
+      .default(2)
+      .describe('Consecutive rounds the thresholds must hold before the batch stops.'),
+  })
+  .describe(
+    'When the batch stops before its budget: all thresholds must hold (thresholds in basis points, 10000 = 1.0). ' +
+      'The batch also stops when the budget is spent or every distinct pair has been judged.',
+  );
+
+const limitOverride = (f: LimitField) =>
+  z
+    .number()
+    .int()
+    .min(1)
+    .max(ABSOLUTE_MAX[f])
+    .optional()
+    .describe(`Lower ${f} for this batch; must not exceed the pool's effective ${f}.`);
+
+export const OverridesSchema = z
+  .object({
+    limits: z
+      .object(
+        Object.fromEntries(LIMIT_FIELDS.map((f) => [f, limitOverride(f)])) as Record<
+          LimitField,
+          ReturnType<typeof limitOverride>
+        >,
+      )
+      .optional()
+      .describe('Per-batch rate limits; each may only tighten the pool (checked by the admission webhook).'),
+  })
+  .describe('Per-batch settings that may only tighten the pool, never loosen it.');
+
+export const WorkersSchema = z
+  .object({
+    parallelism: z
+      .number()
+      .int()
+      .min(1)
+      .max(64)
+      .default(2)
+      .describe('Comparison worker pods per round (the Indexed Job parallelism).'),
+    resources: z
+      .object({
+        requests: z
+          .object({
+            cpu: quantity('CPU request.').optional(),
+            memory: quantity('Memory request.').optional(),
+          })
+          .optional()
+          .describe('Resource requests of each worker container.'),
+        limits: z
+          .object({ cpu: quantity('CPU limit.').optional(), memory: quantity('Memory limit.').optional() })
+          .optional()
+          .describe('Resource limits of each worker container.'),
+      })
+      .optional()
+      .describe('Compute resources of worker containers.'),
+    nodeSelector: z
+      .record(z.string().max(317), z.string().max(63))
+      .optional()
+      .describe('Node labels worker pods must match.')
+      .meta({ maxProperties: 32 }),
+    tolerations: z
+      .array(
+        z
+          .object({
+            key: z
+              .string()
+              .max(317)
+              .optional()
+              .describe('Taint key the toleration applies to; empty with Exists matches all.'),
+            operator: z.enum(['Exists', 'Equal']).optional().describe('Exists or Equal (default Equal).'),
+            value: z.string().max(63).optional().describe('Taint value for operator Equal.'),
+            effect: z
+              .enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute'])
+              .optional()
+              .describe('Taint effect to match; empty matches all effects.'),
+            tolerationSeconds: z
+              .number()
+              .int()
+              .optional()
+              .describe('For NoExecute: how long the pod stays bound after the taint appears.'),
+          })
+          .describe('A pod toleration.'),
+      )
+      .max(32)
+      .optional()
+      .describe('Tolerations of worker pods.')
+      .meta({ 'x-kubernetes-list-type': 'atomic' }),
+    image: z
+      .string()
+      .min(1)
+      .max(512)
+      .optional()
+      .describe("Worker image; default: the operator's own image (same version)."),
+  })
+  .describe('Worker pods that run scoring and comparison Jobs.');
+
+export const RETENTION_POLICIES = ['Delete', 'Retain'] as const;
+
+type BatchSpecShape = {
+  essays: { inline?: { id: string }[] | undefined; configMapRefs?: unknown[] | undefined };
+  anchors?: { id: string; grade: string }[] | undefined;
+  gradeScale: { grades: string[] };
+  budget?: { maxComparisons?: number | undefined; maxComparisonsPerEssay?: number | undefined } | undefined;
+  stopping: { minComparisonsPerEssay: number };
+};
+
+const ANCHORS_SIZE = '(has(self.anchors) ? size(self.anchors) : 0)';
+
+export const BATCH_SPEC_RULES: TwinRule<BatchSpecShape>[] = [
+  {
+    field: 'essays',
+    cel: {
+      rule: 'has(self.essays.inline) != has(self.essays.configMapRefs)',
+      messageExpression:
+        "has(self.essays.inline) ? 'essays has both inline and configMapRefs; keep exactly one source' : 'essays has no source; set spec.essays.inline or spec.essays.configMapRefs'",
+      fieldPath: '.essays',
+      reason: 'FieldValueInvalid',
+    },
+    check: (s) => {
+      const inline = s.essays.inline !== undefined;
+      if (inline === (s.essays.configMapRefs !== undefined)) {
+        return inline
+          ? 'essays has both inline and configMapRefs; keep exactly one source'
+          : 'essays has no source; set spec.essays.inline or spec.essays.configMapRefs';
+      }
+      return undefined;
+    },
+  },
+  {
+    field: 'anchors',
+    cel: {
+      rule: '!has(self.anchors) || self.anchors.all(a, a.grade in self.gradeScale.grades)',
+      messageExpression:
+        "'anchor ' + self.anchors.filter(a, !(a.grade in self.gradeScale.grades))[0].id + ' has grade ' + self.anchors.filter(a, !(a.grade in self.gradeScale.grades))[0].grade + ' which is not in spec.gradeScale.grades [' + self.gradeScale.grades.join(', ') + ']; use one of those grades or add it to the scale'",
+      fieldPath: '.anchors',
+      reason: 'FieldValueInvalid',
+    },
+    check: (s) => {
+      const bad = s.anchors?.find((a) => !s.gradeScale.grades.includes(a.grade));
+      return bad
+        ? `anchor ${bad.id} has grade ${bad.grade} which is not in spec.gradeScale.grades [${s.gradeScale.grades.join(', ')}]; use one of those grades or add it to the scale`
+        : undefined;
+    },
+  },
+  {
+    field: 'budget.maxComparisonsPerEssay',
+    cel: {
+      rule: '!has(self.budget) || !has(self.budget.maxComparisons) || !has(self.budget.maxComparisonsPerEssay) || self.budget.maxComparisonsPerEssay <= self.budget.maxComparisons',
+      messageExpression:
+        "'maxComparisonsPerEssay ' + string(self.budget.maxComparisonsPerEssay) + ' exceeds maxComparisons ' + string(self.budget.maxComparisons) + '; lower spec.budget.maxComparisonsPerEssay'",
+      fieldPath: '.budget.maxComparisonsPerEssay',
+      reason: 'FieldValueInvalid',
+    },
+    check: (s) => {
+      const b = s.budget;
+      return b?.maxComparisons !== undefined &&
+        b.maxComparisonsPerEssay !== undefined &&
+        b.maxComparisonsPerEssay > b.maxComparisons
+        ? `maxComparisonsPerEssay ${b.maxComparisonsPerEssay} exceeds maxComparisons ${b.maxComparisons}; lower spec.budget.maxComparisonsPerEssay`
+        : undefined;
+    },
+  },
+  {
+    field: 'stopping.minComparisonsPerEssay',
+    cel: {
+      rule: '!has(self.budget) || !has(self.budget.maxComparisonsPerEssay) || self.stopping.minComparisonsPerEssay <= self.budget.maxComparisonsPerEssay',
+      messageExpression:
+        "'minComparisonsPerEssay ' + string(self.stopping.minComparisonsPerEssay) + ' exceeds spec.budget.maxComparisonsPerEssay ' + string(self.budget.maxComparisonsPerEssay) + ', so the stop rule could never hold; lower spec.stopping.minComparisonsPerEssay'",
+      fieldPath: '.stopping.minComparisonsPerEssay',
+      reason: 'FieldValueInvalid',
+    },
+    check: (s) => {
+      const cap = s.budget?.maxComparisonsPerEssay;
+      return cap !== undefined && s.stopping.minComparisonsPerEssay > cap
+        ? `minComparisonsPerEssay ${s.stopping.minComparisonsPerEssay} exceeds spec.budget.maxComparisonsPerEssay ${cap}, so the stop rule could never hold; lower spec.stopping.minComparisonsPerEssay`
+        : undefined;
+    },
+  },
+  {
+    field: 'budget.maxComparisons',
+    cel: {
+      rule: `!has(self.budget) || !has(self.budget.maxComparisons) || !has(self.essays.inline) || self.budget.maxComparisons * 2 >= size(self.essays.inline) + ${ANCHORS_SIZE}`,
+      messageExpression: `'maxComparisons ' + string(self.budget.maxComparisons) + ' cannot include each of the ' + string(size(self.essays.inline) + ${ANCHORS_SIZE}) + ' essays and anchors even once; set spec.budget.maxComparisons to at least ' + string((size(self.essays.inline) + ${ANCHORS_SIZE} + 1) / 2)`,
+      fieldPath: '.budget.maxComparisons',
+      reason: 'FieldValueInvalid',
+    },
+    check: (s) => {
+      const max = s.budget?.maxComparisons;
+      if (max === undefined || s.essays.inline === undefined) return undefined;
+      const n = s.essays.inline.length + (s.anchors?.length ?? 0);
+      return max * 2 >= n
+        ? undefined
+        : `maxComparisons ${max} cannot include each of the ${n} essays and anchors even once; set spec.budget.maxComparisons to at least ${Math.floor((n + 1) / 2)}`;
+    },
+  },
+  // Immutability: the scores, grades and pairs in the database are only meaningful for the set
+  // of items and the scale they were computed on. Transition rules run on update only.
+  ...(['essays', 'anchors', 'gradeScale'] as const).map(
+    (f): TwinRule<BatchSpecShape> => ({
+      field: f,
+      transition: true,
+      cel: {
+        rule: `has(self.${f}) == has(oldSelf.${f}) && (!has(self.${f}) || self.${f} == oldSelf.${f})`,
+        message: `spec.${f} is immutable after creation; create a new CJBatch to change it`,
+        fieldPath: `.${f}`,
+        reason: 'FieldValueForbidden',
+      },
+      check: () => undefined,
+    }),
+  ),
+];
+
+export const CJBatchSpecSchema = withRules(
+  z
+    .object({
+      providerPoolRef: z
+        .object({ name: objectName('Name of an LLMProviderPool in the batch namespace.') })
+        .describe('The LLMProviderPool whose provider, key and rate limits the batch uses.'),
+      overrides: OverridesSchema.optional(),
+      assignment: AssignmentSchema,
+      essays: EssaysSchema,
+      anchors: z
+        .array(AnchorSchema)
+        .max(MAX_ANCHORS)
+        .optional()
+        .describe(
+          'Anchor essays with known grades, covering at least two grades. Without anchors the batch ranks but cannot grade. Immutable after creation.',
+        )
+        .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['id'] }),
+      gradeScale: GradeScaleSchema,
+      budget: BudgetSchema.optional(),
+      stopping: StoppingSchema.prefault({}),
+      seed: z
+        .number()
+        .int()
+        .min(0)
+        .max(2_147_483_647)
+        .default(1)
+        .describe('Seed of the pair selection; the same seed and the same judgements give the same pairs.'),
+      workers: WorkersSchema.prefault({}),
+      suspend: z
+        .boolean()
+        .default(false)
+        .describe('Pause the batch: no new Jobs start; running comparisons finish. Set false to resume.'),
+      timeouts: z
+        .object({
+          round: duration(
+            'Longest a round (scoring plus comparisons) may run; a late round is scored with what exists or failed (e.g. 30m).',
+          ).default('30m'),
+        })
+        .prefault({})
+        .describe('Time limits.'),
+      output: z
+        .object({
+          kafkaTopic: z
+            .string()
+            .min(1)
+            .max(249)
+            .regex(/^[a-zA-Z0-9._-]+$/)
+            .optional()
+            .describe("Kafka topic for the result event; default: the operator's configured topic."),
+        })
+        .optional()
+        .describe('Where the result is published.'),
+      retention: z
+        .object({
+          policy: z
+            .enum(RETENTION_POLICIES)
+            .default('Delete')
+            .describe(
+              'Delete: remove the batch rows from Postgres when the CJBatch is deleted. Retain: keep them.',
+            ),
+        })
+        .prefault({})
+        .describe('What happens to stored comparisons when the CJBatch is deleted.'),
+    })
+    .describe('Desired state of the batch.'),
+  BATCH_SPEC_RULES,
+);
+export type CJBatchSpec = z.infer<typeof CJBatchSpecSchema>;
+export type CJBatchSpecInput = z.input<typeof CJBatchSpecSchema>;
+
+export const BATCH_PHASES = [
+  'Pending',
+  'Preparing',
+  'Scoring',
+  'Comparing',
+  'Finalizing',
+  'Succeeded',
+  'Failed',
+] as const;
+export type BatchPhase = (typeof BATCH_PHASES)[number];
+
+export const BATCH_CONDITION_TYPES = [
+  'Succeeded',
+  'Progressing',
+  'Stable',
+  'Degraded',
+  'EventPublished',
+  'InvalidSpec',
+  'PoolReady',
+] as const;
+
+export const CJBatchStatusSchema = z
+  .object({
+    phase: z
+      .enum(BATCH_PHASES)
+      .optional()
+      .describe('Summary for humans and printer columns; conditions are authoritative.'),
+    progress: z
+      .string()
+      .max(64)
+      .optional()
+      .describe('Completed comparisons over the budget, e.g. "120/600".'),
+    observedGeneration: counter('The metadata.generation the status describes.').optional(),
+    conditions: conditions(BATCH_CONDITION_TYPES),
+    comparisons: z
+      .object({
+        planned: counter('Comparisons planned so far.').optional(),
+        submitted: counter('Comparisons sent to the provider.').optional(),
+        completed: counter('Comparisons with a judgement (errors never count here).').optional(),
+        failed: counter('Comparisons that failed after all retries.').optional(),
+        retried: counter('Retry attempts.').optional(),
+        pending: counter('Planned comparisons without an outcome yet.').optional(),
+      })
+      .optional()
+      .describe('Cumulative counters across all rounds, read from the database.'),
+    round: counter('Current round (1-based); 0 before the first round.').optional(),
+    budget: z
+      .object({
+        total: counter('The budget in force; fixed at start and never changed by a continuation.').optional(),
+        source: z
+          .enum(['spec', 'default'])
+          .optional()
+          .describe('spec: from spec.budget; default: computed by the operator.'),
+        used: counter('Comparisons charged against the budget.').optional(),
+      })
+      .optional()
+      .describe('The comparison budget.'),
+    stability: z
+      .object({
+        rankCorrelation: z
+          .number()
+          .min(-1)
+          .max(1)
+          .optional()
+          .describe('Spearman correlation with the previous round.'),
+        gradeChanges: counter('Essays whose projected grade changed since the previous round.').optional(),
+        reliability: z.number().min(-1).max(1).optional().describe('Scale separation reliability.'),
+        meanGradeConfidence: z
+          .number()
+          .min(0)
+          .max(1)
+          .optional()
+          .describe("Mean posterior probability of each essay's most likely grade."),
+      })
+      .optional()
+      .describe('Stability after the last scoring (numbers in status are fine; spec never has floats).'),
+    cost: z
+      .object({
+        inputTokens: counter('Uncached input tokens.').optional(),
+        outputTokens: counter('Output tokens.').optional(),
+        cacheReadTokens: counter('Cache-read input tokens.').optional(),
+        cacheWriteTokens: counter('Cache-write input tokens.').optional(),
+        estimatedUSD: z
+          .string()
+          .max(32)
+          .optional()
+          .describe('Estimated cost from the pool pricing, e.g. "1.234567".'),
+      })
+      .optional()
+      .describe('Tokens and estimated cost so far.'),
+    startTime: time('When the batch started preparing.').optional(),
+    completionTime: time('When the batch reached Succeeded or Failed.').optional(),
+    result: z
+      .object({
+        gradeDistribution: z
+          .array(
+            z
+              .object({
+                grade: z.string().max(16).describe('A grade.'),
+                count: counter('Essays projected to it.'),
+              })
+              .describe('Essays per grade.'),
+          )
+          .max(MAX_GRADES)
+          .optional()
+          .describe('Essays per projected grade.')
+          .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['grade'] }),
+        resultsConfigMap: z.string().max(253).optional().describe('ConfigMap with the full ranked results.'),
+      })
+      .optional()
+      .describe('Result summary; full results are in the ConfigMap and the Kafka event.'),
+    currentJobs: z
+      .object({
+        scoring: z.string().max(253).optional().describe('The scoring Job of the current round.'),
+        comparison: z.string().max(253).optional().describe('The comparison Job of the current round.'),
+      })
+      .optional()
+      .describe('Jobs of the current round.'),
+  })
+  .describe('Observed state of the batch, written by the operator.');
+export type CJBatchStatus = z.infer<typeof CJBatchStatusSchema>;
+
+export interface CJBatch {
+  apiVersion: typeof API_VERSION;
+  kind: 'CJBatch';
+  metadata: V1ObjectMeta;
+  spec: CJBatchSpec;
+  status?: CJBatchStatus;
+}
+
+/** Number of distinct unordered pairs among n items. */
+export const distinctPairs = (n: number) => (n * (n - 1)) / 2;
+
+/**
+ * The default budget when spec.budget.maxComparisons is absent: about 12 comparisons per item
+ * (essays plus anchors; each comparison involves two), never more than the distinct pairs.
+ */
+export const defaultMaxComparisons = (items: number) =>
+  Math.min(distinctPairs(items), Math.ceil((items * 12) / 2));
