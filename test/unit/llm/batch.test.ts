@@ -2,9 +2,9 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { type FakeAnthropic, startFakeAnthropic } from '../../../runtime/src/fake-anthropic/server.js';
 import { FileBatchStore, MemoryBatchStore } from '../../../runtime/src/llm/batch-store.js';
 import { AbortedError } from '../../../runtime/src/llm/modes/context.js';
-import { type FakeAnthropic, startFakeAnthropic } from '../../../runtime/src/fake-anthropic/server.js';
 import { comparerFor, makeJobs, profilePath } from './helpers.js';
 
 let fake: FakeAnthropic | undefined;
@@ -13,7 +13,11 @@ afterEach(async () => {
   fake = undefined;
 });
 
-const BATCH = { mode: 'batch_api' as const, batchPollIntervalMs: 20, promptCaching: { enabled: true, ttl: '1h' as const } };
+const BATCH = {
+  mode: 'batch_api' as const,
+  batchPollIntervalMs: 20,
+  promptCaching: { enabled: true, ttl: '1h' as const },
+};
 
 describe('batch_api', () => {
   it('submits one batch with valid custom_ids, streams results, and matches per_request verdicts', async () => {
@@ -76,7 +80,11 @@ describe('batch_api', () => {
     });
     const jobs = makeJobs(40);
     const store = new MemoryBatchStore();
-    const c = comparerFor(fake.url, { ...BATCH, retry: { maxAttempts: 2, initialBackoffMs: 1, maxBackoffMs: 2, jitter: 0 } }, { batchStore: store });
+    const c = comparerFor(
+      fake.url,
+      { ...BATCH, retry: { maxAttempts: 2, initialBackoffMs: 1, maxBackoffMs: 2, jitter: 0 } },
+      { batchStore: store },
+    );
     const outcomes = await c.compare(jobs);
     expect(new Set(outcomes.map((o) => o.comparisonId)).size).toBe(40);
     const st = fake.stats();
@@ -90,7 +98,9 @@ describe('batch_api', () => {
       expect(o.attempts).toBe(2);
     }
     expect(outcomes.filter((o) => o.status === 'succeeded').length + failed.length).toBe(40);
-    console.log(JSON.stringify({ submittedRound1: 40, resubmitted: retried, failedAfter2Rounds: failed.length }));
+    console.log(
+      JSON.stringify({ submittedRound1: 40, resubmitted: retried, failedAfter2Rounds: failed.length }),
+    );
   });
 
   it('rejects invalid custom_ids synchronously (real error format)', async () => {

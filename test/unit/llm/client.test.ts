@@ -1,10 +1,10 @@
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
+import { type FakeAnthropic, startFakeAnthropic } from '../../../runtime/src/fake-anthropic/server.js';
 import { backoffMs, classifyError } from '../../../runtime/src/llm/client.js';
 import { MemoryRateLimiter } from '../../../runtime/src/llm/limiter/memory.js';
 import type { RateLimiter } from '../../../runtime/src/llm/limiter/types.js';
 import { LlmMetrics } from '../../../runtime/src/llm/metrics.js';
-import { type FakeAnthropic, startFakeAnthropic } from '../../../runtime/src/fake-anthropic/server.js';
 import { comparerFor, makeJobs, profilePath } from './helpers.js';
 
 let fake: FakeAnthropic | undefined;
@@ -15,7 +15,11 @@ afterEach(async () => {
 
 /** Records blockUntil calls of a real limiter. */
 function spyLimiter(): { limiter: RateLimiter; blocks: number[] } {
-  const inner = new MemoryRateLimiter({ requestsPerMinute: 6000, inputTokensPerMinute: 1e9, outputTokensPerMinute: 1e9 });
+  const inner = new MemoryRateLimiter({
+    requestsPerMinute: 6000,
+    inputTokensPerMinute: 1e9,
+    outputTokensPerMinute: 1e9,
+  });
   const blocks: number[] = [];
   const limiter: RateLimiter = {
     reserve: (e, s) => inner.reserve(e, s),
@@ -35,7 +39,11 @@ describe('client retries and classification (real SDK against the fake server)',
     fake = await startFakeAnthropic({ profilePath, faults: { nextStatuses: [529, 500, 529] } });
     const registry = new Registry();
     const metrics = new LlmMetrics(registry);
-    const c = comparerFor(fake.url, { mode: 'per_request', promptCaching: { enabled: false, ttl: '5m' } }, { metrics });
+    const c = comparerFor(
+      fake.url,
+      { mode: 'per_request', promptCaching: { enabled: false, ttl: '5m' } },
+      { metrics },
+    );
     const [o] = await c.compare(makeJobs(1));
     expect(o!.status).toBe('succeeded');
     expect(o!.attempts).toBe(4);
@@ -46,7 +54,10 @@ describe('client retries and classification (real SDK against the fake server)',
   });
 
   it('honours retry-after on 429 by blocking the pool until then', async () => {
-    fake = await startFakeAnthropic({ profilePath, faults: { nextStatuses: [{ status: 429, retryAfterS: 0.4 }] } });
+    fake = await startFakeAnthropic({
+      profilePath,
+      faults: { nextStatuses: [{ status: 429, retryAfterS: 0.4 }] },
+    });
     const { limiter, blocks } = spyLimiter();
     const c = comparerFor(fake.url, { promptCaching: { enabled: false, ttl: '5m' } }, { limiter });
     const t0 = Date.now();
@@ -62,7 +73,9 @@ describe('client retries and classification (real SDK against the fake server)',
 
   it('gives up after maxAttempts and reports the failure, never a success', async () => {
     fake = await startFakeAnthropic({ profilePath, faults: { nextStatuses: [529, 529, 529] } });
-    const c = comparerFor(fake.url, { retry: { maxAttempts: 3, initialBackoffMs: 1, maxBackoffMs: 5, jitter: 0 } });
+    const c = comparerFor(fake.url, {
+      retry: { maxAttempts: 3, initialBackoffMs: 1, maxBackoffMs: 5, jitter: 0 },
+    });
     const [o] = await c.compare(makeJobs(1));
     expect(o).toMatchObject({ status: 'failed', failureReason: 'overloaded', attempts: 3 });
     expect(o).not.toHaveProperty('winner');
@@ -83,7 +96,11 @@ describe('client retries and classification (real SDK against the fake server)',
   it('401: fails without retry, flags the pool once, and fails the rest fast without calling', async () => {
     fake = await startFakeAnthropic({ profilePath, apiKeys: ['sk-good'] });
     const flagged: string[] = [];
-    const c = comparerFor(fake.url, { concurrency: 1 }, { apiKey: 'sk-bad', onAuthError: (e) => flagged.push(e.reason) });
+    const c = comparerFor(
+      fake.url,
+      { concurrency: 1 },
+      { apiKey: 'sk-bad', onAuthError: (e) => flagged.push(e.reason) },
+    );
     const outcomes = await c.compare(makeJobs(5));
     expect(outcomes.every((o) => o.status === 'failed' && o.failureReason === 'auth_failed')).toBe(true);
     expect(flagged).toEqual(['auth_failed']);
@@ -95,7 +112,11 @@ describe('client retries and classification (real SDK against the fake server)',
     fake = await startFakeAnthropic({ profilePath, apiKeys: ['sk-good'] });
     const body = JSON.stringify({ model: 'm', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] });
     const post = (headers: Record<string, string>) =>
-      fetch(`${fake!.url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+      fetch(`${fake!.url}/v1/messages`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body,
+      });
     expect((await post({ 'x-api-key': 'sk-good' })).status).toBe(200);
     expect((await post({ authorization: 'Bearer sk-good' })).status).toBe(200);
     const r = await post({ 'x-api-key': 'nope' });
@@ -109,7 +130,9 @@ describe('client retries and classification (real SDK against the fake server)',
     const url = fake.url;
     await fake.close();
     fake = undefined;
-    const c = comparerFor(url, { retry: { maxAttempts: 2, initialBackoffMs: 1, maxBackoffMs: 2, jitter: 0 } });
+    const c = comparerFor(url, {
+      retry: { maxAttempts: 2, initialBackoffMs: 1, maxBackoffMs: 2, jitter: 0 },
+    });
     const [o] = await c.compare(makeJobs(1));
     expect(o).toMatchObject({ status: 'failed', failureReason: 'connection_error', attempts: 2 });
   });

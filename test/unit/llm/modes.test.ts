@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { type FakeAnthropic, startFakeAnthropic } from '../../../runtime/src/fake-anthropic/server.js';
 import { MemoryRateLimiter } from '../../../runtime/src/llm/limiter/memory.js';
 import type { ComparisonOutcome } from '../../../runtime/src/llm/types.js';
-import { type FakeAnthropic, startFakeAnthropic } from '../../../runtime/src/fake-anthropic/server.js';
 import { comparerFor, fixture, makeJobs, profilePath } from './helpers.js';
 
 let fake: FakeAnthropic | undefined;
@@ -33,7 +33,10 @@ describe('per_request', () => {
   });
 
   it('re-asks with a larger max_tokens after stop_reason max_tokens', async () => {
-    fake = await startFakeAnthropic({ profilePath, faults: { stopReasonNext: { reason: 'max_tokens', count: 1 } } });
+    fake = await startFakeAnthropic({
+      profilePath,
+      faults: { stopReasonNext: { reason: 'max_tokens', count: 1 } },
+    });
     const c = comparerFor(fake.url, { promptCaching: NO_CACHE });
     const [o] = await c.compare(makeJobs(1));
     expect(o).toMatchObject({ status: 'succeeded', attempts: 2 });
@@ -47,7 +50,11 @@ describe('per_request', () => {
     const [o] = await c.compare([{ comparisonId: 'x1', pairId: 'p', essayA: other, essayB: planted }]);
     expect(o!.status).toBe('succeeded');
     expect(o!.injectionFlags).toEqual([
-      { essayId: planted.id, position: 'B', kinds: expect.arrayContaining(['addresses_grader', 'verdict_request']) },
+      {
+        essayId: planted.id,
+        position: 'B',
+        kinds: expect.arrayContaining(['addresses_grader', 'verdict_request']),
+      },
     ]);
     expect(o!.promptSha256).toMatch(/^[0-9a-f]{64}$/);
     expect(o!.correlationId).toBe('cmp-x1');
@@ -77,30 +84,54 @@ describe('serial_bundle', () => {
     expect(log.map((e) => e.pairs)).toEqual([8, 1, 1]);
     expect(outcomes.map((o) => o.attempts)).toEqual([1, 1, 2, 1, 1, 2, 1, 1]);
     // The re-asked ones are exactly jobs 3 and 6 (P3, P6).
-    const reasked = log.slice(1).map((e) => e.correlationId).sort();
+    const reasked = log
+      .slice(1)
+      .map((e) => e.correlationId)
+      .sort();
     expect(reasked).toEqual([`cmp-${jobs[2]!.comparisonId}`, `cmp-${jobs[5]!.comparisonId}`].sort());
   });
 
   it('re-asks corrupted answers too, and verdicts equal the per_request verdicts', async () => {
-    fake = await startFakeAnthropic({ profilePath, seed: 3, lapse: 0.1, bias: 0.3, faults: { corruptPairIds: ['P1'] } });
+    fake = await startFakeAnthropic({
+      profilePath,
+      seed: 3,
+      lapse: 0.1,
+      bias: 0.3,
+      faults: { corruptPairIds: ['P1'] },
+    });
     const jobs = makeJobs(8);
     const bundle = await comparerFor(fake.url, { mode: 'serial_bundle', bundleSize: 8 }).compare(jobs);
     const single = await comparerFor(fake.url, { mode: 'per_request' }).compare(jobs);
     expect(bundle.map((o) => o.status === 'succeeded' && o.winner)).toEqual(
       single.map((o) => o.status === 'succeeded' && o.winner),
     );
-    expect(fake.stats().messageLog.slice(0, 2).map((e) => e.pairs)).toEqual([8, 1]);
+    expect(
+      fake
+        .stats()
+        .messageLog.slice(0, 2)
+        .map((e) => e.pairs),
+    ).toEqual([8, 1]);
   });
 
   it('k=8 spends <= 40% of per_request input tokens per comparison, with identical verdicts', async () => {
     fake = await startFakeAnthropic({ profilePath, seed: 11, lapse: 0.05, bias: 0.2 });
     const jobs = makeJobs(64);
-    const single = await comparerFor(fake.url, { mode: 'per_request', promptCaching: NO_CACHE }).compare(jobs);
-    const bundle = await comparerFor(fake.url, { mode: 'serial_bundle', bundleSize: 8, promptCaching: NO_CACHE }).compare(jobs);
+    const single = await comparerFor(fake.url, { mode: 'per_request', promptCaching: NO_CACHE }).compare(
+      jobs,
+    );
+    const bundle = await comparerFor(fake.url, {
+      mode: 'serial_bundle',
+      bundleSize: 8,
+      promptCaching: NO_CACHE,
+    }).compare(jobs);
     const sum = (os: ComparisonOutcome[]) => os.reduce((a, o) => a + totalInput(o), 0) / os.length;
     const ratio = sum(bundle) / sum(single);
     console.log(
-      JSON.stringify({ perRequestInputPerCmp: sum(single), bundle8InputPerCmp: sum(bundle), ratio: Number(ratio.toFixed(3)) }),
+      JSON.stringify({
+        perRequestInputPerCmp: sum(single),
+        bundle8InputPerCmp: sum(bundle),
+        ratio: Number(ratio.toFixed(3)),
+      }),
     );
     expect(ratio).toBeLessThanOrEqual(0.4);
     expect(bundle.every((o) => o.status === 'succeeded')).toBe(true);
@@ -114,7 +145,13 @@ describe('robustness under injected faults', () => {
   it.each(['per_request', 'serial_bundle'] as const)(
     '%s: 10 percent 529 + 2 percent 429 — every comparison ends succeeded or failed-with-reason, none lost or duplicated',
     async (mode) => {
-      fake = await startFakeAnthropic({ profilePath, seed: 5, inject529: 0.1, inject429: 0.02, injectedRetryAfterS: 0.05 });
+      fake = await startFakeAnthropic({
+        profilePath,
+        seed: 5,
+        inject529: 0.1,
+        inject429: 0.02,
+        injectedRetryAfterS: 0.05,
+      });
       const limiter = new MemoryRateLimiter({
         requestsPerMinute: 60_000,
         inputTokensPerMinute: 1e9,
@@ -135,7 +172,15 @@ describe('robustness under injected faults', () => {
       const st = fake.stats();
       expect(st.injected529 + st.injected429).toBeGreaterThan(0);
       const succeeded = outcomes.filter((o) => o.status === 'succeeded').length;
-      console.log(JSON.stringify({ mode, succeeded, failed: jobs.length - succeeded, injected529: st.injected529, injected429: st.injected429 }));
+      console.log(
+        JSON.stringify({
+          mode,
+          succeeded,
+          failed: jobs.length - succeeded,
+          injected529: st.injected529,
+          injected429: st.injected429,
+        }),
+      );
       // Successes never exceed what the server actually judged.
       expect(succeeded).toBeLessThanOrEqual(st.pairsJudged);
       expect((await limiter.snapshot()).inFlight).toBe(0);

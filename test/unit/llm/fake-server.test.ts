@@ -1,0 +1,140 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { main } from '../../../runtime/src/commands/fake-anthropic.js';
+import { heuristicQuality, Judge } from '../../../runtime/src/fake-anthropic/judge.js';
+import { type FakeAnthropic, startFakeAnthropic } from '../../../runtime/src/fake-anthropic/server.js';
+import { MemoryRateLimiter } from '../../../runtime/src/llm/limiter/memory.js';
+import { comparerFor, fixture, makeJobs, profilePath } from './helpers.js';
+
+let fake: FakeAnthropic | undefined;
+afterEach(async () => {
+  await fake?.close();
+  fake = undefined;
+});
+
+const body = (extra: Record<string, unknown> = {}) =>
+  JSON.stringify({
+    model: 'claude-sonnet-5-5',
+    max_tokens: 50,
+    messages: [{ role: 'user', content: 'hello' }],
+    ...extra,
+  });
+const post = (path: string, b: string) =>
+  fetch(`${fake!.url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: 'Bearer k' },
+    body: b,
+  });
+
+describe('fake Anthropic server', () => {
+  it('enforces RPM with real headers and a 429 rate_limit_error carrying retry-after', async () => {
+    fake = await startFakeAnthropic({ limits: { rpm: 3, itpm: 100_000, otpm: 10_000 } });
+    const statuses: number[] = [];
+    let last: Response | undefined;
+    for (let i = 0; i < 4; i++) {
+      last = await post('/v1/messages', body());
+      statuses.push(last.status);
+      if (i === 0) {
+        expect(last.headers.get('anthropic-ratelimit-requests-limit')).toBe('3');
+        expect(last.headers.get('anthropic-ratelimit-requests-remaining')).toBe('2');
+        expect(Date.parse(last.headers.get('anthropic-ratelimit-input-tokens-reset')!)).toBeGreaterThan(0);
+      }
+    }
+    expect(statuses).toEqual([200, 200, 200, 429]);
+    expect(Number(last!.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(await last!.json()).toMatchObject({ type: 'error', error: { type: 'rate_limit_error' } });
+  });
+
+  it('rejects sampling parameters like API 2026-10-21', async () => {
+    fake = await startFakeAnthropic({});
+    const r = await post('/v1/messages', body({ temperature: 0 }));
+    expect(r.status).toBe(400);
+    expect(await r.json()).toMatchObject({ error: { type: 'invalid_request_error' } });
+  });
+
+  it('halving the limit mid-run via /_admin/limits: the client tightens from headers and loses nothing', async () => {
+    fake = await startFakeAnthropic({ profilePath, limits: { rpm: 1200 } });
+    const limiter = new MemoryRateLimiter({
+      requestsPerMinute: 1200,
+      inputTokensPerMinute: 1e9,
+      outputTokensPerMinute: 1e9,
+      burstSeconds: 1,
+    });
+    const c = comparerFor(fake.url, { concurrency: 4 }, { limiter });
+    await c.compare(makeJobs(6, 'before'));
+    const r = await fetch(`${fake.url}/_admin/limits`, {
+      method: 'POST',
+      body: JSON.stringify({ rpm: 600 }),
+    });
+    expect(r.status).toBe(200);
+    const outcomes = await c.compare(makeJobs(12, 'after'));
+    expect(outcomes.every((o) => o.status === 'succeeded')).toBe(true);
+    expect((await limiter.snapshot()).effective.requestsPerMinute).toBeCloseTo(600 * 0.9, 0);
+  });
+
+  it('counts cache writes then reads for the same cached prefix', async () => {
+    fake = await startFakeAnthropic({});
+    const sys = [{ type: 'text', text: 'x'.repeat(4000), cache_control: { type: 'ephemeral', ttl: '5m' } }];
+    const a = (await (await post('/v1/messages', body({ system: sys }))).json()) as {
+      usage: Record<string, number>;
+    };
+    const b = (await (await post('/v1/messages', body({ system: sys }))).json()) as {
+      usage: Record<string, number>;
+    };
+    expect(a.usage.cache_creation_input_tokens).toBe(1000);
+    expect(a.usage.cache_read_input_tokens).toBe(0);
+    expect(b.usage.cache_read_input_tokens).toBe(1000);
+    expect(b.usage.cache_creation_input_tokens).toBe(0);
+  });
+
+  it('judge: deterministic, follows the profile, position bias and lapse behave', () => {
+    const judge = new Judge({
+      seed: 1,
+      profile: {
+        essays: [
+          { text: 'good', quality: 3 },
+          { text: 'bad', quality: -3 },
+        ],
+      },
+    });
+    expect(judge.judge('good', 'bad').winner).toBe('A');
+    expect(judge.judge('bad', 'good').winner).toBe('B');
+    expect(new Judge({ seed: 1 }).judge('a b c', 'd e f')).toEqual(
+      new Judge({ seed: 1 }).judge('a b c', 'd e f'),
+    );
+    // Strong bias toward A on equal essays.
+    const biased = new Judge({ seed: 4, bias: 3 });
+    const texts = fixture.essays.map((e) => e.text);
+    const firsts = texts.slice(0, 20).map((t, i) => biased.judge(t, texts[(i + 1) % 20]!).winner);
+    expect(firsts.filter((w) => w === 'A').length).toBeGreaterThan(12);
+    // Heuristic roughly orders the sample set: anchors A beat anchors F.
+    const grade = (g: string) =>
+      fixture.anchors.filter((a) => a.grade === g).map((a) => heuristicQuality(a.text));
+    expect(Math.min(...grade('A'))).toBeGreaterThan(Math.max(...grade('F')));
+  });
+
+  it('CLI prints one JSON line with the URL and stops on SIGTERM', async () => {
+    const writes: string[] = [];
+    const orig = process.stdout.write.bind(process.stdout);
+    process.stdout.write = ((s: string) => {
+      writes.push(String(s));
+      return true;
+    }) as typeof process.stdout.write;
+    try {
+      const done = main(['--port', '0', '--seed', '3', '--rpm', '100']);
+      for (let i = 0; i < 50 && writes.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      const line = JSON.parse(writes[0]!) as { url: string };
+      expect(line.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      const r = await fetch(`${line.url}/v1/messages`, {
+        method: 'POST',
+        body: body(),
+        headers: { 'x-api-key': 'k' },
+      });
+      expect(r.status).toBe(200);
+      process.emit('SIGTERM');
+      expect(await done).toBe(0);
+    } finally {
+      process.stdout.write = orig;
+    }
+    expect(await main(['--nope'])).toBe(2);
+  });
+});
