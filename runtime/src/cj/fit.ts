@@ -167,7 +167,7 @@ export function solveSystem(sys: System, rhs: Float64Array): Float64Array {
       return x;
     }
   }
-  return pcg(sys.matvec, rhs, sys.diag, 1e-9, 1000).x;
+  return pcg(sys.matvec, rhs, sys.diag, 1e-7, 1000).x;
 }
 
 export function logPosterior(problem: FitProblem, theta: Float64Array, bias: number, lapse: number): number {
@@ -232,7 +232,7 @@ function updateLapse(problem: FitProblem, theta: Float64Array, bias: number): nu
   let d = lo + g * (hi - lo);
   let fc = f(c);
   let fd = f(d);
-  for (let i = 0; i < 40; i++) {
+  for (let i = 0; i < 28; i++) {
     if (fc > fd) {
       hi = d;
       d = c;

@@ -1,0 +1,136 @@
+/**
+ * CJ engine benchmark: `node --import tsx bench/cj/run.ts [--quick] [--write]`.
+ * Scenarios (issue #3): standard judge (lapse 0.05, bias 0.15, scale 1) and a noisier judge
+ * (0.10, 0.3, 1.5); 60 essays + 12 anchors, θ ~ N(0, 1.5²), 6 grades; policies: ours (plan()),
+ * random pairing (our estimator), the seed policy (seed-policy.ts); then our own stopping with
+ * budget 600; then plan() timings. `--write` writes bench/cj/RESULTS.md.
+ */
+import { writeFileSync } from 'node:fs';
+import { plan } from '../../runtime/src/cj/plan.js';
+import { createRng } from '../../runtime/src/cj/rng.js';
+import { type Metrics, runOurs, runRandom, runSeed } from './policies.js';
+import { type JudgeConfig, makeWorld } from './world.js';
+
+const quick = process.argv.includes('--quick');
+const write = process.argv.includes('--write');
+const seeds = Array.from({ length: quick ? 3 : 10 }, (_, i) => i + 1);
+const world = { students: 60, anchors: 12, grades: 6, sd: 1.5 };
+const standard: JudgeConfig = { lapse: 0.05, bias: 0.15, scale: 1 };
+const noisy: JudgeConfig = { lapse: 0.1, bias: 0.3, scale: 1.5 };
+const checkpoints = quick ? [120, 360, 600] : [120, 240, 360, 450, 600];
+
+const mean = (xs: number[]): number => {
+  const ok = xs.filter((x) => Number.isFinite(x));
+  return ok.length ? ok.reduce((s, x) => s + x, 0) / ok.length : Number.NaN;
+};
+const f = (x: number, d = 3): string => (Number.isFinite(x) ? x.toFixed(d) : '–');
+const lines: string[] = [];
+const log = (s = ''): void => {
+  lines.push(s);
+  console.log(s);
+};
+
+function table(title: string, judge: JudgeConfig): void {
+  const rows: Record<string, Metrics[][]> = { ours: [], random: [], seed: [] };
+  let seedFired = 0;
+  for (const s of seeds) {
+    const w = makeWorld(s, world);
+    rows.ours!.push(runOurs(w, judge, s, { checkpoints }).checkpoints);
+    rows.random!.push(runRandom(w, judge, s, checkpoints));
+    const sd = runSeed(w, judge, s, checkpoints);
+    rows.seed!.push(sd.checkpoints);
+    if (sd.stoppedAt !== null) seedFired++;
+  }
+  log(`### ${title}`);
+  log();
+  log(
+    '| policy | comparisons | per essay | Spearman | Kendall | exact | adjacent | QWK | 80% cover (essays) | 80% cover (held-out anchors) | not one-hot |',
+  );
+  log('|---|---|---|---|---|---|---|---|---|---|---|');
+  for (const [name, runs] of Object.entries(rows)) {
+    checkpoints.forEach((cp, i) => {
+      const ms = runs.map((r) => r[i]!);
+      const g = (k: keyof Metrics) => mean(ms.map((m) => m[k]));
+      log(
+        `| ${name} | ${cp} | ${f(g('perEssay'), 1)} | ${f(g('spearman'))} | ${f(g('kendall'))} | ${f(g('exact'), 2)} | ${f(g('adjacent'), 2)} | ${f(g('qwk'))} | ${f(g('coverage'), 2)} | ${f(g('anchorCoverage'), 2)} | ${f(g('notOneHot'), 2)} |`,
+      );
+    });
+  }
+  log();
+  log(`Seed policy's max|Δθ| ≤ 0.025 rule fired before the budget in ${seedFired}/${seeds.length} seeds.`);
+  log();
+}
+
+function stopping(): void {
+  log('### Our own stopping (default settings, budget 600, standard judge)');
+  log();
+  log(
+    '| seed | stopped by | comparisons | per essay | Spearman | exact | QWK | 80% cover (essays) | 80% cover (held-out anchors) |',
+  );
+  log('|---|---|---|---|---|---|---|---|---|');
+  let early = 0;
+  let good = 0;
+  const all: Metrics[] = [];
+  for (const s of seeds) {
+    const r = runOurs(makeWorld(s, world), standard, s, { budget: 600 });
+    const m = r.stop!.metrics;
+    all.push(m);
+    if (r.stop!.reason !== 'budget') early++;
+    if (m.spearman >= 0.95) good++;
+    log(
+      `| ${s} | ${r.stop!.reason} | ${m.comparisons} | ${f(m.perEssay, 1)} | ${f(m.spearman)} | ${f(m.exact, 2)} | ${f(m.qwk)} | ${f(m.coverage, 2)} | ${f(m.anchorCoverage, 2)} |`,
+    );
+  }
+  log();
+  log(
+    `Stopped by itself before the budget in ${early}/${seeds.length} seeds; Spearman ≥ 0.95 at the stop in ${good}/${seeds.length}; mean comparisons ${f(mean(all.map((m) => m.comparisons)), 0)}, mean Spearman ${f(mean(all.map((m) => m.spearman)))}.`,
+  );
+  log();
+}
+
+function timing(): void {
+  log('### plan() time (one call, median of 3, includes fit, draws, grades, split-half, selection)');
+  log();
+  log('| essays | comparisons | anchors | ms |');
+  log('|---|---|---|---|');
+  for (const [n, m] of [
+    [60, 600],
+    [500, 5000],
+    [2000, 20000],
+  ] as const) {
+    const rng = createRng(n, 'timing');
+    const truth = Float64Array.from({ length: n }, () => 1.5 * rng.normal());
+    const grades = ['G1', 'G2', 'G3', 'G4', 'G5', 'G6'];
+    const step = Math.max(5, Math.floor(n / 12));
+    const essays = Array.from({ length: n }, (_, i) =>
+      i % step === 0 ? { id: `e${i}`, anchor: { grade: grades[(i / step) % 6]! } } : { id: `e${i}` },
+    );
+    const comparisons = Array.from({ length: m }, () => {
+      const a = rng.int(n);
+      const b = (a + 1 + rng.int(n - 1)) % n;
+      const p = 0.025 + 0.95 / (1 + Math.exp(-(truth[a]! - truth[b]! + 0.15)));
+      return { a: `e${a}`, b: `e${b}`, winner: (rng.next() < p ? 'a' : 'b') as 'a' | 'b' };
+    });
+    const times: number[] = [];
+    for (let r = 0; r < 3; r++) {
+      const t0 = performance.now();
+      plan({ essays, grades, comparisons, settings: { roundSize: Math.ceil(n / 10), budget: 2 * m } });
+      times.push(performance.now() - t0);
+    }
+    times.sort((x, y) => x - y);
+    log(`| ${n} | ${m} | ${essays.filter((e) => e.anchor).length} | ${f(times[1]!, 0)} |`);
+  }
+  log();
+}
+
+const t0 = Date.now();
+log(
+  `Seeds: ${seeds.length}${quick ? ' (quick)' : ''}; world: 60 essays + 12 anchors, θ ~ N(0, 1.5²), 6 grades.`,
+);
+log();
+table('Standard judge (lapse 0.05, bias 0.15, scale 1)', standard);
+stopping();
+table('Noisier judge (lapse 0.10, bias 0.3, scale 1.5)', noisy);
+timing();
+log(`Total benchmark time ${((Date.now() - t0) / 1000).toFixed(0)} s.`);
+if (write) writeFileSync(new URL('./RESULTS.tables.md', import.meta.url), `${lines.join('\n')}\n`);
