@@ -146,6 +146,22 @@ export class Comparer {
       },
     };
 
+    try {
+      await this.run(ctx, jobs);
+    } catch (err) {
+      if (opts.signal?.aborted && !(err instanceof AbortedError)) throw new AbortedError(err);
+      throw err;
+    }
+    if (opts.signal?.aborted) throw new AbortedError(opts.signal.reason);
+    return jobs.map((j) => {
+      const o = outcomes.get(j.comparisonId);
+      if (!o) throw new Error(`internal: no outcome for comparison ${j.comparisonId}`);
+      return o;
+    });
+  }
+
+  private async run(ctx: ModeContext, jobs: readonly PairJob[]): Promise<void> {
+    const now = ctx.now;
     const t0 = now();
     const states = jobs.map((j) => newState(j, t0));
     if (this.pool.mode === 'batch_api') {
@@ -168,12 +184,6 @@ export class Comparer {
       }
       await mapPool(rest, this.pool.concurrency, run);
     }
-    if (opts.signal?.aborted) throw new AbortedError(opts.signal.reason);
-    return jobs.map((j) => {
-      const o = outcomes.get(j.comparisonId);
-      if (!o) throw new Error(`internal: no outcome for comparison ${j.comparisonId}`);
-      return o;
-    });
   }
 
   private isWarm(_st: JobState): boolean {

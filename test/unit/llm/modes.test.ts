@@ -187,3 +187,22 @@ describe('robustness under injected faults', () => {
     },
   );
 });
+
+describe('abort', () => {
+  it('per_request: aborting rejects with AbortError; delivered outcomes stand, none is a fake success', async () => {
+    fake = await startFakeAnthropic({ profilePath, latencyMs: 30 });
+    const ac = new AbortController();
+    const delivered: ComparisonOutcome[] = [];
+    const c = comparerFor(fake.url, { concurrency: 2, promptCaching: NO_CACHE });
+    const p = c.compare(makeJobs(20), {
+      signal: ac.signal,
+      onOutcome: (o) => {
+        delivered.push(o);
+        if (delivered.length === 3) ac.abort();
+      },
+    });
+    await expect(p).rejects.toMatchObject({ name: 'AbortError' });
+    expect(delivered.length).toBeLessThan(20);
+    expect(delivered.every((o) => o.status === 'succeeded')).toBe(true);
+  });
+});
