@@ -1,0 +1,106 @@
+// The ValidatingWebhookConfiguration the operator (or the chart) registers, and the lookups the
+// webhook uses against the cluster.
+import * as k8s from '@kubernetes/client-node';
+import { GROUP, type LLMProviderPool, VERSION } from '../api/index.js';
+import type { DataObject, ValidationContext } from '../validation/index.js';
+
+export type FailurePolicy = 'Fail' | 'Ignore';
+
+export interface WebhookConfigurationOptions {
+  name: string;
+  /** Where the apiserver reaches the server: a Service, or a URL (process-based clusters, tests). */
+  target: { service: { name: string; namespace: string; port: number } } | { url: string };
+  /** Fail: nothing is admitted while the webhook is down. Ignore: CEL still applies; the controller re-validates. */
+  failurePolicy?: FailurePolicy;
+  timeoutSeconds?: number;
+  namespaceSelector?: k8s.V1LabelSelector;
+  caBundle?: string; // PEM
+}
+
+export const WEBHOOK_PATHS = {
+  CJBatch: '/validate-cjbatch',
+  LLMProviderPool: '/validate-llmproviderpool',
+} as const;
+
+export function webhookConfiguration(o: WebhookConfigurationOptions): k8s.V1ValidatingWebhookConfiguration {
+  const hook = (
+    kind: keyof typeof WEBHOOK_PATHS,
+    resource: string,
+    prefix: string,
+  ): k8s.V1ValidatingWebhook => ({
+    name: `${prefix}.${GROUP}`,
+    admissionReviewVersions: ['v1'],
+    sideEffects: 'None',
+    failurePolicy: o.failurePolicy ?? 'Fail',
+    matchPolicy: 'Equivalent',
+    timeoutSeconds: o.timeoutSeconds ?? 10,
+    clientConfig: {
+      ...('url' in o.target
+        ? { url: `${o.target.url.replace(/\/$/, '')}${WEBHOOK_PATHS[kind]}` }
+        : { service: { ...o.target.service, path: WEBHOOK_PATHS[kind] } }),
+      ...(o.caBundle ? { caBundle: Buffer.from(o.caBundle).toString('base64') } : {}),
+    },
+    rules: [
+      {
+        apiGroups: [GROUP],
+        apiVersions: [VERSION],
+        operations: ['CREATE', 'UPDATE'],
+        resources: [resource],
+        scope: 'Namespaced',
+      },
+    ],
+    ...(o.namespaceSelector ? { namespaceSelector: o.namespaceSelector } : {}),
+  });
+  return {
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'ValidatingWebhookConfiguration',
+    metadata: { name: o.name, labels: { 'app.kubernetes.io/managed-by': 'cj-operator' } },
+    webhooks: [
+      hook('CJBatch', 'cjbatches', 'vcjbatch'),
+      hook('LLMProviderPool', 'llmproviderpools', 'vllmproviderpool'),
+    ],
+  };
+}
+
+const code = (e: unknown) => (e as { code?: number }).code;
+
+async function orUndefined<T>(p: Promise<T>): Promise<T | undefined> {
+  try {
+    return await p;
+  } catch (e) {
+    if (code(e) === 404) return undefined;
+    throw e;
+  }
+}
+
+/** ValidationContext backed by the apiserver (needs get on pools, configmaps and secrets). */
+export function kubeValidationContext(kc: k8s.KubeConfig, opts: { checkSecrets?: boolean } = {}) {
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const custom = kc.makeApiClient(k8s.CustomObjectsApi);
+  return (namespace: string): ValidationContext => ({
+    namespace,
+    getPool: (name) =>
+      orUndefined(
+        custom.getNamespacedCustomObject({
+          group: GROUP,
+          version: VERSION,
+          namespace,
+          plural: 'llmproviderpools',
+          name,
+        }) as Promise<LLMProviderPool>,
+      ),
+    getConfigMap: (name) =>
+      orUndefined(core.readNamespacedConfigMap({ name, namespace }) as Promise<DataObject>),
+    ...(opts.checkSecrets
+      ? {
+          getSecret: async (name: string) => {
+            const s = await orUndefined(core.readNamespacedSecret({ name, namespace }));
+            // Only key presence matters here; never pass secret values around.
+            return s
+              ? { data: Object.fromEntries(Object.keys(s.data ?? {}).map((k) => [k, 'x'])) }
+              : undefined;
+          },
+        }
+      : {}),
+  });
+}
