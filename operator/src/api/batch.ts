@@ -132,7 +132,7 @@ export type Anchor = z.infer<typeof AnchorSchema>;
 export const GradeScaleSchema = z
   .object({
     grades: z
-      .array(z.string().min(1).max(16))
+      .array(z.string().min(1).max(16).describe('A grade.'))
       .min(2)
       .max(MAX_GRADES)
       .describe('Grades from lowest to highest, e.g. [F, E, D, C, B, A]. Unique. Immutable after creation.')
@@ -246,7 +246,7 @@ export const WorkersSchema = z
       .optional()
       .describe('Compute resources of worker containers.'),
     nodeSelector: z
-      .record(z.string().max(317), z.string().max(63))
+      .record(z.string().max(317), z.string().max(63).describe('Label value.'))
       .optional()
       .describe('Node labels worker pods must match.')
       .meta({ maxProperties: 32 }),

@@ -107,19 +107,23 @@ async function plan(
     changed = true;
   }
   const newestCA = live[0]!;
+  const onNewest = issuedBy(cur.tlsCert, newestCA);
+  const expiring = notAfter(cur.tlsCert).getTime() - now.getTime() < p.renewBeforeMs;
+  const wrongNames = !sameNames(cur.tlsCert, p);
+  const propagated = now.getTime() - Date.parse(cur.caRotatedAt ?? '1970-01-01T00:00:00Z') >= p.caPropagationMs;
+  // Re-issue from the newest CA when the serving cert is expiring or has the wrong names, or when
+  // it is still on an older CA and the newest one has had time to reach the apiserver. (An
+  // expiring cert on an older CA whose successor has not propagated yet keeps serving: its CA key
+  // is gone, and the next check after caPropagation replaces it.)
+  if ((onNewest && (expiring || wrongNames)) || (!onNewest && propagated)) {
+    const tls = await generateServingCert({ cert: newestCA, key: next.caKey }, serving());
+    next = { ...next, tlsCert: tls.cert, tlsKey: tls.key };
+    changed = true;
+  }
+  // Start a CA rotation: the new CA joins the bundle first; the serving cert follows later.
   if (notAfter(newestCA).getTime() - now.getTime() < p.caRenewBeforeMs) {
     const ca = await generateCA('cj-operator-webhook-ca', p.caValidityDays);
     next = { ...next, caBundle: ca.cert + next.caBundle, caKey: ca.key, caRotatedAt: now.toISOString() };
-    return next; // serving cert moves to the new CA on a later call, after propagation
-  }
-  const onNewest = issuedBy(cur.tlsCert, newestCA);
-  const propagated =
-    now.getTime() - Date.parse(cur.caRotatedAt ?? '1970-01-01T00:00:00Z') >= p.caPropagationMs;
-  const expiring = notAfter(cur.tlsCert).getTime() - now.getTime() < p.renewBeforeMs;
-  const wrongNames = !sameNames(cur.tlsCert, p);
-  if ((!onNewest && propagated) || (onNewest && (expiring || wrongNames))) {
-    const tls = await generateServingCert({ cert: newestCA, key: next.caKey }, serving());
-    next = { ...next, tlsCert: tls.cert, tlsKey: tls.key };
     changed = true;
   }
   return changed ? next : undefined;
