@@ -36,11 +36,15 @@ export function structural(node: Json, where = '$'): Json {
       throw new Error(`${where}: only integer|string unions are supported (x-kubernetes-int-or-string)`);
     }
     out['x-kubernetes-int-or-string'] = true;
-    // Branches of an int-or-string may carry value validations only (no description/default).
-    out.anyOf = (out.anyOf as Json[]).map((s) => {
-      const { description: _d, default: _f, ...rest } = structural(s, where);
-      return rest;
-    });
+    // The apiserver accepts exactly anyOf [{type: integer}, {type: string}] under int-or-string.
+    // Value validations move to the node itself: pattern/maxLength apply to the string form only,
+    // minimum/maximum to the integer form only, so nothing is lost.
+    for (const branch of out.anyOf as Json[]) {
+      for (const [k, v] of Object.entries(structural(branch, where))) {
+        if (k !== 'type' && k !== 'description' && k !== 'default') out[k] = v;
+      }
+    }
+    out.anyOf = [{ type: 'integer' }, { type: 'string' }];
     delete out.type;
   }
   if (out.type === 'integer' || out.type === 'number') {

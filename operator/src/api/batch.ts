@@ -323,7 +323,7 @@ export const BATCH_SPEC_RULES: TwinRule<BatchSpecShape>[] = [
     cel: {
       rule: '!has(self.anchors) || self.anchors.all(a, a.grade in self.gradeScale.grades)',
       messageExpression:
-        "'anchor ' + self.anchors.filter(a, !(a.grade in self.gradeScale.grades))[0].id + ' has grade ' + self.anchors.filter(a, !(a.grade in self.gradeScale.grades))[0].grade + ' which is not in spec.gradeScale.grades [' + self.gradeScale.grades.join(', ') + ']; use one of those grades or add it to the scale'",
+        "'anchor %s has grade %s which is not in spec.gradeScale.grades [%s]; use one of those grades or add it to the scale'.format([self.anchors.filter(a, !(a.grade in self.gradeScale.grades))[0].id, self.anchors.filter(a, !(a.grade in self.gradeScale.grades))[0].grade, self.gradeScale.grades.join(', ')])",
       fieldPath: '.anchors',
       reason: 'FieldValueInvalid',
     },
@@ -339,7 +339,7 @@ export const BATCH_SPEC_RULES: TwinRule<BatchSpecShape>[] = [
     cel: {
       rule: '!has(self.budget) || !has(self.budget.maxComparisons) || !has(self.budget.maxComparisonsPerEssay) || self.budget.maxComparisonsPerEssay <= self.budget.maxComparisons',
       messageExpression:
-        "'maxComparisonsPerEssay ' + string(self.budget.maxComparisonsPerEssay) + ' exceeds maxComparisons ' + string(self.budget.maxComparisons) + '; lower spec.budget.maxComparisonsPerEssay'",
+        "'maxComparisonsPerEssay %d exceeds maxComparisons %d; lower spec.budget.maxComparisonsPerEssay'.format([self.budget.maxComparisonsPerEssay, self.budget.maxComparisons])",
       fieldPath: '.budget.maxComparisonsPerEssay',
       reason: 'FieldValueInvalid',
     },
@@ -357,7 +357,7 @@ export const BATCH_SPEC_RULES: TwinRule<BatchSpecShape>[] = [
     cel: {
       rule: '!has(self.budget) || !has(self.budget.maxComparisonsPerEssay) || self.stopping.minComparisonsPerEssay <= self.budget.maxComparisonsPerEssay',
       messageExpression:
-        "'minComparisonsPerEssay ' + string(self.stopping.minComparisonsPerEssay) + ' exceeds spec.budget.maxComparisonsPerEssay ' + string(self.budget.maxComparisonsPerEssay) + ', so the stop rule could never hold; lower spec.stopping.minComparisonsPerEssay'",
+        "'minComparisonsPerEssay %d exceeds spec.budget.maxComparisonsPerEssay %d, so the stop rule could never hold; lower spec.stopping.minComparisonsPerEssay'.format([self.stopping.minComparisonsPerEssay, self.budget.maxComparisonsPerEssay])",
       fieldPath: '.stopping.minComparisonsPerEssay',
       reason: 'FieldValueInvalid',
     },
@@ -372,7 +372,7 @@ export const BATCH_SPEC_RULES: TwinRule<BatchSpecShape>[] = [
     field: 'budget.maxComparisons',
     cel: {
       rule: `!has(self.budget) || !has(self.budget.maxComparisons) || !has(self.essays.inline) || self.budget.maxComparisons * 2 >= size(self.essays.inline) + ${ANCHORS_SIZE}`,
-      messageExpression: `'maxComparisons ' + string(self.budget.maxComparisons) + ' cannot include each of the ' + string(size(self.essays.inline) + ${ANCHORS_SIZE}) + ' essays and anchors even once; set spec.budget.maxComparisons to at least ' + string((size(self.essays.inline) + ${ANCHORS_SIZE} + 1) / 2)`,
+      messageExpression: `'maxComparisons %d cannot include each of the %d essays and anchors even once; set spec.budget.maxComparisons to at least %d'.format([self.budget.maxComparisons, size(self.essays.inline) + ${ANCHORS_SIZE}, (size(self.essays.inline) + ${ANCHORS_SIZE} + 1) / 2])`,
       fieldPath: '.budget.maxComparisons',
       reason: 'FieldValueInvalid',
     },

@@ -8,6 +8,7 @@ import {
   conditions,
   configMapKey,
   counter,
+  DURATION_PATTERN,
   decimal,
   duration,
   objectName,
@@ -106,8 +107,8 @@ export const BatchingSchema = z
   .meta({
     'x-kubernetes-validations': [
       {
-        rule: `self.bundleSize >= 1 && self.bundleSize <= ${MAX_BUNDLE_SIZE}`,
-        messageExpression: `'bundleSize ' + string(self.bundleSize) + ' is out of range; set spec.batching.bundleSize between 1 and ${MAX_BUNDLE_SIZE}'`,
+        rule: `!has(self.bundleSize) || (self.bundleSize >= 1 && self.bundleSize <= ${MAX_BUNDLE_SIZE})`,
+        messageExpression: `'bundleSize %d is out of range; set spec.batching.bundleSize between 1 and ${MAX_BUNDLE_SIZE}'.format([self.bundleSize])`,
         fieldPath: '.bundleSize',
         reason: 'FieldValueInvalid',
       },
@@ -163,7 +164,9 @@ const tierRules: TwinRule<PoolSpecShape>[] = LIMIT_FIELDS.map((f) => ({
   field: `limits.${f}`,
   cel: {
     rule: `self.tier == 'custom' || !has(self.limits) || !has(self.limits.${f}) || self.limits.${f} <= ${tierMap(f)}[self.tier]`,
-    messageExpression: `'${f} ' + string(self.limits.${f}) + ' exceeds the ' + self.tier + ' tier ceiling of ' + string(${tierMap(f)}[self.tier]) + '; lower spec.limits.${f} or choose a higher spec.tier'`,
+    // format() rather than string(int) + '...': the apiserver cannot bound the size of a
+    // concatenated string(int) and rejects the rule as too expensive.
+    messageExpression: `'${f} %d exceeds the %s tier ceiling of %d; lower spec.limits.${f} or choose a higher spec.tier'.format([self.limits.${f}, self.tier, ${tierMap(f)}[self.tier]])`,
     fieldPath: `.limits.${f}`,
     reason: 'FieldValueInvalid',
   },
@@ -207,7 +210,9 @@ export const POOL_SPEC_RULES: TwinRule<PoolSpecShape>[] = [
   {
     field: 'retry.initialBackoff',
     cel: {
-      rule: 'duration(self.retry.initialBackoff) <= duration(self.retry.maxBackoff)',
+      // The pattern guard keeps a malformed duration from failing this rule with a conversion
+      // error on top of the pattern error the schema already reports.
+      rule: `!self.retry.initialBackoff.matches('${DURATION_PATTERN}') || !self.retry.maxBackoff.matches('${DURATION_PATTERN}') || duration(self.retry.initialBackoff) <= duration(self.retry.maxBackoff)`,
       messageExpression:
         "'initialBackoff ' + self.retry.initialBackoff + ' is longer than maxBackoff ' + self.retry.maxBackoff + '; lower spec.retry.initialBackoff or raise spec.retry.maxBackoff'",
       fieldPath: '.retry.initialBackoff',

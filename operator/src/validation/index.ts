@@ -183,19 +183,21 @@ export async function validateBatch(batch: unknown, ctx: ValidationContext): Pro
     );
   }
 
-  // Warnings: legal, but probably not what the author meant.
+  // Warnings: legal, but probably not what the author meant. Only for an otherwise valid batch:
+  // counts from a half-parsed ConfigMap would mislead.
+  if (result.errors.length > 0) return result;
   const essayCount = essays.size;
   const items = essayCount + anchors.length;
   const pairs = distinctPairs(items);
   const budget = spec.budget?.maxComparisons;
-  if (budget !== undefined && budget > pairs && result.errors.length === 0) {
+  if (budget !== undefined && budget > pairs) {
     result.warnings.push(
       `spec.budget.maxComparisons ${budget} is more than the ${pairs} distinct pairs of ${items} essays and anchors; the batch stops once every pair is judged`,
     );
   }
   if (essayCount > 0 && essayCount < SMALL_BATCH) {
     result.warnings.push(
-      `only ${essayCount} essays: a ranking of fewer than ${SMALL_BATCH} essays carries little information`,
+      `only ${essayCount} ${essayCount === 1 ? 'essay' : 'essays'}: a ranking of fewer than ${SMALL_BATCH} essays carries little information`,
     );
   }
   if (anchors.length === 0) {

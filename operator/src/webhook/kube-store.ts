@@ -104,9 +104,16 @@ export class KubeCertStore implements CertStore {
   async injectCABundle(bundle: string): Promise<void> {
     const want = b64(bundle);
     for (let attempt = 0; attempt < 5; attempt++) {
-      const cfg = await this.admission.readValidatingWebhookConfiguration({
-        name: this.opts.webhookConfigurationName,
-      });
+      let cfg: k8s.V1ValidatingWebhookConfiguration;
+      try {
+        cfg = await this.admission.readValidatingWebhookConfiguration({
+          name: this.opts.webhookConfigurationName,
+        });
+      } catch (e) {
+        // Not registered yet (the chart or the installer creates it): the next check injects.
+        if (code(e) === 404) return;
+        throw e;
+      }
       const hooks = cfg.webhooks ?? [];
       if (hooks.every((h) => h.clientConfig.caBundle === want)) return;
       for (const h of hooks) h.clientConfig.caBundle = want;

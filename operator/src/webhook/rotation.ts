@@ -110,7 +110,8 @@ async function plan(
   const onNewest = issuedBy(cur.tlsCert, newestCA);
   const expiring = notAfter(cur.tlsCert).getTime() - now.getTime() < p.renewBeforeMs;
   const wrongNames = !sameNames(cur.tlsCert, p);
-  const propagated = now.getTime() - Date.parse(cur.caRotatedAt ?? '1970-01-01T00:00:00Z') >= p.caPropagationMs;
+  const propagated =
+    now.getTime() - Date.parse(cur.caRotatedAt ?? '1970-01-01T00:00:00Z') >= p.caPropagationMs;
   // Re-issue from the newest CA when the serving cert is expiring or has the wrong names, or when
   // it is still on an older CA and the newest one has had time to reach the apiserver. (An
   // expiring cert on an older CA whose successor has not propagated yet keeps serving: its CA key
