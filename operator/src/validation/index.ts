@@ -15,7 +15,6 @@ import {
   effectiveLimits,
   ID_PATTERN,
   LIMIT_FIELDS,
-  type LLMProviderPool,
   type LLMProviderPoolSpec,
   LLMProviderPoolSpecSchema,
 } from '../api/index.js';
@@ -40,7 +39,8 @@ export interface DataObject {
 export interface ValidationContext {
   /** Namespace of the object under validation (for messages). */
   namespace: string;
-  getPool(name: string): Promise<Pick<LLMProviderPool, 'spec'> | undefined>;
+  /** The pool's spec is parsed (and defaulted) here, so any object with a spec will do. */
+  getPool(name: string): Promise<{ spec?: unknown } | undefined>;
   getConfigMap(name: string): Promise<DataObject | undefined>;
   /** Optional: when given, a missing API-key Secret is reported as a warning. */
   getSecret?(name: string): Promise<DataObject | undefined>;
@@ -57,8 +57,14 @@ export function fieldPath(prefix: string, p: readonly PropertyKey[]): string {
   return out;
 }
 
+// One message per field: zod reports e.g. both minLength and pattern for an empty id.
 function schemaErrors(prefix: string, error: z.ZodError): FieldError[] {
-  return error.issues.map((i) => ({ field: fieldPath(prefix, i.path), message: i.message }));
+  const seen = new Map<string, FieldError>();
+  for (const i of error.issues) {
+    const field = fieldPath(prefix, i.path);
+    if (!seen.has(field)) seen.set(field, { field, message: i.message });
+  }
+  return [...seen.values()];
 }
 
 /** Formats errors the way the webhook reports them: `field: message` joined by "; ". */

@@ -26,7 +26,9 @@ describe('generated CRDs', () => {
   it('wrap the chart copy in crds.install and keep it when crds.keep', () => {
     const chart = generate().get('charts/cj-operator/templates/crds/cj.huleedu.io_cjbatches.yaml')!;
     expect(chart).toContain('{{- if .Values.crds.install }}\n');
-    expect(chart).toContain('    {{- if .Values.crds.keep }}\n    helm.sh/resource-policy: keep\n    {{- end }}\n');
+    expect(chart).toContain(
+      '    {{- if .Values.crds.keep }}\n    helm.sh/resource-policy: keep\n    {{- end }}\n',
+    );
     expect(chart.trimEnd().endsWith('{{- end }}')).toBe(true);
     // Without the template lines it is the same CRD as crds/.
     const plain = readFileSync('crds/cj.huleedu.io_cjbatches.yaml', 'utf8');
@@ -86,7 +88,8 @@ describe('generated CRDs', () => {
   it('generates the tier-ceiling CEL rules from tiers.ts', () => {
     const rules: Json[] = schema('LLMProviderPool').properties.spec['x-kubernetes-validations'];
     const rpm = rules.find((r) => r.fieldPath === '.limits.requestsPerMinute')!;
-    for (const [tier, c] of Object.entries(TIER_CEILINGS)) expect(rpm.rule).toContain(`'${tier}': ${c.requestsPerMinute}`);
+    for (const [tier, c] of Object.entries(TIER_CEILINGS))
+      expect(rpm.rule).toContain(`'${tier}': ${c.requestsPerMinute}`);
     expect(rules.map((r) => r.fieldPath)).toEqual([
       '.limits.requestsPerMinute',
       '.limits.inputTokensPerMinute',
@@ -97,6 +100,22 @@ describe('generated CRDs', () => {
       '.retry.initialBackoff',
     ]);
     for (const r of rules) expect(r.messageExpression ?? r.message).toBeTruthy();
+  });
+
+  it('builds messageExpressions with format(), never string(int) concatenation', () => {
+    // The apiserver cannot bound the size of 'x' + string(int) and refuses the CRD as too
+    // expensive ("estimated messageExpression cost exceeds budget"); format() is accepted.
+    const all: string[] = [];
+    const collect = (n: Json) => {
+      for (const r of n['x-kubernetes-validations'] ?? [])
+        if (r.messageExpression) all.push(r.messageExpression);
+      for (const v of Object.values(n.properties ?? {})) collect(v as Json);
+      if (n.items) collect(n.items);
+    };
+    collect(schema('CJBatch'));
+    collect(schema('LLMProviderPool'));
+    expect(all.length).toBeGreaterThan(8);
+    expect(all.filter((m) => m.includes('string('))).toEqual([]);
   });
 
   it('makes essays, anchors and the grade scale immutable with oldSelf rules', () => {

@@ -44,11 +44,14 @@ describe('LLMProviderPool spec schema', () => {
     expect(messages(LLMProviderPoolSpecSchema.safeParse({ ...base, tier: 'custom' }))).toEqual([
       'limits: tier custom has no ceiling to fall back on; set all of spec.limits.requestsPerMinute, inputTokensPerMinute, outputTokensPerMinute, maxConcurrency or choose tier start, build or scale',
     ]);
-    expect(messages(LLMProviderPoolSpecSchema.safeParse({ ...base, batching: { mode: 'batch_api' } }))).toEqual([
+    expect(
+      messages(LLMProviderPoolSpecSchema.safeParse({ ...base, batching: { mode: 'batch_api' } })),
+    ).toEqual([
       'batching.mode: batching mode batch_api needs a provider with a batch API (anthropic) but provider is fake; use mode per_request or serial_bundle',
     ]);
     expect(
-      LLMProviderPoolSpecSchema.safeParse({ ...base, provider: 'anthropic', batching: { mode: 'batch_api' } }).success,
+      LLMProviderPoolSpecSchema.safeParse({ ...base, provider: 'anthropic', batching: { mode: 'batch_api' } })
+        .success,
     ).toBe(true);
   });
 
@@ -58,7 +61,9 @@ describe('LLMProviderPool spec schema', () => {
       'batching.bundleSize: bundleSize 65 is out of range; set spec.batching.bundleSize between 1 and 64',
     ]);
     expect(
-      messages(LLMProviderPoolSpecSchema.safeParse({ ...base, retry: { initialBackoff: '2m', maxBackoff: '30s' } })),
+      messages(
+        LLMProviderPoolSpecSchema.safeParse({ ...base, retry: { initialBackoff: '2m', maxBackoff: '30s' } }),
+      ),
     ).toEqual([
       'retry.initialBackoff: initialBackoff 2m is longer than maxBackoff 30s; lower spec.retry.initialBackoff or raise spec.retry.maxBackoff',
     ]);
@@ -67,7 +72,8 @@ describe('LLMProviderPool spec schema', () => {
   it('accepts prices as decimal strings or integers, never floats', () => {
     const base = sample('llmproviderpool.yaml').spec;
     const ok = (p: unknown) =>
-      LLMProviderPoolSpecSchema.safeParse({ ...base, pricing: { inputPerMTok: p, outputPerMTok: 15 } }).success;
+      LLMProviderPoolSpecSchema.safeParse({ ...base, pricing: { inputPerMTok: p, outputPerMTok: 15 } })
+        .success;
     expect(ok('3.00')).toBe(true);
     expect(ok(3)).toBe(true);
     expect(ok(3.5)).toBe(false);
@@ -96,7 +102,9 @@ describe('CJBatch spec schema', () => {
   it('refuses two essay sources, a missing source, and anchor grades outside the scale', () => {
     const base = sample('cjbatch-small.yaml').spec;
     expect(
-      messages(CJBatchSpecSchema.safeParse({ ...base, essays: { ...base.essays, configMapRefs: [{ name: 'x' }] } })),
+      messages(
+        CJBatchSpecSchema.safeParse({ ...base, essays: { ...base.essays, configMapRefs: [{ name: 'x' }] } }),
+      ),
     ).toEqual(['essays: essays has both inline and configMapRefs; keep exactly one source']);
     expect(messages(CJBatchSpecSchema.safeParse({ ...base, essays: {} }))).toEqual([
       'essays: essays has no source; set spec.essays.inline or spec.essays.configMapRefs',
@@ -110,7 +118,9 @@ describe('CJBatch spec schema', () => {
   it('refuses inconsistent budgets', () => {
     const base = sample('cjbatch-small.yaml').spec;
     expect(
-      messages(CJBatchSpecSchema.safeParse({ ...base, budget: { maxComparisons: 5, maxComparisonsPerEssay: 6 } })),
+      messages(
+        CJBatchSpecSchema.safeParse({ ...base, budget: { maxComparisons: 5, maxComparisonsPerEssay: 6 } }),
+      ),
     ).toEqual([
       'budget.maxComparisonsPerEssay: maxComparisonsPerEssay 6 exceeds maxComparisons 5; lower spec.budget.maxComparisonsPerEssay',
       'budget.maxComparisons: maxComparisons 5 cannot include each of the 12 essays and anchors even once; set spec.budget.maxComparisons to at least 6',

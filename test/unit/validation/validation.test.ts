@@ -1,0 +1,260 @@
+// The shared validation module with in-memory lookups: what the webhook, the controller and the
+// CLI refuse or warn about beyond the CRD's own rules.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import YAML from 'yaml';
+import { CJBatchSpecSchema } from '../../../operator/src/api/index.js';
+import {
+  type DataObject,
+  parseEssayConfigMap,
+  resolveBudget,
+  type ValidationContext,
+  validateBatch,
+  validatePool,
+} from '../../../operator/src/validation/index.js';
+
+type Obj = Record<string, any>;
+const sample = (f: string): Obj => YAML.parse(readFileSync(`config/samples/${f}`, 'utf8'));
+const pool = sample('llmproviderpool.yaml');
+
+function ctx(
+  configMaps: Record<string, DataObject> = {},
+  secrets?: Record<string, DataObject>,
+): ValidationContext {
+  return {
+    namespace: 'ns1',
+    getPool: async (name) => (name === 'fake-pool' ? pool : undefined),
+    getConfigMap: async (name) => configMaps[name],
+    ...(secrets ? { getSecret: async (name: string) => secrets[name] } : {}),
+  };
+}
+const batch = (mutate: (b: Obj) => void = () => {}) => {
+  const b = structuredClone(sample('cjbatch-small.yaml'));
+  mutate(b);
+  return b;
+};
+
+describe('validateBatch', () => {
+  it('accepts the sample with no errors and no warnings', async () => {
+    expect(await validateBatch(batch(), ctx())).toEqual({ errors: [], warnings: [] });
+  });
+
+  it('reports schema errors with Kubernetes field paths and stops there', async () => {
+    const r = await validateBatch(
+      batch((b) => {
+        b.spec.essays.inline[2].id = '';
+        b.spec.gradeScale.grades = ['A'];
+      }),
+      ctx(),
+    );
+    // The anchor rule still runs (zod refinements run past non-fatal issues): anchor grades are
+    // outside a one-grade scale.
+    expect(r.errors.map((e) => e.field)).toEqual([
+      'spec.essays.inline[2].id',
+      'spec.gradeScale.grades',
+      'spec.anchors',
+    ]);
+    expect(r.warnings).toEqual([]);
+  });
+
+  it('refuses a missing pool, naming the namespace and the fix', async () => {
+    const r = await validateBatch(
+      batch((b) => (b.spec.providerPoolRef.name = 'gone')),
+      ctx(),
+    );
+    expect(r.errors).toEqual([
+      {
+        field: 'spec.providerPoolRef.name',
+        message: 'LLMProviderPool "gone" not found in namespace "ns1"; create the pool first or fix the name',
+      },
+    ]);
+  });
+
+  it('allows overrides that tighten the pool and refuses ones that loosen it (explicit limit or tier ceiling)', async () => {
+    const ok = await validateBatch(
+      batch((b) => (b.spec.overrides = { limits: { requestsPerMinute: 100 } })),
+      ctx(),
+    );
+    expect(ok.errors).toEqual([]);
+    const bad = await validateBatch(
+      batch(
+        (b) =>
+          (b.spec.overrides = {
+            limits: { requestsPerMinute: 601, maxConcurrency: 17, inputTokensPerMinute: 2_000_001 },
+          }),
+      ),
+      ctx(),
+    );
+    expect(bad.errors.map((e) => e.field)).toEqual([
+      'spec.overrides.limits.requestsPerMinute',
+      'spec.overrides.limits.inputTokensPerMinute',
+      'spec.overrides.limits.maxConcurrency',
+    ]);
+    expect(bad.errors[1]!.message).toBe(
+      '2000001 exceeds the inputTokensPerMinute of LLMProviderPool "fake-pool" (2000000); overrides may only tighten the pool, so set at most 2000000 or remove the override',
+    );
+  });
+
+  it('reads perKey and jsonl ConfigMaps and checks ids across all sources', async () => {
+    const cms = {
+      a: { data: { 'e-1': 'text one', 'e-2': 'text two' } },
+      b: { data: { 'set.jsonl': '{"id":"e-3","text":"three"}\n\n{"id":"e-4","text":"four"}\n' } },
+      c: { data: { 'more.jsonl': '{"id":"e-1","text":"again"}' } },
+    };
+    const good = await validateBatch(
+      batch((b) => (b.spec.essays = { configMapRefs: [{ name: 'a' }, { name: 'b', format: 'jsonl' }] })),
+      ctx(cms),
+    );
+    expect(good).toEqual({ errors: [], warnings: [] });
+    const dup = await validateBatch(
+      batch((b) => (b.spec.essays = { configMapRefs: [{ name: 'a' }, { name: 'c', format: 'jsonl' }] })),
+      ctx(cms),
+    );
+    expect(dup.errors).toEqual([
+      {
+        field: 'spec.essays.configMapRefs[1]',
+        message:
+          'essay id "e-1" in ConfigMap "c" (key "more.jsonl" line 1) is also used by ConfigMap "a" (key "e-1"); essay ids must be unique',
+      },
+    ]);
+  });
+
+  it('refuses missing and empty ConfigMaps', async () => {
+    const r = await validateBatch(
+      batch((b) => (b.spec.essays = { configMapRefs: [{ name: 'nope' }, { name: 'empty' }] })),
+      ctx({ empty: { data: {} } }),
+    );
+    expect(r.errors).toEqual([
+      {
+        field: 'spec.essays.configMapRefs[0].name',
+        message: 'ConfigMap "nope" not found in namespace "ns1"; create it before the batch or fix the name',
+      },
+      {
+        field: 'spec.essays.configMapRefs[1]',
+        message: 'ConfigMap "empty" holds no essays; add essays to its data or remove the reference',
+      },
+    ]);
+  });
+
+  it('refuses anchors that reuse essay ids, repeat, cover one grade, or point at missing keys', async () => {
+    const r = await validateBatch(
+      batch((b) => {
+        b.spec.anchors = [
+          { id: 'essay-01', grade: 'C', text: 'x' },
+          { id: 'a2', grade: 'C', configMapKeyRef: { name: 'anchors', key: 'a2' } },
+          { id: 'a2', grade: 'C', text: 'y' },
+        ];
+      }),
+      ctx({ anchors: { data: { other: 'z' } } }),
+    );
+    expect(r.errors).toEqual([
+      {
+        field: 'spec.anchors[0].id',
+        message:
+          'anchor id "essay-01" is also an essay id (spec.essays.inline[0]); rename the anchor or the essay',
+      },
+      {
+        field: 'spec.anchors[1].configMapKeyRef',
+        message: 'ConfigMap "anchors" has no key "a2"; add the key or fix configMapKeyRef.key',
+      },
+      { field: 'spec.anchors[2].id', message: 'anchor id "a2" is used twice; anchor ids must be unique' },
+      {
+        field: 'spec.anchors',
+        message:
+          'anchors cover only grade C; grades are placed between anchors, so add anchors of at least one other grade from spec.gradeScale.grades',
+      },
+    ]);
+  });
+
+  it('warns about budgets above the distinct pairs, tiny batches and missing anchors', async () => {
+    const r = await validateBatch(
+      batch((b) => {
+        b.spec.essays.inline = b.spec.essays.inline.slice(0, 1);
+        delete b.spec.anchors;
+        b.spec.budget = { maxComparisons: 10 };
+      }),
+      ctx(),
+    );
+    expect(r.errors).toEqual([]);
+    expect(r.warnings).toEqual([
+      'spec.budget.maxComparisons 10 is more than the 0 distinct pairs of 1 essays and anchors; the batch stops once every pair is judged',
+      'only 1 essay: a ranking of fewer than 4 essays carries little information',
+      'spec.anchors is empty: the batch will rank the essays but cannot grade them; add anchors covering at least two grades',
+    ]);
+  });
+
+  it('resolves the budget and records its source', () => {
+    const spec = CJBatchSpecSchema.parse(sample('cjbatch-small.yaml').spec);
+    expect(resolveBudget(spec, 8)).toEqual({ total: 66, source: 'default' });
+    expect(resolveBudget({ ...spec, budget: { maxComparisons: 40 } }, 8)).toEqual({
+      total: 40,
+      source: 'spec',
+    });
+  });
+});
+
+describe('parseEssayConfigMap', () => {
+  it('reports bad jsonl lines with their key and line number, at most five', () => {
+    const lines = ['{"id":"ok","text":"fine"}', 'not json', '{"id":"","text":"x"}', '{"id":"n","text":" "}'];
+    const r = parseEssayConfigMap('cm', 'jsonl', { data: { 'a.jsonl': lines.join('\n') } });
+    expect(r.essays.map((e) => e.id)).toEqual(['ok']);
+    expect(r.errors).toEqual([
+      'ConfigMap "cm" key "a.jsonl" line 2 is not valid JSON; each line must be {"id": "...", "text": "..."}',
+      'ConfigMap "cm" key "a.jsonl" line 3 has no valid "id"; give every line a non-empty id of letters, digits, \'-\', \'_\' and \'.\'',
+      'ConfigMap "cm" key "a.jsonl" line 4 (id "n") has no text; give every line a non-empty "text"',
+    ]);
+    const many = parseEssayConfigMap('cm', 'jsonl', { data: { k: Array(9).fill('x').join('\n') } });
+    expect(many.errors).toHaveLength(6);
+    expect(many.errors[5]).toBe('... and 4 more problems in ConfigMap "cm"');
+  });
+
+  it('refuses perKey keys that are not essay ids and empty values', () => {
+    const r = parseEssayConfigMap('cm', 'perKey', { data: { '-bad': 'x', good: 'text', empty: '  ' } });
+    expect(r.essays.map((e) => e.id)).toEqual(['good']);
+    expect(r.errors).toEqual([
+      "ConfigMap \"cm\" key \"-bad\" is not a valid essay id; use letters, digits, '-', '_' and '.'",
+      'ConfigMap "cm" key "empty" is empty; put the essay text in it or remove the key',
+    ]);
+  });
+});
+
+describe('validatePool', () => {
+  it('accepts the sample; warns (never refuses) when the key Secret is missing', async () => {
+    expect(await validatePool(pool, ctx({}, { 'llm-api-key': { data: { apiKey: 'x' } } }))).toEqual({
+      errors: [],
+      warnings: [],
+    });
+    const r = await validatePool(pool, ctx({}, {}));
+    expect(r.errors).toEqual([]);
+    expect(r.warnings).toEqual([
+      'spec.apiKeySecretRef: Secret "llm-api-key" not found in namespace "ns1"; the pool stays Degraded until it exists',
+    ]);
+    const noKey = await validatePool(pool, ctx({}, { 'llm-api-key': { data: { other: 'x' } } }));
+    expect(noKey.warnings).toEqual([
+      'spec.apiKeySecretRef.key: Secret "llm-api-key" has no key "apiKey"; the pool stays Degraded until it does',
+    ]);
+  });
+
+  it('refuses limits over the tier ceiling with the CEL message, and warns about plain-HTTP anthropic', async () => {
+    const r = await validatePool({ spec: { ...pool.spec, limits: { requestsPerMinute: 1001 } } }, ctx());
+    expect(r.errors).toEqual([
+      {
+        field: 'spec.limits.requestsPerMinute',
+        message:
+          'requestsPerMinute 1001 exceeds the start tier ceiling of 1000; lower spec.limits.requestsPerMinute or choose a higher spec.tier',
+      },
+    ]);
+    const http = await validatePool(
+      { spec: { ...pool.spec, provider: 'anthropic', baseURL: 'http://proxy:80' } },
+      ctx(),
+    );
+    expect(http.warnings).toEqual([
+      'spec.baseURL: http://proxy:80 is plain HTTP; the API key would travel unencrypted unless this is a local proxy',
+    ]);
+  });
+
+  it('refuses an object without a spec', async () => {
+    const r = await validatePool({}, ctx());
+    expect(r.errors[0]!.field).toBe('spec');
+  });
+});
