@@ -13,7 +13,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import YAML from 'yaml';
 import { z } from 'zod';
-import { GROUP, KINDS, VERSION } from '../operator/src/api/index.js';
+import { GROUP, KINDS, TIER_CEILINGS, VERSION } from '../operator/src/api/index.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -194,9 +194,113 @@ function chartYaml(plain: string): string {
   return HEADER + '{{- if .Values.crds.install }}\n' + body + '{{- end }}\n';
 }
 
+/** One row per field: path, type with constraints, default, description. */
+function fieldRows(node: Json, prefix: string, rows: string[][]): void {
+  for (const [name, child] of Object.entries((node.properties ?? {}) as Record<string, Json>)) {
+    const p = `${prefix}.${name}`;
+    const required = ((node.required ?? []) as string[]).includes(name);
+    rows.push([
+      `\`${p}\`${required ? ' (required)' : ''}`,
+      typeOf(child),
+      defaultOf(child),
+      cell(child.description),
+    ]);
+    if (child.properties) fieldRows(child, p, rows);
+    if (child.items?.properties) fieldRows(child.items, `${p}[]`, rows);
+  }
+}
+
+function typeOf(n: Json): string {
+  const parts: string[] = [];
+  if (n['x-kubernetes-int-or-string']) parts.push('integer or string');
+  else if (n.type === 'array') parts.push(`[]${n.items?.type ?? 'object'}`);
+  else if (n.type === 'object' && n.additionalProperties) parts.push('map[string]string');
+  else parts.push(n.type);
+  if (n.enum) parts.push(`one of ${(n.enum as string[]).join(', ')}`);
+  if (n.items?.enum) parts.push(`items one of ${(n.items.enum as string[]).join(', ')}`);
+  if (n.minimum !== undefined || n.maximum !== undefined)
+    parts.push(`${n.minimum ?? ''}..${n.maximum ?? ''}`);
+  if (n.minItems !== undefined || n.maxItems !== undefined)
+    parts.push(`${n.minItems ?? 0}..${n.maxItems ?? ''} items`);
+  if (n.maxLength !== undefined && n.type === 'string' && !n.pattern) parts.push(`max ${n.maxLength} chars`);
+  if (n.pattern) parts.push(`pattern \`${n.pattern}\``);
+  if (n.format) parts.push(n.format);
+  return cell(parts.join(', '));
+}
+
+const defaultOf = (n: Json) => (n.default === undefined ? '' : cell(`\`${JSON.stringify(n.default)}\``));
+const cell = (s: string | undefined) => (s ?? '').replaceAll('|', '\\|').replaceAll('\n', ' ');
+
+function celRows(node: Json, prefix: string, rows: string[][]): void {
+  for (const r of (node['x-kubernetes-validations'] ?? []) as Json[]) {
+    const field = r.fieldPath ? `${prefix}${r.fieldPath}` : prefix;
+    rows.push([
+      `\`${field}\``,
+      cell(`\`${r.rule}\``),
+      cell(r.message ?? `(expression) ${r.messageExpression}`),
+    ]);
+  }
+  for (const [name, child] of Object.entries((node.properties ?? {}) as Record<string, Json>)) {
+    celRows(child, `${prefix}.${name}`, rows);
+    if (child.items) celRows(child.items, `${prefix}.${name}[]`, rows);
+  }
+}
+
+const table = (head: string[], rows: string[][]) =>
+  [
+    `| ${head.join(' | ')} |`,
+    `|${head.map(() => '---').join('|')}|`,
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+  ].join('\n');
+
+/** The generated field reference that goes between the markers in docs/api.md. */
+export function apiReference(): string {
+  const n = (x: number) => x.toLocaleString('en-US');
+  const tiers = Object.entries(TIER_CEILINGS).map(([t, c]) => [
+    `\`${t}\``,
+    n(c.requestsPerMinute),
+    n(c.inputTokensPerMinute),
+    n(c.outputTokensPerMinute),
+    n(c.maxConcurrency),
+  ]);
+  tiers.push(['`custom`', 'no ceiling: all four limits must be set', '', '', '']);
+  const out: string[] = [
+    `### Tier ceilings (per minute)\n\n${table(['tier', 'requests', 'input tokens', 'output tokens', 'maxConcurrency'], tiers)}`,
+  ];
+  for (const kind of Object.keys(KINDS) as (keyof typeof KINDS)[]) {
+    const root = crdFor(kind).spec.versions[0].schema.openAPIV3Schema;
+    for (const part of ['spec', 'status'] as const) {
+      const rows: string[][] = [];
+      fieldRows(root.properties[part], part, rows);
+      out.push(`### ${kind} \`${part}\`\n\n${table(['field', 'type', 'default', 'description'], rows)}`);
+    }
+    const cel: string[][] = [];
+    celRows(root.properties.spec, 'spec', cel);
+    out.push(`### ${kind} CEL rules\n\n${table(['field', 'rule', 'message'], cel)}`);
+  }
+  return out.join('\n\n');
+}
+
+const DOC = 'docs/api.md';
+const BEGIN = '<!-- BEGIN GENERATED REFERENCE (hack/gen-crds.ts) -->';
+const END = '<!-- END GENERATED REFERENCE -->';
+
+/** docs/api.md with the generated reference between its markers (prose around it is hand-written). */
+function apiDoc(): string | undefined {
+  const abs = path.join(root, DOC);
+  if (!existsSync(abs)) return undefined;
+  const cur = readFileSync(abs, 'utf8');
+  const a = cur.indexOf(BEGIN);
+  const b = cur.indexOf(END);
+  if (a < 0 || b < a) throw new Error(`${DOC} needs the markers ${BEGIN} and ${END}`);
+  return `${cur.slice(0, a + BEGIN.length)}\n\n${apiReference()}\n\n${cur.slice(b)}`;
+}
+
 /** Every generated file, path relative to the repository root → content. */
 export function generate(): Map<string, string> {
   const files = new Map<string, string>();
+  const doc = apiDoc();
+  if (doc !== undefined) files.set(DOC, doc);
   for (const kind of Object.keys(KINDS) as (keyof typeof KINDS)[]) {
     const crd = crdFor(kind);
     const file = `${GROUP}_${KINDS[kind].plural}.yaml`;
