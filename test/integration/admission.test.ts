@@ -647,6 +647,9 @@ describe('webhook certificate rotation', () => {
     await new Promise((r) => setTimeout(r, 3_000));
     stop = true;
     await Promise.all(load);
+    process.stderr.write(
+      `[admission] rotation: ${ok} admission requests (${okAtSwap} before the swap), ${failures.length} refused\n`,
+    );
     expect(failures).toEqual([]);
     expect(okAtSwap).toBeGreaterThan(0);
     expect(ok).toBeGreaterThan(okAtSwap); // requests kept succeeding after the swap
