@@ -2,12 +2,21 @@
 // loopback with state under /dev/shm. `npm run dev:up` starts a named, long-lived stack; the
 // integration tests start their own (or reuse the dev stack when it is running). Every component
 // runs detached and is stopped by the pid we recorded, never by name.
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { startControlPlane } from './cluster/control-plane.js';
 import type { ImageRule } from './kubelet/kubelet.js';
-import { alive, logTail, type Started, sleep, startDetached, stopPid, waitUntil } from './lib/proc.js';
+import {
+  alive,
+  logTail,
+  type Started,
+  sleep,
+  startDetached,
+  startedHere,
+  stopPid,
+  waitUntil,
+} from './lib/proc.js';
 import { repoRoot } from './lib/tools.js';
 import { startKafka } from './services/kafka.js';
 import { startPostgres } from './services/postgres.js';
@@ -81,14 +90,18 @@ export async function startStack(name: string): Promise<StackInfo> {
   const timings: Record<string, number> = {};
   const processes: Started[] = [];
   const t0 = Date.now();
+  // Postgres and Kafka start while the control plane comes up (they are independent).
+  let pgP: Promise<unknown> = Promise.resolve();
+  let kafkaP: Promise<unknown> = Promise.resolve();
   try {
-    // Postgres and Kafka start while the control plane comes up (they are independent).
-    const pgP = timed(timings, 'postgres', () => startPostgres(path.join(dir, 'postgres')));
-    const kafkaP = timed(timings, 'kafka', async () => {
+    const pgStart = timed(timings, 'postgres', () => startPostgres(path.join(dir, 'postgres')));
+    pgP = pgStart;
+    const kafkaStart = timed(timings, 'kafka', async () => {
       const k = await startKafka(path.join(dir, 'kafka'));
       await kafkaReady(k.brokers, k.process);
       return k;
     });
+    kafkaP = kafkaStart;
     const cp = await timed(timings, 'control plane', () => startControlPlane(path.join(dir, 'cluster')));
     processes.push(...cp.processes);
     const nodeName = 'process-node';
@@ -117,7 +130,7 @@ export async function startStack(name: string): Promise<StackInfo> {
       return k;
     });
     processes.push(kubelet);
-    const [pg, kafka] = await Promise.all([pgP, kafkaP]);
+    const [pg, kafka] = await Promise.all([pgStart, kafkaStart]);
     processes.push(pg.process, kafka.process);
     timings.total = (Date.now() - t0) / 1000;
     const info: StackInfo = {
@@ -135,10 +148,10 @@ export async function startStack(name: string): Promise<StackInfo> {
     writeFileSync(path.join(dir, 'stack.json'), JSON.stringify(info, null, 2));
     return info;
   } catch (err) {
-    // Leave nothing running behind a failed start; the error carries the failing log tail.
-    const partial = JSON.parse(JSON.stringify(processes)) as Started[];
-    await stopProcesses(partial);
-    await stopStrays(dir);
+    // Leave nothing running behind a failed start (including components still starting in
+    // parallel); the error carries the failing component's log tail.
+    await Promise.allSettled([pgP, kafkaP]);
+    await stopProcesses(startedHere.splice(0));
     throw err;
   }
 }
@@ -148,12 +161,6 @@ async function stopProcesses(ps: Started[]): Promise<void> {
   for (const p of [...ps].reverse()) await stopPid(p.pid, p.name === 'process-kubelet' ? 20_000 : 10_000);
 }
 
-/** Processes started before a failure may not be in the list yet; their pid files tell. */
-async function stopStrays(dir: string): Promise<void> {
-  const pidFile = path.join(dir, 'postgres', 'pgdata', 'postmaster.pid');
-  if (existsSync(pidFile)) await stopPid(Number(readFileSync(pidFile, 'utf8').split('\n')[0]));
-}
-
 export async function stopStack(name: string): Promise<boolean> {
   const dir = stackDir(name);
   const file = path.join(dir, 'stack.json');
@@ -161,6 +168,13 @@ export async function stopStack(name: string): Promise<boolean> {
   const info = JSON.parse(readFileSync(file, 'utf8')) as StackInfo;
   await stopProcesses(info.processes);
   await sleep(100);
+  // Keep the logs (not the data) for a post-mortem: /tmp/cj-stack-logs/<name>/.
+  const keep = path.join('/tmp/cj-stack-logs', name);
+  rmSync(keep, { recursive: true, force: true });
+  cpSync(dir, keep, {
+    recursive: true,
+    filter: (src) => !/(pgdata|etcd|kafka\/logs|volumes|pki)$/.test(src),
+  });
   rmSync(dir, { recursive: true, force: true });
   return true;
 }

@@ -296,6 +296,8 @@ export class ProcessKubelet {
       stopping: false,
       restartTimers: [],
     };
+    // status.podIP must be known before env (fieldRef) is resolved.
+    pod.status = { ...pod.status, podIP: run.ip, podIPs: [{ ip: run.ip }] };
     for (const c of pod.spec.containers)
       run.containers.set(c.name, { name: c.name, image: c.image, restartCount: 0, ready: false });
     this.pods.set(uid, run);
@@ -349,7 +351,7 @@ export class ProcessKubelet {
     for (const c of run.pod.spec.containers) {
       const cr = run.containers.get(c.name)!;
       cr.waiting = undefined;
-      void this.spawnContainer(run, c, cr, baseEnv, rewrite, (code) =>
+      await this.spawnContainer(run, c, cr, baseEnv, rewrite, (code) =>
         this.enqueue(run.uid, () => this.onContainerExit(run, c, cr, code, baseEnv, rewrite)),
       );
     }
@@ -605,7 +607,7 @@ export class ProcessKubelet {
   private async killAll(run: PodRun, graceSeconds: number): Promise<void> {
     run.stopping = true;
     clearInterval(run.probeTimer);
-    run.restartTimers.forEach(clearTimeout);
+    for (const t of run.restartTimers) clearTimeout(t);
     const procs = [...run.containers.values()].map((c) => c.proc).filter((p): p is ChildProcess => !!p);
     const kill = (p: ChildProcess, sig: NodeJS.Signals) => {
       try {
@@ -614,11 +616,11 @@ export class ProcessKubelet {
         /* gone */
       }
     };
-    procs.forEach((p) => kill(p, 'SIGTERM'));
+    for (const p of procs) kill(p, 'SIGTERM');
     const end = Date.now() + graceSeconds * 1000;
     const running = () => procs.filter((p) => p.exitCode === null && p.signalCode === null);
     while (running().length > 0 && Date.now() < end) await sleep(100);
-    running().forEach((p) => kill(p, 'SIGKILL'));
+    for (const p of running()) kill(p, 'SIGKILL');
     while (running().length > 0) await sleep(50);
     await sleep(20); // let 'exit' handlers record terminated states
   }

@@ -61,7 +61,11 @@ export class KubeApi {
     contentType = 'application/json',
   ): Promise<T> {
     return new Promise((resolve, reject) => {
-      const req = this.open(method, path, body === undefined ? undefined : contentType);
+      const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
+      const req = this.open(method, path, payload === undefined ? undefined : contentType);
+      // Always frame the body: Node does not use chunked encoding for DELETE, so an unframed
+      // body would be read by the server as the start of the next request on the connection.
+      if (payload !== undefined) req.setHeader('Content-Length', Buffer.byteLength(payload));
       req.on('response', (res) => {
         let data = '';
         res.setEncoding('utf8');
@@ -76,7 +80,7 @@ export class KubeApi {
       });
       req.on('timeout', () => req.destroy(new Error(`${method} ${path}: timeout`)));
       req.on('error', reject);
-      if (body !== undefined) req.write(typeof body === 'string' ? body : JSON.stringify(body));
+      if (payload !== undefined) req.write(payload);
       req.end();
     });
   }

@@ -25,6 +25,9 @@ export interface Started {
   log: string;
 }
 
+/** Every component this process started, so a failed start can stop exactly what it started. */
+export const startedHere: Started[] = [];
+
 /** Starts a long-running component detached (it outlives `npm run dev:up`), output to `log`. */
 export function startDetached(
   name: string,
@@ -39,7 +42,9 @@ export function startDetached(
   closeSync(fd);
   if (child.pid === undefined) throw new Error(`${name}: could not start ${cmd}`);
   child.unref();
-  return { name, pid: child.pid, log };
+  const started = { name, pid: child.pid, log };
+  startedHere.push(started);
+  return started;
 }
 
 export function alive(pid: number): boolean {

@@ -67,7 +67,9 @@ export async function startKafka(dir: string, port?: number): Promise<KafkaServi
   );
   const cp = `${libs}/*`;
   const logOpt = `-Dlog4j.configuration=file:${log4j}`;
-  const clusterId = randomBytes(16).toString('base64url');
+  // Like `kafka-storage random-uuid`; an id starting with '-' would be read as a flag.
+  let clusterId = randomBytes(16).toString('base64url');
+  while (clusterId.startsWith('-')) clusterId = randomBytes(16).toString('base64url');
   execFileSync(
     'java',
     [

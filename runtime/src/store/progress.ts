@@ -1,0 +1,53 @@
+// The batch's progress as the database knows it. Status counters are always read from here, so
+// they are cumulative across rounds by construction and failures are never counted as completed.
+import type { Sql } from './db.js';
+
+export interface Progress {
+  planned: number;
+  submitted: number; // at least one attempt was made
+  completed: number; // succeeded: a verdict was written
+  failed: number; // gave up with a reason
+  retried: number; // attempts beyond the first, summed
+  pending: number; // not yet final (pending or leased)
+  inputTokens: number;
+  outputTokens: number;
+  cacheReadTokens: number;
+  cacheWriteTokens: number;
+  currentRound: { round: number; planned: number; done: number } | null;
+}
+
+export async function readProgress(sql: Sql, uid: string): Promise<Progress> {
+  const [t] = await sql`
+    SELECT count(*)::int AS planned,
+           count(*) FILTER (WHERE attempts > 0)::int AS submitted,
+           count(*) FILTER (WHERE status = 'succeeded')::int AS completed,
+           count(*) FILTER (WHERE status = 'failed')::int AS failed,
+           coalesce(sum(greatest(attempts - 1, 0)), 0)::int AS retried,
+           count(*) FILTER (WHERE status IN ('pending', 'leased'))::int AS pending,
+           coalesce(sum(input_tokens), 0)::bigint AS input_tokens,
+           coalesce(sum(output_tokens), 0)::bigint AS output_tokens,
+           coalesce(sum(cache_read_tokens), 0)::bigint AS cache_read_tokens,
+           coalesce(sum(cache_write_tokens), 0)::bigint AS cache_write_tokens,
+           max(round) AS max_round
+      FROM comparisons WHERE batch_uid = ${uid}`;
+  let currentRound: Progress['currentRound'] = null;
+  if (t!.max_round !== null) {
+    const [r] = await sql`
+      SELECT count(*)::int AS planned, count(*) FILTER (WHERE status IN ('succeeded', 'failed'))::int AS done
+        FROM comparisons WHERE batch_uid = ${uid} AND round = ${t!.max_round}`;
+    currentRound = { round: t!.max_round, planned: r!.planned, done: r!.done };
+  }
+  return {
+    planned: t!.planned,
+    submitted: t!.submitted,
+    completed: t!.completed,
+    failed: t!.failed,
+    retried: t!.retried,
+    pending: t!.pending,
+    inputTokens: Number(t!.input_tokens),
+    outputTokens: Number(t!.output_tokens),
+    cacheReadTokens: Number(t!.cache_read_tokens),
+    cacheWriteTokens: Number(t!.cache_write_tokens),
+    currentRound,
+  };
+}
