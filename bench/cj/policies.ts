@@ -10,6 +10,8 @@ export interface Metrics {
   comparisons: number;
   perEssay: number;
   spearman: number;
+  /** Spearman over all essays, anchors included (the issue does not say which). */
+  spearmanAll?: number;
   kendall: number;
   exact: number;
   adjacent: number;
@@ -201,6 +203,10 @@ export function runSeed(
         comparisons: data.length,
         perEssay: (2 * data.length) / n,
         spearman: spearman(truth, est),
+        spearmanAll: spearman(
+          ids.map((id) => world.theta.get(id)!),
+          Array.from(theta),
+        ),
         kendall: kendall(truth, est),
         exact: tg.filter((x, t) => x === pg[t]).length / tg.length,
         adjacent: tg.filter((x, t) => Math.abs(x - pg[t]!) <= 1).length / tg.length,

@@ -13,7 +13,13 @@ import { type JudgeConfig, makeWorld } from './world.js';
 
 const quick = process.argv.includes('--quick');
 const write = process.argv.includes('--write');
-const seeds = Array.from({ length: quick ? 3 : 10 }, (_, i) => i + 1);
+const arg = (name: string): string | undefined => {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+};
+/** `--only standard,stop,noisy,timing` runs a subset; `--seeds N` overrides the seed count. */
+const only = new Set((arg('--only') ?? 'standard,stop,noisy,timing').split(','));
+const seeds = Array.from({ length: Number(arg('--seeds') ?? (quick ? 3 : 10)) }, (_, i) => i + 1);
 const world = { students: 60, anchors: 12, grades: 6, sd: 1.5 };
 const standard: JudgeConfig = { lapse: 0.05, bias: 0.15, scale: 1 };
 const noisy: JudgeConfig = { lapse: 0.1, bias: 0.3, scale: 1.5 };
@@ -128,9 +134,9 @@ log(
   `Seeds: ${seeds.length}${quick ? ' (quick)' : ''}; world: 60 essays + 12 anchors, θ ~ N(0, 1.5²), 6 grades.`,
 );
 log();
-table('Standard judge (lapse 0.05, bias 0.15, scale 1)', standard);
-stopping();
-table('Noisier judge (lapse 0.10, bias 0.3, scale 1.5)', noisy);
-timing();
+if (only.has('standard')) table('Standard judge (lapse 0.05, bias 0.15, scale 1)', standard);
+if (only.has('stop')) stopping();
+if (only.has('noisy')) table('Noisier judge (lapse 0.10, bias 0.3, scale 1.5)', noisy);
+if (only.has('timing')) timing();
 log(`Total benchmark time ${((Date.now() - t0) / 1000).toFixed(0)} s.`);
 if (write) writeFileSync(new URL('./RESULTS.tables.md', import.meta.url), `${lines.join('\n')}\n`);

@@ -4,7 +4,8 @@
  * True scores θ ~ N(0, sd²). Grades are K equal-probability bands of that population (cut points
  * at the normal quantiles j/K), so true grades are as frequent as the bands are wide. Anchors are
  * drawn per grade (evenly over the K grades) from the same population restricted to the band.
- * Judge: P(A chosen) = lapse/2 + (1 − lapse)·σ((θ_A − θ_B)/scale + bias).
+ * Judge: P(A chosen) = lapse/2 + (1 − lapse)·Φ((θ_A − θ_B)/scale + bias) by default (Gaussian
+ * noise of SD `scale` on the perceived difference); logistic and Thurstone variants for the audit.
  */
 import { createRng, type Rng } from '../../runtime/src/cj/rng.js';
 
@@ -12,6 +13,42 @@ export interface JudgeConfig {
   lapse: number;
   bias: number;
   scale: number;
+  /**
+   * How the noise scale s enters (see README.md): `probit` (default, reproduces the issue's seed
+   * figures) Gaussian noise of SD s on the perceived difference, P = Φ(Δ/s + β);
+   * `logistic` P = σ(Δ/s + β); `thurstone` each essay perceived as θ + N(0, s²),
+   * P = Φ(Δ/(s√2) + β).
+   */
+  noise?: 'logistic' | 'thurstone' | 'probit';
+}
+
+/** Standard normal CDF (Abramowitz–Stegun 7.1.26 via erf, |error| < 1.5e-7). */
+export function normalCdf(x: number): number {
+  const z = Math.abs(x) / Math.SQRT2;
+  const t = 1 / (1 + 0.3275911 * z);
+  const y =
+    1 -
+    ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) *
+      t *
+      Math.exp(-z * z);
+  return x >= 0 ? 0.5 * (1 + y) : 0.5 * (1 - y);
+}
+
+/** P(essay a, shown first, is chosen) under the judge. */
+export function judgeProbability(ta: number, tb: number, cfg: JudgeConfig): number {
+  const d = ta - tb;
+  let q: number;
+  switch (cfg.noise ?? 'probit') {
+    case 'thurstone':
+      q = normalCdf(d / (cfg.scale * Math.SQRT2) + cfg.bias);
+      break;
+    case 'logistic':
+      q = 1 / (1 + Math.exp(-(d / cfg.scale + cfg.bias)));
+      break;
+    default:
+      q = normalCdf(d / cfg.scale + cfg.bias);
+  }
+  return cfg.lapse / 2 + (1 - cfg.lapse) * q;
 }
 
 export interface WorldConfig {
@@ -19,6 +56,11 @@ export interface WorldConfig {
   anchors: number;
   grades: number;
   sd: number;
+  /**
+   * `band` (default): each anchor drawn from the population restricted to its grade band;
+   * `quantile`: anchor r of m in grade g sits at the population quantile (g + (r+1)/(m+1))/K.
+   */
+  anchorPlacement?: 'band' | 'quantile';
 }
 
 export interface World {
@@ -83,7 +125,11 @@ export function makeWorld(seed: number, cfg: WorldConfig): World {
   for (let i = 0; i < cfg.anchors; i++) {
     const g = i % cfg.grades;
     let t = cfg.sd * rng.normal();
-    while (gradeOf(t) !== g) t = cfg.sd * rng.normal();
+    if (cfg.anchorPlacement === 'quantile') {
+      const per = Math.ceil(cfg.anchors / cfg.grades);
+      const r = Math.floor(i / cfg.grades);
+      t = cfg.sd * normalQuantile((g + (r + 1) / (per + 1)) / cfg.grades);
+    } else while (gradeOf(t) !== g) t = cfg.sd * rng.normal();
     const id = `a${String(i).padStart(3, '0')}`;
     theta.set(id, t);
     grade.set(id, g);
@@ -94,7 +140,6 @@ export function makeWorld(seed: number, cfg: WorldConfig): World {
 }
 
 export function judge(world: World, a: string, b: string, cfg: JudgeConfig, rng: Rng): 'a' | 'b' {
-  const d = (world.theta.get(a)! - world.theta.get(b)!) / cfg.scale + cfg.bias;
-  const p = cfg.lapse / 2 + (1 - cfg.lapse) / (1 + Math.exp(-d));
+  const p = judgeProbability(world.theta.get(a)!, world.theta.get(b)!, cfg);
   return rng.next() < p ? 'a' : 'b';
 }
