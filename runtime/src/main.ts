@@ -11,6 +11,10 @@ const COMMANDS: Record<string, { about: string; load: () => Promise<Command> }> 
     about: 'run the CJ engine once: JSON state on stdin, plan on stdout',
     load: () => import('./commands/plan.js'),
   },
+  score: {
+    about: 'scoring Job: fit the model, decide, plan the next round',
+    load: () => import('./commands/score.js'),
+  },
   migrate: { about: 'apply database migrations', load: () => import('./commands/migrate.js') },
   'fake-anthropic': {
     about: 'serve a fake Anthropic API on loopback (tests and demos)',
