@@ -109,4 +109,74 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_unsent ON outbox (created_at) WHERE sent_at IS NULL;
 `,
   },
+  {
+    version: 2,
+    name: 'pool-wide rate limiter, provider batches',
+    sql: `
+-- One row per LLMProviderPool (key "<namespace>/<name>"): the token buckets every worker pod of
+-- the pool shares (runtime/src/llm/limiter/postgres.ts). Levels are stored as of updated_at and
+-- refilled from the elapsed time under the row lock; all times come from the database clock.
+CREATE TABLE llm_pool_limiter (
+  pool_key          text PRIMARY KEY,
+  -- configured limits (per minute) and the fraction of them we aim for
+  rpm               double precision NOT NULL CHECK (rpm > 0),
+  itpm              double precision NOT NULL CHECK (itpm > 0),
+  otpm              double precision NOT NULL CHECK (otpm > 0),
+  max_concurrency   integer NOT NULL CHECK (max_concurrency > 0),
+  safety            double precision NOT NULL DEFAULT 0.95 CHECK (safety > 0 AND safety <= 1),
+  burst_seconds     double precision NOT NULL DEFAULT 5 CHECK (burst_seconds > 0),
+  -- limits the server reported (anthropic-ratelimit-*-limit), when lower than configured
+  server_rpm        double precision,
+  server_itpm       double precision,
+  server_otpm       double precision,
+  -- bucket levels as of updated_at
+  req_level         double precision NOT NULL,
+  in_level          double precision NOT NULL,
+  out_level         double precision NOT NULL,
+  updated_at        timestamptz NOT NULL DEFAULT clock_timestamp(),
+  -- slow start (acceleration limits): rate fraction grows from ramp_initial to 1 over ramp_ms
+  ramp_started_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  ramp_initial      double precision NOT NULL DEFAULT 1 CHECK (ramp_initial > 0 AND ramp_initial <= 1),
+  ramp_ms           double precision NOT NULL DEFAULT 0 CHECK (ramp_ms >= 0),
+  last_grant_at     timestamptz,
+  -- pool-wide block from retry-after, and 429 bookkeeping for the pool status
+  blocked_until     timestamptz,
+  throttled         bigint NOT NULL DEFAULT 0,
+  last_429_at       timestamptz
+);
+
+-- Reservations: one row per granted attempt. Unsettled rows whose lease has not expired are the
+-- pool's in-flight requests (a crashed process's slots come back when their lease expires);
+-- rows of the last minute give the pool's usage for its status. Old rows are pruned.
+CREATE TABLE llm_pool_reservations (
+  id             uuid PRIMARY KEY,
+  pool_key       text NOT NULL REFERENCES llm_pool_limiter(pool_key) ON DELETE CASCADE,
+  owner          text NOT NULL,
+  granted_at     timestamptz NOT NULL,
+  lease_expires  timestamptz NOT NULL,
+  settled_at     timestamptz,
+  requests       integer NOT NULL,
+  input_tokens   integer NOT NULL,     -- reserved estimate, replaced by actual usage on settle
+  output_tokens  integer NOT NULL
+);
+CREATE INDEX llm_pool_reservations_inflight ON llm_pool_reservations (pool_key, lease_expires)
+  WHERE settled_at IS NULL;
+CREATE INDEX llm_pool_reservations_recent ON llm_pool_reservations (pool_key, granted_at);
+
+-- Message Batches submitted by batch_api workers (runtime/src/llm/batch-store-postgres.ts): the
+-- provider batch id is stored before the first poll so a restarted worker resumes it.
+CREATE TABLE llm_provider_batches (
+  key                text PRIMARY KEY,
+  scope              text NOT NULL,            -- e.g. "<batch uid>/<shard>"
+  batch_uid          uuid REFERENCES batches(uid) ON DELETE CASCADE,
+  provider_batch_id  text NOT NULL,
+  round              integer NOT NULL,
+  custom_ids         jsonb NOT NULL,           -- custom_id -> comparison id
+  state              text NOT NULL CHECK (state IN ('submitted', 'ended', 'collected')),
+  submitted_at       timestamptz NOT NULL,
+  updated_at         timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX llm_provider_batches_scope ON llm_provider_batches (scope);
+`,
+  },
 ];

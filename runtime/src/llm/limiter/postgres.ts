@@ -1,0 +1,472 @@
+/**
+ * The pool-wide rate limiter: token buckets in Postgres, shared by every process and pod of an
+ * LLMProviderPool (one row per pool in `llm_pool_limiter`, migration 2). This is what keeps N
+ * worker pods under ONE limit — the failure of gateways that enforce per replica (N replicas let
+ * N times the limit through) cannot happen, because every grant is debited from the same row
+ * under its row lock.
+ *
+ * Algorithm (same buckets as `MemoryRateLimiter`, state in the database):
+ *  - `reserve`: in one transaction, `SELECT … FOR UPDATE` the pool row, read the database clock
+ *    and the in-flight count, refill the three buckets (requests, input tokens, output tokens per
+ *    minute) from the elapsed time at `min(configured, server-reported) × safety × ramp` per
+ *    minute, capacity `burstSeconds` worth of refill; if the pool is not blocked, a concurrency
+ *    slot is free and the estimate fits, debit it and insert a reservation row (the in-flight
+ *    slot, with a lease). Otherwise commit nothing and sleep the computed time (the deficit over
+ *    the refill rate, the rest of the block, or a short poll when concurrency-bound) and retry.
+ *    Within a process only the head of a FIFO queue talks to the database, so waiting costs at
+ *    most a few transactions per second per process, never a busy loop.
+ *  - `reconcile`: settle the reservation row once (`WHERE settled_at IS NULL`, idempotent) and
+ *    give back the difference between the estimate and the reported usage; `null` usage refunds
+ *    the tokens (the request stays counted).
+ *  - Concurrency: in-flight = unsettled reservations whose lease has not expired, so a crashed
+ *    process's slots come back after `leaseMs` (default 180 s > the 120 s per-attempt timeout).
+ *  - `blockUntil`: `blocked_until = greatest(blocked_until, db now + delay)` for the whole pool.
+ *  - Ramp-up (acceleration limits): the rate and the burst start at `initialFraction` and grow
+ *    linearly to 100% over `durationMs`; the ramp restarts when the pool was idle for
+ *    `rampIdleResetMs`.
+ *  - `observeHeaders`: a server-reported `-limit` below the configured one becomes the effective
+ *    limit for the whole pool (and follows it back up to the configured value); a `-remaining`
+ *    lower than our bucket level (others share the org's limit) lowers the level.
+ *
+ * All times are the database's clock (`clock_timestamp()`), so pods with skewed clocks agree.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Sql } from '../../store/db.js';
+import { sleep as defaultSleep, type Sleep } from '../util.js';
+import {
+  type ActualUsage,
+  type HeaderSource,
+  type LimiterSnapshot,
+  parseRateLimitHeaders,
+  type RateLimiter,
+  type Reservation,
+  type TokenEstimate,
+} from './types.js';
+
+export interface PostgresLimiterOptions {
+  sql: Sql;
+  /** `<namespace>/<name>` of the LLMProviderPool. */
+  poolKey: string;
+  /** Who holds the reservations (pod name); informational. */
+  owner: string;
+  requestsPerMinute: number;
+  inputTokensPerMinute: number;
+  outputTokensPerMinute: number;
+  /** In-flight requests across the whole pool. Default: unlimited (1,000,000). */
+  maxConcurrency?: number;
+  /** Fraction of the limits we aim for (default 0.95). */
+  safetyFactor?: number;
+  /** Bucket capacity in seconds of refill (default 5). */
+  burstSeconds?: number;
+  /** Slow start (default 10% → 100% over 60 s); `durationMs: 0` turns it off. */
+  rampUp?: { initialFraction: number; durationMs: number };
+  /** Restart the ramp when no request was granted for this long (default 10 min). */
+  rampIdleResetMs?: number;
+  /** Lease of an in-flight slot; an unsettled reservation frees its slot after this (default 180 s). */
+  leaseMs?: number;
+  /** Poll interval while every concurrency slot is taken (default 50 ms). */
+  slotPollMs?: number;
+  /** Longest single sleep while waiting, so blocks and tightening are noticed (default 1 s). */
+  maxSleepMs?: number;
+  sleep?: Sleep;
+  random?: () => number;
+}
+
+interface LimiterRow {
+  pool_key: string;
+  rpm: number;
+  itpm: number;
+  otpm: number;
+  max_concurrency: number;
+  safety: number;
+  burst_seconds: number;
+  server_rpm: number | null;
+  server_itpm: number | null;
+  server_otpm: number | null;
+  req_level: number;
+  in_level: number;
+  out_level: number;
+  updated_ms: number;
+  ramp_started_ms: number;
+  ramp_initial: number;
+  ramp_ms: number;
+  last_grant_ms: number | null;
+  blocked_until_ms: number | null;
+  throttled: string | number;
+  last_429_ms: number | null;
+}
+
+/** Everything the operator shows in the pool's `status.usage`, plus the limiter's view. */
+export interface PoolUsage {
+  requestsLastMinute: number;
+  inputTokensLastMinute: number;
+  outputTokensLastMinute: number;
+  throttled: number;
+  /** RFC 3339, when the provider last answered 429 (through `blockUntil`). */
+  last429Time?: string;
+  /** RFC 3339, set only while the pool is blocked. */
+  blockedUntil?: string;
+  inFlight: number;
+  effective: { requestsPerMinute: number; inputTokensPerMinute: number; outputTokensPerMinute: number };
+  serverLimits: { requestsPerMinute?: number; inputTokensPerMinute?: number; outputTokensPerMinute?: number };
+}
+
+const ROW_COLUMNS = `pool_key, rpm, itpm, otpm, max_concurrency, safety, burst_seconds,
+  server_rpm, server_itpm, server_otpm, req_level, in_level, out_level,
+  (extract(epoch from updated_at) * 1000)::float8 AS updated_ms,
+  (extract(epoch from ramp_started_at) * 1000)::float8 AS ramp_started_ms, ramp_initial, ramp_ms,
+  (extract(epoch from last_grant_at) * 1000)::float8 AS last_grant_ms,
+  (extract(epoch from blocked_until) * 1000)::float8 AS blocked_until_ms, throttled,
+  (extract(epoch from last_429_at) * 1000)::float8 AS last_429_ms`;
+
+type Dim = 'req' | 'in' | 'out';
+
+/** Pure bucket arithmetic over one row at time `now` (ms). */
+export class BucketMath {
+  constructor(private readonly row: LimiterRow) {}
+  rampFraction(now: number): number {
+    const r = this.row;
+    if (r.ramp_ms <= 0) return 1;
+    const f = r.ramp_initial + ((1 - r.ramp_initial) * (now - Number(r.ramp_started_ms))) / r.ramp_ms;
+    return Math.min(1, Math.max(r.ramp_initial, f));
+  }
+  /** Effective per-minute limit of a dimension (before ramp): min(configured, server) × safety. */
+  limit(d: Dim): number {
+    const r = this.row;
+    const [conf, server] =
+      d === 'req' ? [r.rpm, r.server_rpm] : d === 'in' ? [r.itpm, r.server_itpm] : [r.otpm, r.server_otpm];
+    return Math.min(conf, server ?? Number.POSITIVE_INFINITY) * r.safety;
+  }
+  capacity(d: Dim, f: number): number {
+    return Math.max(1, ((this.limit(d) * f) / 60) * this.row.burst_seconds);
+  }
+  /** Level of a bucket refilled to `now`. */
+  level(d: Dim, now: number, f: number): number {
+    const r = this.row;
+    const stored = d === 'req' ? r.req_level : d === 'in' ? r.in_level : r.out_level;
+    const dt = Math.max(0, now - Number(r.updated_ms));
+    return Math.min(this.capacity(d, f), stored + (dt / 60_000) * this.limit(d) * f);
+  }
+  /** ms until `n` (capped at capacity) is available in a bucket at `level`. */
+  waitFor(d: Dim, level: number, n: number, f: number): number {
+    const need = Math.min(n, this.capacity(d, f));
+    if (level >= need) return 0;
+    const perMs = (this.limit(d) * f) / 60_000;
+    return perMs > 0 ? Math.ceil((need - level) / perMs) : 1000;
+  }
+}
+
+const toIso = (ms: number | null | undefined) =>
+  ms === null || ms === undefined ? undefined : new Date(Number(ms)).toISOString();
+
+/** Read a pool's usage for its status (requests and tokens of the last minute, 429s, block). */
+export async function poolUsage(sql: Sql, poolKey: string): Promise<PoolUsage | undefined> {
+  const [row] = await sql.unsafe<(LimiterRow & { now_ms: number })[]>(
+    `SELECT ${ROW_COLUMNS}, (extract(epoch from clock_timestamp()) * 1000)::float8 AS now_ms
+       FROM llm_pool_limiter WHERE pool_key = $1`,
+    [poolKey],
+  );
+  if (!row) return undefined;
+  const [u] = await sql<{ requests: number; input: string; output: string; in_flight: number }[]>`
+    SELECT coalesce(sum(requests), 0)::int AS requests,
+           coalesce(sum(input_tokens), 0)::bigint AS input,
+           coalesce(sum(output_tokens), 0)::bigint AS output,
+           count(*) FILTER (WHERE settled_at IS NULL AND lease_expires > clock_timestamp())::int AS in_flight
+      FROM llm_pool_reservations
+     WHERE pool_key = ${poolKey} AND granted_at > clock_timestamp() - interval '60 seconds'`;
+  const [inflight] = await sql<{ n: number }[]>`
+    SELECT count(*)::int AS n FROM llm_pool_reservations
+     WHERE pool_key = ${poolKey} AND settled_at IS NULL AND lease_expires > clock_timestamp()`;
+  const now = Number(row.now_ms);
+  const m = new BucketMath(row);
+  const f = m.rampFraction(now);
+  const blocked = row.blocked_until_ms !== null && Number(row.blocked_until_ms) > now;
+  return {
+    requestsLastMinute: u!.requests,
+    inputTokensLastMinute: Number(u!.input),
+    outputTokensLastMinute: Number(u!.output),
+    throttled: Number(row.throttled),
+    ...(row.last_429_ms !== null ? { last429Time: toIso(row.last_429_ms) } : {}),
+    ...(blocked ? { blockedUntil: toIso(row.blocked_until_ms) } : {}),
+    inFlight: inflight!.n,
+    effective: {
+      requestsPerMinute: m.limit('req') * f,
+      inputTokensPerMinute: m.limit('in') * f,
+      outputTokensPerMinute: m.limit('out') * f,
+    },
+    serverLimits: {
+      ...(row.server_rpm !== null ? { requestsPerMinute: row.server_rpm } : {}),
+      ...(row.server_itpm !== null ? { inputTokensPerMinute: row.server_itpm } : {}),
+      ...(row.server_otpm !== null ? { outputTokensPerMinute: row.server_otpm } : {}),
+    },
+  };
+}
+
+type Attempt = { granted: Reservation } | { waitMs: number; why: 'blocked' | 'concurrency' | 'tokens' };
+
+export class PostgresRateLimiter implements RateLimiter {
+  readonly poolKey: string;
+  private readonly sql: Sql;
+  private readonly o: PostgresLimiterOptions;
+  private readonly sleep: Sleep;
+  private readonly random: () => number;
+  private ready: Promise<void> | undefined;
+  private queue: Promise<void> = Promise.resolve();
+  /** Server limits this process last wrote, to write only on change. */
+  private readonly seenServer: Partial<Record<Dim, number | null>> = {};
+  /** Capacity seen at the last grant, to decide cheaply whether a `-remaining` matters. */
+  private lastCapacity: Record<Dim, number> = { req: 0, in: 0, out: 0 };
+  private reconciles = 0;
+
+  constructor(opts: PostgresLimiterOptions) {
+    this.o = opts;
+    this.sql = opts.sql;
+    this.poolKey = opts.poolKey;
+    this.sleep = opts.sleep ?? defaultSleep;
+    this.random = opts.random ?? Math.random;
+  }
+
+  /** Create or update the pool row (configured limits; levels, server limits and history stay). */
+  init(): Promise<void> {
+    this.ready ??= (async () => {
+      const o = this.o;
+      const safety = o.safetyFactor ?? 0.95;
+      const burst = o.burstSeconds ?? 5;
+      const ramp = o.rampUp ?? { initialFraction: 0.1, durationMs: 60_000 };
+      const init = ramp.durationMs > 0 ? ramp.initialFraction : 1;
+      const cap = (perMin: number) => Math.max(1, ((perMin * safety * init) / 60) * burst);
+      await this.sql`
+        INSERT INTO llm_pool_limiter (pool_key, rpm, itpm, otpm, max_concurrency, safety, burst_seconds,
+                                      req_level, in_level, out_level, ramp_initial, ramp_ms)
+        VALUES (${this.poolKey}, ${o.requestsPerMinute}, ${o.inputTokensPerMinute}, ${o.outputTokensPerMinute},
+                ${o.maxConcurrency ?? 1_000_000}, ${safety}, ${burst},
+                ${cap(o.requestsPerMinute)}, ${cap(o.inputTokensPerMinute)}, ${cap(o.outputTokensPerMinute)},
+                ${init}, ${Math.max(0, ramp.durationMs)})
+        ON CONFLICT (pool_key) DO UPDATE SET
+          rpm = excluded.rpm, itpm = excluded.itpm, otpm = excluded.otpm,
+          max_concurrency = excluded.max_concurrency, safety = excluded.safety,
+          burst_seconds = excluded.burst_seconds, ramp_initial = excluded.ramp_initial,
+          ramp_ms = excluded.ramp_ms`;
+    })();
+    return this.ready;
+  }
+
+  async reserve(estimate: TokenEstimate, signal?: AbortSignal): Promise<Reservation> {
+    const want = {
+      requests: estimate.requests ?? 1,
+      inputTokens: Math.max(0, Math.ceil(estimate.inputTokens)),
+      outputTokens: Math.max(0, Math.ceil(estimate.outputTokens)),
+    };
+    await this.init();
+    const start = Date.now();
+    // FIFO within the process: only the head of the queue polls the database.
+    let release!: () => void;
+    const turn = new Promise<void>((r) => {
+      release = r;
+    });
+    const prev = this.queue;
+    this.queue = prev.then(() => turn);
+    try {
+      await prev;
+      const maxSleep = this.o.maxSleepMs ?? 1000;
+      for (;;) {
+        if (signal?.aborted) throw signal.reason ?? new Error('aborted');
+        const a = await this.tryReserve(want);
+        if ('granted' in a) return { ...a.granted, waitedMs: Date.now() - start };
+        // Jitter so the heads of several processes do not wake in lockstep.
+        const jitter = 1 + Math.floor(this.random() * 10);
+        const ms =
+          a.why === 'blocked' ? Math.min(a.waitMs, 5000) + jitter : Math.min(a.waitMs, maxSleep) + jitter;
+        await this.sleep(ms, signal);
+      }
+    } finally {
+      release();
+    }
+  }
+
+  private async tryReserve(want: {
+    requests: number;
+    inputTokens: number;
+    outputTokens: number;
+  }): Promise<Attempt> {
+    const o = this.o;
+    const leaseMs = o.leaseMs ?? 180_000;
+    const idleReset = o.rampIdleResetMs ?? 600_000;
+    return this.sql.begin(async (tx) => {
+      const [row] = await tx.unsafe<LimiterRow[]>(
+        `SELECT ${ROW_COLUMNS} FROM llm_pool_limiter WHERE pool_key = $1 FOR UPDATE`,
+        [this.poolKey],
+      );
+      if (!row) throw new Error(`limiter row for pool ${this.poolKey} is missing`);
+      const [t] = await tx<{ now_ms: number; in_flight: number }[]>`
+        SELECT (extract(epoch from clock_timestamp()) * 1000)::float8 AS now_ms,
+               (SELECT count(*)::int FROM llm_pool_reservations
+                 WHERE pool_key = ${this.poolKey} AND settled_at IS NULL
+                   AND lease_expires > clock_timestamp()) AS in_flight`;
+      const now = Number(t!.now_ms);
+      if (row.blocked_until_ms !== null && Number(row.blocked_until_ms) > now) {
+        return { waitMs: Number(row.blocked_until_ms) - now, why: 'blocked' as const };
+      }
+      if (t!.in_flight >= row.max_concurrency) {
+        return { waitMs: o.slotPollMs ?? 50, why: 'concurrency' as const };
+      }
+      let rampStart = Number(row.ramp_started_ms);
+      const idle = row.last_grant_ms !== null && now - Number(row.last_grant_ms) > idleReset;
+      if (idle && row.ramp_ms > 0) {
+        rampStart = now;
+        row.ramp_started_ms = now;
+      }
+      const m = new BucketMath(row);
+      const f = m.rampFraction(now);
+      const lv = { req: m.level('req', now, f), in: m.level('in', now, f), out: m.level('out', now, f) };
+      const wait = Math.max(
+        m.waitFor('req', lv.req, want.requests, f),
+        m.waitFor('in', lv.in, want.inputTokens, f),
+        m.waitFor('out', lv.out, want.outputTokens, f),
+      );
+      if (wait > 0) return { waitMs: wait, why: 'tokens' as const };
+      this.lastCapacity = { req: m.capacity('req', f), in: m.capacity('in', f), out: m.capacity('out', f) };
+      const id = randomUUID();
+      await tx`
+        WITH upd AS (
+          UPDATE llm_pool_limiter SET
+            req_level = ${lv.req - want.requests}, in_level = ${lv.in - want.inputTokens},
+            out_level = ${lv.out - want.outputTokens},
+            updated_at = to_timestamp(${now / 1000}), last_grant_at = to_timestamp(${now / 1000}),
+            ramp_started_at = to_timestamp(${rampStart / 1000})
+          WHERE pool_key = ${this.poolKey}
+          RETURNING pool_key)
+        INSERT INTO llm_pool_reservations (id, pool_key, owner, granted_at, lease_expires, requests,
+                                           input_tokens, output_tokens)
+        SELECT ${id}, pool_key, ${o.owner}, to_timestamp(${now / 1000}),
+               to_timestamp(${(now + leaseMs) / 1000}), ${want.requests}, ${want.inputTokens}, ${want.outputTokens}
+          FROM upd`;
+      return { granted: { id, ...want, grantedAtMs: now, waitedMs: 0 } };
+    });
+  }
+
+  async reconcile(reservation: Reservation, actual: ActualUsage | null): Promise<void> {
+    const usedIn = actual ? Math.max(0, Math.round(actual.inputTokens)) : 0;
+    const usedOut = actual ? Math.max(0, Math.round(actual.outputTokens)) : 0;
+    const dIn = reservation.inputTokens - usedIn;
+    const dOut = reservation.outputTokens - usedOut;
+    // Settle once; give back (or take) the difference, capped at the bucket capacity.
+    await this.sql`
+      WITH r AS (
+        UPDATE llm_pool_reservations
+           SET settled_at = clock_timestamp(), input_tokens = ${usedIn}, output_tokens = ${usedOut}
+         WHERE id = ${reservation.id} AND settled_at IS NULL
+        RETURNING pool_key)
+      UPDATE llm_pool_limiter l SET
+        in_level = least(greatest(1, least(l.itpm, coalesce(l.server_itpm, l.itpm)) * l.safety / 60 * l.burst_seconds),
+                         l.in_level + ${dIn}),
+        out_level = least(greatest(1, least(l.otpm, coalesce(l.server_otpm, l.otpm)) * l.safety / 60 * l.burst_seconds),
+                          l.out_level + ${dOut})
+        FROM r WHERE l.pool_key = r.pool_key`;
+    if (++this.reconciles % 200 === 0) await this.prune();
+  }
+
+  /** Delete reservations older than two minutes that are settled or whose lease expired. */
+  async prune(): Promise<void> {
+    await this.sql`
+      DELETE FROM llm_pool_reservations
+       WHERE pool_key = ${this.poolKey} AND granted_at < clock_timestamp() - interval '2 minutes'
+         AND (settled_at IS NOT NULL OR lease_expires < clock_timestamp())`;
+  }
+
+  async blockUntil(untilMs: number): Promise<void> {
+    const delay = untilMs - Date.now();
+    if (delay <= 0) return;
+    await this.init();
+    // Computed on the database clock: pods with skewed clocks still block the same interval.
+    await this.sql`
+      UPDATE llm_pool_limiter SET
+        blocked_until = greatest(coalesce(blocked_until, '-infinity'::timestamptz),
+                                 clock_timestamp() + make_interval(secs => ${delay / 1000})),
+        throttled = throttled + 1, last_429_at = clock_timestamp()
+       WHERE pool_key = ${this.poolKey}`;
+  }
+
+  async observeHeaders(headers: HeaderSource): Promise<void> {
+    const s = parseRateLimitHeaders(headers);
+    const dims: Array<[Dim, { limit?: number; remaining?: number } | undefined, number, number]> = [
+      ['req', s.requests, this.o.requestsPerMinute, 0],
+      ['in', s.inputTokens, this.o.inputTokensPerMinute, 1000],
+      ['out', s.outputTokens, this.o.outputTokensPerMinute, 1000],
+    ];
+    const changes: Array<{ d: Dim; server?: number | null; remaining?: number }> = [];
+    for (const [d, dim, configured, slack] of dims) {
+      if (!dim) continue;
+      const ch: { d: Dim; server?: number | null; remaining?: number } = { d };
+      if (dim.limit !== undefined && dim.limit > 0) {
+        const server = dim.limit < configured ? dim.limit : null;
+        if (this.seenServer[d] !== server) ch.server = server;
+      }
+      // Only when the server has less headroom than our whole burst does `remaining` matter.
+      if (dim.remaining !== undefined && dim.remaining + slack < this.lastCapacity[d]) {
+        ch.remaining = Math.max(0, dim.remaining);
+      }
+      if (ch.server !== undefined || ch.remaining !== undefined) changes.push(ch);
+    }
+    if (changes.length === 0) return;
+    await this.init();
+    await this.sql.begin(async (tx) => {
+      const [row] = await tx.unsafe<LimiterRow[]>(
+        `SELECT ${ROW_COLUMNS} FROM llm_pool_limiter WHERE pool_key = $1 FOR UPDATE`,
+        [this.poolKey],
+      );
+      if (!row) return;
+      const [t] = await tx<
+        { now_ms: number }[]
+      >`SELECT (extract(epoch from clock_timestamp()) * 1000)::float8 AS now_ms`;
+      const now = Number(t!.now_ms);
+      const before = new BucketMath(row);
+      const f = before.rampFraction(now);
+      // Refill at the old rate up to now, then apply the new limits and cap the levels.
+      const lv = {
+        req: before.level('req', now, f),
+        in: before.level('in', now, f),
+        out: before.level('out', now, f),
+      };
+      for (const c of changes) {
+        if (c.server !== undefined) {
+          if (c.d === 'req') row.server_rpm = c.server;
+          else if (c.d === 'in') row.server_itpm = c.server;
+          else row.server_otpm = c.server;
+        }
+      }
+      const after = new BucketMath(row);
+      for (const d of ['req', 'in', 'out'] as const) lv[d] = Math.min(lv[d], after.capacity(d, f));
+      for (const c of changes) if (c.remaining !== undefined) lv[c.d] = Math.min(lv[c.d], c.remaining);
+      await tx`
+        UPDATE llm_pool_limiter SET server_rpm = ${row.server_rpm}, server_itpm = ${row.server_itpm},
+               server_otpm = ${row.server_otpm}, req_level = ${lv.req}, in_level = ${lv.in},
+               out_level = ${lv.out}, updated_at = to_timestamp(${now / 1000})
+         WHERE pool_key = ${this.poolKey}`;
+    });
+    for (const c of changes) if (c.server !== undefined) this.seenServer[c.d] = c.server;
+  }
+
+  /** The pool's usage for its status (see `poolUsage`). */
+  async usage(poolKey: string = this.poolKey): Promise<PoolUsage | undefined> {
+    return poolUsage(this.sql, poolKey);
+  }
+
+  async snapshot(): Promise<LimiterSnapshot> {
+    await this.init();
+    const u = await poolUsage(this.sql, this.poolKey);
+    if (!u) throw new Error(`limiter row for pool ${this.poolKey} is missing`);
+    return {
+      blockedUntilMs: u.blockedUntil ? Date.parse(u.blockedUntil) : 0,
+      inFlight: u.inFlight,
+      effective: u.effective,
+      lastMinute: {
+        requests: u.requestsLastMinute,
+        inputTokens: u.inputTokensLastMinute,
+        outputTokens: u.outputTokensLastMinute,
+      },
+      throttled429: u.throttled,
+      lastThrottledAtMs: u.last429Time ? Date.parse(u.last429Time) : null,
+    };
+  }
+}

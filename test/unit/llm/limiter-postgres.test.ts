@@ -1,0 +1,147 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type PostgresLimiterOptions,
+  PostgresRateLimiter,
+  poolUsage,
+} from '../../../runtime/src/llm/limiter/postgres.js';
+import { startTestDb, type TestDb } from '../worker/pg.js';
+
+let db: TestDb;
+beforeAll(async () => {
+  db = await startTestDb();
+}, 60_000);
+afterAll(async () => {
+  await db?.stop();
+});
+
+let n = 0;
+function pair(opts: Partial<PostgresLimiterOptions> = {}) {
+  const poolKey = `ns/pool-${++n}`;
+  const base: PostgresLimiterOptions = {
+    sql: db.sql,
+    poolKey,
+    owner: 'a',
+    requestsPerMinute: 600,
+    inputTokensPerMinute: 1e9,
+    outputTokensPerMinute: 1e9,
+    safetyFactor: 1,
+    burstSeconds: 1,
+    rampUp: { initialFraction: 1, durationMs: 0 },
+    ...opts,
+  };
+  return [new PostgresRateLimiter(base), new PostgresRateLimiter({ ...base, owner: 'b' })] as const;
+}
+const est = { inputTokens: 10, outputTokens: 5 };
+
+describe('PostgresRateLimiter', () => {
+  it('two limiters on one pool share one budget (not one each)', async () => {
+    const [a, b] = pair({ requestsPerMinute: 600 }); // 10/s, burst 10
+    const t0 = Date.now();
+    let granted = 0;
+    const run = async (l: PostgresRateLimiter) => {
+      while (Date.now() - t0 < 2000) {
+        const r = await l.reserve(est);
+        if (Date.now() - t0 >= 2000) {
+          await l.reconcile(r, null);
+          break;
+        }
+        granted++;
+        await l.reconcile(r, { inputTokens: 10, outputTokens: 5 });
+      }
+    };
+    await Promise.all([run(a), run(b), run(a), run(b)]);
+    // burst 10 + 2 s at 10/s = 30 for the pool; per-replica limiting would allow ~60.
+    expect(granted).toBeGreaterThanOrEqual(26);
+    expect(granted).toBeLessThanOrEqual(32);
+    const u = await poolUsage(db.sql, a.poolKey);
+    expect(u!.requestsLastMinute).toBeGreaterThanOrEqual(granted);
+    expect(u!.inputTokensLastMinute).toBe(granted * 10);
+  });
+
+  it('caps pool-wide concurrency, and an unsettled lease frees its slot when it expires', async () => {
+    const [a, b] = pair({ maxConcurrency: 2, leaseMs: 600, requestsPerMinute: 60_000 });
+    const r1 = await a.reserve(est);
+    await b.reserve(est); // never reconciled: a "crashed" process
+    const t0 = Date.now();
+    const r3 = b.reserve(est);
+    setTimeout(() => void a.reconcile(r1, null), 200);
+    await r3;
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(150);
+    // Both slots are taken again (r3 and the crashed one); the crashed one expires after 600 ms.
+    const t1 = Date.now();
+    await a.reserve(est);
+    expect(Date.now() - t1).toBeGreaterThanOrEqual(200);
+    expect(Date.now() - t1).toBeLessThan(2000);
+  });
+
+  it('reconcile is idempotent and refunds tokens', async () => {
+    const [a] = pair({ inputTokensPerMinute: 6000, requestsPerMinute: 60_000 }); // 100 input tokens/s, burst 100
+    const r = await a.reserve({ inputTokens: 100, outputTokens: 1 });
+    await a.reconcile(r, null);
+    await a.reconcile(r, null);
+    const t0 = Date.now();
+    const r2 = await a.reserve({ inputTokens: 100, outputTokens: 1 }); // refunded: no wait
+    expect(Date.now() - t0).toBeLessThan(300);
+    await a.reconcile(r2, { inputTokens: 100, outputTokens: 1 });
+    const t1 = Date.now();
+    await a.reserve({ inputTokens: 50, outputTokens: 1 }); // bucket empty: ~0.5 s
+    expect(Date.now() - t1).toBeGreaterThanOrEqual(350);
+  });
+
+  it('blockUntil on one process blocks the whole pool and is counted', async () => {
+    const [a, b] = pair();
+    await a.blockUntil(Date.now() + 400);
+    await a.blockUntil(Date.now() + 100); // never shortens
+    const t0 = Date.now();
+    await b.reserve(est);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(300);
+    const u = await b.usage();
+    expect(u!.throttled).toBe(2);
+    expect(u!.last429Time).toBeDefined();
+  });
+
+  it('tightens pool-wide from a lower server limit and follows it back up to the configured one', async () => {
+    const [a, b] = pair({ requestsPerMinute: 600 });
+    await a.observeHeaders({ 'anthropic-ratelimit-requests-limit': '300' });
+    expect((await b.usage())!.effective.requestsPerMinute).toBe(300);
+    expect((await b.usage())!.serverLimits.requestsPerMinute).toBe(300);
+    await a.observeHeaders({ 'anthropic-ratelimit-requests-limit': '1000' });
+    expect((await b.usage())!.effective.requestsPerMinute).toBe(600);
+  });
+
+  it('lowers the level to the server-reported remaining when it is below our burst', async () => {
+    const [a] = pair({ requestsPerMinute: 600 }); // burst 10
+    await a.reconcile(await a.reserve(est), null); // learn capacity
+    await a.observeHeaders({
+      'anthropic-ratelimit-requests-limit': '600',
+      'anthropic-ratelimit-requests-remaining': '0',
+    });
+    const t0 = Date.now();
+    await a.reserve(est); // empty: ~100 ms for one request at 10/s
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(60);
+  });
+
+  it('ramps up gently: the first second runs at the initial fraction', async () => {
+    const [a] = pair({
+      requestsPerMinute: 6000, // 100/s at full rate, burst 1 s
+      rampUp: { initialFraction: 0.1, durationMs: 20_000 },
+    });
+    const t0 = Date.now();
+    let granted = 0;
+    while (Date.now() - t0 < 1000) {
+      await a.reconcile(await a.reserve(est), null);
+      granted++;
+    }
+    // ~10 burst + ~10/s; without the ramp it would be ~200.
+    expect(granted).toBeLessThan(40);
+    expect((await a.usage())!.effective.requestsPerMinute).toBeLessThan(1500);
+  });
+
+  it('rejects a waiting reserve when aborted', async () => {
+    const [a] = pair();
+    await a.blockUntil(Date.now() + 5000);
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(new Error('stop')), 100);
+    await expect(a.reserve(est, ac.signal)).rejects.toThrow('stop');
+  });
+});
