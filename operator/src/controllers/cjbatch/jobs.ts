@@ -1,0 +1,204 @@
+// The worker Jobs of a round, as plain manifests (pure functions, unit-tested). Every child is
+// owned by its CJBatch (garbage collection removes it with the batch), runs without a
+// service-account token, and meets the restricted Pod Security Standard.
+import type { CJBatch } from '../../api/index.js';
+
+export const LABEL_BATCH = 'cj.huleedu.io/batch';
+export const LABEL_ROUND = 'cj.huleedu.io/round';
+export const LABEL_ROLE = 'cj.huleedu.io/role';
+
+/** Exit codes of `runtime compare` (see runtime/src/commands/compare.ts). */
+export const EXIT_AUTH = 3;
+export const EXIT_BAD_INPUT = 4;
+
+export interface JobContext {
+  image: string;
+  imagePullPolicy: string;
+  /** Secret (owned by the batch) holding DATABASE_URL for workers. */
+  workerSecret: string;
+  serviceAccount?: string;
+  pool: { key: string; config: unknown; apiKeySecret: { name: string; key: string } };
+  leaseSeconds: number;
+}
+
+export function ownerRef(batch: CJBatch) {
+  return {
+    apiVersion: batch.apiVersion,
+    kind: batch.kind,
+    name: batch.metadata.name!,
+    uid: batch.metadata.uid!,
+    controller: true,
+    blockOwnerDeletion: true,
+  };
+}
+
+/** Job names are deterministic: a restarted operator finds its Jobs instead of creating new ones. */
+export const scoringJobName = (batch: string, round: number, attempt = 0) =>
+  `${batch}-score-${round}${attempt ? `-${attempt}` : ''}`;
+export const comparisonJobName = (batch: string, round: number, attempt = 0) =>
+  `${batch}-compare-${round}${attempt ? `-${attempt}` : ''}`;
+
+const restrictedContainer = {
+  allowPrivilegeEscalation: false,
+  readOnlyRootFilesystem: true,
+  runAsNonRoot: true,
+  capabilities: { drop: ['ALL'] },
+  seccompProfile: { type: 'RuntimeDefault' },
+};
+
+function podSpec(batch: CJBatch, ctx: JobContext, command: string[], env: object[]) {
+  const w = batch.spec.workers;
+  return {
+    restartPolicy: 'Never',
+    automountServiceAccountToken: false,
+    ...(ctx.serviceAccount ? { serviceAccountName: ctx.serviceAccount } : {}),
+    securityContext: {
+      runAsNonRoot: true,
+      runAsUser: 65532,
+      runAsGroup: 65532,
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
+    terminationGracePeriodSeconds: 30,
+    ...(w?.nodeSelector ? { nodeSelector: w.nodeSelector } : {}),
+    ...(w?.tolerations ? { tolerations: w.tolerations } : {}),
+    containers: [
+      {
+        name: 'worker',
+        image: w?.image ?? ctx.image,
+        imagePullPolicy: ctx.imagePullPolicy,
+        command,
+        env: [
+          {
+            name: 'DATABASE_URL',
+            valueFrom: { secretKeyRef: { name: ctx.workerSecret, key: 'DATABASE_URL' } },
+          },
+          { name: 'BATCH_UID', value: batch.metadata.uid },
+          { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+          ...env,
+        ],
+        ...(w?.resources ? { resources: w.resources } : {}),
+        terminationMessagePolicy: 'FallbackToLogsOnError',
+        securityContext: restrictedContainer,
+        volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
+      },
+    ],
+    volumes: [{ name: 'tmp', emptyDir: {} }],
+  };
+}
+
+function meta(batch: CJBatch, name: string, round: number, role: string) {
+  return {
+    name,
+    namespace: batch.metadata.namespace,
+    labels: {
+      [LABEL_BATCH]: batch.metadata.name!,
+      [LABEL_ROUND]: String(round),
+      [LABEL_ROLE]: role,
+      'app.kubernetes.io/managed-by': 'cj-operator',
+    },
+    ownerReferences: [ownerRef(batch)],
+  };
+}
+
+/** `runtime score` for `round`: one pod, retried a few times (it is idempotent). */
+export function scoringJob(batch: CJBatch, round: number, ctx: JobContext, attempt = 0) {
+  return {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: meta(batch, scoringJobName(batch.metadata.name!, round, attempt), round, 'scoring'),
+    spec: {
+      backoffLimit: 3,
+      ttlSecondsAfterFinished: 3600,
+      podFailurePolicy: {
+        rules: [
+          {
+            action: 'FailJob',
+            onExitCodes: { containerName: 'worker', operator: 'In', values: [EXIT_BAD_INPUT] },
+          },
+          { action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget' }] },
+        ],
+      },
+      template: {
+        metadata: { labels: meta(batch, '', round, 'scoring').labels },
+        spec: podSpec(
+          batch,
+          ctx,
+          ['node', '/app/dist/runtime/src/main.js', 'score'],
+          [{ name: 'ROUND', value: String(round) }],
+        ),
+      },
+    },
+  };
+}
+
+/**
+ * `runtime compare` for `round`: an Indexed Job, one completion per shard. Per-index retries,
+ * fail fast on auth (the whole Job) or bad input (that index), ignore disruptions.
+ */
+export function comparisonJob(batch: CJBatch, round: number, shards: number, ctx: JobContext, attempt = 0) {
+  return {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: meta(batch, comparisonJobName(batch.metadata.name!, round, attempt), round, 'comparison'),
+    spec: {
+      completionMode: 'Indexed',
+      completions: shards,
+      parallelism: Math.min(shards, batch.spec.workers?.parallelism ?? 2),
+      backoffLimitPerIndex: 3,
+      maxFailedIndexes: shards,
+      ttlSecondsAfterFinished: 3600,
+      podReplacementPolicy: 'Failed',
+      podFailurePolicy: {
+        rules: [
+          {
+            action: 'FailJob',
+            onExitCodes: { containerName: 'worker', operator: 'In', values: [EXIT_AUTH] },
+          },
+          {
+            action: 'FailIndex',
+            onExitCodes: { containerName: 'worker', operator: 'In', values: [EXIT_BAD_INPUT] },
+          },
+          { action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget' }] },
+        ],
+      },
+      template: {
+        metadata: { labels: meta(batch, '', round, 'comparison').labels },
+        spec: podSpec(
+          batch,
+          ctx,
+          ['node', '/app/dist/runtime/src/main.js', 'compare'],
+          [
+            { name: 'ROUND', value: String(round) },
+            { name: 'CJ_POOL_KEY', value: ctx.pool.key },
+            { name: 'CJ_POOL_CONFIG', value: JSON.stringify(ctx.pool.config) },
+            { name: 'CJ_LEASE_SECONDS', value: String(ctx.leaseSeconds) },
+            {
+              name: 'ANTHROPIC_API_KEY',
+              valueFrom: {
+                secretKeyRef: { name: ctx.pool.apiKeySecret.name, key: ctx.pool.apiKeySecret.key },
+              },
+            },
+          ],
+        ),
+      },
+    },
+  };
+}
+
+type JobLike = {
+  status?: { conditions?: { type: string; status: string; reason?: string; message?: string }[] };
+};
+
+/** 'running' until the Job controller sets a terminal condition. */
+export function jobState(job: JobLike | undefined): 'missing' | 'running' | 'complete' | 'failed' {
+  if (!job) return 'missing';
+  const c = job.status?.conditions ?? [];
+  if (c.some((x) => x.type === 'Complete' && x.status === 'True')) return 'complete';
+  if (c.some((x) => x.type === 'Failed' && x.status === 'True')) return 'failed';
+  return 'running';
+}
+
+export function jobFailure(job: JobLike): { reason: string; message: string } {
+  const c = (job.status?.conditions ?? []).find((x) => x.type === 'Failed' && x.status === 'True');
+  return { reason: c?.reason ?? 'Failed', message: c?.message ?? '' };
+}

@@ -1,0 +1,141 @@
+// Turns a CJBatch spec (inline text or ConfigMap references) into what the database stores when
+// the batch starts: essays, anchors, the assignment text and the frozen engine settings. ConfigMaps
+// are read once here; later edits to them do not change a running batch.
+
+import type { BatchConfig } from '../../../../runtime/src/store/batch-config.js';
+import type { BatchRegistration } from '../../../../runtime/src/store/batches.js';
+import type { CJBatch, LLMProviderPool } from '../../api/index.js';
+import { effectiveLimits, parseDuration } from '../../api/index.js';
+import { parseEssayConfigMap, resolveBudget } from '../../validation/index.js';
+
+export type ConfigMapGetter = (name: string) => Promise<{ data?: Record<string, string> } | undefined>;
+
+/** A problem with the batch's inputs that the user must fix; the batch waits with InvalidSpec. */
+export class InputError extends Error {}
+
+async function text(
+  src: { value?: string | undefined; configMapKeyRef?: { name: string; key: string } | undefined },
+  field: string,
+  getCm: ConfigMapGetter,
+): Promise<string> {
+  if (src.value !== undefined) return src.value;
+  const ref = src.configMapKeyRef!;
+  const cm = await getCm(ref.name);
+  const v = cm?.data?.[ref.key];
+  if (v === undefined)
+    throw new InputError(
+      `${field}: ConfigMap "${ref.name}" key "${ref.key}" not found; create it or fix the reference`,
+    );
+  return v;
+}
+
+const bp = (n: number) => n / 10_000;
+
+export async function buildRegistration(batch: CJBatch, getCm: ConfigMapGetter): Promise<BatchRegistration> {
+  const spec = batch.spec;
+  const essays: { id: string; text: string }[] = [...(spec.essays.inline ?? [])];
+  for (const [i, ref] of (spec.essays.configMapRefs ?? []).entries()) {
+    const cm = await getCm(ref.name);
+    if (!cm)
+      throw new InputError(
+        `spec.essays.configMapRefs[${i}]: ConfigMap "${ref.name}" not found; create it first`,
+      );
+    const parsed = parseEssayConfigMap(ref.name, ref.format ?? 'perKey', cm);
+    if (parsed.errors.length > 0)
+      throw new InputError(`spec.essays.configMapRefs[${i}]: ${parsed.errors.join('; ')}`);
+    essays.push(...parsed.essays.map((e) => ({ id: e.id, text: e.text })));
+  }
+  const anchors = [];
+  for (const [i, a] of (spec.anchors ?? []).entries()) {
+    anchors.push({
+      id: a.id,
+      grade: a.grade,
+      text: await text({ value: a.text, configMapKeyRef: a.configMapKeyRef }, `spec.anchors[${i}]`, getCm),
+    });
+  }
+  const ids = new Set<string>();
+  for (const e of [...essays, ...anchors]) {
+    if (ids.has(e.id))
+      throw new InputError(`essay id "${e.id}" appears twice; essay and anchor ids must be unique`);
+    ids.add(e.id);
+  }
+  if (essays.length + anchors.length < 2)
+    throw new InputError('spec.essays: a batch needs at least two essays (anchors included) to compare');
+  const budget = resolveBudget(spec, essays.length);
+  const items = essays.length + anchors.length;
+  const parallelism = spec.workers?.parallelism ?? 2;
+  const config: BatchConfig = {
+    grades: spec.gradeScale.grades,
+    seed: spec.seed,
+    // Rounds of about half the items keep the design adaptive while giving every worker enough pairs.
+    roundSize: Math.max(parallelism * 4, Math.ceil(items / 2)),
+    shards: parallelism,
+    ...(spec.budget?.maxComparisonsPerEssay ? { maxPerEssay: spec.budget.maxComparisonsPerEssay } : {}),
+    stopping: {
+      lag: spec.stopping.stableRounds,
+      rankStability: bp(spec.stopping.rankStability),
+      maxGradeChanges: 1 - bp(spec.stopping.gradeStability),
+      reliability: bp(spec.stopping.reliabilityTarget),
+      gradeConfidence: bp(spec.stopping.gradeConfidence),
+      minPerEssay: spec.stopping.minComparisonsPerEssay,
+    },
+    assignment: {
+      title: await text(spec.assignment.title, 'spec.assignment.title', getCm),
+      instructions: await text(spec.assignment.instructions, 'spec.assignment.instructions', getCm),
+      rubric: await text(spec.assignment.rubric, 'spec.assignment.rubric', getCm),
+    },
+  };
+  return {
+    uid: batch.metadata.uid!,
+    namespace: batch.metadata.namespace!,
+    name: batch.metadata.name!,
+    config: config as unknown as Record<string, unknown>,
+    budgetTotal: budget.total,
+    budgetSource: budget.source,
+    essays,
+    anchors,
+  };
+}
+
+const price = (v: string | number | undefined) => (v === undefined ? undefined : Number(v));
+
+/**
+ * The pool settings a comparison worker needs (runtime/src/llm PoolConfig plus limits and
+ * baseURL), with the batch's overrides applied; overrides only ever tighten (admission checks it).
+ */
+export function workerPoolConfig(pool: LLMProviderPool, batch: CJBatch) {
+  const s = pool.spec;
+  const limits = {
+    ...effectiveLimits(s.tier, s.limits),
+    ...stripUndefined(batch.spec.overrides?.limits ?? {}),
+  };
+  const pricing = s.pricing
+    ? {
+        inputPerMTok: price(s.pricing.inputPerMTok)!,
+        outputPerMTok: price(s.pricing.outputPerMTok)!,
+        ...(s.pricing.cacheReadPerMTok !== undefined
+          ? { cacheReadPerMTok: price(s.pricing.cacheReadPerMTok) }
+          : {}),
+      }
+    : undefined;
+  return {
+    provider: s.provider,
+    ...(s.baseURL ? { baseURL: s.baseURL } : {}),
+    model: s.model,
+    mode: s.batching.mode,
+    bundleSize: s.batching.bundleSize,
+    batchPollIntervalMs: parseDuration(s.batching.batchPollInterval),
+    retry: {
+      maxAttempts: s.retry.maxAttempts,
+      initialBackoffMs: parseDuration(s.retry.initialBackoff),
+      maxBackoffMs: parseDuration(s.retry.maxBackoff),
+    },
+    promptCaching: { enabled: s.promptCaching.enabled, ttl: s.promptCaching.ttl },
+    limits,
+    ...(pricing ? { pricing } : {}),
+  };
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

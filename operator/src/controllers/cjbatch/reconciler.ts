@@ -1,0 +1,601 @@
+// The CJBatch reconciler: level-based. Each call reads the batch, its pool, its Jobs and the
+// database, takes at most the next step of Pending → Preparing → (Scoring → Comparing)* →
+// Finalizing → Succeeded | Failed, and writes status only when it changed. All progress lives in
+// the database and in deterministic child names, so a restarted or newly elected operator resumes
+// exactly where the last one stopped: no Job is created twice, no round is scored twice.
+
+import { deleteBatchRows, getBatch, registerBatch } from '../../../../runtime/src/store/batches.js';
+import type { Sql } from '../../../../runtime/src/store/db.js';
+import { readProgress } from '../../../../runtime/src/store/progress.js';
+import type { CJBatch, CJBatchStatus, LLMProviderPool } from '../../api/index.js';
+import { API_VERSION, parseDuration } from '../../api/index.js';
+import type { OperatorConfig } from '../../config.js';
+import type { ReconcileContext, Reconciler, Request, Result } from '../../kube/controller.js';
+import type { EventRecorder } from '../../kube/events.js';
+import { addFinalizer, removeFinalizer } from '../../kube/finalizer.js';
+import type { Informer } from '../../kube/informer.js';
+import { isNotFound, type KubeClient, type KubeObject, resourcePath } from '../../kube/rest.js';
+import { type Condition, patchStatusIfChanged, setCondition } from '../../kube/status.js';
+import { validateBatch } from '../../validation/index.js';
+import { commitOutcome, eventSent, readResults, resultsConfigMapData } from './finalize.js';
+import {
+  comparisonJob,
+  comparisonJobName,
+  type JobContext,
+  jobFailure,
+  jobState,
+  LABEL_BATCH,
+  LABEL_ROLE,
+  LABEL_ROUND,
+  ownerRef,
+  scoringJob,
+  scoringJobName,
+} from './jobs.js';
+import { buildRegistration, InputError, workerPoolConfig } from './prepare.js';
+import { condition, isTerminal, mirrorProgress, type RoundInfo } from './status.js';
+
+export const FINALIZER = 'cj.huleedu.io/finalizer';
+export const FIELD_MANAGER = 'cj-operator';
+const BATCHES = { group: 'cj.huleedu.io', version: 'v1alpha1', plural: 'cjbatches' };
+const JOBS = { group: 'batch', version: 'v1', plural: 'jobs' };
+const CONFIGMAPS = { group: '', version: 'v1', plural: 'configmaps' };
+const SECRETS = { group: '', version: 'v1', plural: 'secrets' };
+/** Attempts at one round's Job before the batch fails. */
+const MAX_JOB_ATTEMPTS = 4;
+/** A round that timed out is still scored when at least this share of it was judged. */
+const TIMEOUT_RECOVERY_SHARE = 0.5;
+
+export interface JobObject extends KubeObject {
+  status?: {
+    conditions?: { type: string; status: string; reason?: string; message?: string }[];
+    active?: number;
+  };
+}
+
+export interface CJBatchDeps {
+  client: KubeClient;
+  sql: Sql;
+  batches: Informer<KubeObject>;
+  pools: Informer<KubeObject>;
+  jobs: Informer<JobObject>;
+  recorder: EventRecorder;
+  config: OperatorConfig;
+}
+
+const now = () => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+export class CJBatchReconciler implements Reconciler {
+  constructor(private readonly d: CJBatchDeps) {}
+
+  async reconcile(req: Request, ctx: ReconcileContext): Promise<Result | undefined> {
+    const batch = this.d.batches.get(req.namespace, req.name) as unknown as CJBatch | undefined;
+    if (!batch) return undefined;
+    if (batch.metadata.deletionTimestamp) return this.cleanup(batch, ctx);
+    if (!batch.metadata.finalizers?.includes(FINALIZER)) {
+      await addFinalizer(this.d.client, this.path(batch), batch as unknown as KubeObject, FINALIZER);
+    }
+    const status: CJBatchStatus = structuredClone(batch.status ?? {});
+    const out = await this.step(batch, status, ctx);
+    await this.writeStatus(batch, out.status);
+    return out.requeueAfter ? { requeueAfter: out.requeueAfter } : undefined;
+  }
+
+  // ------------------------------------------------------------------ the state machine
+  private async step(
+    batch: CJBatch,
+    status: CJBatchStatus,
+    ctx: ReconcileContext,
+  ): Promise<{ status: CJBatchStatus; requeueAfter?: number }> {
+    const t = now();
+    const uid = batch.metadata.uid!;
+    const gen = batch.metadata.generation ?? 0;
+    const cond = (type: string, s: 'True' | 'False' | 'Unknown', reason: string, message: string) => {
+      status.conditions = setCondition(status.conditions as Condition[] | undefined, {
+        type,
+        status: s,
+        reason,
+        message,
+        observedGeneration: gen,
+      });
+    };
+    status.observedGeneration = gen;
+    status.phase ??= 'Pending';
+
+    if (isTerminal(batch)) return this.afterTerminal(batch, status, cond);
+
+    const pool = this.d.pools.get(batch.metadata.namespace!, batch.spec.providerPoolRef.name) as unknown as
+      | LLMProviderPool
+      | undefined;
+    const registered = await getBatch(this.d.sql, uid);
+
+    // Validation before start: whatever slipped past a down webhook is refused here, same code.
+    if (!registered) {
+      const v = await validateBatch(batch, this.validationContext(batch));
+      const errors = v.errors.filter((e) => !e.field.startsWith('spec.providerPoolRef')); // pool handled below
+      if (errors.length > 0) {
+        const message = errors.map((e) => `${e.field}: ${e.message}`).join('; ');
+        if (condition(status, 'InvalidSpec')?.status !== 'True')
+          this.d.recorder.event(
+            batch as unknown as KubeObject,
+            'Warning',
+            'InvalidSpec',
+            message.slice(0, 1000),
+          );
+        cond('InvalidSpec', 'True', 'ValidationFailed', message.slice(0, 32_000));
+        cond('Progressing', 'False', 'InvalidSpec', 'fix the spec; the batch starts once it is valid');
+        return { status };
+      }
+      cond('InvalidSpec', 'False', 'Valid', 'the spec passed validation');
+    }
+
+    const poolReady = pool?.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
+    if (!pool || !poolReady) {
+      const why = !pool
+        ? `LLMProviderPool "${batch.spec.providerPoolRef.name}" does not exist in namespace ${batch.metadata.namespace}`
+        : `LLMProviderPool "${pool.metadata.name}" is not Ready: ${pool.status?.conditions?.find((c) => c.type === 'Ready')?.message ?? 'no status yet'}`;
+      if (condition(status, 'PoolReady')?.status !== 'False')
+        this.d.recorder.event(batch as unknown as KubeObject, 'Warning', 'PoolNotReady', why);
+      cond('PoolReady', 'False', pool ? 'PoolNotReady' : 'PoolNotFound', why);
+      cond('Progressing', 'False', 'WaitingForPool', 'the batch waits for its pool; it continues by itself');
+      if (registered) await this.mirror(batch, status, pool, registered);
+      return { status, requeueAfter: 10_000 };
+    }
+    cond('PoolReady', 'True', 'PoolReady', `pool ${pool.metadata.name} is Ready`);
+
+    if (batch.spec.suspend) {
+      cond('Progressing', 'False', 'Suspended', 'spec.suspend is true: no new Jobs start');
+      if (registered) await this.mirror(batch, status, pool, registered);
+      return { status };
+    }
+
+    // Preparing: load essays into the database once; fixes the budget for good.
+    let reg = registered;
+    if (!reg) {
+      this.setPhase(batch, status, 'Preparing');
+      status.startTime ??= t;
+      try {
+        const registration = await buildRegistration(batch, (name) => this.getConfigMap(batch, name));
+        reg = await registerBatch(this.d.sql, registration);
+      } catch (err) {
+        if (!(err instanceof InputError)) throw err;
+        cond('InvalidSpec', 'True', 'InputUnreadable', err.message);
+        cond(
+          'Progressing',
+          'False',
+          'InvalidSpec',
+          'fix the inputs; the batch starts once they are readable',
+        );
+        this.d.recorder.event(batch as unknown as KubeObject, 'Warning', 'InvalidSpec', err.message);
+        return { status, requeueAfter: 30_000 };
+      }
+      this.d.recorder.event(
+        batch as unknown as KubeObject,
+        'Normal',
+        'Prepared',
+        `loaded the essays; budget ${reg.budget_total} (${reg.budget_source})`,
+      );
+    }
+    await this.ensureWorkerSecret(batch);
+    const latest = await this.latestRound(uid);
+    const progress = await this.mirror(batch, status, pool, reg, latest);
+    const jobCtx = this.jobContext(batch, pool);
+
+    // Round 0: plan the first pairs.
+    if (!latest) return this.runScoring(batch, status, 0, jobCtx, cond);
+
+    // A 'continue' that planned no pairs cannot make progress: finish with what exists.
+    if (latest.decision === 'stop' || latest.pairs === 0)
+      return this.finish(batch, status, reg, latest, cond, ctx);
+
+    const round = latest.round + 1;
+    const cur = progress.currentRound;
+    const roundDone = cur !== null && cur.round === round && cur.done === cur.planned;
+    if (roundDone) {
+      const finished = progress.completed + progress.failed;
+      if (finished >= 20 && progress.completed / finished < this.d.config.minSuccessRate) {
+        return this.fail(
+          batch,
+          status,
+          reg.config,
+          'LowSuccessRate',
+          `only ${progress.completed} of ${finished} comparisons succeeded (floor ${this.d.config.minSuccessRate * 100}%); see the pool's status and the worker logs`,
+          cond,
+        );
+      }
+      return this.runScoring(batch, status, round, jobCtx, cond);
+    }
+    return this.runComparisons(batch, status, round, jobCtx, cond, cur?.planned ?? 0, cur?.done ?? 0);
+  }
+
+  private async runScoring(
+    batch: CJBatch,
+    status: CJBatchStatus,
+    round: number,
+    ctx: JobContext,
+    cond: (type: string, s: 'True' | 'False' | 'Unknown', reason: string, message: string) => void,
+  ) {
+    this.setPhase(batch, status, 'Scoring');
+    cond('Progressing', 'True', 'Scoring', `scoring round ${round}`);
+    const { job, attempt } = this.currentJob(batch, round, 'scoring');
+    const state = jobState(job);
+    if (state === 'missing') {
+      await this.createJob(batch, scoringJob(batch, round, ctx, attempt));
+      status.currentJobs = {
+        ...status.currentJobs,
+        scoring: scoringJobName(batch.metadata.name!, round, attempt),
+      };
+    } else if (state === 'failed' || state === 'complete') {
+      // complete without a round row (or failed): try again with a fresh Job, a few times.
+      const f =
+        state === 'failed'
+          ? jobFailure(job!)
+          : { reason: 'NoResult', message: 'the Job ended without scoring' };
+      if (attempt + 1 >= MAX_JOB_ATTEMPTS)
+        return this.fail(
+          batch,
+          status,
+          undefined,
+          'ScoringFailed',
+          `scoring round ${round} failed ${MAX_JOB_ATTEMPTS} times: ${f.reason} ${f.message}`,
+          cond,
+        );
+      this.d.recorder.event(
+        batch as unknown as KubeObject,
+        'Warning',
+        'ScoringRetried',
+        `scoring Job ${job!.metadata!.name} ended (${f.reason}); retrying`,
+      );
+      await this.createJob(batch, scoringJob(batch, round, ctx, attempt + 1));
+    }
+    return { status, requeueAfter: 60_000 };
+  }
+
+  private async runComparisons(
+    batch: CJBatch,
+    status: CJBatchStatus,
+    round: number,
+    ctx: JobContext,
+    cond: (type: string, s: 'True' | 'False' | 'Unknown', reason: string, message: string) => void,
+    planned: number,
+    done: number,
+  ) {
+    this.setPhase(batch, status, 'Comparing');
+    cond('Progressing', 'True', 'Comparing', `round ${round}: ${done}/${planned} comparisons finished`);
+    const shards = (await this.shards(batch.metadata.uid!)) ?? 1;
+    const { job, attempt } = this.currentJob(batch, round, 'comparison');
+    const state = jobState(job);
+    if (state === 'missing') {
+      await this.createJob(batch, comparisonJob(batch, round, shards, ctx, attempt));
+      status.currentJobs = {
+        ...status.currentJobs,
+        comparison: comparisonJobName(batch.metadata.name!, round, attempt),
+      };
+      this.d.recorder.event(
+        batch as unknown as KubeObject,
+        'Normal',
+        'RoundStarted',
+        `round ${round}: ${planned} comparisons in ${shards} shards`,
+      );
+      return { status, requeueAfter: 30_000 };
+    }
+    // A round that outlives its timeout is recovered: scored with what exists, or failed.
+    const started = Date.parse(job!.metadata!.creationTimestamp ?? '');
+    const timeout = parseDuration(batch.spec.timeouts.round);
+    if (state === 'running' && Number.isFinite(started) && Date.now() - started > timeout) {
+      await this.d.client
+        .delete(this.jobPath(batch, job!.metadata!.name!), { propagationPolicy: 'Background' })
+        .catch(ignore404);
+      const share = planned ? done / planned : 0;
+      await this.d.sql`
+        UPDATE comparisons SET status = 'failed', failure_reason = 'round_timeout', lease_owner = NULL, completed_at = now()
+         WHERE batch_uid = ${batch.metadata.uid!} AND round = ${round} AND status IN ('pending', 'leased')`;
+      if (share < TIMEOUT_RECOVERY_SHARE)
+        return this.fail(
+          batch,
+          status,
+          undefined,
+          'RoundTimeout',
+          `round ${round} exceeded spec.timeouts.round (${batch.spec.timeouts.round}) with only ${done}/${planned} comparisons finished`,
+          cond,
+        );
+      this.d.recorder.event(
+        batch as unknown as KubeObject,
+        'Warning',
+        'RoundTimedOut',
+        `round ${round} exceeded ${batch.spec.timeouts.round}; scoring the ${done}/${planned} finished comparisons`,
+      );
+      return { status, requeueAfter: 1_000 };
+    }
+    if (state === 'failed' || state === 'complete') {
+      // The Job ended but some pairs are still open (auth failure, a failed index, released leases).
+      const f = state === 'failed' ? jobFailure(job!) : { reason: 'Incomplete', message: 'pairs left open' };
+      if (attempt + 1 >= MAX_JOB_ATTEMPTS)
+        return this.fail(
+          batch,
+          status,
+          undefined,
+          'ComparisonsFailed',
+          `round ${round}: comparison Job failed ${MAX_JOB_ATTEMPTS} times: ${f.reason} ${f.message}`,
+          cond,
+        );
+      this.d.recorder.event(
+        batch as unknown as KubeObject,
+        'Warning',
+        'ComparisonJobRetried',
+        `comparison Job ${job!.metadata!.name} ended (${f.reason}: ${f.message}); starting another`,
+      );
+      await this.createJob(batch, comparisonJob(batch, round, shards, ctx, attempt + 1));
+    }
+    return { status, requeueAfter: Math.min(30_000, Math.max(1_000, timeout - (Date.now() - started))) };
+  }
+
+  private async finish(
+    batch: CJBatch,
+    status: CJBatchStatus,
+    reg: { config: Record<string, unknown> },
+    latest: RoundInfo,
+    cond: (type: string, s: 'True' | 'False' | 'Unknown', reason: string, message: string) => void,
+    _ctx: ReconcileContext,
+  ) {
+    this.setPhase(batch, status, 'Finalizing');
+    const grades = (reg.config.grades as string[]) ?? [];
+    const results = await readResults(this.d.sql, batch.metadata.uid!, grades);
+    const cmName = `${batch.metadata.name}-results`;
+    await this.d.client.apply(
+      resourcePath(CONFIGMAPS, batch.metadata.namespace, cmName),
+      {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: {
+          name: cmName,
+          namespace: batch.metadata.namespace,
+          labels: { [LABEL_BATCH]: batch.metadata.name!, 'app.kubernetes.io/managed-by': 'cj-operator' },
+          ownerReferences: [ownerRef(batch)],
+        },
+        data: resultsConfigMapData(results, grades),
+      },
+      FIELD_MANAGER,
+    );
+    const eventId = await commitOutcome(this.d.sql, batch, {
+      outcome: 'succeeded',
+      reason: latest.reason,
+      message: `stopped: ${latest.reason}`,
+      topic: batch.spec.output?.kafkaTopic ?? this.d.config.kafkaTopic,
+      data: {
+        results: results.essays,
+        gradeDistribution: results.gradeDistribution,
+        comparisons: status.comparisons,
+        rounds: latest.round,
+        stability: status.stability,
+        cost: status.cost,
+      },
+    });
+    status.result = { gradeDistribution: results.gradeDistribution, resultsConfigMap: cmName };
+    status.completionTime ??= now();
+    this.setPhase(batch, status, 'Succeeded');
+    cond(
+      'Succeeded',
+      'True',
+      reasonName(latest.reason),
+      `finished after ${latest.round} rounds: ${latest.reason}`,
+    );
+    cond(
+      'Stable',
+      latest.reason === 'converged' ? 'True' : 'False',
+      reasonName(latest.reason),
+      `stopping reason: ${latest.reason}`,
+    );
+    cond('Progressing', 'False', 'Finished', 'the batch is finished');
+    cond('EventPublished', 'False', 'Pending', `event ${eventId} is in the outbox`);
+    return { status, requeueAfter: 5_000 };
+  }
+
+  private async fail(
+    batch: CJBatch,
+    status: CJBatchStatus,
+    _config: unknown,
+    reason: string,
+    message: string,
+    cond: (type: string, s: 'True' | 'False' | 'Unknown', reason: string, message: string) => void,
+  ) {
+    const eventId = await commitOutcome(this.d.sql, batch, {
+      outcome: 'failed',
+      reason,
+      message,
+      topic: batch.spec.output?.kafkaTopic ?? this.d.config.kafkaTopic,
+      data: { comparisons: status.comparisons ?? {} },
+    });
+    status.completionTime ??= now();
+    this.setPhase(batch, status, 'Failed');
+    cond('Succeeded', 'False', reason, message);
+    cond('Progressing', 'False', reason, message);
+    cond('EventPublished', 'False', 'Pending', `event ${eventId} is in the outbox`);
+    return { status, requeueAfter: 5_000 };
+  }
+
+  /** Terminal batches only wait for their event to be published. */
+  private async afterTerminal(
+    batch: CJBatch,
+    status: CJBatchStatus,
+    cond: (type: string, s: 'True' | 'False' | 'Unknown', reason: string, message: string) => void,
+  ) {
+    if (condition(status, 'EventPublished')?.status === 'True') return { status };
+    const [row] = await this.d.sql`
+      SELECT event_id, sent_at FROM outbox WHERE batch_uid = ${batch.metadata.uid!} ORDER BY created_at LIMIT 1`;
+    if (row && (await eventSent(this.d.sql, row.event_id))) {
+      cond('EventPublished', 'True', 'Published', `event ${row.event_id} was published to Kafka`);
+      this.d.recorder.event(
+        batch as unknown as KubeObject,
+        'Normal',
+        'EventPublished',
+        `event ${row.event_id} published`,
+      );
+      return { status };
+    }
+    return { status, requeueAfter: 5_000 };
+  }
+
+  // ------------------------------------------------------------------ deletion
+  private async cleanup(batch: CJBatch, ctx: ReconcileContext): Promise<Result | undefined> {
+    if (!batch.metadata.finalizers?.includes(FINALIZER)) return undefined;
+    if ((batch.spec.retention?.policy ?? 'Delete') === 'Delete') {
+      await deleteBatchRows(this.d.sql, batch.metadata.uid!);
+      ctx.log.info({ uid: batch.metadata.uid }, 'Deleted the batch rows from the database');
+    }
+    // Jobs, pods and ConfigMaps go with the garbage collector (owner references).
+    await removeFinalizer(this.d.client, this.path(batch), batch as unknown as KubeObject, FINALIZER);
+    return undefined;
+  }
+
+  // ------------------------------------------------------------------ helpers
+  private async mirror(
+    batch: CJBatch,
+    status: CJBatchStatus,
+    pool: LLMProviderPool | undefined,
+    reg: { budget_total: number; budget_source: 'spec' | 'default' },
+    latest?: RoundInfo,
+  ) {
+    const p = await readProgress(this.d.sql, batch.metadata.uid!);
+    Object.assign(
+      status,
+      mirrorProgress(
+        status,
+        p,
+        { total: reg.budget_total, source: reg.budget_source },
+        latest ?? (await this.latestRound(batch.metadata.uid!)),
+        pool,
+      ),
+    );
+    return p;
+  }
+
+  private async latestRound(uid: string): Promise<RoundInfo | undefined> {
+    const [r] = await this.d.sql`
+      SELECT round, decision, reason, pairs, stability, summary FROM rounds WHERE batch_uid = ${uid} ORDER BY round DESC LIMIT 1`;
+    return r as RoundInfo | undefined;
+  }
+
+  private async shards(uid: string): Promise<number | undefined> {
+    const [r] = await this.d.sql`SELECT (config->>'shards')::int AS shards FROM batches WHERE uid = ${uid}`;
+    return r?.shards;
+  }
+
+  private setPhase(batch: CJBatch, status: CJBatchStatus, phase: NonNullable<CJBatchStatus['phase']>) {
+    if (status.phase !== phase) {
+      this.d.recorder.event(
+        batch as unknown as KubeObject,
+        phase === 'Failed' ? 'Warning' : 'Normal',
+        phase,
+        `phase ${status.phase ?? 'Pending'} → ${phase}`,
+      );
+      status.phase = phase;
+    }
+  }
+
+  /** The newest Job of a round and role, and its attempt number (Job names are deterministic). */
+  private currentJob(batch: CJBatch, round: number, role: 'scoring' | 'comparison') {
+    const jobs = this.d.jobs
+      .list(batch.metadata.namespace!)
+      .filter(
+        (j) =>
+          j.metadata?.labels?.[LABEL_BATCH] === batch.metadata.name &&
+          j.metadata?.labels?.[LABEL_ROUND] === String(round) &&
+          j.metadata?.labels?.[LABEL_ROLE] === role &&
+          j.metadata?.ownerReferences?.some((o) => o.uid === batch.metadata.uid),
+      );
+    const name = (a: number) =>
+      role === 'scoring'
+        ? scoringJobName(batch.metadata.name!, round, a)
+        : comparisonJobName(batch.metadata.name!, round, a);
+    let attempt = 0;
+    while (jobs.some((j) => j.metadata?.name === name(attempt + 1))) attempt++;
+    const job = jobs.find((j) => j.metadata?.name === name(attempt));
+    return { job, attempt };
+  }
+
+  private async createJob(batch: CJBatch, job: { metadata: { name: string } }) {
+    try {
+      await this.d.client.create(resourcePath(JOBS, batch.metadata.namespace), job);
+    } catch (err) {
+      // 409: the Job exists already (our cache was behind): never a second one, by name.
+      if (!(err as { status?: number }).status || (err as { status?: number }).status !== 409) throw err;
+    }
+  }
+
+  private async ensureWorkerSecret(batch: CJBatch) {
+    const name = `${batch.metadata.name}-worker`;
+    await this.d.client.apply(
+      resourcePath(SECRETS, batch.metadata.namespace, name),
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: {
+          name,
+          namespace: batch.metadata.namespace,
+          labels: { [LABEL_BATCH]: batch.metadata.name!, 'app.kubernetes.io/managed-by': 'cj-operator' },
+          ownerReferences: [ownerRef(batch)],
+        },
+        type: 'Opaque',
+        stringData: { DATABASE_URL: this.d.config.databaseUrl },
+      },
+      FIELD_MANAGER,
+    );
+  }
+
+  private jobContext(batch: CJBatch, pool: LLMProviderPool): JobContext {
+    return {
+      image: this.d.config.image,
+      imagePullPolicy: this.d.config.imagePullPolicy,
+      workerSecret: `${batch.metadata.name}-worker`,
+      ...(this.d.config.workerServiceAccount ? { serviceAccount: this.d.config.workerServiceAccount } : {}),
+      pool: {
+        key: `${pool.metadata.namespace}/${pool.metadata.name}`,
+        config: workerPoolConfig(pool, batch),
+        apiKeySecret: pool.spec.apiKeySecretRef,
+      },
+      leaseSeconds: this.d.config.leaseSeconds,
+    };
+  }
+
+  private validationContext(batch: CJBatch) {
+    const ns = batch.metadata.namespace!;
+    return {
+      namespace: ns,
+      getPool: async (name: string) =>
+        this.d.pools.get(ns, name) as unknown as { spec?: unknown } | undefined,
+      getConfigMap: (name: string) => this.getConfigMap(batch, name),
+    };
+  }
+
+  private async getConfigMap(batch: CJBatch, name: string) {
+    try {
+      return await this.d.client.get<{ data?: Record<string, string> }>(
+        resourcePath(CONFIGMAPS, batch.metadata.namespace, name),
+      );
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  private async writeStatus(batch: CJBatch, status: CJBatchStatus) {
+    await patchStatusIfChanged(this.d.client, `${this.path(batch)}/status`, batch.status ?? {}, status);
+  }
+
+  private path(batch: CJBatch) {
+    return resourcePath(BATCHES, batch.metadata.namespace, batch.metadata.name);
+  }
+
+  private jobPath(batch: CJBatch, name: string) {
+    return resourcePath(JOBS, batch.metadata.namespace, name);
+  }
+}
+
+const ignore404 = (err: unknown) => {
+  if (!isNotFound(err)) throw err;
+};
+
+/** Condition reasons are CamelCase words. */
+const reasonName = (r: string) => r.charAt(0).toUpperCase() + r.slice(1);
+
+export { API_VERSION };

@@ -1,0 +1,134 @@
+#!/usr/bin/env node
+/**
+ * The operator process: migrate the database, serve probes and metrics, then (as Lease leader)
+ * run the CJBatch and LLMProviderPool controllers and the outbox relay. Exits when leadership is
+ * lost (the Deployment restarts it) and shuts down gracefully on SIGTERM.
+ */
+import { connect } from '../../runtime/src/store/db.js';
+import { migrate } from '../../runtime/src/store/migrate.js';
+import { loadConfig } from './config.js';
+import { CJBatchReconciler, type JobObject } from './controllers/cjbatch/reconciler.js';
+import { LLMProviderPoolReconciler } from './controllers/llmproviderpool/reconciler.js';
+import { Controller, type Request } from './kube/controller.js';
+import { EventRecorder } from './kube/events.js';
+import { startHealthServer } from './kube/health.js';
+import { Informer } from './kube/informer.js';
+import { LeaderElector } from './kube/leader.js';
+import { createLogger } from './kube/log.js';
+import { createRegistry } from './kube/metrics.js';
+import { KubeClient, type KubeObject } from './kube/rest.js';
+import { startRelay } from './outbox/relay.js';
+
+const BATCHES = { group: 'cj.huleedu.io', version: 'v1alpha1', plural: 'cjbatches' };
+const POOLS = { group: 'cj.huleedu.io', version: 'v1alpha1', plural: 'llmproviderpools' };
+const JOBS = { group: 'batch', version: 'v1', plural: 'jobs' };
+
+export async function main(): Promise<void> {
+  const log = createLogger({ name: 'cj-operator' });
+  const config = loadConfig();
+  const registry = createRegistry({ defaults: true });
+  const client = await KubeClient.fromDefault({ registry });
+  const sql = connect(config.databaseUrl, 10);
+
+  const applied = await migrate(sql);
+  log.info({ applied }, 'Applied database migrations');
+
+  const batches = new Informer<KubeObject>(client, BATCHES, { registry });
+  const pools = new Informer<KubeObject>(client, POOLS, { registry });
+  const jobs = new Informer<JobObject>(client, JOBS, {
+    labelSelector: 'app.kubernetes.io/managed-by=cj-operator',
+    registry,
+  });
+  const recorder = new EventRecorder(client, 'cj-operator', config.identity);
+  const shutdown = new AbortController();
+  let leading = false;
+
+  const health = await startHealthServer({
+    host: config.probeAddress,
+    port: config.probePort,
+    registry,
+    healthz: () => !leading || [batches, pools, jobs].every((i) => i.isHealthy()),
+    readyz: () => !leading || [batches, pools, jobs].every((i) => i.hasSynced()),
+  });
+  log.info({ port: config.probePort }, 'Serving /healthz, /readyz and /metrics');
+
+  const batchController = new Controller({
+    name: 'cjbatch',
+    reconciler: new CJBatchReconciler({ client, sql, batches, pools, jobs, recorder, config }),
+    workers: 4,
+    logger: log,
+    registry,
+  })
+    .watch(batches)
+    .watchOwned(jobs, 'CJBatch', 'cj.huleedu.io/v1alpha1')
+    // A pool becoming Ready releases the batches waiting for it.
+    .watch(pools, (pool) =>
+      batches
+        .list(pool.metadata?.namespace)
+        .filter(
+          (b) =>
+            (b as { spec?: { providerPoolRef?: { name?: string } } }).spec?.providerPoolRef?.name ===
+            pool.metadata?.name,
+        )
+        .map((b): Request => ({ namespace: b.metadata!.namespace!, name: b.metadata!.name! })),
+    );
+  const poolController = new Controller({
+    name: 'llmproviderpool',
+    reconciler: new LLMProviderPoolReconciler({ client, pools, batches, recorder }),
+    workers: 2,
+    logger: log,
+    registry,
+  }).watch(pools);
+
+  const runControllers = async (signal: AbortSignal) => {
+    leading = true;
+    log.info({ identity: config.identity }, 'Started leading');
+    if (!config.kafkaBrokers) log.warn('KAFKA_BROKERS is not set: result events stay in the outbox');
+    const relay = config.kafkaBrokers
+      ? startRelay({ sql, brokers: config.kafkaBrokers, log, registry, signal })
+      : undefined;
+    await Promise.all([batchController.start(signal), poolController.start(signal), relay]);
+  };
+
+  const stop = async (code: number) => {
+    shutdown.abort();
+    await Promise.allSettled([sql.end({ timeout: 5 }), health.close()]);
+    process.exit(code);
+  };
+  for (const sig of ['SIGTERM', 'SIGINT'] as const)
+    process.once(sig, () => {
+      log.info({ signal: sig }, 'Shutting down');
+      void elector?.release().finally(() => stop(0));
+      if (!elector) void stop(0);
+    });
+
+  const elector = config.leaderElection
+    ? new LeaderElector(client, {
+        namespace: config.namespace,
+        name: 'cj-operator-leader',
+        identity: config.identity,
+      })
+    : undefined;
+  if (elector) {
+    await elector.run({
+      onStartedLeading: (signal) => {
+        const both = AbortSignal.any([signal, shutdown.signal]);
+        runControllers(both).catch((err) => {
+          log.error({ err }, 'Controllers stopped with an error');
+          void stop(1);
+        });
+      },
+      onStoppedLeading: () => {
+        log.error('Lost the leader lease; exiting so that a fresh process can compete again');
+        void stop(1);
+      },
+    });
+  } else {
+    await runControllers(shutdown.signal);
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
