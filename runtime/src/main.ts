@@ -16,6 +16,10 @@ const COMMANDS: Record<string, { about: string; load: () => Promise<Command> }> 
     load: () => import('./commands/score.js'),
   },
   migrate: { about: 'apply database migrations', load: () => import('./commands/migrate.js') },
+  compare: {
+    about: 'compare one shard of a round (the comparison Job pod)',
+    load: () => import('./commands/compare.js'),
+  },
   'fake-anthropic': {
     about: 'serve a fake Anthropic API on loopback (tests and demos)',
     load: () => import('./commands/fake-anthropic.js'),

@@ -1,0 +1,329 @@
+/**
+ * The comparison worker (`runtime compare`): one pod of a CJBatch round's indexed Job, working
+ * on one shard. It claims the shard's comparisons with leases, runs them through the `Comparer`
+ * (pool-wide `PostgresRateLimiter`, `PostgresBatchStore` for batch_api), writes each outcome
+ * exactly once, and exits 0 when every row of the shard is final.
+ *
+ * Lanes: `pool.concurrency` independent loops (one in batch_api mode), each claiming a small
+ * chunk (1 row, or `bundleSize` rows in serial_bundle, up to 10,000 in batch_api), comparing it
+ * and writing the outcomes, so slots never idle on a chunk's slowest call and several workers on
+ * one shard share it evenly. With prompt caching on, lane 0 runs its first call alone (cache
+ * warm-up) before the others start.
+ *
+ * When nothing is claimable but rows of the shard are leased by someone else, the lanes sleep
+ * until the earliest of those leases expires and take the rows over (a killed pod's work is
+ * picked up by its replacement or a sibling).
+ *
+ * Exit codes (for the Job's podFailurePolicy): 0 shard done; 3 the provider rejected the
+ * credentials (401/403) — nothing was marked completed, the rows are back to pending; 4 bad
+ * input (env, pool config, batch row or assignment); 143 stopped by SIGTERM — unfinished rows
+ * released to pending; 1 anything unexpected (leases are released when possible, otherwise they
+ * expire).
+ */
+
+import type { Logger } from 'pino';
+import { Registry } from 'prom-client';
+import { z } from 'zod';
+import { PostgresBatchStore } from '../llm/batch-store-postgres.js';
+import { createAnthropic } from '../llm/client.js';
+import { Comparer } from '../llm/comparer.js';
+import { PostgresRateLimiter } from '../llm/limiter/postgres.js';
+import { LlmMetrics } from '../llm/metrics.js';
+import { BatchPollError, MAX_REQUESTS_PER_BATCH } from '../llm/modes/batch-api.js';
+import { AbortedError } from '../llm/modes/context.js';
+import type { Assignment, ComparisonOutcome, PairJob } from '../llm/types.js';
+import { PoolConfigSchema } from '../llm/types.js';
+import { sleep } from '../llm/util.js';
+import { getBatch, loadEssays } from '../store/batches.js';
+import { connect, type Sql } from '../store/db.js';
+import {
+  type ClaimedRow,
+  claimChunk,
+  releaseLeases,
+  releaseStaleOwn,
+  renewLeases,
+  type ShardRef,
+  shardState,
+  writeOutcome,
+} from './claim.js';
+import { ConfigError, parsePoolConfig, type WorkerPoolConfig } from './pool-config.js';
+
+export const EXIT = { done: 0, unexpected: 1, authFailed: 3, badInput: 4, terminated: 143 } as const;
+
+export interface WorkerEnv {
+  databaseUrl: string;
+  batchUid: string;
+  round: number;
+  shard: number;
+  /** Lease owner: the pod name. */
+  owner: string;
+  poolKey: string;
+  pool: WorkerPoolConfig;
+  apiKey: string;
+  leaseSeconds: number;
+}
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Read and check the environment contract; throws `ConfigError` (exit 4) with a key-free message. */
+export function readWorkerEnv(env: NodeJS.ProcessEnv = process.env): WorkerEnv {
+  const missing = [
+    'DATABASE_URL',
+    'BATCH_UID',
+    'ROUND',
+    'JOB_COMPLETION_INDEX',
+    'CJ_POOL_KEY',
+    'CJ_POOL_CONFIG',
+  ]
+    .filter((k) => !env[k])
+    .concat(env.ANTHROPIC_API_KEY?.trim() ? [] : ['ANTHROPIC_API_KEY']);
+  if (missing.length > 0) throw new ConfigError(`missing environment: ${missing.join(', ')}`);
+  const int = (k: string, min: number) => {
+    const v = Number(env[k]);
+    if (!Number.isInteger(v) || v < min) throw new ConfigError(`${k} must be an integer >= ${min}`);
+    return v;
+  };
+  if (!UUID_RE.test(env.BATCH_UID!)) throw new ConfigError('BATCH_UID must be a uid (uuid)');
+  const lease = env.CJ_LEASE_SECONDS ? Number(env.CJ_LEASE_SECONDS) : 60;
+  if (!Number.isFinite(lease) || lease < 1) throw new ConfigError('CJ_LEASE_SECONDS must be a number >= 1');
+  return {
+    databaseUrl: env.DATABASE_URL!,
+    batchUid: env.BATCH_UID!,
+    round: int('ROUND', 0),
+    shard: int('JOB_COMPLETION_INDEX', 0),
+    owner: env.POD_NAME || `pid-${process.pid}`,
+    poolKey: env.CJ_POOL_KEY!,
+    pool: parsePoolConfig(env.CJ_POOL_CONFIG),
+    apiKey: env.ANTHROPIC_API_KEY!.trim(),
+    leaseSeconds: lease,
+  };
+}
+
+const AssignmentSchema = z.object({
+  title: z.string().min(1),
+  instructions: z.string().min(1),
+  rubric: z.string().min(1),
+});
+
+export interface WorkerResult {
+  code: number;
+  succeeded: number;
+  failed: number;
+  lostLeases: number;
+  released: number;
+}
+
+export interface WorkerOptions {
+  signal?: AbortSignal;
+  logger?: Logger;
+  /** Test hook: an existing connection instead of `connect(env.databaseUrl)`. */
+  sql?: Sql;
+}
+
+export async function runWorker(env: WorkerEnv, opts: WorkerOptions = {}): Promise<WorkerResult> {
+  const log = opts.logger;
+  const ref: ShardRef = { batchUid: env.batchUid, round: env.round, shard: env.shard };
+  const pool = PoolConfigSchema.parse(env.pool.pool);
+  const lanes = pool.mode === 'batch_api' ? 1 : pool.concurrency;
+  const sql = opts.sql ?? connect(env.databaseUrl, Math.min(20, lanes + 4));
+  const result: WorkerResult = { code: EXIT.done, succeeded: 0, failed: 0, lostLeases: 0, released: 0 };
+  const held = new Set<string>();
+  const stop = new AbortController();
+  const onExternal = () => stop.abort(opts.signal?.reason ?? new Error('terminated'));
+  if (opts.signal?.aborted) onExternal();
+  opts.signal?.addEventListener('abort', onExternal, { once: true });
+  let authFailed = false;
+  let fatal: unknown;
+  let renewal: NodeJS.Timeout | undefined;
+
+  try {
+    const batch = await getBatch(sql, env.batchUid);
+    if (!batch) {
+      log?.error({ batchUid: env.batchUid }, 'batch not found');
+      return { ...result, code: EXIT.badInput };
+    }
+    const a = AssignmentSchema.safeParse((batch.config as { assignment?: unknown }).assignment);
+    if (!a.success) {
+      log?.error(
+        { batchUid: env.batchUid },
+        'batch config has no valid assignment (title, instructions, rubric)',
+      );
+      return { ...result, code: EXIT.badInput };
+    }
+    const assignment: Assignment = a.data;
+    const essays = new Map((await loadEssays(sql, env.batchUid)).map((e) => [e.essay_id, e.text]));
+    const limiter = new PostgresRateLimiter({
+      sql,
+      poolKey: env.poolKey,
+      owner: env.owner,
+      requestsPerMinute: env.pool.limits.requestsPerMinute,
+      inputTokensPerMinute: env.pool.limits.inputTokensPerMinute,
+      outputTokensPerMinute: env.pool.limits.outputTokensPerMinute,
+      maxConcurrency: env.pool.limits.maxConcurrency,
+      ...env.pool.limiter,
+    });
+    await limiter.init();
+    const comparer = new Comparer({
+      pool,
+      assignment,
+      anthropic: createAnthropic({
+        apiKey: env.apiKey,
+        ...(env.pool.baseURL ? { baseURL: env.pool.baseURL } : {}),
+      }),
+      limiter,
+      batchStore: new PostgresBatchStore(sql, `${env.batchUid}/r${env.round}/s${env.shard}`, env.batchUid),
+      batchKeyPrefix: `${env.batchUid}/r${env.round}/s${env.shard}`,
+      metrics: new LlmMetrics(new Registry()),
+      ...(log ? { logger: log } : {}),
+      onAuthError: (c) =>
+        log?.error({ status: c.status, detail: c.detail }, 'provider rejected the pool credentials'),
+    });
+
+    const stale = await releaseStaleOwn(sql, ref, env.owner);
+    if (stale > 0) log?.info({ released: stale }, 'released leases of a previous run under this name');
+
+    renewal = setInterval(
+      () => {
+        renewLeases(sql, [...held], env.owner, env.leaseSeconds).then(
+          (lost) => {
+            if (lost.length > 0)
+              log?.warn({ lost: lost.length }, 'leases lost before the outcome was written');
+          },
+          (err) => log?.warn({ err: String(err) }, 'lease renewal failed'),
+        );
+      },
+      Math.max(500, (env.leaseSeconds * 1000) / 3),
+    );
+    renewal.unref();
+
+    const handle = async (o: ComparisonOutcome) => {
+      if (
+        o.status === 'failed' &&
+        (o.failureReason === 'auth_failed' || o.failureReason === 'permission_denied')
+      ) {
+        // Not the comparison's fault: leave it for a run with working credentials.
+        authFailed = true;
+        stop.abort(new Error('auth failure'));
+        return;
+      }
+      const written = await writeOutcome(sql, o, env.owner);
+      held.delete(o.comparisonId);
+      if (!written) {
+        result.lostLeases++;
+        log?.warn(
+          { comparisonId: o.comparisonId },
+          'lease lost: outcome not written (another worker owns it)',
+        );
+      } else if (o.status === 'succeeded') result.succeeded++;
+      else result.failed++;
+    };
+
+    const toJob = (r: ClaimedRow): PairJob | undefined => {
+      const ta = essays.get(r.essay_a);
+      const tb = essays.get(r.essay_b);
+      if (ta === undefined || tb === undefined) return undefined;
+      return {
+        comparisonId: r.id,
+        pairId: [r.essay_a, r.essay_b].sort().join('~'),
+        essayA: { id: r.essay_a, text: ta },
+        essayB: { id: r.essay_b, text: tb },
+      };
+    };
+
+    const claimSize =
+      pool.mode === 'batch_api'
+        ? MAX_REQUESTS_PER_BATCH
+        : pool.mode === 'serial_bundle'
+          ? pool.bundleSize
+          : 1;
+    let openGate!: () => void;
+    const warm = new Promise<void>((r) => {
+      openGate = r;
+    });
+    if (!pool.promptCaching.enabled || lanes === 1) openGate();
+
+    const lane = async (i: number) => {
+      if (i > 0) await warm;
+      try {
+        for (;;) {
+          if (stop.signal.aborted) return;
+          const rows = await claimChunk(sql, ref, env.owner, env.leaseSeconds, claimSize);
+          if (rows.length === 0) {
+            openGate();
+            const st = await shardState(sql, ref, env.owner);
+            if (st.pending === 0 && st.leasedByOthers === 0) return;
+            const wait =
+              st.pending === 0 && st.nextExpiryMs !== null
+                ? Math.min(5000, Math.max(100, st.nextExpiryMs + 50))
+                : 100;
+            await sleep(wait, stop.signal).catch(() => undefined);
+            continue;
+          }
+          for (const r of rows) held.add(r.id);
+          const jobs: PairJob[] = [];
+          const writes: Promise<void>[] = [];
+          for (const r of rows) {
+            const j = toJob(r);
+            if (j) jobs.push(j);
+            else
+              writes.push(
+                handle({
+                  status: 'failed',
+                  comparisonId: r.id,
+                  pairId: `${r.essay_a}~${r.essay_b}`,
+                  failureReason: 'invalid_request',
+                  failureDetail: 'essay not found in the batch',
+                  injectionFlags: [],
+                  usage: { input: 0, output: 0, cacheRead: 0, cacheWrite: 0 },
+                  attempts: 0,
+                  latencyMs: 0,
+                }),
+              );
+          }
+          try {
+            if (jobs.length > 0) {
+              await comparer.compare(jobs, { signal: stop.signal, onOutcome: (o) => writes.push(handle(o)) });
+            }
+          } catch (err) {
+            if (err instanceof BatchPollError) {
+              // The provider batch id is stored: release, a later run resumes polling it.
+              fatal = err;
+              stop.abort(err);
+            } else if (!(err instanceof AbortedError)) throw err;
+          } finally {
+            await Promise.all(writes);
+            openGate();
+          }
+        }
+      } catch (err) {
+        fatal ??= err;
+        stop.abort(err);
+      }
+    };
+
+    for (;;) {
+      await Promise.all(Array.from({ length: lanes }, (_, i) => lane(i)));
+      if (stop.signal.aborted) break;
+      const st = await shardState(sql, ref, env.owner);
+      if (st.open === 0) break;
+    }
+  } catch (err) {
+    fatal ??= err;
+  } finally {
+    if (renewal) clearInterval(renewal);
+    opts.signal?.removeEventListener('abort', onExternal);
+    try {
+      result.released = await releaseLeases(sql, [...held], env.owner);
+    } catch (err) {
+      log?.warn({ err: String(err) }, 'could not release leases; they will expire');
+    }
+    if (!opts.sql) await sql.end({ timeout: 5 }).catch(() => undefined);
+  }
+  if (result.code !== EXIT.done) return result;
+  if (authFailed) result.code = EXIT.authFailed;
+  else if (fatal) {
+    log?.error({ err: fatal instanceof Error ? fatal.message : String(fatal) }, 'worker failed');
+    result.code = EXIT.unexpected;
+  } else if (opts.signal?.aborted) result.code = EXIT.terminated;
+  return result;
+}

@@ -1,0 +1,172 @@
+// The `runtime compare` worker as a process, against a real Postgres and the fake Anthropic server.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type FakeAnthropic, startFakeAnthropic } from '../../../runtime/src/fake-anthropic/server.js';
+import { readProgress } from '../../../runtime/src/store/progress.js';
+import { fixture, profilePath } from '../llm/helpers.js';
+import { poolConfig, rowsOf, seedBatch, spawnWorker, waitFor, workerEnv } from './helpers.js';
+import { startTestDb, type TestDb } from './pg.js';
+
+let db: TestDb;
+const servers: FakeAnthropic[] = [];
+beforeAll(async () => {
+  db = await startTestDb();
+}, 60_000);
+afterAll(async () => {
+  for (const s of servers) await s.close();
+  await db?.stop();
+});
+
+async function fake(opts: Parameters<typeof startFakeAnthropic>[0] = {}) {
+  const s = await startFakeAnthropic({ profilePath, seed: 5, lapse: 0.05, ...opts });
+  servers.push(s);
+  return s;
+}
+
+describe('runtime compare', () => {
+  it('completes its shard and nothing else; exit 0; counters consistent', async () => {
+    const srv = await fake();
+    const b = await seedBatch(db.sql, 40, 2);
+    const w = spawnWorker(workerEnv(db.url, b, 0, poolConfig(srv.url)));
+    expect(await w.exit, w.output()).toBe(0);
+    const rows = await rowsOf(db.sql, b.uid);
+    const s0 = rows.filter((r) => r.shard === 0);
+    expect(s0.every((r) => r.status === 'succeeded' && r.winner && r.attempts === 1)).toBe(true);
+    expect(rows.filter((r) => r.shard === 1).every((r) => r.status === 'pending' && r.attempts === 0)).toBe(
+      true,
+    );
+    const p = await readProgress(db.sql, b.uid);
+    expect(p).toMatchObject({
+      planned: 40,
+      submitted: 20,
+      completed: 20,
+      failed: 0,
+      retried: 0,
+      pending: 20,
+    });
+    expect(srv.stats().messages.total).toBe(20);
+    expect(w.output()).not.toContain('sk-test-key');
+    for (const e of fixture.essays.slice(0, 5)) expect(w.output()).not.toContain(e.text.slice(20, 80));
+  }, 60_000);
+
+  it('exits 3 on a rejected key and leaves every row pending, nothing completed', async () => {
+    const srv = await fake({ apiKeys: ['sk-good'] });
+    const b = await seedBatch(db.sql, 12, 1);
+    const w = spawnWorker(workerEnv(db.url, b, 0, poolConfig(srv.url), { ANTHROPIC_API_KEY: 'sk-bad-key' }));
+    expect(await w.exit, w.output()).toBe(3);
+    const rows = await rowsOf(db.sql, b.uid);
+    expect(rows.every((r) => r.status === 'pending' && r.lease_owner === null)).toBe(true);
+    const p = await readProgress(db.sql, b.uid);
+    expect(p.completed + p.failed).toBe(0);
+    expect(srv.stats().authFailures).toBeGreaterThan(0);
+    expect(w.output()).not.toContain('sk-bad-key');
+  }, 60_000);
+
+  it('exits 4 on bad input: unknown batch, invalid pool config, missing env', async () => {
+    const srv = await fake();
+    const b = await seedBatch(db.sql, 2, 1);
+    const unknown = spawnWorker(
+      workerEnv(db.url, { ...b, uid: '00000000-0000-4000-8000-000000000000' }, 0, poolConfig(srv.url)),
+    );
+    const badPool = spawnWorker(
+      workerEnv(db.url, b, 0, JSON.stringify({ model: 'x', retry: { initialBackoff: 'soon' } })),
+    );
+    const noKey = spawnWorker(workerEnv(db.url, b, 0, poolConfig(srv.url), { ANTHROPIC_API_KEY: '' }));
+    expect(await unknown.exit, unknown.output()).toBe(4);
+    expect(await badPool.exit, badPool.output()).toBe(4);
+    expect(badPool.output()).toContain('retry.initialBackoff');
+    expect(await noKey.exit, noKey.output()).toBe(4);
+    expect((await rowsOf(db.sql, b.uid)).every((r) => r.status === 'pending')).toBe(true);
+  }, 60_000);
+
+  it('on SIGTERM aborts in-flight calls, releases its leases and exits promptly', async () => {
+    const srv = await fake({ latencyMs: 3000 });
+    const b = await seedBatch(db.sql, 30, 1);
+    const w = spawnWorker(
+      workerEnv(db.url, b, 0, poolConfig(srv.url, { promptCaching: { enabled: false } })),
+    );
+    await waitFor('leases', async () => (await rowsOf(db.sql, b.uid)).some((r) => r.status === 'leased'));
+    await new Promise((r) => setTimeout(r, 300));
+    const t0 = Date.now();
+    w.child.kill('SIGTERM');
+    expect(await w.exit, w.output()).toBe(143);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    const rows = await rowsOf(db.sql, b.uid);
+    expect(rows.filter((r) => r.status === 'leased')).toEqual([]);
+    expect(rows.every((r) => r.status === 'pending' && r.lease_owner === null)).toBe(true);
+    expect(w.summary()?.released).toBe(4); // concurrency 4, nothing finished in 3 s
+  }, 60_000);
+
+  it('a SIGKILLed worker’s leases expire and a replacement finishes the shard', async () => {
+    const srv = await fake({ latencyMs: 400 });
+    const b = await seedBatch(db.sql, 24, 1);
+    const pool = poolConfig(srv.url);
+    const a = spawnWorker(workerEnv(db.url, b, 0, pool, { CJ_LEASE_SECONDS: '3' }), 'pod-a');
+    await waitFor('some done', async () =>
+      (await rowsOf(db.sql, b.uid)).some((r) => r.status === 'succeeded'),
+    );
+    a.child.kill('SIGKILL');
+    expect(await a.exit).toBe(137);
+    const before = await rowsOf(db.sql, b.uid);
+    const orphaned = before.filter((r) => r.status === 'leased' && r.lease_owner === 'pod-a');
+    expect(orphaned.length).toBeGreaterThan(0);
+    const t0 = Date.now();
+    const r = spawnWorker(workerEnv(db.url, b, 0, pool, { CJ_LEASE_SECONDS: '3' }), 'pod-b');
+    expect(await r.exit, r.output()).toBe(0);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1000); // waited for the orphaned leases
+    const after = await rowsOf(db.sql, b.uid);
+    expect(after.every((x) => x.status === 'succeeded')).toBe(true);
+    for (const o of orphaned) expect(after.find((x) => x.id === o.id)!.lease_owner).toBe('pod-b');
+    const p = await readProgress(db.sql, b.uid);
+    expect(p).toMatchObject({ planned: 24, completed: 24, failed: 0, pending: 0 });
+  }, 60_000);
+
+  it('three workers on one shard write every outcome exactly once', async () => {
+    const srv = await fake({ latencyMs: 20 });
+    const b = await seedBatch(db.sql, 90, 1);
+    const pool = poolConfig(srv.url);
+    const ws = [0, 1, 2].map((i) => spawnWorker(workerEnv(db.url, b, 0, pool), `pod-${i}`));
+    const codes = await Promise.all(ws.map((w) => w.exit));
+    expect(codes, ws.map((w) => w.output()).join('\n')).toEqual([0, 0, 0]);
+    const sums = ws.map((w) => w.summary()!);
+    expect(sums.reduce((a, s) => a + s.succeeded, 0)).toBe(90);
+    expect(sums.reduce((a, s) => a + s.lostLeases, 0)).toBe(0);
+    expect(sums.filter((s) => s.succeeded > 0).length).toBeGreaterThanOrEqual(2); // work was shared
+    const rows = await rowsOf(db.sql, b.uid);
+    expect(rows.every((r) => r.status === 'succeeded' && r.attempts === 1)).toBe(true);
+    expect(srv.stats().messages.total).toBe(90); // no comparison was sent twice
+  }, 60_000);
+
+  it('with 10% 529 and 2% 429 injected, every row ends succeeded or failed with a reason', async () => {
+    const srv = await fake({ inject529: 0.1, inject429: 0.02, injectedRetryAfterS: 0.05 });
+    const b = await seedBatch(db.sql, 200, 2);
+    const pool = poolConfig(srv.url, {
+      retry: { maxAttempts: 2, initialBackoff: '5ms', maxBackoff: '20ms' },
+    });
+    const ws = [0, 1].map((s) => spawnWorker(workerEnv(db.url, b, s, pool)));
+    const codes = await Promise.all(ws.map((w) => w.exit));
+    expect(codes, ws.map((w) => w.output()).join('\n')).toEqual([0, 0]);
+    const rows = await rowsOf(db.sql, b.uid);
+    expect(rows).toHaveLength(200);
+    for (const r of rows) {
+      expect(['succeeded', 'failed']).toContain(r.status);
+      if (r.status === 'failed') {
+        expect(['overloaded', 'rate_limited']).toContain(r.failure_reason);
+        expect(r.winner).toBeNull();
+      } else expect(r.winner).not.toBeNull();
+    }
+    const st = srv.stats();
+    const p = await readProgress(db.sql, b.uid);
+    const failed = rows.filter((r) => r.status === 'failed').length;
+    expect(p.completed).toBe(200 - failed);
+    expect(p.failed).toBe(failed);
+    expect(p.pending).toBe(0);
+    expect(p.submitted).toBe(200);
+    // Every HTTP attempt is accounted for exactly once in `attempts`.
+    const attempts = rows.reduce((a, r) => a + r.attempts, 0);
+    expect(attempts).toBe(st.messages.total);
+    expect(p.retried).toBe(attempts - 200);
+    expect(st.injected529 + st.injected429).toBeGreaterThan(10);
+    const sums = ws.map((w) => w.summary()!);
+    expect(sums.reduce((a, s) => a + s.succeeded + s.failed, 0)).toBe(200);
+  }, 90_000);
+});
