@@ -5,7 +5,7 @@
 import type { BatchConfig } from '../../../../runtime/src/store/batch-config.js';
 import type { BatchRegistration } from '../../../../runtime/src/store/batches.js';
 import type { CJBatch, LLMProviderPool } from '../../api/index.js';
-import { effectiveLimits, parseDuration } from '../../api/index.js';
+import { effectiveLimits } from '../../api/index.js';
 import { parseEssayConfigMap, resolveBudget } from '../../validation/index.js';
 
 export type ConfigMapGetter = (name: string) => Promise<{ data?: Record<string, string> } | undefined>;
@@ -97,43 +97,18 @@ export async function buildRegistration(batch: CJBatch, getCm: ConfigMapGetter):
   };
 }
 
-const price = (v: string | number | undefined) => (v === undefined ? undefined : Number(v));
-
 /**
- * The pool settings a comparison worker needs (runtime/src/llm PoolConfig plus limits and
- * baseURL), with the batch's overrides applied; overrides only ever tighten (admission checks it).
+ * The pool settings a comparison worker reads from CJ_POOL_CONFIG (runtime/src/worker/pool-config.ts):
+ * the pool's spec without the Secret reference, with the batch's overrides applied to the limits.
+ * Overrides only ever tighten (admission checks it).
  */
 export function workerPoolConfig(pool: LLMProviderPool, batch: CJBatch) {
-  const s = pool.spec;
+  const { apiKeySecretRef: _secret, ...spec } = pool.spec;
   const limits = {
-    ...effectiveLimits(s.tier, s.limits),
+    ...effectiveLimits(spec.tier, spec.limits),
     ...stripUndefined(batch.spec.overrides?.limits ?? {}),
   };
-  const pricing = s.pricing
-    ? {
-        inputPerMTok: price(s.pricing.inputPerMTok)!,
-        outputPerMTok: price(s.pricing.outputPerMTok)!,
-        ...(s.pricing.cacheReadPerMTok !== undefined
-          ? { cacheReadPerMTok: price(s.pricing.cacheReadPerMTok) }
-          : {}),
-      }
-    : undefined;
-  return {
-    provider: s.provider,
-    ...(s.baseURL ? { baseURL: s.baseURL } : {}),
-    model: s.model,
-    mode: s.batching.mode,
-    bundleSize: s.batching.bundleSize,
-    batchPollIntervalMs: parseDuration(s.batching.batchPollInterval),
-    retry: {
-      maxAttempts: s.retry.maxAttempts,
-      initialBackoffMs: parseDuration(s.retry.initialBackoff),
-      maxBackoffMs: parseDuration(s.retry.maxBackoff),
-    },
-    promptCaching: { enabled: s.promptCaching.enabled, ttl: s.promptCaching.ttl },
-    limits,
-    ...(pricing ? { pricing } : {}),
-  };
+  return { ...spec, limits };
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

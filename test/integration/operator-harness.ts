@@ -1,0 +1,131 @@
+// Runs the real operator (the built dist/ entry point) as a process against the local stack, with
+// its own database, plus the fake Anthropic server; for the operator's integration tests.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import postgres from 'postgres';
+import { freePort } from '../../hack/lib/proc.js';
+import { repoRoot } from '../../hack/lib/tools.js';
+import { type FakeAnthropic, startFakeAnthropic } from '../../runtime/src/fake-anthropic/server.js';
+import { kubectlOk, stack } from './helpers.js';
+
+export const OPERATOR_MAIN = path.join(repoRoot, 'dist/operator/src/main.js');
+export const RUNTIME_MAIN = path.join(repoRoot, 'dist/runtime/src/main.js');
+
+export function requireBuild(): void {
+  for (const f of [OPERATOR_MAIN, RUNTIME_MAIN])
+    if (!existsSync(f)) throw new Error(`${f} is missing: run \`npm run build\` first (npm test does)`);
+}
+
+/** A fresh database in the stack's Postgres, so each test file starts from an empty schema. */
+export async function freshDatabase(prefix: string): Promise<string> {
+  const admin = postgres(stack().postgresUrl, { max: 1, onnotice: () => {} });
+  const name = `${prefix}_${randomBytes(4).toString('hex')}`;
+  await admin.unsafe(`CREATE DATABASE ${name}`);
+  await admin.end();
+  return stack().postgresUrl.replace(/\/[^/]+$/, `/${name}`);
+}
+
+export async function installCrds(): Promise<void> {
+  await kubectlOk(['apply', '--server-side', '--force-conflicts', '-f', path.join(repoRoot, 'crds')]);
+  await kubectlOk([
+    'wait',
+    '--for=condition=Established',
+    'crd/cjbatches.cj.huleedu.io',
+    'crd/llmproviderpools.cj.huleedu.io',
+  ]);
+}
+
+export interface OperatorProcess {
+  proc: ChildProcess;
+  log: string;
+  probePort: number;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  logText(): string;
+}
+
+export async function startOperator(opts: {
+  namespace: string;
+  databaseUrl: string;
+  identity?: string;
+  env?: Record<string, string>;
+}): Promise<OperatorProcess> {
+  requireBuild();
+  const probePort = await freePort();
+  const dir = path.join(stack().dir, 'operators');
+  mkdirSync(dir, { recursive: true });
+  const identity = opts.identity ?? `op-${randomBytes(3).toString('hex')}`;
+  const log = path.join(dir, `${identity}.log`);
+  const fd = openSync(log, 'a');
+  const proc = spawn(process.execPath, [OPERATOR_MAIN], {
+    stdio: ['ignore', fd, fd],
+    env: {
+      PATH: process.env.PATH,
+      KUBECONFIG: stack().kubeconfig,
+      DATABASE_URL: opts.databaseUrl,
+      POD_NAMESPACE: opts.namespace,
+      POD_NAME: identity,
+      OPERATOR_IMAGE: 'cj-operator:dev',
+      PROBE_ADDRESS: '127.0.0.1',
+      PROBE_PORT: String(probePort),
+      KAFKA_BROKERS: stack().kafkaBrokers,
+      COMPARISON_LEASE_SECONDS: '15',
+      LOG_LEVEL: 'info',
+      ...opts.env,
+    },
+  });
+  return {
+    proc,
+    log,
+    probePort,
+    logText: () => readFileSync(log, 'utf8'),
+    stop: (signal = 'SIGTERM') =>
+      new Promise((resolve) => {
+        if (proc.exitCode !== null) return resolve(proc.exitCode);
+        proc.once('exit', (code) => resolve(code));
+        proc.kill(signal);
+      }),
+  };
+}
+
+export async function startFake(
+  extra: Parameters<typeof startFakeAnthropic>[0] = {},
+): Promise<FakeAnthropic> {
+  return startFakeAnthropic({
+    host: '127.0.0.1',
+    port: 0,
+    profilePath: path.join(repoRoot, 'test/fixtures/essays/profile.json'),
+    seed: 7,
+    lapse: 0.05,
+    bias: 0.15,
+    ...extra,
+  });
+}
+
+/** Secret + pool pointing at `baseURL`, in `ns`. */
+export function poolManifests(ns: string, baseURL: string, name = 'fake-pool', secret = 'llm-api-key') {
+  return [
+    {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: secret, namespace: ns },
+      stringData: { apiKey: 'test-key-do-not-log' },
+    },
+    {
+      apiVersion: 'cj.huleedu.io/v1alpha1',
+      kind: 'LLMProviderPool',
+      metadata: { name, namespace: ns },
+      spec: {
+        provider: 'fake',
+        baseURL,
+        model: 'claude-sonnet-4-5',
+        apiKeySecretRef: { name: secret, key: 'apiKey' },
+        tier: 'start',
+        limits: { requestsPerMinute: 1000, maxConcurrency: 16 },
+        retry: { maxAttempts: 5, initialBackoff: '200ms', maxBackoff: '5s' },
+        pricing: { inputPerMTok: '3.00', outputPerMTok: '15.00' },
+      },
+    },
+  ];
+}

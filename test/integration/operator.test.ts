@@ -1,0 +1,169 @@
+// The operator end to end on the local cluster: real apiserver, real Job controller running the
+// worker pods (process kubelet), real Postgres, the fake Anthropic server as the provider.
+import path from 'node:path';
+import postgres from 'postgres';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { repoRoot } from '../../hack/lib/tools.js';
+import type { FakeAnthropic } from '../../runtime/src/fake-anthropic/server.js';
+import { deleteNamespace, kubectl, kubectlOk, newNamespace, waitFor } from './helpers.js';
+import {
+  freshDatabase,
+  installCrds,
+  type OperatorProcess,
+  poolManifests,
+  startFake,
+  startOperator,
+} from './operator-harness.js';
+
+let ns: string;
+let dbUrl: string;
+let sql: postgres.Sql;
+let fake: FakeAnthropic;
+let operator: OperatorProcess;
+
+const getJson = async (args: string[]) => JSON.parse(await kubectlOk([...args, '-n', ns, '-o', 'json']));
+const batchStatus = async (name: string) => (await getJson(['get', 'cjbatch', name])).status ?? {};
+const cond = (status: any, type: string) => status.conditions?.find((c: any) => c.type === type);
+
+beforeAll(async () => {
+  await installCrds();
+  ns = await newNamespace('operator');
+  dbUrl = await freshDatabase('op');
+  sql = postgres(dbUrl, { max: 2, onnotice: () => {} });
+  fake = await startFake();
+  operator = await startOperator({ namespace: ns, databaseUrl: dbUrl });
+  await kubectlOk(
+    ['apply', '-n', ns, '-f', '-'],
+    JSON.stringify({ apiVersion: 'v1', kind: 'List', items: poolManifests(ns, fake.url) }),
+  );
+});
+
+afterAll(async () => {
+  await operator?.stop();
+  await fake?.close();
+  await sql?.end();
+  if (ns) await deleteNamespace(ns);
+});
+
+describe('a CJBatch applied with kubectl', () => {
+  it('reaches Succeeded with status counters equal to the database and readable results', async () => {
+    await waitFor(
+      'pool Ready',
+      async () =>
+        cond((await getJson(['get', 'llmpool', 'fake-pool'])).status ?? {}, 'Ready')?.status === 'True',
+    );
+    await kubectlOk(['apply', '-n', ns, '-f', path.join(repoRoot, 'config/samples/cjbatch-demo.yaml')]);
+    const final = await waitFor(
+      'sample-demo Succeeded',
+      async () => {
+        const s = await batchStatus('sample-demo');
+        if (s.phase === 'Failed') throw new Error(`batch failed: ${JSON.stringify(s.conditions)}`);
+        return s.phase === 'Succeeded' ? s : undefined;
+      },
+      600_000,
+    );
+    const uid = (await getJson(['get', 'cjbatch', 'sample-demo'])).metadata.uid;
+    const [db] = await sql`
+      SELECT count(*)::int AS planned, count(*) FILTER (WHERE status = 'succeeded')::int AS completed,
+             count(*) FILTER (WHERE status = 'failed')::int AS failed, max(round)::int AS rounds
+        FROM comparisons WHERE batch_uid = ${uid}`;
+    expect(final.comparisons.planned).toBe(db!.planned);
+    expect(final.comparisons.completed).toBe(db!.completed);
+    expect(final.comparisons.failed).toBe(db!.failed);
+    expect(final.comparisons.pending).toBe(0);
+    expect(final.comparisons.completed).toBeGreaterThan(40);
+    expect(final.comparisons.completed).toBeLessThanOrEqual(final.budget.total);
+    expect(final.budget.source).toBe('default');
+    expect(cond(final, 'Succeeded').status).toBe('True');
+    expect(final.result.resultsConfigMap).toBe('sample-demo-results');
+    // No pair was judged twice within a round (the unique key guarantees it; this proves nothing slipped past).
+    const [dups] = await sql`
+      SELECT count(*)::int AS n FROM (SELECT 1 FROM comparisons WHERE batch_uid = ${uid}
+        GROUP BY round, essay_a, essay_b HAVING count(*) > 1) d`;
+    expect(dups!.n).toBe(0);
+
+    const cm = await getJson(['get', 'configmap', 'sample-demo-results']);
+    const results = JSON.parse(cm.data['results.json']);
+    expect(results.essays).toHaveLength(52);
+    expect(results.gradeDistribution.reduce((a: number, g: any) => a + g.count, 0)).toBe(40);
+
+    const table = await kubectlOk(['get', 'cjb', 'sample-demo', '-n', ns]);
+    expect(table).toMatch(/PHASE\s+PROGRESS\s+ROUND\s+STABILITY/);
+    expect(table).toContain('Succeeded');
+    const events = await kubectlOk([
+      'get',
+      'events',
+      '-n',
+      ns,
+      '--field-selector',
+      'involvedObject.name=sample-demo',
+    ]);
+    for (const reason of ['Prepared', 'RoundStarted', 'Succeeded']) expect(events).toContain(reason);
+  });
+
+  it('waits on a pool whose Secret is missing and proceeds once it is created', async () => {
+    const [secret, pool] = poolManifests(ns, fake.url, 'late-pool', 'late-key');
+    await kubectlOk(['apply', '-n', ns, '-f', '-'], JSON.stringify(pool));
+    const small = await kubectlOk([
+      'create',
+      '--dry-run=client',
+      '-o',
+      'json',
+      '-f',
+      path.join(repoRoot, 'config/samples/cjbatch-small.yaml'),
+    ]);
+    const batch = JSON.parse(small);
+    batch.metadata = { name: 'waits', namespace: ns };
+    batch.spec.providerPoolRef.name = 'late-pool';
+    await kubectlOk(['apply', '-n', ns, '-f', '-'], JSON.stringify(batch));
+    await waitFor('pool Degraded (SecretNotFound)', async () => {
+      const c = cond((await getJson(['get', 'llmpool', 'late-pool'])).status ?? {}, 'Degraded');
+      return c?.status === 'True' && c.reason === 'SecretNotFound';
+    });
+    await waitFor(
+      'batch waiting for its pool',
+      async () => cond(await batchStatus('waits'), 'PoolReady')?.status === 'False',
+    );
+    expect((await batchStatus('waits')).phase).not.toBe('Failed');
+    await kubectlOk(['apply', '-n', ns, '-f', '-'], JSON.stringify(secret));
+    await waitFor(
+      'batch waits Succeeded',
+      async () => (await batchStatus('waits')).phase === 'Succeeded',
+      300_000,
+    );
+  });
+
+  it('removes the Jobs, pods and rows of a running batch that is deleted', async () => {
+    const batch = JSON.parse(
+      await kubectlOk([
+        'create',
+        '--dry-run=client',
+        '-o',
+        'json',
+        '-f',
+        path.join(repoRoot, 'config/samples/cjbatch-demo.yaml'),
+      ]),
+    );
+    batch.metadata = { name: 'doomed', namespace: ns };
+    await kubectlOk(['apply', '-n', ns, '-f', '-'], JSON.stringify(batch));
+    await waitFor(
+      'doomed Comparing',
+      async () => (await batchStatus('doomed')).phase === 'Comparing',
+      120_000,
+    );
+    const uid = (await getJson(['get', 'cjbatch', 'doomed'])).metadata.uid;
+    await kubectlOk(['delete', 'cjbatch', 'doomed', '-n', ns, '--timeout=90s']);
+    const [rows] = await sql`SELECT count(*)::int AS n FROM comparisons WHERE batch_uid = ${uid}`;
+    expect(rows!.n).toBe(0);
+    await waitFor(
+      'children garbage-collected',
+      async () => {
+        const jobs = (await getJson(['get', 'jobs', '-l', 'cj.huleedu.io/batch=doomed'])).items;
+        const pods = (await getJson(['get', 'pods', '-l', 'cj.huleedu.io/batch=doomed'])).items;
+        const cms = (await kubectl(['get', 'secret', 'doomed-worker', '-n', ns])).code;
+        return jobs.length === 0 && pods.length === 0 && cms !== 0;
+      },
+      120_000,
+    );
+  });
+});
