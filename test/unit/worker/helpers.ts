@@ -62,13 +62,21 @@ export function poolConfig(baseURL: string, extra: Record<string, unknown> = {})
   });
 }
 
+export interface WorkerSummary {
+  code: number;
+  succeeded: number;
+  failed: number;
+  lostLeases: number;
+  released: number;
+}
+
 export interface WorkerProc {
   child: ChildProcess;
   name: string;
   exit: Promise<number>;
   output: () => string;
   /** The final "compare worker finished" log line, parsed. */
-  summary: () => Record<string, number> | undefined;
+  summary: () => WorkerSummary | undefined;
 }
 
 export function spawnWorker(env: Record<string, string>, name = `w-${randomUUID().slice(0, 6)}`): WorkerProc {
@@ -98,7 +106,7 @@ export function spawnWorker(env: Record<string, string>, name = `w-${randomUUID(
     output: () => out,
     summary: () => {
       const line = out.split('\n').find((l) => l.includes('compare worker finished'));
-      return line ? (JSON.parse(line) as Record<string, number>) : undefined;
+      return line ? (JSON.parse(line) as WorkerSummary) : undefined;
     },
   };
 }
