@@ -169,4 +169,33 @@ describe('runtime compare', () => {
     const sums = ws.map((w) => w.summary()!);
     expect(sums.reduce((a, s) => a + s.succeeded + s.failed, 0)).toBe(200);
   }, 90_000);
+
+  it('batch_api: a worker killed mid-batch is replaced and resumes the same provider batch id', async () => {
+    const srv = await fake({ batchLatencyMs: 4000 });
+    const b = await seedBatch(db.sql, 16, 1);
+    const pool = poolConfig(srv.url, { batching: { mode: 'batch_api', batchPollInterval: '200ms' } });
+    const env = workerEnv(db.url, b, 0, pool, { CJ_LEASE_SECONDS: '2' });
+    const a = spawnWorker(env, 'batch-a');
+    const stored = await waitFor(
+      'provider batch id stored',
+      async () =>
+        (
+          await db.sql<{ provider_batch_id: string }[]>`
+            SELECT provider_batch_id FROM llm_provider_batches WHERE batch_uid = ${b.uid}`
+        )[0],
+    );
+    a.child.kill('SIGKILL');
+    await a.exit;
+    const r = spawnWorker(env, 'batch-b');
+    expect(await r.exit, r.output()).toBe(0);
+    const st = srv.stats();
+    expect(st.batches.created).toBe(1);
+    expect(st.batches.requestsSubmitted).toBe(16); // no pair submitted twice
+    const recs = await db.sql<{ provider_batch_id: string; state: string }[]>`
+      SELECT provider_batch_id, state FROM llm_provider_batches WHERE batch_uid = ${b.uid}`;
+    expect(recs).toEqual([{ provider_batch_id: stored.provider_batch_id, state: 'collected' }]);
+    expect(r.output()).toContain('resuming batch');
+    const p = await readProgress(db.sql, b.uid);
+    expect(p).toMatchObject({ planned: 16, completed: 16, pending: 0, submitted: 16, retried: 0 });
+  }, 60_000);
 });
