@@ -16,6 +16,7 @@ import {
   type KubeObject,
   resourcePath,
 } from '../../operator/src/kube/rest.js';
+import { patchStatusIfChanged, setCondition } from '../../operator/src/kube/status.js';
 import { deleteNamespace, kubectl, kubectlOk, newNamespace, stack, waitFor } from './helpers.js';
 
 const CM = { group: '', version: 'v1', plural: 'configmaps' };
@@ -374,6 +375,87 @@ describe('EventRecorder', () => {
     await expect(
       rec.event({ metadata: { name: 'x', namespace: 'no-such-ns-zz' } }, 'Normal', 'X', 'y'),
     ).resolves.toBeUndefined();
+  });
+});
+
+describe('status on the /status subresource', () => {
+  it('writes conditions with a merge patch only when they changed', async () => {
+    // A CRD of our own with a status subresource (no operator watches it).
+    const crd = {
+      apiVersion: 'apiextensions.k8s.io/v1',
+      kind: 'CustomResourceDefinition',
+      metadata: { name: 'widgets.kube-runtime.test.io' },
+      spec: {
+        group: 'kube-runtime.test.io',
+        names: { kind: 'Widget', plural: 'widgets', singular: 'widget', listKind: 'WidgetList' },
+        scope: 'Namespaced',
+        versions: [
+          {
+            name: 'v1',
+            served: true,
+            storage: true,
+            subresources: { status: {} },
+            schema: {
+              openAPIV3Schema: {
+                type: 'object',
+                properties: {
+                  spec: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
+                  status: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
+                },
+              },
+            },
+          },
+        ],
+      },
+    };
+    await kubectlOk(['apply', '-f', '-'], JSON.stringify(crd));
+    await kubectlOk(['wait', '--for=condition=Established', 'crd/widgets.kube-runtime.test.io']);
+    const WIDGETS = { group: 'kube-runtime.test.io', version: 'v1', plural: 'widgets' };
+    await waitFor('widgets served', async () => {
+      await client.get(resourcePath(WIDGETS, ns));
+      return true;
+    });
+    await client.create(resourcePath(WIDGETS, ns), {
+      apiVersion: 'kube-runtime.test.io/v1',
+      kind: 'Widget',
+      metadata: { name: 'fake-pool' },
+      spec: { size: 1 },
+    });
+    const path = resourcePath(WIDGETS, ns, 'fake-pool');
+    type Pool = KubeObject & { status?: { conditions?: ReturnType<typeof setCondition> } };
+    let pool = await client.get<Pool>(path);
+    const gen = pool.metadata!.generation!;
+    const desired = {
+      conditions: setCondition([], {
+        type: 'Ready',
+        status: 'False',
+        reason: 'SecretMissing',
+        message: 'no key',
+        observedGeneration: gen,
+      }),
+    };
+    expect(await patchStatusIfChanged(client, path, pool.status, desired)).toBe(true);
+    pool = await client.get<Pool>(path);
+    expect(pool.status?.conditions).toEqual(desired.conditions);
+    const rv = pool.metadata!.resourceVersion;
+    // Same status again: no write.
+    expect(await patchStatusIfChanged(client, path, pool.status, desired)).toBe(false);
+    expect((await client.get<Pool>(path)).metadata!.resourceVersion).toBe(rv);
+    // A status write does not touch spec/generation; a removed member is deleted.
+    expect(pool.metadata!.generation).toBe(gen);
+    const next = {
+      conditions: setCondition(desired.conditions, {
+        type: 'Ready',
+        status: 'False',
+        reason: 'StillMissing',
+        message: 'still no key',
+        observedGeneration: gen,
+      }),
+    };
+    expect(await patchStatusIfChanged(client, path, { ...pool.status, extra: 1 }, next)).toBe(true);
+    pool = await client.get<Pool>(path);
+    expect(pool.status?.conditions?.[0]).toMatchObject({ reason: 'StillMissing' });
+    expect(pool.status?.conditions?.[0]?.lastTransitionTime).toBe(desired.conditions[0]!.lastTransitionTime);
   });
 });
 
