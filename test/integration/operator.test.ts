@@ -99,7 +99,7 @@ describe('a CJBatch applied with kubectl', () => {
       'involvedObject.name=sample-demo',
     ]);
     for (const reason of ['Prepared', 'RoundStarted', 'Succeeded']) expect(events).toContain(reason);
-  });
+  }, 660_000);
 
   it('waits on a pool whose Secret is missing and proceeds once it is created', async () => {
     const [secret, pool] = poolManifests(ns, fake.url, 'late-pool', 'late-key');
