@@ -22,6 +22,10 @@ export interface Metrics {
   anchorCoverage: number;
   /** Share of students with max P(grade) < 0.99 (probabilities not one-hot). */
   notOneHot: number;
+  /** Mean P(modal grade) over students (calibrated when it matches `exact`). */
+  meanModal: number;
+  /** Mean number of grades in the 80% interval. */
+  width: number;
 }
 
 type Comp = { a: string; b: string; winner: 'a' | 'b' | 'tie' };
@@ -49,8 +53,12 @@ export function metricsOf(world: World, out: PlanResult, comparisons: number): M
   const pg = ids.map((id) => gi.get(gByid.get(id)!.modal)!);
   let cover = 0;
   let soft = 0;
+  let modal = 0;
+  let width = 0;
   ids.forEach((id, t) => {
     const g = gByid.get(id)!;
+    modal += g.modalProbability;
+    width += gi.get(g.interval80[1])! - gi.get(g.interval80[0])! + 1;
     if (tg[t]! >= gi.get(g.interval80[0])! && tg[t]! <= gi.get(g.interval80[1])!) cover++;
     if (g.modalProbability < 0.99) soft++;
   });
@@ -65,6 +73,8 @@ export function metricsOf(world: World, out: PlanResult, comparisons: number): M
     coverage: cover / ids.length,
     anchorCoverage: out.quality.calibration?.coverage80 ?? Number.NaN,
     notOneHot: soft / ids.length,
+    meanModal: modal / ids.length,
+    width: width / ids.length,
   };
 }
 
@@ -214,6 +224,8 @@ export function runSeed(
         coverage: Number.NaN,
         anchorCoverage: Number.NaN,
         notOneHot: 0,
+        meanModal: 1,
+        width: 1,
       });
       next++;
     }

@@ -23,6 +23,8 @@ const seeds = Array.from({ length: Number(arg('--seeds') ?? (quick ? 3 : 10)) },
 const world = { students: 60, anchors: 12, grades: 6, sd: 1.5 };
 const standard: JudgeConfig = { lapse: 0.05, bias: 0.15, scale: 1 };
 const noisy: JudgeConfig = { lapse: 0.1, bias: 0.3, scale: 1.5 };
+/** Extra settings for our engine while experimenting: CJ_SETTINGS='{"priorSd":2}'. */
+const extra = JSON.parse(process.env.CJ_SETTINGS ?? '{}') as Record<string, unknown>;
 const checkpoints = quick ? [120, 360, 600] : [120, 240, 360, 450, 600];
 
 const mean = (xs: number[]): number => {
@@ -41,7 +43,7 @@ function table(title: string, judge: JudgeConfig): void {
   let seedFired = 0;
   for (const s of seeds) {
     const w = makeWorld(s, world);
-    rows.ours!.push(runOurs(w, judge, s, { checkpoints }).checkpoints);
+    rows.ours!.push(runOurs(w, judge, s, { checkpoints, settings: extra }).checkpoints);
     rows.random!.push(runRandom(w, judge, s, checkpoints));
     const sd = runSeed(w, judge, s, checkpoints);
     rows.seed!.push(sd.checkpoints);
@@ -50,15 +52,15 @@ function table(title: string, judge: JudgeConfig): void {
   log(`### ${title}`);
   log();
   log(
-    '| policy | comparisons | per essay | Spearman | Kendall | exact | adjacent | QWK | 80% cover (essays) | 80% cover (held-out anchors) | not one-hot |',
+    '| policy | comparisons | per essay | Spearman | Kendall | exact | adjacent | QWK | 80% cover (essays) | 80% cover (held-out anchors) | 80% width | mean P(modal) | not one-hot |',
   );
-  log('|---|---|---|---|---|---|---|---|---|---|---|');
+  log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const [name, runs] of Object.entries(rows)) {
     checkpoints.forEach((cp, i) => {
       const ms = runs.map((r) => r[i]!);
-      const g = (k: keyof Metrics) => mean(ms.map((m) => m[k]));
+      const g = (k: keyof Metrics) => mean(ms.map((m) => m[k] ?? Number.NaN));
       log(
-        `| ${name} | ${cp} | ${f(g('perEssay'), 1)} | ${f(g('spearman'))} | ${f(g('kendall'))} | ${f(g('exact'), 2)} | ${f(g('adjacent'), 2)} | ${f(g('qwk'))} | ${f(g('coverage'), 2)} | ${f(g('anchorCoverage'), 2)} | ${f(g('notOneHot'), 2)} |`,
+        `| ${name} | ${cp} | ${f(g('perEssay'), 1)} | ${f(g('spearman'))} | ${f(g('kendall'))} | ${f(g('exact'), 2)} | ${f(g('adjacent'), 2)} | ${f(g('qwk'))} | ${f(g('coverage'), 2)} | ${f(g('anchorCoverage'), 2)} | ${f(g('width'), 2)} | ${f(g('meanModal'), 2)} | ${f(g('notOneHot'), 2)} |`,
       );
     });
   }
@@ -78,7 +80,7 @@ function stopping(): void {
   let good = 0;
   const all: Metrics[] = [];
   for (const s of seeds) {
-    const r = runOurs(makeWorld(s, world), standard, s, { budget: 600 });
+    const r = runOurs(makeWorld(s, world), standard, s, { budget: 600, settings: extra });
     const m = r.stop!.metrics;
     all.push(m);
     if (r.stop!.reason !== 'budget') early++;

@@ -24,6 +24,56 @@ export interface FitProblem {
   biasPriorSd: number;
   /** Beta(α, β) prior on the lapse rate; `fixed` pins it. */
   lapsePrior: { alpha: number; beta: number; fixed?: number | undefined };
+  /**
+   * Known order of anchors: for each k, θ_hi[k] > θ_lo[k] (a higher grade), entered as the soft
+   * constraint log Φ((θ_hi − θ_lo)/sd). Absent or sd = 0: no constraint.
+   */
+  order?: { hi: Int32Array; lo: Int32Array; sd: number } | undefined;
+}
+
+/** Standard normal CDF Φ via erfc (Numerical Recipes `erfcc`, relative error < 1.2e-7). */
+function normCdf(z: number): number {
+  const x = -z / Math.SQRT2;
+  const t = 1 / (1 + 0.5 * Math.abs(x));
+  const r =
+    t *
+    Math.exp(
+      -x * x -
+        1.26551223 +
+        t *
+          (1.00002368 +
+            t *
+              (0.37409196 +
+                t *
+                  (0.09678418 +
+                    t *
+                      (-0.18628806 +
+                        t *
+                          (0.27886807 +
+                            t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
+    );
+  const erfc = x >= 0 ? r : 2 - r;
+  return 0.5 * erfc;
+}
+
+/**
+ * Terms of the order constraint log Φ(x/sd) at x = θ_hi − θ_lo: value, gradient in x and
+ * curvature −∂²/∂x² (≥ 0: the term is log-concave, so the Newton system stays definite).
+ */
+export function orderTerms(x: number, sd: number): { value: number; score: number; weight: number } {
+  const z = x / sd;
+  let value: number;
+  let lambda: number;
+  if (z > -6) {
+    const cdf = Math.max(normCdf(z), 1e-300);
+    value = Math.log(cdf);
+    lambda = Math.exp(-0.5 * z * z) / Math.sqrt(2 * Math.PI) / cdf;
+  } else {
+    const a = -z;
+    value = -0.5 * z * z - Math.log(a * Math.sqrt(2 * Math.PI)) - 1 / (a * a);
+    lambda = a + 1 / a - 2 / (a * a * a);
+  }
+  return { value, score: lambda / sd, weight: (lambda * (lambda + z)) / (sd * sd) };
 }
 
 export interface FitResult {
@@ -67,6 +117,8 @@ export interface System {
   /** Per-comparison Fisher weights w_k. */
   weights: Float64Array;
   matvec(v: Float64Array, out: Float64Array): void;
+  /** Anchor order constraints as parameter indices (−1 = fixed) with their curvature weights. */
+  order: { hi: Int32Array; lo: Int32Array; weights: Float64Array };
   /** Dense H (row-major); only sensible below DENSE_LIMIT. */
   dense(): Float64Array;
 }
@@ -103,6 +155,28 @@ export function buildSystem(problem: FitProblem, theta: Float64Array, bias: numb
       diag[biasIndex] = diag[biasIndex]! + weight;
     }
   }
+  // Anchor order constraints: like comparisons without the bias term.
+  const order = problem.order && problem.order.sd > 0 ? problem.order : undefined;
+  const nOrder = order ? order.hi.length : 0;
+  const oh = new Int32Array(nOrder);
+  const ol = new Int32Array(nOrder);
+  const orderWeights = new Float64Array(nOrder);
+  for (let k = 0; k < nOrder; k++) {
+    const hi = order!.hi[k]!;
+    const lo = order!.lo[k]!;
+    const { score, weight } = orderTerms(theta[hi]! - theta[lo]!, order!.sd);
+    orderWeights[k] = weight;
+    oh[k] = index[hi]!;
+    ol[k] = index[lo]!;
+    if (oh[k]! >= 0) {
+      grad[oh[k]!] = grad[oh[k]!]! + score;
+      diag[oh[k]!] = diag[oh[k]!]! + weight;
+    }
+    if (ol[k]! >= 0) {
+      grad[ol[k]!] = grad[ol[k]!]! - score;
+      diag[ol[k]!] = diag[ol[k]!]! + weight;
+    }
+  }
   const biasPrecision = biasIndex >= 0 ? 1 / (problem.biasPriorSd * problem.biasPriorSd) : 0;
   for (let j = 0; j < layout.items.length; j++) {
     const i = layout.items[j]!;
@@ -128,6 +202,16 @@ export function buildSystem(problem: FitProblem, theta: Float64Array, bias: numb
       if (ib >= 0) out[ib] = out[ib]! - t;
       if (biasIndex >= 0) out[biasIndex] = out[biasIndex]! + t;
     }
+    for (let k = 0; k < nOrder; k++) {
+      const ia = oh[k]!;
+      const ib = ol[k]!;
+      let xv = 0;
+      if (ia >= 0) xv += v[ia]!;
+      if (ib >= 0) xv -= v[ib]!;
+      const t = orderWeights[k]! * xv;
+      if (ia >= 0) out[ia] = out[ia]! + t;
+      if (ib >= 0) out[ib] = out[ib]! - t;
+    }
   };
   const dense = (): Float64Array => {
     const H = new Float64Array(size * size);
@@ -150,9 +234,20 @@ export function buildSystem(problem: FitProblem, theta: Float64Array, bias: numb
         }
       }
     }
+    for (let k = 0; k < nOrder; k++) {
+      const ia = oh[k]!;
+      const ib = ol[k]!;
+      const w = orderWeights[k]!;
+      if (ia >= 0) H[ia * size + ia] = H[ia * size + ia]! + w;
+      if (ib >= 0) H[ib * size + ib] = H[ib * size + ib]! + w;
+      if (ia >= 0 && ib >= 0) {
+        H[ia * size + ib] = H[ia * size + ib]! - w;
+        H[ib * size + ia] = H[ib * size + ia]! - w;
+      }
+    }
     return H;
   };
-  return { layout, grad, diag, weights, matvec, dense };
+  return { layout, grad, diag, weights, matvec, dense, order: { hi: oh, lo: ol, weights: orderWeights } };
 }
 
 /** Solves H·x = rhs for the system, densely or by PCG depending on size. */
@@ -178,6 +273,10 @@ export function logPosterior(problem: FitProblem, theta: Float64Array, bias: num
   for (let i = 0; i < problem.n; i++)
     if (Number.isNaN(problem.fixed[i]!)) lp -= 0.5 * theta[i]! ** 2 * precision;
   if (problem.biasPriorSd > 0) lp -= (0.5 * bias * bias) / (problem.biasPriorSd * problem.biasPriorSd);
+  const order = problem.order;
+  if (order && order.sd > 0)
+    for (let k = 0; k < order.hi.length; k++)
+      lp += orderTerms(theta[order.hi[k]!]! - theta[order.lo[k]!]!, order.sd).value;
   if (problem.lapsePrior.fixed === undefined) {
     const { alpha, beta } = problem.lapsePrior;
     lp += (alpha - 1) * Math.log(lapse) + (beta - 1) * Math.log(1 - lapse);
@@ -284,4 +383,79 @@ export function fitMap(problem: FitProblem, start?: { theta?: Float64Array; bias
     converged,
     logPosterior: logPosterior(problem, theta, bias, lapse),
   };
+}
+
+/** Posterior variances of the free scores at a fit: exact (dense) or 1/diag(H) (large batches). */
+export function scoreVariances(problem: FitProblem, fit: FitResult): Float64Array {
+  const sys = buildSystem(problem, fit.theta, fit.bias, fit.lapse);
+  const { layout } = sys;
+  const p = layout.size;
+  const out = new Float64Array(layout.items.length);
+  if (p <= DENSE_LIMIT) {
+    const L = sys.dense();
+    if (cholesky(L, p)) {
+      const col = new Float64Array(p);
+      for (let j = 0; j < layout.items.length; j++) {
+        // Var_j = ‖L⁻¹ e_j‖².
+        col.fill(0);
+        col[j] = 1;
+        forwardSolve(L, p, col);
+        let v = 0;
+        for (let i = j; i < p; i++) v += col[i]! * col[i]!;
+        out[j] = v;
+      }
+      return out;
+    }
+  }
+  for (let j = 0; j < out.length; j++) out[j] = 1 / sys.diag[j]!;
+  return out;
+}
+
+export interface EmpiricalBayesFit extends FitResult {
+  /** The estimated prior SD of the scores (σ). */
+  priorSd: number;
+}
+
+/**
+ * Empirical Bayes for the prior SD σ (type-II MAP by EM on the Laplace posterior): alternately fit
+ * (θ, β, ε) at σ and update σ² = (Σ_i (θ̂_i² + Var θ_i) + ν₀σ₀²) / (n_free + ν₀), where the
+ * pseudo-count ν₀ ties σ to the configured `priorSd` σ₀ when there are few data. A judge that is
+ * sharper or flatter than the configured scale (a probit-like judge puts the same essays ~1.7×
+ * further apart in logits) then gets a prior of its own scale instead of being shrunk toward σ₀,
+ * which keeps the pair-information estimates and the grade probabilities honest.
+ */
+export function fitEmpiricalBayes(
+  problem: FitProblem,
+  start: { theta?: Float64Array; bias?: number } | undefined,
+  opts: {
+    pseudoCount: number;
+    /** Centre of the weak hyperprior (default: problem.priorSd, which is also the start). */
+    anchorSd?: number;
+    maxIter?: number;
+    tol?: number;
+    min?: number;
+    max?: number;
+  },
+): EmpiricalBayesFit {
+  const sigma0 = opts.anchorSd ?? problem.priorSd;
+  let sigma = problem.priorSd;
+  let fit = fitMap(problem, start);
+  const free = layoutOf(problem).items;
+  if (free.length < 3 || problem.obs.a.length === 0) return { ...fit, priorSd: sigma };
+  const maxIter = opts.maxIter ?? 8;
+  for (let it = 0; it < maxIter; it++) {
+    const cur: FitProblem = { ...problem, priorSd: sigma };
+    const v = scoreVariances(cur, fit);
+    let ss = opts.pseudoCount * sigma0 * sigma0;
+    for (let j = 0; j < free.length; j++) ss += fit.theta[free[j]!]! ** 2 + v[j]!;
+    const next = Math.min(
+      opts.max ?? 10 * sigma0,
+      Math.max(opts.min ?? sigma0 / 4, Math.sqrt(ss / (free.length + opts.pseudoCount))),
+    );
+    const moved = Math.abs(next - sigma) / sigma;
+    sigma = next;
+    fit = fitMap({ ...problem, priorSd: sigma }, { theta: fit.theta, bias: fit.bias });
+    if (moved < (opts.tol ?? 0.01)) break;
+  }
+  return { ...fit, priorSd: sigma };
 }

@@ -5,7 +5,7 @@
  * all randomness comes from `settings.seed`).
  */
 import { connectivity } from './connectivity.js';
-import { type FitProblem, fitMap } from './fit.js';
+import { type FitProblem, fitEmpiricalBayes, fitMap } from './fit.js';
 import { type AnchorGrade, type GradeSummary, leaveOneAnchorOut, projectGrades } from './grades.js';
 import { outcomeValue } from './model.js';
 import { eapReliability, positionReport, splitHalf } from './reliability.js';
@@ -58,12 +58,24 @@ export function planParsed(state: PlanState): PlanResult {
     priorSd: s.priorSd,
     biasPriorSd: s.biasPriorSd,
     lapsePrior: { alpha: s.lapsePrior.alpha, beta: s.lapsePrior.beta, fixed: s.lapse },
+    order: anchorOrder(anchors, fixed, s.anchorOrderSd),
   };
 
   // Warm start from the latest snapshot (only a speed-up: the optimum is unique).
   const last = state.history[state.history.length - 1];
   const start = last ? Float64Array.from(essays, (e) => last.scores[e.id] ?? 0) : undefined;
-  const fit = fitMap(problem, { theta: start });
+  // Empirical Bayes for the prior SD (warm-started from the last snapshot's estimate).
+  const problem0: FitProblem = { ...problem, priorSd: s.priorSd };
+  let fit: ReturnType<typeof fitMap>;
+  if (s.estimatePriorSd) {
+    const eb = fitEmpiricalBayes(
+      last?.priorSd !== undefined ? { ...problem0, priorSd: last.priorSd } : problem0,
+      { theta: start },
+      { pseudoCount: s.priorSdPseudoCount, min: s.priorSd / 4, max: s.priorSd * 4, anchorSd: s.priorSd },
+    );
+    fit = eb;
+    problem.priorSd = eb.priorSd;
+  } else fit = fitMap(problem, { theta: start });
   const post = laplace(problem, fit, s.draws, createRng(s.seed, `draws/${m}`));
 
   // Comparison counts, judged and judged + pending.
@@ -139,6 +151,7 @@ export function planParsed(state: PlanState): PlanResult {
 
   // Quality.
   const eap = eapReliability(post.mean, post.sd, targetItems);
+  const expSpearman = expectedSpearman(post.draws, post.mean, targetItems);
   const half = s.splitHalf
     ? splitHalf(problem, fit.lapse, targetItems, createRng(s.seed, `split/${m}`))
     : Number.NaN;
@@ -183,6 +196,7 @@ export function planParsed(state: PlanState): PlanResult {
     connected: judgedGraph.connected,
     minComparisons,
     eap,
+    expectedSpearman: expSpearman,
     rankSpearman,
     gradeChangeShare,
     meanModalProbability: meanModal,
@@ -194,12 +208,31 @@ export function planParsed(state: PlanState): PlanResult {
   if (decision.action === 'continue') {
     const weights = new Float64Array(n);
     for (let i = 0; i < n; i++) weights[i] = isFixed[i] ? 0 : isAnchor[i] ? s.anchorWeight : 1;
-    students.forEach((i, t) => {
-      const g = gradeRows[t];
-      if (g) weights[i] = 1 + s.gradeFocus * (1 - g.modalProbability);
-    });
+    const targets: { items: number[]; coefs: number[]; weight: number }[] = [];
+    if (hasGrades && post.exact) {
+      // Boundary contrasts: each undecided essay's score minus the midpoint of the anchor centres
+      // of the boundary nearest to it. Lowering their variance is what decides grades, and it
+      // is what sends comparisons to the anchors that define those boundaries.
+      const bounds = anchorBoundaries(anchors, post.mean);
+      students.forEach((i, t) => {
+        const g = gradeRows[t];
+        if (!g || bounds.length === 0) return;
+        let best = bounds[0]!;
+        for (const b of bounds)
+          if (Math.abs(post.mean[i]! - b.at) < Math.abs(post.mean[i]! - best.at)) best = b;
+        const w = s.gradeFocus * (1 - g.modalProbability);
+        if (w > 0)
+          targets.push({ items: [i, ...best.items], coefs: [1, ...best.coefs.map((c) => -c)], weight: w });
+      });
+    } else {
+      students.forEach((i, t) => {
+        const g = gradeRows[t];
+        if (g) weights[i] = 1 + s.gradeFocus * (1 - g.modalProbability);
+      });
+    }
     const picked = selectPairs({
       n,
+      targets,
       posterior: post,
       lapse: fit.lapse,
       weights,
@@ -282,8 +315,83 @@ export function planParsed(state: PlanState): PlanResult {
       },
       meanModalProbability: orNull(meanModal),
       calibration,
+      priorSd: problem.priorSd,
+      expectedSpearman: orNull(expSpearman),
     },
     counts: { essays: n, comparisons: m, pending: pending.length, distinctPairs, budget },
-    snapshot: { comparisons: m, scores: snapshotScores, ...(hasGrades ? { grades: snapshotGrades } : {}) },
+    snapshot: {
+      comparisons: m,
+      scores: snapshotScores,
+      ...(hasGrades ? { grades: snapshotGrades } : {}),
+      priorSd: problem.priorSd,
+    },
   };
+}
+
+/** Boundaries between consecutive anchored grades: midpoint of the grade centres, as a linear form. */
+function anchorBoundaries(
+  anchors: AnchorGrade[],
+  mean: ArrayLike<number>,
+): { at: number; items: number[]; coefs: number[] }[] {
+  const byGrade = new Map<number, number[]>();
+  for (const a of anchors) byGrade.set(a.grade, [...(byGrade.get(a.grade) ?? []), a.item]);
+  const grades = [...byGrade.keys()].sort((x, y) => x - y);
+  const out: { at: number; items: number[]; coefs: number[] }[] = [];
+  for (let t = 0; t + 1 < grades.length; t++) {
+    const lo = byGrade.get(grades[t]!)!;
+    const hi = byGrade.get(grades[t + 1]!)!;
+    const items = [...lo, ...hi];
+    const coefs = [...lo.map(() => 1 / (2 * lo.length)), ...hi.map(() => 1 / (2 * hi.length))];
+    let at = 0;
+    items.forEach((it, r) => {
+      at += coefs[r]! * mean[it]!;
+    });
+    out.push({ at, items, coefs });
+  }
+  return out;
+}
+
+/**
+ * The anchors' known grades as order constraints θ_hi > θ_lo for every pair of anchors of
+ * different grades (at least one of them estimated). Without them an anchor with few comparisons
+ * is shrunk toward 0 like any essay, although its grade already says it is, say, in the bottom
+ * band; with them the anchors spread like ordered draws from the prior, so early grade
+ * boundaries are on the right scale.
+ */
+function anchorOrder(
+  anchors: AnchorGrade[],
+  fixed: Float64Array,
+  sd: number,
+): { hi: Int32Array; lo: Int32Array; sd: number } | undefined {
+  if (!(sd > 0)) return undefined;
+  const hi: number[] = [];
+  const lo: number[] = [];
+  for (const x of anchors)
+    for (const y of anchors) {
+      if (x.grade <= y.grade) continue;
+      if (!Number.isNaN(fixed[x.item]!) && !Number.isNaN(fixed[y.item]!)) continue;
+      hi.push(x.item);
+      lo.push(y.item);
+    }
+  return hi.length > 0 ? { hi: Int32Array.from(hi), lo: Int32Array.from(lo), sd } : undefined;
+}
+
+/**
+ * Posterior expected Spearman correlation between the true scores and the reported ones: the mean
+ * over (up to 100) posterior draws of Spearman(draw, posterior mean) over `items`. It is what the
+ * benchmark measures against the truth, estimated from the posterior alone.
+ */
+function expectedSpearman(draws: Float64Array[], mean: Float64Array, items: number[]): number {
+  if (items.length < 3 || draws.length === 0) return Number.NaN;
+  const mx = items.map((i) => mean[i]!);
+  const use = Math.min(draws.length, 100);
+  let sum = 0;
+  for (let s = 0; s < use; s++) {
+    const d = draws[Math.floor((s * draws.length) / use)]!;
+    sum += spearman(
+      items.map((i) => d[i]!),
+      mx,
+    );
+  }
+  return sum / use;
 }

@@ -64,6 +64,12 @@ export interface SelectContext {
   lapse: number;
   /** Objective weight per item (0 for items whose score is fixed). */
   weights: Float64Array;
+  /**
+   * Extra linear targets u_tᵀθ whose posterior variance the design also lowers, each with a
+   * weight: an essay's position relative to its nearest grade boundary (e_i − c_k, where c_k
+   * averages the anchors that define boundary k). Used on the dense route only.
+   */
+  targets?: { items: number[]; coefs: number[]; weight: number }[];
   history: PairHistory;
   connectivity: Connectivity;
   settings: SelectSettings;
@@ -126,6 +132,19 @@ function denseCov(ctx: SelectContext): CovModel {
   for (let i = 0; i < n; i++) for (let j = i; j < n; j++) S[i * n + j] = S[j * n + i] = posterior.cov(i, j);
   const u = new Float64Array(n);
   const varDiff = (i: number, j: number): number => S[i * n + i]! + S[j * n + j]! - 2 * S[i * n + j]!;
+  // Targets: V = Σ·U (n × T, row-major), kept current through the rank-one downdates.
+  const targets = ctx.targets ?? [];
+  const T = targets.length;
+  const V = new Float64Array(n * T);
+  const tw = Float64Array.from(targets, (t) => t.weight);
+  targets.forEach((t, c) => {
+    for (let r = 0; r < t.items.length; r++) {
+      const j = t.items[r]!;
+      const w = t.coefs[r]!;
+      for (let k = 0; k < n; k++) V[k * T + c] = V[k * T + c]! + w * S[k * n + j]!;
+    }
+  });
+  const dv = new Float64Array(T);
   return {
     varDiff,
     gain(i, j, info) {
@@ -134,16 +153,25 @@ function denseCov(ctx: SelectContext): CovModel {
         const d = S[k * n + i]! - S[k * n + j]!;
         q += weights[k]! * d * d;
       }
+      const ri = i * T;
+      const rj = j * T;
+      for (let c = 0; c < T; c++) {
+        const d = V[ri + c]! - V[rj + c]!;
+        q += tw[c]! * d * d;
+      }
       return (info * q) / (1 + info * varDiff(i, j));
     },
     update(i, j, info) {
       const c = info / (1 + info * varDiff(i, j));
       for (let k = 0; k < n; k++) u[k] = S[k * n + i]! - S[k * n + j]!;
+      for (let t = 0; t < T; t++) dv[t] = V[i * T + t]! - V[j * T + t]!;
       for (let k = 0; k < n; k++) {
         const uk = c * u[k]!;
         if (uk === 0) continue;
         const row = k * n;
         for (let l = 0; l < n; l++) S[row + l] = S[row + l]! - uk * u[l]!;
+        const vr = k * T;
+        for (let t = 0; t < T; t++) V[vr + t] = V[vr + t]! - uk * dv[t]!;
       }
     },
   };

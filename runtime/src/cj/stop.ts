@@ -29,6 +29,7 @@ export interface StopInput {
   connected: boolean;
   minComparisons: number;
   eap: number;
+  expectedSpearman?: number;
   rankSpearman: number;
   gradeChangeShare: number;
   meanModalProbability: number;
@@ -36,6 +37,7 @@ export interface StopInput {
   targets: {
     minPerEssay: number;
     reliability: number;
+    expectedSpearman?: number;
     rankStability: number;
     maxGradeChanges: number;
     gradeConfidence: number;
@@ -55,13 +57,20 @@ export function decide(s: StopInput): DecisionT {
       pass: s.minComparisons >= t.minPerEssay,
     },
     { name: 'reliability', value: orNull(s.eap), target: t.reliability, pass: s.eap >= t.reliability },
-    {
-      name: 'rankStability',
-      value: orNull(s.rankSpearman),
-      target: t.rankStability,
-      pass: s.rankSpearman >= t.rankStability,
-    },
   ];
+  if ((t.expectedSpearman ?? 0) > 0)
+    checks.push({
+      name: 'expectedSpearman',
+      value: orNull(s.expectedSpearman ?? Number.NaN),
+      target: t.expectedSpearman!,
+      pass: (s.expectedSpearman ?? Number.NaN) >= t.expectedSpearman!,
+    });
+  checks.push({
+    name: 'rankStability',
+    value: orNull(s.rankSpearman),
+    target: t.rankStability,
+    pass: s.rankSpearman >= t.rankStability,
+  });
   if (s.hasGrades) {
     checks.push(
       {

@@ -44,6 +44,7 @@ export const Snapshot = z
     comparisons: z.number().int().min(0).describe('Judged comparisons when the snapshot was taken.'),
     scores: z.record(z.string(), z.number()).describe('Score per essay id.'),
     grades: z.record(z.string(), z.number().int()).optional().describe('Modal grade index per essay id.'),
+    priorSd: z.number().positive().optional().describe('Estimated prior SD (warm start for the next call).'),
   })
   .describe('What an earlier plan() returned as `snapshot`; append it to `history` for the next call.');
 
@@ -53,16 +54,22 @@ export const Stopping = z.object({
     .number()
     .min(0)
     .max(1)
-    .default(0.98)
+    .default(0.99)
     .describe('Min Spearman of scores vs the lagged refit.'),
   maxGradeChanges: z
     .number()
     .min(0)
     .max(1)
-    .default(0.05)
+    .default(0.25)
     .describe('Max share of modal grades changed vs lag.'),
-  reliability: z.number().min(0).max(1).default(0.92).describe('Min EAP reliability.'),
-  gradeConfidence: z.number().min(0).max(1).default(0.6).describe('Min mean posterior P(modal grade).'),
+  reliability: z.number().min(0).max(1).default(0.905).describe('Min EAP reliability.'),
+  expectedSpearman: z
+    .number()
+    .min(0)
+    .max(1)
+    .default(0.955)
+    .describe('Min posterior expected Spearman with the true order (quality.expectedSpearman); 0 disables.'),
+  gradeConfidence: z.number().min(0).max(1).default(0.55).describe('Min mean posterior P(modal grade).'),
   minPerEssay: z.number().int().min(0).default(8).describe('Min judged comparisons per essay.'),
 });
 
@@ -83,14 +90,34 @@ export const Settings = z.object({
     .max(1)
     .default(0.1)
     .describe('Max share of a round spent on both-order checks.'),
-  priorSd: z.number().positive().default(1.5).describe('Prior SD of scores (logits).'),
+  priorSd: z
+    .number()
+    .positive()
+    .default(2.5)
+    .describe('Prior SD of scores (logits); with estimatePriorSd the centre of its weak hyperprior.'),
+  anchorOrderSd: z
+    .number()
+    .min(0)
+    .default(0)
+    .describe(
+      'Softness (logits) of the constraint that an anchor of a higher grade scores higher; 0 (default) disables it. It leaks the grade into leave-one-anchor-out calibration.',
+    ),
+  estimatePriorSd: z
+    .boolean()
+    .default(false)
+    .describe('Estimate the prior SD from the data (empirical Bayes) instead of fixing it.'),
+  priorSdPseudoCount: z
+    .number()
+    .min(0)
+    .default(5)
+    .describe('Weight (in essays) of priorSd when the prior SD is estimated.'),
   biasPriorSd: z.number().min(0).default(0.5).describe('Prior SD of the slot-A bias; 0 disables it.'),
   lapsePrior: z
     .object({ alpha: z.number().positive().default(2), beta: z.number().positive().default(20) })
     .default({ alpha: 2, beta: 20 }),
   lapse: z.number().min(0).max(0.5).optional().describe('Fix the lapse rate instead of estimating it.'),
   draws: z.number().int().min(20).default(400).describe('Posterior draws for grade probabilities.'),
-  gradeFocus: z.number().min(0).default(2).describe('Extra design weight for essays with undecided grades.'),
+  gradeFocus: z.number().min(0).default(4).describe('Extra design weight for essays with undecided grades.'),
   anchorWeight: z
     .number()
     .min(0)
@@ -206,6 +233,10 @@ export const PlanOutput = z.object({
     }),
     meanModalProbability: num,
     calibration: Calibration.nullable(),
+    priorSd: z.number().optional().describe('Prior SD of scores used in the fit (estimated or fixed).'),
+    expectedSpearman: num
+      .optional()
+      .describe('Posterior expected Spearman between true and reported scores (non-anchor essays).'),
   }),
   counts: z.object({
     essays: z.number().int(),

@@ -87,6 +87,13 @@ export function laplace(problem: FitProblem, fit: FitResult, nDraws: number, rng
       if (ib >= 0) rhs[ib] = rhs[ib]! - t;
       if (biasIndex >= 0) rhs[biasIndex] = rhs[biasIndex]! + t;
     }
+    for (let k = 0; k < sys.order.hi.length; k++) {
+      const t = Math.sqrt(sys.order.weights[k]!) * rng.normal();
+      const ia = sys.order.hi[k]!;
+      const ib = sys.order.lo[k]!;
+      if (ia >= 0) rhs[ia] = rhs[ia]! + t;
+      if (ib >= 0) rhs[ib] = rhs[ib]! - t;
+    }
     const { x } = pcg(sys.matvec, rhs, sys.diag, 1e-3, 300, x0);
     x0 = undefined;
     const draw = Float64Array.from(mean);
