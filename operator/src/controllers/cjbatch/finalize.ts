@@ -3,7 +3,11 @@
 // per outcome. The relay (operator/src/outbox) publishes it to Kafka.
 import { randomUUID } from 'node:crypto';
 import type { Sql } from '../../../../runtime/src/store/db.js';
-import type { CJBatch } from '../../api/index.js';
+import type { CJBatch, CJBatchStatus } from '../../api/index.js';
+
+/** Result event types (CloudEvents `type`); their JSON Schemas are in config/schemas/<type>.json. */
+export const EVENT_COMPLETED = 'cj.batch.completed.v1';
+export const EVENT_FAILED = 'cj.batch.failed.v1';
 
 export interface EssayResult {
   essayId: string;
@@ -76,7 +80,7 @@ export interface Outcome {
  */
 export async function commitOutcome(sql: Sql, batch: CJBatch, o: Outcome): Promise<string> {
   const uid = batch.metadata.uid!;
-  const type = o.outcome === 'succeeded' ? 'cj.batch.completed.v1' : 'cj.batch.failed.v1';
+  const type = o.outcome === 'succeeded' ? EVENT_COMPLETED : EVENT_FAILED;
   return sql.begin(async (tx) => {
     await tx`
       UPDATE batches SET finalized_at = coalesce(finalized_at, now()),
@@ -91,8 +95,11 @@ export async function commitOutcome(sql: Sql, batch: CJBatch, o: Outcome): Promi
       subject: uid,
       time: new Date().toISOString(),
       datacontenttype: 'application/json',
+      // CloudEvents Kafka binding: the record key is the partitionkey extension (the batch UID).
+      partitionkey: uid,
       data: {
         batch: { uid, namespace: batch.metadata.namespace, name: batch.metadata.name },
+        outcome: o.outcome,
         reason: o.reason,
         message: o.message,
         ...o.data,
@@ -107,6 +114,77 @@ export async function commitOutcome(sql: Sql, batch: CJBatch, o: Outcome): Promi
     const [row] = await tx`SELECT event_id FROM outbox WHERE batch_uid = ${uid} AND event_type = ${type}`;
     return row!.event_id as string;
   });
+}
+
+/** What the pool says about the model, as far as the event needs it. */
+export interface PoolModel {
+  spec: { provider: string; model: string };
+}
+
+/**
+ * The per-batch part of a result event (both types), from the status the reconciler just mirrored
+ * from the database (so the event equals the status summary) and the pool's model.
+ */
+export function batchSummary(
+  status: CJBatchStatus,
+  pool: PoolModel | undefined,
+  rounds: number,
+  grades: string[],
+) {
+  const c = status.comparisons ?? {};
+  const st = status.stability ?? {};
+  const cost = status.cost ?? {};
+  return {
+    provider: pool?.spec.provider ?? null,
+    model: pool?.spec.model ?? null,
+    gradeScale: grades,
+    rounds,
+    comparisons: {
+      planned: c.planned ?? 0,
+      submitted: c.submitted ?? 0,
+      completed: c.completed ?? 0,
+      failed: c.failed ?? 0,
+      retried: c.retried ?? 0,
+      pending: c.pending ?? 0,
+    },
+    reliability: st.reliability ?? null,
+    stability: {
+      rankCorrelation: st.rankCorrelation ?? null,
+      gradeChanges: st.gradeChanges ?? null,
+      meanGradeConfidence: st.meanGradeConfidence ?? null,
+    },
+    tokens: {
+      input: cost.inputTokens ?? 0,
+      output: cost.outputTokens ?? 0,
+      cacheRead: cost.cacheReadTokens ?? 0,
+      cacheWrite: cost.cacheWriteTokens ?? 0,
+    },
+    cost: { estimatedUSD: cost.estimatedUSD ?? null },
+  };
+}
+
+/** `data` of cj.batch.completed.v1 (besides batch/outcome/reason/message, added by commitOutcome). */
+export function completedEventData(
+  results: BatchResults,
+  status: CJBatchStatus,
+  pool: PoolModel | undefined,
+  rounds: number,
+  grades: string[],
+): Record<string, unknown> {
+  return {
+    ...batchSummary(status, pool, rounds, grades),
+    gradeDistribution: results.gradeDistribution,
+    results: results.essays,
+  };
+}
+
+/** `data` of cj.batch.failed.v1: what was spent before the failure; no results. */
+export function failedEventData(
+  status: CJBatchStatus,
+  pool: PoolModel | undefined,
+  grades: string[],
+): Record<string, unknown> {
+  return batchSummary(status, pool, status.round ?? 0, grades);
 }
 
 export async function eventSent(sql: Sql, eventId: string): Promise<boolean> {

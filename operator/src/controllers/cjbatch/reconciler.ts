@@ -17,7 +17,14 @@ import type { Informer } from '../../kube/informer.js';
 import { isNotFound, type KubeClient, type KubeObject, resourcePath } from '../../kube/rest.js';
 import { type Condition, patchStatusIfChanged, setCondition } from '../../kube/status.js';
 import { validateBatch } from '../../validation/index.js';
-import { commitOutcome, eventSent, readResults, resultsConfigMapData } from './finalize.js';
+import {
+  commitOutcome,
+  completedEventData,
+  eventSent,
+  failedEventData,
+  readResults,
+  resultsConfigMapData,
+} from './finalize.js';
 import {
   comparisonJob,
   comparisonJobName,
@@ -361,14 +368,7 @@ export class CJBatchReconciler implements Reconciler {
       reason: latest.reason,
       message: `stopped: ${latest.reason}`,
       topic: batch.spec.output?.kafkaTopic ?? this.d.config.kafkaTopic,
-      data: {
-        results: results.essays,
-        gradeDistribution: results.gradeDistribution,
-        comparisons: status.comparisons,
-        rounds: latest.round,
-        stability: status.stability,
-        cost: status.cost,
-      },
+      data: completedEventData(results, status, this.poolOf(batch), latest.round, grades),
     });
     status.result = { gradeDistribution: results.gradeDistribution, resultsConfigMap: cmName };
     status.completionTime ??= now();
@@ -403,7 +403,7 @@ export class CJBatchReconciler implements Reconciler {
       reason,
       message,
       topic: batch.spec.output?.kafkaTopic ?? this.d.config.kafkaTopic,
-      data: { comparisons: status.comparisons ?? {} },
+      data: failedEventData(status, this.poolOf(batch), batch.spec.gradeScale.grades),
     });
     status.completionTime ??= now();
     this.setPhase(batch, status, 'Failed');
@@ -411,6 +411,13 @@ export class CJBatchReconciler implements Reconciler {
     cond('Progressing', 'False', reason, message);
     cond('EventPublished', 'False', 'Pending', `event ${eventId} is in the outbox`);
     return { status, requeueAfter: 5_000 };
+  }
+
+  /** The batch's pool as the informer has it (the result event names its provider and model). */
+  private poolOf(batch: CJBatch) {
+    return this.d.pools.get(batch.metadata.namespace!, batch.spec.providerPoolRef.name) as unknown as
+      | LLMProviderPool
+      | undefined;
   }
 
   /** Terminal batches only wait for their event to be published. */
