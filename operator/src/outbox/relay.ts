@@ -48,7 +48,7 @@ export async function startRelay(o: RelayOptions): Promise<void> {
   });
   let producer: Producer | undefined;
   const knownTopics = new Set<string>();
-  let backoff = 500;
+  let backoff = INITIAL_BACKOFF_MS;
   while (!o.signal.aborted) {
     try {
       const rows = await o.sql`
@@ -76,24 +76,14 @@ export async function startRelay(o: RelayOptions): Promise<void> {
           await producer.send({
             topic: r.topic,
             acks: -1,
-            messages: [
-              {
-                key: r.key,
-                value: JSON.stringify(r.payload),
-                headers: {
-                  'content-type': 'application/cloudevents+json',
-                  ce_id: r.event_id,
-                  ce_type: r.event_type,
-                },
-              },
-            ],
+            messages: [toKafkaMessage(r as unknown as OutboxRow)],
           });
           await o.sql`UPDATE outbox SET sent_at = now(), attempts = attempts + 1, last_error = NULL WHERE event_id = ${r.event_id}`;
           published.inc();
           o.log.info({ eventId: r.event_id, type: r.event_type, topic: r.topic }, 'Published result event');
         }
       }
-      backoff = 500;
+      backoff = INITIAL_BACKOFF_MS;
       await sleep(rows.length > 0 ? 0 : (o.pollMs ?? 1000), o.signal);
     } catch (err) {
       failures.inc();
@@ -105,11 +95,46 @@ export async function startRelay(o: RelayOptions): Promise<void> {
                    WHERE sent_at IS NULL`.catch(() => {});
       await producer?.disconnect().catch(() => {});
       producer = undefined;
+      // A broker that came back may have lost the topic (a new cluster): verify it again.
+      knownTopics.clear();
       await sleep(backoff, o.signal);
-      backoff = Math.min(backoff * 2, 30_000);
+      backoff = nextBackoff(backoff);
     }
   }
   await producer?.disconnect().catch(() => {});
+}
+
+export const INITIAL_BACKOFF_MS = 500;
+/** Upper bound of the wait between attempts while the broker is down: recovery is seen within it. */
+export const MAX_BACKOFF_MS = 15_000;
+
+/** Doubling backoff, capped. */
+export const nextBackoff = (ms: number) => Math.min(Math.max(ms, INITIAL_BACKOFF_MS) * 2, MAX_BACKOFF_MS);
+
+export interface OutboxRow {
+  event_id: string;
+  event_type: string;
+  topic: string;
+  key: string;
+  payload: unknown;
+}
+
+/**
+ * The Kafka record of an outbox row: CloudEvents structured mode (the envelope is the value), key =
+ * batch UID (all events of a batch on one partition, in order). `ce_id`/`ce_type` headers duplicate
+ * the envelope's id and type so consumers can dedupe and route without parsing the value; SDKs read
+ * the record as structured because of the content-type header and ignore them.
+ */
+export function toKafkaMessage(r: OutboxRow) {
+  return {
+    key: r.key,
+    value: JSON.stringify(r.payload),
+    headers: {
+      'content-type': 'application/cloudevents+json; charset=utf-8',
+      ce_id: r.event_id,
+      ce_type: r.event_type,
+    },
+  };
 }
 
 async function ensureTopics(kafka: Kafka, topics: string[], known: Set<string>, partitions: number) {

@@ -74,37 +74,51 @@ export interface Outcome {
   data: Record<string, unknown>;
 }
 
+/** The CloudEvent (structured-mode envelope) of an outcome; config/schemas/<type>.json describes it. */
+export function resultEvent(batch: CJBatch, o: Omit<Outcome, 'topic'>, eventId: string, time: Date) {
+  const uid = batch.metadata.uid!;
+  return {
+    specversion: '1.0',
+    id: eventId,
+    source: `/apis/cj.huleedu.io/v1alpha1/namespaces/${batch.metadata.namespace}/cjbatches/${batch.metadata.name}`,
+    type: o.outcome === 'succeeded' ? EVENT_COMPLETED : EVENT_FAILED,
+    subject: uid,
+    time: time.toISOString(),
+    datacontenttype: 'application/json',
+    // CloudEvents Kafka binding: the record key is the partitionkey extension (the batch UID).
+    partitionkey: uid,
+    data: {
+      batch: { uid, namespace: batch.metadata.namespace, name: batch.metadata.name },
+      outcome: o.outcome,
+      reason: o.reason,
+      message: o.message,
+      ...o.data,
+    },
+  };
+}
+
 /**
  * Records the outcome and its event once. Returns the event id of the outcome (the existing one
- * when this is a retry after a crash: never a second id).
+ * when this is a retry after a crash: never a second id, and never a second outcome).
  */
 export async function commitOutcome(sql: Sql, batch: CJBatch, o: Outcome): Promise<string> {
   const uid = batch.metadata.uid!;
   const type = o.outcome === 'succeeded' ? EVENT_COMPLETED : EVENT_FAILED;
   return sql.begin(async (tx) => {
+    // One outcome per batch, ever: a retry after a crash (or a second decision after a restart)
+    // gets the event already committed, never a second id. The advisory lock serializes two
+    // operators finalizing the same batch during a leader hand-over.
+    await tx`SELECT pg_advisory_xact_lock(hashtextextended(${uid}, 0))`;
+    const [existing] = await tx`
+      SELECT event_id FROM outbox WHERE batch_uid = ${uid} AND event_type IN (${EVENT_COMPLETED}, ${EVENT_FAILED})
+       ORDER BY created_at LIMIT 1`;
+    if (existing) return existing.event_id as string;
     await tx`
       UPDATE batches SET finalized_at = coalesce(finalized_at, now()),
              outcome = coalesce(outcome, ${o.outcome}), outcome_reason = coalesce(outcome_reason, ${o.reason})
        WHERE uid = ${uid}`;
     const eventId = randomUUID();
-    const event = {
-      specversion: '1.0',
-      id: eventId,
-      source: `/apis/cj.huleedu.io/v1alpha1/namespaces/${batch.metadata.namespace}/cjbatches/${batch.metadata.name}`,
-      type,
-      subject: uid,
-      time: new Date().toISOString(),
-      datacontenttype: 'application/json',
-      // CloudEvents Kafka binding: the record key is the partitionkey extension (the batch UID).
-      partitionkey: uid,
-      data: {
-        batch: { uid, namespace: batch.metadata.namespace, name: batch.metadata.name },
-        outcome: o.outcome,
-        reason: o.reason,
-        message: o.message,
-        ...o.data,
-      },
-    };
+    const event = resultEvent(batch, o, eventId, new Date());
     // Only batches that exist in the database get an event row (a batch that failed before
     // registration still gets one: the row is keyed by uid, not by a foreign key).
     await tx`

@@ -1,0 +1,207 @@
+// The result events as the operator builds them, checked against the JSON Schemas in
+// config/schemas/, plus the relay's pure parts (Kafka record, backoff).
+import { describe, expect, it } from 'vitest';
+import type { CJBatch, CJBatchStatus } from '../../../operator/src/api/index.js';
+import {
+  type BatchResults,
+  completedEventData,
+  EVENT_COMPLETED,
+  EVENT_FAILED,
+  failedEventData,
+  resultEvent,
+  resultsConfigMapData,
+} from '../../../operator/src/controllers/cjbatch/finalize.js';
+import {
+  INITIAL_BACKOFF_MS,
+  MAX_BACKOFF_MS,
+  nextBackoff,
+  toKafkaMessage,
+} from '../../../operator/src/outbox/relay.js';
+import { loadEventSchema, validate } from './json-schema-subset.js';
+
+const UID = '0b5c8a52-3f0e-4b7e-9d3a-6a1f2c4d5e6f';
+const EVENT_ID = 'e0e4f5a6-1b2c-4d3e-8f90-a1b2c3d4e5f6';
+const GRADES = ['F', 'D', 'B', 'A'];
+const batch = {
+  apiVersion: 'cj.huleedu.io/v1alpha1',
+  kind: 'CJBatch',
+  metadata: { name: 'sample-small', namespace: 'events-1a2b3c', uid: UID },
+  spec: {},
+} as unknown as CJBatch;
+const pool = { spec: { provider: 'fake', model: 'claude-sonnet-4-5' } };
+const status: CJBatchStatus = {
+  round: 3,
+  comparisons: { planned: 40, submitted: 40, completed: 38, failed: 2, retried: 5, pending: 0 },
+  stability: { rankCorrelation: 0.97, gradeChanges: 0, reliability: 0.91, meanGradeConfidence: 0.82 },
+  cost: {
+    inputTokens: 41000,
+    outputTokens: 3800,
+    cacheReadTokens: 12000,
+    cacheWriteTokens: 900,
+    estimatedUSD: '0.184575',
+  },
+};
+const results: BatchResults = {
+  essays: [
+    {
+      essayId: 'essay-04',
+      anchor: false,
+      rank: 1,
+      score: 1.92,
+      se: 0.41,
+      grade: {
+        modal: 'A',
+        modalProbability: 0.71,
+        expected: 2.68,
+        interval80: ['B', 'A'],
+        probabilities: [
+          { grade: 'F', p: 0 },
+          { grade: 'D', p: 0.04 },
+          { grade: 'B', p: 0.25 },
+          { grade: 'A', p: 0.71 },
+        ],
+      },
+    },
+    { essayId: 'anchor-a', anchor: true, rank: 2, score: 1.5, se: 0.5 },
+  ],
+  gradeDistribution: GRADES.map((grade) => ({ grade, count: grade === 'A' ? 1 : 0 })),
+};
+
+const completed = () =>
+  resultEvent(
+    batch,
+    {
+      outcome: 'succeeded',
+      reason: 'converged',
+      message: 'stopped: converged',
+      data: completedEventData(structuredClone(results), status, pool, 3, GRADES),
+    },
+    EVENT_ID,
+    new Date('2025-11-22T07:00:00Z'),
+  );
+const failed = () =>
+  resultEvent(
+    batch,
+    {
+      outcome: 'failed',
+      reason: 'RoundTimeout',
+      message: 'round 1 exceeded spec.timeouts.round (1s) with only 0/8 comparisons finished',
+      data: failedEventData({ round: 1, comparisons: { planned: 8 } }, pool, GRADES),
+    },
+    EVENT_ID,
+    new Date('2025-11-22T07:00:00Z'),
+  );
+
+describe('result events against config/schemas', () => {
+  it('a completed event is valid and carries every per-essay and per-batch field', () => {
+    const e = completed();
+    expect(validate(loadEventSchema(EVENT_COMPLETED), e)).toEqual([]);
+    expect(e.type).toBe(EVENT_COMPLETED);
+    expect(e.partitionkey).toBe(UID);
+    expect(e.data).toMatchObject({
+      model: 'claude-sonnet-4-5',
+      rounds: 3,
+      reliability: 0.91,
+      comparisons: status.comparisons,
+      stability: { rankCorrelation: 0.97, gradeChanges: 0, meanGradeConfidence: 0.82 },
+      tokens: { input: 41000, output: 3800, cacheRead: 12000, cacheWrite: 900 },
+      cost: { estimatedUSD: '0.184575' },
+      gradeDistribution: results.gradeDistribution,
+    });
+  });
+
+  it('a failed event is valid, has its reason and no results', () => {
+    const e = failed();
+    expect(validate(loadEventSchema(EVENT_FAILED), e)).toEqual([]);
+    expect(e.data).toMatchObject({ outcome: 'failed', reason: 'RoundTimeout', rounds: 1, reliability: null });
+    expect(e.data).not.toHaveProperty('results');
+    expect((e.data as unknown as { comparisons: Record<string, number> }).comparisons).toEqual({
+      planned: 8,
+      submitted: 0,
+      completed: 0,
+      failed: 0,
+      retried: 0,
+      pending: 0,
+    });
+    // A failed event is not a completed one.
+    expect(validate(loadEventSchema(EVENT_COMPLETED), e).length).toBeGreaterThan(0);
+  });
+
+  it('the schemas reject drift: a missing field, a wrong type, an unknown data field', () => {
+    const schema = loadEventSchema(EVENT_COMPLETED);
+    const noModel = completed();
+    delete (noModel.data as Record<string, unknown>).model;
+    expect(validate(schema, noModel)).toContain('/data: missing required property "model"');
+    const badRank = completed();
+    (badRank.data as unknown as { results: { rank: unknown }[] }).results[0]!.rank = '1';
+    expect(validate(schema, badRank)).toContain('/data/results/0/rank: expected integer, got string');
+    const extra = completed();
+    (extra.data as Record<string, unknown>).surprise = 1;
+    expect(validate(schema, extra)).toEqual(['/data/surprise: not allowed']);
+    const badId = completed();
+    badId.id = 'not-a-uuid';
+    expect(validate(schema, badId)[0]).toMatch(/^\/id: does not match/);
+  });
+
+  it('the ConfigMap and the event carry the same results', () => {
+    const cm = resultsConfigMapData(results, GRADES);
+    expect(JSON.parse(cm['results.json']!)).toEqual({
+      essays: (completed().data as unknown as { results: unknown }).results,
+      gradeDistribution: results.gradeDistribution,
+    });
+    expect(cm['results.csv']!.split('\n')[0]).toBe(
+      'rank,essay,anchor,score,se,modal_grade,p_modal,p_F,p_D,p_B,p_A',
+    );
+  });
+});
+
+describe('json-schema-subset', () => {
+  it('refuses keywords it does not implement instead of ignoring them', () => {
+    expect(() => validate({ oneOf: [{ type: 'string' }] }, 'x')).toThrow(/"oneOf" is not supported/);
+  });
+  it('checks nullable types, bounds, const, enum, items and date-time', () => {
+    expect(validate({ type: ['number', 'null'], minimum: 0 }, null)).toEqual([]);
+    expect(validate({ type: ['number', 'null'], minimum: 0 }, -1)).toEqual([': below 0']);
+    expect(validate({ const: '1.0' }, '1.1')).toEqual([': expected "1.0"']);
+    expect(validate({ enum: ['a', 'b'] }, 'c')).toHaveLength(1);
+    expect(validate({ type: 'array', items: { type: 'integer' }, maxItems: 2 }, [1, 2.5, 3])).toEqual([
+      ': more than 2 items',
+      '/1: expected integer, got number',
+    ]);
+    expect(validate({ type: 'string', format: 'date-time' }, '2025-11-22T07:00:00.123Z')).toEqual([]);
+    expect(validate({ type: 'string', format: 'date-time' }, '2025-13-40T07:00:00Z')).toHaveLength(1);
+  });
+});
+
+describe('relay', () => {
+  it('writes structured-mode records keyed by the batch UID with ce_id/ce_type headers', () => {
+    const e = completed();
+    const m = toKafkaMessage({ event_id: e.id, event_type: e.type, topic: 't', key: UID, payload: e });
+    expect(m.key).toBe(UID);
+    expect(m.headers).toEqual({
+      'content-type': 'application/cloudevents+json; charset=utf-8',
+      ce_id: EVENT_ID,
+      ce_type: EVENT_COMPLETED,
+    });
+    expect(JSON.parse(m.value)).toEqual(e);
+  });
+
+  it('backs off by doubling up to a cap', () => {
+    const seq: number[] = [];
+    let b = INITIAL_BACKOFF_MS;
+    for (let i = 0; i < 8; i++) {
+      b = nextBackoff(b);
+      seq.push(b);
+    }
+    expect(seq).toEqual([
+      1000,
+      2000,
+      4000,
+      8000,
+      MAX_BACKOFF_MS,
+      MAX_BACKOFF_MS,
+      MAX_BACKOFF_MS,
+      MAX_BACKOFF_MS,
+    ]);
+  });
+});
