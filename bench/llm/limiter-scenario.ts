@@ -108,40 +108,44 @@ export async function runLimiterScenario(o: LimiterScenarioOptions): Promise<Lim
       if (c !== 0) process.stderr.write(`worker ${i} exited ${c}:\n${ws[i]!.output().slice(-3000)}\n`);
     }
     // Work starts when the first request arrives (process start-up is not the limiter's).
-    const first = samples.find((s) => s.total > 0)?.t ?? 0;
-    const at = (t: number) => {
+    // Rates use the samples' own timestamps: the sampler may be delayed on a busy machine.
+    const first = samples.find((x) => x.total > 0)?.t ?? 0;
+    const from = (t: number) => samples.find((x) => x.t >= t) ?? samples[samples.length - 1]!;
+    const upTo = (t: number) => {
       let best = samples[0]!;
-      for (const s of samples) if (s.t <= t) best = s;
+      for (const x of samples) if (x.t <= t) best = x;
       return best;
     };
+    const perMin = (a: (typeof samples)[number], b: (typeof samples)[number], k: 'ok' | 'total') =>
+      b.t > a.t ? ((b[k] - a[k]) / (b.t - a.t)) * 60_000 : 0;
     const end = samples[samples.length - 1]!.t;
     const hAt = halvedAt ?? end;
-    const steadyStart = first + steadyFrom;
-    const steadyWindowS = (hAt - steadyStart) / 1000;
-    const sustainedRpm = ((at(hAt).ok - at(steadyStart).ok) / steadyWindowS) * 60;
+    const s1 = from(first + steadyFrom);
+    const s2 = upTo(hAt);
+    const steadyWindowS = (s2.t - s1.t) / 1000;
+    const sustainedRpm = perMin(s1, s2, 'ok');
     const final = samples[samples.length - 1]!;
-    // Settle: earliest s after the halving from which every 6 s window is under the new limit.
+    // Settle: earliest s after the halving from which every >= 6 s window is under the new limit.
     const win = 6000;
-    const cap = (rpm / 2 / 60) * (win / 1000) + 1;
+    const within = (a: (typeof samples)[number], b: (typeof samples)[number]) =>
+      b.total - a.total <= ((rpm / 2) * (b.t - a.t)) / 60_000 + 1;
     let settle: number | null = null;
     if (halvedAt !== null && end - hAt > win) {
-      for (let s = 0; hAt + s + win <= end; s += 100) {
-        let ok = true;
-        for (let t = hAt + s; t + win <= end; t += 100) {
-          if (at(t + win).total - at(t).total > cap) {
-            ok = false;
-            break;
-          }
-        }
+      const after = samples.filter((x) => x.t >= hAt);
+      for (const [i, a] of after.entries()) {
+        if (a.t + win > end) break;
+        const ok = after.slice(i).every((x) => {
+          if (x.t + win > end) return true;
+          return within(x, from(x.t + win));
+        });
         if (ok) {
-          settle = s / 1000;
+          settle = (a.t - hAt) / 1000;
           break;
         }
       }
     }
-    const tail = Math.min(end, hAt + 10_000);
-    const afterHalvingRpm =
-      end - tail > 3000 ? ((at(end).total - at(tail).total) / ((end - tail) / 1000)) * 60 : 0;
+    const tail = from(Math.min(end, hAt + 10_000));
+    const afterHalvingRpm = end - tail.t > 3000 ? perMin(tail, final, 'total') : 0;
     const p = await readProgress(o.db.sql, b.uid);
     return {
       processes,
