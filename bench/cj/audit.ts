@@ -10,8 +10,8 @@ const seeds = Array.from({ length: nSeeds }, (_, i) => i + 1);
 const mean = (xs: number[]): number => xs.reduce((s, x) => s + x, 0) / xs.length;
 const judges: [string, JudgeConfig][] = [
   ['logistic σ(Δ/s+β)', { lapse: 0.05, bias: 0.15, scale: 1, noise: 'logistic' }],
-  ['thurstone θ+N(0,s²) each', { lapse: 0.05, bias: 0.15, scale: 1, noise: 'thurstone' }],
-  ['probit Φ((Δ+β)/s)', { lapse: 0.05, bias: 0.15, scale: 1, noise: 'probit' }],
+  ['thurstone Φ(Δ/(s√2)+β)', { lapse: 0.05, bias: 0.15, scale: 1, noise: 'thurstone' }],
+  ['probit Φ(Δ/s+β)', { lapse: 0.05, bias: 0.15, scale: 1, noise: 'probit' }],
 ];
 const worlds: [string, WorldConfig][] = [
   ['anchors drawn in band', { students: 60, anchors: 12, grades: 6, sd: 1.5, anchorPlacement: 'band' }],

@@ -208,6 +208,12 @@ export function planParsed(state: PlanState): PlanResult {
   if (decision.action === 'continue') {
     const weights = new Float64Array(n);
     for (let i = 0; i < n; i++) weights[i] = isFixed[i] ? 0 : isAnchor[i] ? s.anchorWeight : 1;
+    if (s.rankDensityPower > 0) {
+      const rw = rankWeights(post.mean, post.sd, targetItems, s.rankDensityPower);
+      targetItems.forEach((i, t) => {
+        if (!isFixed[i]) weights[i] = rw[t]!;
+      });
+    }
     const targets: { items: number[]; coefs: number[]; weight: number }[] = [];
     if (hasGrades && post.exact) {
       // Boundary contrasts: each undecided essay's score minus the midpoint of the anchor centres
@@ -394,4 +400,48 @@ function expectedSpearman(draws: Float64Array[], mean: Float64Array, items: numb
     );
   }
   return sum / use;
+}
+
+/**
+ * Rank weights. An essay's rank moves with its score at the rate ∂rank_i/∂θ_i = Σ_j φ(d_ij/s_ij)/s_ij
+ * (d_ij = μ_i − μ_j, s_ij² = Var θ_i + Var θ_j: the local density of competitors, smoothed by
+ * the posterior), so its rank variance is ≈ (∂rank_i/∂θ_i)²·Var θ_i. Weighting Var θ_i by that
+ * slope to the power `power` (2 = rank variance, which is what Spearman counts) spends comparisons
+ * where essays are crowded and a score error costs many ranks. Normalised to mean 1.
+ */
+function rankWeights(mean: Float64Array, sd: Float64Array, items: number[], power: number): Float64Array {
+  const w = new Float64Array(items.length);
+  if (items.length > 400) {
+    // Large batches: density from score neighbours only (sorted window), O(n·window).
+    const order = items.map((_, t) => t).sort((x, y) => mean[items[x]!]! - mean[items[y]!]!);
+    const win = 30;
+    for (let r = 0; r < order.length; r++) {
+      const i = items[order[r]!]!;
+      let slope = 0;
+      for (let q = Math.max(0, r - win); q <= Math.min(order.length - 1, r + win); q++) {
+        if (q === r) continue;
+        const j = items[order[q]!]!;
+        const s = Math.sqrt(sd[i]! ** 2 + sd[j]! ** 2) || 1;
+        const z = (mean[i]! - mean[j]!) / s;
+        slope += Math.exp(-0.5 * z * z) / (2.5066282746310002 * s);
+      }
+      w[order[r]!] = slope ** power;
+    }
+  } else {
+    items.forEach((i, t) => {
+      let slope = 0;
+      for (const j of items) {
+        if (j === i) continue;
+        const s = Math.sqrt(sd[i]! ** 2 + sd[j]! ** 2) || 1;
+        const z = (mean[i]! - mean[j]!) / s;
+        slope += Math.exp(-0.5 * z * z) / (2.5066282746310002 * s);
+      }
+      w[t] = slope ** power;
+    });
+  }
+  let m = 0;
+  for (const x of w) m += x;
+  m /= Math.max(1, w.length);
+  if (m > 0) for (let t = 0; t < w.length; t++) w[t] = w[t]! / m;
+  return w;
 }

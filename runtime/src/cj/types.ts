@@ -117,6 +117,11 @@ export const Settings = z.object({
     .default({ alpha: 2, beta: 20 }),
   lapse: z.number().min(0).max(0.5).optional().describe('Fix the lapse rate instead of estimating it.'),
   draws: z.number().int().min(20).default(400).describe('Posterior draws for grade probabilities.'),
+  rankDensityPower: z
+    .number()
+    .min(0)
+    .default(1)
+    .describe('Weight essays by (local density of competitors)^power in the design; 2 = rank variance, 0 = flat.'),
   gradeFocus: z.number().min(0).default(4).describe('Extra design weight for essays with undecided grades.'),
   anchorWeight: z
     .number()

@@ -1,0 +1,115 @@
+import { describe, expect, it } from 'vitest';
+import { type FitProblem, fitEmpiricalBayes, fitMap, orderTerms } from '../../../runtime/src/cj/fit.js';
+import { boundaryJitter, drawBoundaries, isotonic, summarize } from '../../../runtime/src/cj/grades.js';
+import { createRng } from '../../../runtime/src/cj/rng.js';
+import { laplace } from '../../../runtime/src/cj/uncertainty.js';
+
+describe('grade projection', () => {
+  it('isotonic regression pools adjacent violators with weights', () => {
+    expect(Array.from(isotonic([1, 3, 2, 4], [1, 1, 1, 1]))).toEqual([1, 2.5, 2.5, 4]);
+    expect(Array.from(isotonic([3, 1], [3, 1]))).toEqual([2.5, 2.5]);
+  });
+
+  it('boundaries are midpoints of grade centres; extreme grades one band width out', () => {
+    // Anchors: grade 1 at 0 and 1 (centre 0.5), grade 2 at 2 and 3 (centre 2.5); 4 grades.
+    const draw = [0, 1, 2, 3];
+    const anchors = [
+      { item: 0, grade: 1 },
+      { item: 1, grade: 1 },
+      { item: 2, grade: 2 },
+      { item: 3, grade: 2 },
+    ];
+    const b = drawBoundaries(draw, anchors, 4, createRng(1));
+    // Band width 2: centres −1.5, 0.5, 2.5, 4.5 → boundaries −0.5, 1.5, 3.5.
+    expect(Array.from(b)).toEqual([-0.5, 1.5, 3.5]);
+  });
+
+  it('boundary jitter: τ² = (v/n_k + v/n_{k+1})/4 with v the pooled within-grade variance', () => {
+    const draws = [Float64Array.from([0, 1, 2, 3])];
+    const anchors = [
+      { item: 0, grade: 0 },
+      { item: 1, grade: 0 },
+      { item: 2, grade: 1 },
+      { item: 3, grade: 1 },
+    ];
+    // Within-grade SS = 4·0.25 = 1 on 2 df → v = 0.5; τ² = (0.25 + 0.25)/4.
+    const tau = boundaryJitter(draws, anchors, 2);
+    expect(tau[0]!).toBeCloseTo(Math.sqrt(0.125), 12);
+  });
+
+  it('the 80% interval is the contiguous set around the mode with probability nearest 0.8', () => {
+    // 0.6 → 0.75 (adds 0.15 on the right) → 0.85 is as far from 0.8 as 0.75; a tie grows: [1, 3].
+    expect(summarize([0.05, 0.1, 0.6, 0.15, 0.1]).interval).toEqual([1, 3]);
+    expect(summarize([0.05, 0.1, 0.6, 0.2, 0.05]).interval).toEqual([2, 3]);
+    // 0.7 is nearer 0.8 than 1.0: a one-grade interval.
+    expect(summarize([0.0, 0.7, 0.3]).interval).toEqual([1, 1]);
+    expect(summarize([0.0, 0.55, 0.45]).interval).toEqual([1, 2]);
+    expect(summarize([0.3, 0.3, 0.4]).interval).toEqual([1, 2]);
+    // The old central 10–90% rule gave [1, 3] for the second case (mass 0.9 instead of 0.8).
+  });
+});
+
+describe('anchor order constraint', () => {
+  it('log Φ terms: value, slope and curvature match finite differences', () => {
+    const sd = 0.3;
+    for (const x of [-2, -0.4, 0, 0.5, 3]) {
+      const h = 1e-3;
+      const t = orderTerms(x, sd);
+      const up = orderTerms(x + h, sd);
+      const dn = orderTerms(x - h, sd);
+      expect(t.score).toBeCloseTo((up.value - dn.value) / (2 * h), 3);
+      // Curvature from the analytic slopes (second differences of an erfc approximation are noisy).
+      // (within 1%: the far tail, z < −6, uses the asymptotic inverse Mills ratio)
+      expect(Math.abs(t.weight + (up.score - dn.score) / (2 * h))).toBeLessThan(0.01 * t.weight + 1e-6);
+      expect(t.weight).toBeGreaterThanOrEqual(0);
+    }
+  });
+
+  it('orders two unjudged anchors by grade', () => {
+    const p: FitProblem = {
+      n: 2,
+      obs: { a: new Int32Array(0), b: new Int32Array(0), y: new Float64Array(0) },
+      fixed: new Float64Array(2).fill(Number.NaN),
+      priorSd: 1,
+      biasPriorSd: 0,
+      lapsePrior: { alpha: 2, beta: 20, fixed: 0 },
+      order: { hi: Int32Array.from([1]), lo: Int32Array.from([0]), sd: 0.1 },
+    };
+    const fit = fitMap(p);
+    // The MAP sits just inside the constraint (x ≈ 1.3τ), not at the ordered-pair mean.
+    expect(fit.theta[1]!).toBeGreaterThan(0.05);
+    expect(fit.theta[0]!).toBeCloseTo(-fit.theta[1]!, 6);
+    const post = laplace(p, fit, 50, createRng(1));
+    expect(post.sd[0]!).toBeLessThan(1);
+  });
+});
+
+describe('empirical Bayes prior SD', () => {
+  it('recovers a larger scale than the configured prior from a dense round robin', () => {
+    const rng = createRng(7, 'eb');
+    const n = 40;
+    const truth = Float64Array.from({ length: n }, () => 3 * rng.normal());
+    const a: number[] = [];
+    const b: number[] = [];
+    const y: number[] = [];
+    for (let r = 0; r < 3; r++)
+      for (let i = 0; i < n; i++)
+        for (let j = i + 1; j < n; j++) {
+          a.push(i);
+          b.push(j);
+          y.push(rng.next() < 1 / (1 + Math.exp(-(truth[i]! - truth[j]!))) ? 1 : 0);
+        }
+    const p: FitProblem = {
+      n,
+      obs: { a: Int32Array.from(a), b: Int32Array.from(b), y: Float64Array.from(y) },
+      fixed: new Float64Array(n).fill(Number.NaN),
+      priorSd: 1,
+      biasPriorSd: 0,
+      lapsePrior: { alpha: 2, beta: 20, fixed: 0 },
+    };
+    const sdTruth = Math.sqrt(truth.reduce((s, t) => s + t * t, 0) / n);
+    const eb = fitEmpiricalBayes(p, undefined, { pseudoCount: 0, max: 10, maxIter: 50 });
+    expect(eb.priorSd).toBeGreaterThan(0.8 * sdTruth);
+    expect(eb.priorSd).toBeLessThan(1.2 * sdTruth);
+  });
+});
