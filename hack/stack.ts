@@ -161,11 +161,22 @@ async function stopProcesses(ps: Started[]): Promise<void> {
   for (const p of [...ps].reverse()) await stopPid(p.pid, p.name === 'process-kubelet' ? 20_000 : 10_000);
 }
 
+/** Processes started on top of a stack (the demo's operator and fake judge); stopped with it. */
+export function readExtras(name: string): Started[] {
+  const file = path.join(stackDir(name), 'extras.json');
+  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Started[]) : [];
+}
+
+export function writeExtras(name: string, extras: Started[]): void {
+  writeFileSync(path.join(stackDir(name), 'extras.json'), JSON.stringify(extras, null, 2));
+}
+
 export async function stopStack(name: string): Promise<boolean> {
   const dir = stackDir(name);
   const file = path.join(dir, 'stack.json');
   if (!existsSync(file)) return false;
   const info = JSON.parse(readFileSync(file, 'utf8')) as StackInfo;
+  for (const p of readExtras(name)) await stopPid(p.pid);
   await stopProcesses(info.processes);
   await sleep(100);
   // Keep the logs (not the data) for a post-mortem: /tmp/cj-stack-logs/<name>/.

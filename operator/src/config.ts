@@ -3,6 +3,8 @@
 export interface OperatorConfig {
   /** Namespace the operator runs in (leases, webhook certificates). */
   namespace: string;
+  /** Only this namespace is watched when set (one operator per tenant or per test); else all. */
+  watchNamespace?: string;
   /** Pod name: the leader-election identity. */
   identity: string;
   /** Image of the operator; workers run the same image unless spec.workers.image says otherwise. */
@@ -31,6 +33,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OperatorConfig
   };
   return {
     namespace: env.POD_NAMESPACE ?? 'cj-system',
+    watchNamespace: env.WATCH_NAMESPACE || undefined,
     identity: env.POD_NAME ?? `cj-operator-${process.pid}`,
     image: env.OPERATOR_IMAGE ?? 'ghcr.io/huleedu/cj-operator:dev',
     imagePullPolicy: env.IMAGE_PULL_POLICY ?? 'IfNotPresent',

@@ -33,11 +33,13 @@ export async function main(): Promise<void> {
   const applied = await migrate(sql);
   log.info({ applied }, 'Applied database migrations');
 
-  const batches = new Informer<KubeObject>(client, BATCHES, { registry });
-  const pools = new Informer<KubeObject>(client, POOLS, { registry });
+  const scope = config.watchNamespace ? { namespace: config.watchNamespace } : {};
+  const batches = new Informer<KubeObject>(client, BATCHES, { registry, ...scope });
+  const pools = new Informer<KubeObject>(client, POOLS, { registry, ...scope });
   const jobs = new Informer<JobObject>(client, JOBS, {
     labelSelector: 'app.kubernetes.io/managed-by=cj-operator',
     registry,
+    ...scope,
   });
   const recorder = new EventRecorder(client, 'cj-operator', config.identity);
   const shutdown = new AbortController();

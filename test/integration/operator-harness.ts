@@ -65,6 +65,8 @@ export async function startOperator(opts: {
       KUBECONFIG: stack().kubeconfig,
       DATABASE_URL: opts.databaseUrl,
       POD_NAMESPACE: opts.namespace,
+      // Tests share one cluster: each operator only sees its own namespace.
+      WATCH_NAMESPACE: opts.namespace,
       POD_NAME: identity,
       OPERATOR_IMAGE: 'cj-operator:dev',
       PROBE_ADDRESS: '127.0.0.1',
