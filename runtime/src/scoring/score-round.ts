@@ -16,9 +16,7 @@ export interface RoundSummary {
 
 export class BadInput extends Error {}
 
-/** Confidence labels from the judge become soft wins (see docs/cj-engine.md). */
-const CONFIDENCE: Record<string, number> = { low: 0.6, medium: 0.75, high: 0.9 };
-
+/** The worker stores the judge's confidence as P(chosen is better) in [0.5, 1]: a soft win. */
 export function toConfidence(c: number | null): number | undefined {
   if (c === null || Number.isNaN(c)) return undefined;
   return Math.min(1, Math.max(0.5, c));
