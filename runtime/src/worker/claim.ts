@@ -12,8 +12,13 @@
  * outcome reports, so `attempts > 0` means submitted and `attempts - 1` are retries; `failed`
  * rows always carry `failure_reason` and never a winner.
  */
+
+import type postgres from 'postgres';
 import type { ComparisonOutcome, Confidence } from '../llm/types.js';
 import type { Sql } from '../store/db.js';
+
+/** A connection or an open transaction. */
+export type Querier = Sql | postgres.TransactionSql;
 
 export interface ShardRef {
   batchUid: string;
@@ -103,7 +108,7 @@ export function flagsOf(o: ComparisonOutcome): string[] {
  * Write one outcome, once: only while this worker holds the lease. Returns false when the lease
  * was lost (expired and taken by another worker, or already final): nothing is written then.
  */
-export async function writeOutcome(sql: Sql, o: ComparisonOutcome, owner: string): Promise<boolean> {
+export async function writeOutcome(sql: Querier, o: ComparisonOutcome, owner: string): Promise<boolean> {
   const ok = o.status === 'succeeded';
   const rows = await sql`
     UPDATE comparisons SET

@@ -196,17 +196,9 @@ export async function runWorker(env: WorkerEnv, opts: WorkerOptions = {}): Promi
     );
     renewal.unref();
 
-    const handle = async (o: ComparisonOutcome) => {
-      if (
-        o.status === 'failed' &&
-        (o.failureReason === 'auth_failed' || o.failureReason === 'permission_denied')
-      ) {
-        // Not the comparison's fault: leave it for a run with working credentials.
-        authFailed = true;
-        stop.abort(new Error('auth failure'));
-        return;
-      }
-      const written = await writeOutcome(sql, o, env.owner);
+    const isAuth = (o: ComparisonOutcome) =>
+      o.status === 'failed' && (o.failureReason === 'auth_failed' || o.failureReason === 'permission_denied');
+    const count = (o: ComparisonOutcome, written: boolean) => {
       held.delete(o.comparisonId);
       if (!written) {
         result.lostLeases++;
@@ -216,6 +208,15 @@ export async function runWorker(env: WorkerEnv, opts: WorkerOptions = {}): Promi
         );
       } else if (o.status === 'succeeded') result.succeeded++;
       else result.failed++;
+    };
+    const handle = async (o: ComparisonOutcome) => {
+      if (isAuth(o)) {
+        // Not the comparison's fault: leave it for a run with working credentials.
+        authFailed = true;
+        stop.abort(new Error('auth failure'));
+        return;
+      }
+      count(o, await writeOutcome(sql, o, env.owner));
     };
 
     const toJob = (r: ClaimedRow): PairJob | undefined => {
@@ -281,7 +282,26 @@ export async function runWorker(env: WorkerEnv, opts: WorkerOptions = {}): Promi
               );
           }
           try {
-            if (jobs.length > 0) {
+            if (jobs.length > 0 && pool.mode === 'batch_api') {
+              // All or nothing: a chunk's outcomes are written in one transaction once every
+              // round is collected. Until then the claimed set stays the same, so a restarted
+              // worker derives the same batch keys and resumes the stored provider batches
+              // (results are re-read) instead of submitting any pair again.
+              const outcomes = await comparer.compare(jobs, { signal: stop.signal });
+              if (outcomes.some(isAuth)) {
+                authFailed = true;
+                stop.abort(new Error('auth failure'));
+              } else {
+                const written = await sql.begin(async (tx) => {
+                  const ok: boolean[] = [];
+                  for (const o of outcomes) ok.push(await writeOutcome(tx, o, env.owner));
+                  return ok;
+                });
+                outcomes.forEach((o, k) => {
+                  count(o, written[k]!);
+                });
+              }
+            } else if (jobs.length > 0) {
               await comparer.compare(jobs, { signal: stop.signal, onOutcome: (o) => writes.push(handle(o)) });
             }
           } catch (err) {
