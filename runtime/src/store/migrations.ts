@@ -179,4 +179,87 @@ CREATE TABLE llm_provider_batches (
 CREATE INDEX llm_provider_batches_scope ON llm_provider_batches (scope);
 `,
   },
+  {
+    version: 3,
+    name: 'limiter: reserve in one statement',
+    sql: `
+-- The limiter's grant decision as one server-side statement: the pool row is locked only while
+-- the function runs (well under a millisecond), never across client round trips, so a CPU-starved
+-- worker cannot hold up the pool and many pods can reserve concurrently. Same arithmetic as
+-- BucketMath in runtime/src/llm/limiter/postgres.ts. Returns granted, or how long to wait and why.
+CREATE FUNCTION cj_limiter_reserve(
+  p_key text, p_id uuid, p_owner text,
+  p_req double precision, p_in double precision, p_out double precision,
+  p_lease_ms double precision, p_idle_ms double precision, p_poll_ms double precision)
+RETURNS TABLE (o_granted boolean, o_wait_ms double precision, o_why text,
+               o_cap_req double precision, o_cap_in double precision, o_cap_out double precision)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+  l llm_pool_limiter%ROWTYPE;
+  v_t timestamptz;
+  v_n integer;
+  v_f double precision;
+  v_lr double precision; v_li double precision; v_lo double precision;
+  v_cr double precision; v_ci double precision; v_co double precision;
+  v_dt double precision;
+  v_vr double precision; v_vi double precision; v_vo double precision;
+  v_w double precision := 0;
+BEGIN
+  SELECT * INTO l FROM llm_pool_limiter WHERE pool_key = p_key FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'limiter row for pool % is missing', p_key;
+  END IF;
+  v_t := clock_timestamp();
+  IF l.blocked_until IS NOT NULL AND l.blocked_until > v_t THEN
+    RETURN QUERY SELECT false, extract(epoch FROM l.blocked_until - v_t)::float8 * 1000, 'blocked'::text,
+                        0::float8, 0::float8, 0::float8;
+    RETURN;
+  END IF;
+  SELECT count(*) INTO v_n FROM llm_pool_reservations
+   WHERE pool_key = p_key AND settled_at IS NULL AND lease_expires > v_t;
+  IF v_n >= l.max_concurrency THEN
+    RETURN QUERY SELECT false, p_poll_ms, 'concurrency'::text, 0::float8, 0::float8, 0::float8;
+    RETURN;
+  END IF;
+  IF l.ramp_ms > 0 AND l.last_grant_at IS NOT NULL
+     AND extract(epoch FROM v_t - l.last_grant_at)::float8 * 1000 > p_idle_ms THEN
+    l.ramp_started_at := v_t;  -- idle pool: ramp up again
+  END IF;
+  IF l.ramp_ms <= 0 THEN
+    v_f := 1;
+  ELSE
+    v_f := least(1, greatest(l.ramp_initial, l.ramp_initial + (1 - l.ramp_initial)
+             * extract(epoch FROM v_t - l.ramp_started_at)::float8 * 1000 / l.ramp_ms));
+  END IF;
+  -- per-minute rates: min(configured, server) x safety x ramp; capacity burst_seconds of it
+  v_lr := least(l.rpm, coalesce(l.server_rpm, l.rpm)) * l.safety * v_f;
+  v_li := least(l.itpm, coalesce(l.server_itpm, l.itpm)) * l.safety * v_f;
+  v_lo := least(l.otpm, coalesce(l.server_otpm, l.otpm)) * l.safety * v_f;
+  v_cr := greatest(1, v_lr / 60 * l.burst_seconds);
+  v_ci := greatest(1, v_li / 60 * l.burst_seconds);
+  v_co := greatest(1, v_lo / 60 * l.burst_seconds);
+  v_dt := greatest(0, extract(epoch FROM v_t - l.updated_at)::float8 * 1000);
+  v_vr := least(v_cr, l.req_level + v_dt / 60000 * v_lr);
+  v_vi := least(v_ci, l.in_level + v_dt / 60000 * v_li);
+  v_vo := least(v_co, l.out_level + v_dt / 60000 * v_lo);
+  -- an estimate bigger than a bucket waits for a full bucket, then drives it negative
+  IF v_vr < least(p_req, v_cr) THEN v_w := greatest(v_w, ceil((least(p_req, v_cr) - v_vr) * 60000 / v_lr)); END IF;
+  IF v_vi < least(p_in, v_ci) THEN v_w := greatest(v_w, ceil((least(p_in, v_ci) - v_vi) * 60000 / v_li)); END IF;
+  IF v_vo < least(p_out, v_co) THEN v_w := greatest(v_w, ceil((least(p_out, v_co) - v_vo) * 60000 / v_lo)); END IF;
+  IF v_w > 0 THEN
+    RETURN QUERY SELECT false, v_w, 'tokens'::text, v_cr, v_ci, v_co;
+    RETURN;
+  END IF;
+  UPDATE llm_pool_limiter SET req_level = v_vr - p_req, in_level = v_vi - p_in, out_level = v_vo - p_out,
+         updated_at = v_t, last_grant_at = v_t, ramp_started_at = l.ramp_started_at
+   WHERE pool_key = p_key;
+  INSERT INTO llm_pool_reservations (id, pool_key, owner, granted_at, lease_expires, requests,
+                                     input_tokens, output_tokens)
+  VALUES (p_id, p_key, p_owner, v_t, v_t + make_interval(secs => p_lease_ms / 1000),
+          round(p_req)::integer, round(p_in)::integer, round(p_out)::integer);
+  RETURN QUERY SELECT true, 0::float8, 'granted'::text, v_cr, v_ci, v_co;
+END
+$fn$;
+`,
+  },
 ];

@@ -125,7 +125,8 @@ export async function runWorker(env: WorkerEnv, opts: WorkerOptions = {}): Promi
   const ref: ShardRef = { batchUid: env.batchUid, round: env.round, shard: env.shard };
   const pool = PoolConfigSchema.parse(env.pool.pool);
   const lanes = pool.mode === 'batch_api' ? 1 : pool.concurrency;
-  const sql = opts.sql ?? connect(env.databaseUrl, Math.min(20, lanes + 4));
+  // Few connections per pod: many pods share one Postgres; lanes only hold one briefly.
+  const sql = opts.sql ?? connect(env.databaseUrl, Math.min(4, lanes + 1));
   const result: WorkerResult = { code: EXIT.done, succeeded: 0, failed: 0, lostLeases: 0, released: 0 };
   const held = new Set<string>();
   const stop = new AbortController();

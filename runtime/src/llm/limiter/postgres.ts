@@ -6,15 +6,17 @@
  * under its row lock.
  *
  * Algorithm (same buckets as `MemoryRateLimiter`, state in the database):
- *  - `reserve`: in one transaction, `SELECT … FOR UPDATE` the pool row, read the database clock
- *    and the in-flight count, refill the three buckets (requests, input tokens, output tokens per
- *    minute) from the elapsed time at `min(configured, server-reported) × safety × ramp` per
- *    minute, capacity `burstSeconds` worth of refill; if the pool is not blocked, a concurrency
- *    slot is free and the estimate fits, debit it and insert a reservation row (the in-flight
- *    slot, with a lease). Otherwise commit nothing and sleep the computed time (the deficit over
- *    the refill rate, the rest of the block, or a short poll when concurrency-bound) and retry.
- *    Within a process only the head of a FIFO queue talks to the database, so waiting costs at
- *    most a few transactions per second per process, never a busy loop.
+ *  - `reserve`: one statement (`cj_limiter_reserve`, migration 3) that locks the pool row only
+ *    while it runs (never across client round trips, so a CPU-starved pod cannot stall the
+ *    pool), reads the database clock and the in-flight count, and refills the three buckets
+ *    (requests, input tokens, output tokens per minute) from the elapsed time at
+ *    `min(configured, server-reported) × safety × ramp` per minute, capacity `burstSeconds` of
+ *    refill. If the pool is not blocked, a slot is free and the estimate fits, it debits the
+ *    estimate and inserts a reservation row (the in-flight slot, with a lease); otherwise it
+ *    changes nothing and returns the time to wait (the deficit over the refill rate, the rest of
+ *    the block, or a short poll when concurrency-bound), which the caller sleeps before retrying.
+ *    Within a process only the head of a FIFO queue asks, so waiting costs a few statements per
+ *    second per process, never a busy loop.
  *  - `reconcile`: settle the reservation row once (`WHERE settled_at IS NULL`, idempotent) and
  *    give back the difference between the estimate and the reported usage; `null` usage refunds
  *    the tokens (the request stays counted).
@@ -284,65 +286,31 @@ export class PostgresRateLimiter implements RateLimiter {
     }
   }
 
+  /** One grant attempt: a single statement (`cj_limiter_reserve`, migration 3) under the row lock. */
   private async tryReserve(want: {
     requests: number;
     inputTokens: number;
     outputTokens: number;
   }): Promise<Attempt> {
     const o = this.o;
-    const leaseMs = o.leaseMs ?? 180_000;
-    const idleReset = o.rampIdleResetMs ?? 600_000;
-    return this.sql.begin(async (tx) => {
-      const [row] = await tx.unsafe<LimiterRow[]>(
-        `SELECT ${ROW_COLUMNS} FROM llm_pool_limiter WHERE pool_key = $1 FOR UPDATE`,
-        [this.poolKey],
-      );
-      if (!row) throw new Error(`limiter row for pool ${this.poolKey} is missing`);
-      const [t] = await tx<{ now_ms: number; in_flight: number }[]>`
-        SELECT (extract(epoch from clock_timestamp()) * 1000)::float8 AS now_ms,
-               (SELECT count(*)::int FROM llm_pool_reservations
-                 WHERE pool_key = ${this.poolKey} AND settled_at IS NULL
-                   AND lease_expires > clock_timestamp()) AS in_flight`;
-      const now = Number(t!.now_ms);
-      if (row.blocked_until_ms !== null && Number(row.blocked_until_ms) > now) {
-        return { waitMs: Number(row.blocked_until_ms) - now, why: 'blocked' as const };
-      }
-      if (t!.in_flight >= row.max_concurrency) {
-        return { waitMs: o.slotPollMs ?? 50, why: 'concurrency' as const };
-      }
-      let rampStart = Number(row.ramp_started_ms);
-      const idle = row.last_grant_ms !== null && now - Number(row.last_grant_ms) > idleReset;
-      if (idle && row.ramp_ms > 0) {
-        rampStart = now;
-        row.ramp_started_ms = now;
-      }
-      const m = new BucketMath(row);
-      const f = m.rampFraction(now);
-      const lv = { req: m.level('req', now, f), in: m.level('in', now, f), out: m.level('out', now, f) };
-      const wait = Math.max(
-        m.waitFor('req', lv.req, want.requests, f),
-        m.waitFor('in', lv.in, want.inputTokens, f),
-        m.waitFor('out', lv.out, want.outputTokens, f),
-      );
-      if (wait > 0) return { waitMs: wait, why: 'tokens' as const };
-      this.lastCapacity = { req: m.capacity('req', f), in: m.capacity('in', f), out: m.capacity('out', f) };
-      const id = randomUUID();
-      await tx`
-        WITH upd AS (
-          UPDATE llm_pool_limiter SET
-            req_level = ${lv.req - want.requests}, in_level = ${lv.in - want.inputTokens},
-            out_level = ${lv.out - want.outputTokens},
-            updated_at = to_timestamp(${now / 1000}), last_grant_at = to_timestamp(${now / 1000}),
-            ramp_started_at = to_timestamp(${rampStart / 1000})
-          WHERE pool_key = ${this.poolKey}
-          RETURNING pool_key)
-        INSERT INTO llm_pool_reservations (id, pool_key, owner, granted_at, lease_expires, requests,
-                                           input_tokens, output_tokens)
-        SELECT ${id}, pool_key, ${o.owner}, to_timestamp(${now / 1000}),
-               to_timestamp(${(now + leaseMs) / 1000}), ${want.requests}, ${want.inputTokens}, ${want.outputTokens}
-          FROM upd`;
-      return { granted: { id, ...want, grantedAtMs: now, waitedMs: 0 } };
-    });
+    const id = randomUUID();
+    const [r] = await this.sql<
+      {
+        o_granted: boolean;
+        o_wait_ms: number;
+        o_why: 'granted' | 'blocked' | 'concurrency' | 'tokens';
+        o_cap_req: number;
+        o_cap_in: number;
+        o_cap_out: number;
+      }[]
+    >`SELECT * FROM cj_limiter_reserve(${this.poolKey}, ${id}::uuid, ${o.owner},
+        ${want.requests}::float8, ${want.inputTokens}::float8, ${want.outputTokens}::float8,
+        ${o.leaseMs ?? 180_000}::float8, ${o.rampIdleResetMs ?? 600_000}::float8, ${o.slotPollMs ?? 50}::float8)`;
+    if (!r) throw new Error('cj_limiter_reserve returned nothing');
+    if (r.o_why !== 'tokens' && r.o_why !== 'granted') return { waitMs: r.o_wait_ms, why: r.o_why };
+    this.lastCapacity = { req: r.o_cap_req, in: r.o_cap_in, out: r.o_cap_out };
+    if (!r.o_granted) return { waitMs: r.o_wait_ms, why: 'tokens' };
+    return { granted: { id, ...want, grantedAtMs: Date.now(), waitedMs: 0 } };
   }
 
   async reconcile(reservation: Reservation, actual: ActualUsage | null): Promise<void> {
