@@ -6,7 +6,8 @@ import { judge, makeWorld } from './world.js';
 
 const jc = { lapse: 0.05, bias: 0.15, scale: 1 };
 const rows: number[][] = [];
-for (let seed = 1; seed <= Number(process.argv[2] ?? 10); seed++) {
+const first = Number(process.argv[3] ?? 1);
+for (let seed = first; seed < first + Number(process.argv[2] ?? 10); seed++) {
   const w = makeWorld(seed, { students: 60, anchors: 12, grades: 6, sd: 1.5 });
   const rng = createRng(seed, 'judge/ours');
   const comps: { a: string; b: string; winner: 'a' | 'b' }[] = [];

@@ -17,7 +17,10 @@ const stat = (xs: number[]) => {
   const sd = Math.sqrt(xs.reduce((s, x) => s + (x - m) ** 2, 0) / (xs.length - 1));
   return `${m.toFixed(3)}±${(sd / Math.sqrt(xs.length)).toFixed(3)}`;
 };
-const report = (name: string, runs: { spearman: number; exact: number; qwk: number; anchorCoverage: number; coverage: number }[][]) => {
+const report = (
+  name: string,
+  runs: { spearman: number; exact: number; qwk: number; anchorCoverage: number; coverage: number }[][],
+) => {
   checkpoints.forEach((cp, i) => {
     const ms = runs.map((r) => r[i]!);
     console.log(
@@ -26,8 +29,14 @@ const report = (name: string, runs: { spearman: number; exact: number; qwk: numb
   });
 };
 if (rest.includes('--seed-policy'))
-  report('seed', seeds.map((s) => runSeed(makeWorld(s, world), judge, s, checkpoints).checkpoints));
+  report(
+    'seed',
+    seeds.map((s) => runSeed(makeWorld(s, world), judge, s, checkpoints).checkpoints),
+  );
 for (const v of rest.filter((r) => !r.startsWith('--'))) {
   const settings = JSON.parse(v) as Record<string, unknown>;
-  report(v, seeds.map((s) => runOurs(makeWorld(s, world), judge, s, { checkpoints, settings }).checkpoints));
+  report(
+    v,
+    seeds.map((s) => runOurs(makeWorld(s, world), judge, s, { checkpoints, settings }).checkpoints),
+  );
 }

@@ -62,15 +62,15 @@ export const Stopping = z.object({
     .max(1)
     .default(0.25)
     .describe('Max share of modal grades changed vs lag.'),
-  reliability: z.number().min(0).max(1).default(0.905).describe('Min EAP reliability.'),
+  reliability: z.number().min(0).max(1).default(0.88).describe('Min EAP reliability.'),
   expectedSpearman: z
     .number()
     .min(0)
     .max(1)
-    .default(0.955)
+    .default(0.965)
     .describe('Min posterior expected Spearman with the true order (quality.expectedSpearman); 0 disables.'),
   gradeConfidence: z.number().min(0).max(1).default(0.55).describe('Min mean posterior P(modal grade).'),
-  minPerEssay: z.number().int().min(0).default(8).describe('Min judged comparisons per essay.'),
+  minPerEssay: z.number().int().min(0).default(4).describe('Min judged comparisons per essay.'),
 });
 
 export const Settings = z.object({
@@ -121,7 +121,9 @@ export const Settings = z.object({
     .number()
     .min(0)
     .default(1)
-    .describe('Weight essays by (local density of competitors)^power in the design; 2 = rank variance, 0 = flat.'),
+    .describe(
+      'Weight essays by (local density of competitors)^power in the design; 2 = rank variance, 0 = flat.',
+    ),
   gradeFocus: z.number().min(0).default(4).describe('Extra design weight for essays with undecided grades.'),
   anchorWeight: z
     .number()
