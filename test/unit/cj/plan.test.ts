@@ -107,6 +107,30 @@ describe('plan()', () => {
     ).toBeGreaterThan(0.85);
   });
 
+  it('expected Spearman rises with data and tracks the realised one; anchors get comparisons', async () => {
+    const { spearman } = await import('../../../runtime/src/cj/stats.js');
+    const early = scenario(2);
+    const late = scenario(12);
+    const e = plan({ ...early.base, comparisons: early.comparisons, history: early.history });
+    const l = plan({ ...late.base, comparisons: late.comparisons, history: late.history });
+    const eq = e.quality.expectedSpearman!;
+    const lq = l.quality.expectedSpearman!;
+    expect(eq).toBeGreaterThan(0);
+    expect(lq).toBeGreaterThan(eq + 0.05);
+    const ess = l.scores.filter((s) => !s.anchor);
+    const real = spearman(
+      ess.map((s) => s.score),
+      ess.map((s) => late.truth.get(s.id)!),
+    );
+    expect(Math.abs(lq - real)).toBeLessThan(0.08);
+    // Boundary contrasts send comparisons to the anchors: each has about as many as an essay.
+    const perAnchor = l.scores.filter((s) => s.anchor).map((s) => s.comparisons);
+    const perEssay = ess.reduce((t, s) => t + s.comparisons, 0) / ess.length;
+    expect(Math.min(...perAnchor)).toBeGreaterThan(0.4 * perEssay);
+    // The check is part of the decision.
+    expect(l.decision.checks.some((c) => c.name === 'expectedSpearman')).toBe(true);
+  });
+
   it('reports a disconnected design and does not call it converged', () => {
     const essays = ['a', 'b', 'c', 'd'].map((id) => ({ id }));
     const comparisons: Comp[] = [];
