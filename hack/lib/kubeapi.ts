@@ -75,7 +75,8 @@ export class KubeApi {
         res.on('end', () => {
           if ((res.statusCode ?? 0) >= 300)
             reject(new KubeError(res.statusCode ?? 0, data, `${method} ${path}`));
-          else resolve(data ? JSON.parse(data) : (undefined as T));
+          else if (!data) resolve(undefined as T);
+          else resolve(res.headers['content-type']?.includes('json') ? JSON.parse(data) : (data as T));
         });
       });
       req.on('timeout', () => req.destroy(new Error(`${method} ${path}: timeout`)));

@@ -4,6 +4,7 @@
  * run the CJBatch and LLMProviderPool controllers and the outbox relay. Exits when leadership is
  * lost (the Deployment restarts it) and shuts down gracefully on SIGTERM.
  */
+import { poolUsage } from '../../runtime/src/llm/limiter/postgres.js';
 import { connect } from '../../runtime/src/store/db.js';
 import { migrate } from '../../runtime/src/store/migrate.js';
 import { loadConfig } from './config.js';
@@ -76,7 +77,25 @@ export async function main(): Promise<void> {
     );
   const poolController = new Controller({
     name: 'llmproviderpool',
-    reconciler: new LLMProviderPoolReconciler({ client, pools, batches, recorder }),
+    reconciler: new LLMProviderPoolReconciler({
+      client,
+      pools,
+      batches,
+      recorder,
+      // Live usage from the limiter shared by all worker pods of the pool.
+      usage: async (key) => {
+        const u = await poolUsage(sql, key);
+        if (!u) return undefined;
+        return {
+          requestsLastMinute: u.requestsLastMinute,
+          inputTokensLastMinute: u.inputTokensLastMinute,
+          outputTokensLastMinute: u.outputTokensLastMinute,
+          throttled: u.throttled,
+          ...(u.last429Time ? { last429Time: u.last429Time } : {}),
+          ...(u.blockedUntil ? { blockedUntil: u.blockedUntil } : {}),
+        };
+      },
+    }),
     workers: 2,
     logger: log,
     registry,

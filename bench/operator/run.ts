@@ -1,0 +1,151 @@
+// Operator load benchmark: N small batches at once on the local stack (reused from `npm run
+// dev:up` when running). Reports wall time, reconcile latency p50/p99 (from the operator's
+// controller_runtime_reconcile_time_seconds histogram), apiserver requests per second (from the
+// apiserver's apiserver_request_total) and the operator's peak RSS.
+//   node --import tsx bench/operator/run.ts [--batches 20]
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import postgres from 'postgres';
+import YAML from 'yaml';
+import { KubeApi } from '../../hack/lib/kubeapi.js';
+import { freePort, sleep } from '../../hack/lib/proc.js';
+import { repoRoot } from '../../hack/lib/tools.js';
+import { startStack } from '../../hack/stack.js';
+import { startFakeAnthropic } from '../../runtime/src/fake-anthropic/server.js';
+
+const N = Number(process.argv[process.argv.indexOf('--batches') + 1] || 20) || 20;
+
+function histogramQuantile(text: string, metric: string, q: number): number | undefined {
+  const buckets: [number, number][] = [];
+  for (const line of text.split('\n')) {
+    const m = new RegExp(`^${metric}_bucket\\{.*le="([^"]+)".*\\} (\\d+(?:\\.\\d+)?)`).exec(line);
+    if (m) buckets.push([m[1] === '+Inf' ? Number.POSITIVE_INFINITY : Number(m[1]), Number(m[2])]);
+  }
+  // sum across label sets per bound
+  const byLe = new Map<number, number>();
+  for (const [le, c] of buckets) byLe.set(le, (byLe.get(le) ?? 0) + c);
+  const sorted = [...byLe.entries()].sort((a, b) => a[0] - b[0]);
+  const total = sorted.at(-1)?.[1];
+  if (!total) return undefined;
+  let prevLe = 0;
+  let prevC = 0;
+  for (const [le, c] of sorted) {
+    if (c >= q * total) {
+      if (!Number.isFinite(le)) return prevLe;
+      return prevLe + ((le - prevLe) * (q * total - prevC)) / Math.max(1, c - prevC);
+    }
+    prevLe = le;
+    prevC = c;
+  }
+  return undefined;
+}
+
+async function apiserverRequests(api: KubeApi): Promise<number> {
+  const text: string = await api.request('GET', '/metrics').catch(async () => '');
+  let sum = 0;
+  for (const line of String(text).split('\n')) {
+    const m = /^apiserver_request_total\{.*\} (\d+)/.exec(line);
+    if (m) sum += Number(m[1]);
+  }
+  return sum;
+}
+
+const s = await startStack('dev');
+const env = { ...process.env, KUBECONFIG: s.kubeconfig };
+execFileSync('kubectl', ['apply', '--server-side', '--force-conflicts', '-f', 'crds/'], {
+  cwd: repoRoot,
+  env,
+  stdio: 'ignore',
+});
+const ns = `bench-${randomBytes(3).toString('hex')}`;
+execFileSync('kubectl', ['create', 'namespace', ns], { env, stdio: 'ignore' });
+const admin = postgres(s.postgresUrl, { max: 1, onnotice: () => {} });
+const db = `bench_${randomBytes(3).toString('hex')}`;
+await admin.unsafe(`CREATE DATABASE ${db}`);
+await admin.end();
+const fake = await startFakeAnthropic({
+  host: '127.0.0.1',
+  port: 0,
+  profilePath: path.join(repoRoot, 'test/fixtures/essays/profile.json'),
+  seed: 1,
+});
+const probePort = await freePort();
+const op = spawn(process.execPath, [path.join(repoRoot, 'dist/operator/src/main.js')], {
+  stdio: 'ignore',
+  env: {
+    PATH: process.env.PATH,
+    KUBECONFIG: s.kubeconfig,
+    DATABASE_URL: s.postgresUrl.replace(/\/[^/]+$/, `/${db}`),
+    POD_NAMESPACE: ns,
+    WATCH_NAMESPACE: ns,
+    POD_NAME: 'bench-operator',
+    OPERATOR_IMAGE: 'cj-operator:dev',
+    PROBE_ADDRESS: '127.0.0.1',
+    PROBE_PORT: String(probePort),
+  },
+});
+let peakRss = 0;
+const rssTimer = setInterval(() => {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${op.pid}/status`, 'utf8'));
+    if (m) peakRss = Math.max(peakRss, Number(m[1]));
+  } catch {
+    /* exited */
+  }
+}, 500);
+
+const pool = YAML.parse(readFileSync(path.join(repoRoot, 'config/samples/llmproviderpool.yaml'), 'utf8'));
+pool.spec.baseURL = fake.url;
+pool.spec.limits = { requestsPerMinute: 1000, maxConcurrency: 50 };
+const secret = YAML.parse(readFileSync(path.join(repoRoot, 'config/samples/secret.yaml'), 'utf8'));
+const small = YAML.parse(readFileSync(path.join(repoRoot, 'config/samples/cjbatch-small.yaml'), 'utf8'));
+const items = [
+  secret,
+  pool,
+  ...Array.from({ length: N }, (_, i) => ({ ...small, metadata: { name: `batch-${i}` } })),
+];
+const api = KubeApi.fromFile(s.kubeconfig);
+for (;;) {
+  const ok = await fetch(`http://127.0.0.1:${probePort}/readyz`)
+    .then((r) => r.ok)
+    .catch(() => false);
+  if (ok) break;
+  await sleep(200);
+}
+const req0 = await apiserverRequests(api);
+const t0 = Date.now();
+execFileSync('kubectl', ['apply', '-n', ns, '-f', '-'], {
+  env,
+  input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items }),
+  stdio: ['pipe', 'ignore', 'inherit'],
+});
+let done = 0;
+while (done < N) {
+  const list = await api.get(`/apis/cj.huleedu.io/v1alpha1/namespaces/${ns}/cjbatches`);
+  done = list.items.filter((b: any) => ['Succeeded', 'Failed'].includes(b.status?.phase)).length;
+  const failed = list.items.filter((b: any) => b.status?.phase === 'Failed').length;
+  process.stdout.write(
+    `\r  ${done}/${N} finished (${failed} failed)  ${Math.round((Date.now() - t0) / 1000)}s `,
+  );
+  if (Date.now() - t0 > 15 * 60_000) throw new Error('timed out after 15 min');
+  await sleep(1000);
+}
+const wall = (Date.now() - t0) / 1000;
+const req1 = await apiserverRequests(api);
+const metrics = await (await fetch(`http://127.0.0.1:${probePort}/metrics`)).text();
+clearInterval(rssTimer);
+const p50 = histogramQuantile(metrics, 'controller_runtime_reconcile_time_seconds', 0.5);
+const p99 = histogramQuantile(metrics, 'controller_runtime_reconcile_time_seconds', 0.99);
+const list = await api.get(`/apis/cj.huleedu.io/v1alpha1/namespaces/${ns}/cjbatches`);
+const failed = list.items.filter((b: any) => b.status?.phase === 'Failed').length;
+console.log(`\n
+| batches | finished | failed | wall time | reconcile p50 | reconcile p99 | apiserver req/s | operator peak RSS |
+|---|---|---|---|---|---|---|---|
+| ${N} (12 items each) | ${N} | ${failed} | ${wall.toFixed(0)} s | ${((p50 ?? 0) * 1000).toFixed(0)} ms | ${((p99 ?? 0) * 1000).toFixed(0)} ms | ${((req1 - req0) / wall).toFixed(1)} | ${(peakRss / 1024).toFixed(0)} MiB |
+`);
+op.kill('SIGTERM');
+await fake.close();
+execFileSync('kubectl', ['delete', 'namespace', ns, '--wait=false'], { env, stdio: 'ignore' });
+process.exit(failed > 0 ? 1 : 0);
