@@ -125,7 +125,10 @@ async function waitTerminal(name: string, phase: 'Succeeded' | 'Failed', timeout
       return st.phase === phase || st.phase === other ? st : undefined;
     },
     timeoutMs,
-  );
+  ).catch(async (err) => {
+    const st = await getBatch(name).catch(() => ({}));
+    throw new Error(`${(err as Error).message}; status: ${JSON.stringify(st.status)}`);
+  });
   if (s.phase !== phase) throw new Error(`${name} ended ${s.phase}: ${JSON.stringify(s.conditions)}`);
   return s;
 }

@@ -201,6 +201,31 @@ export function failedEventData(
   return batchSummary(status, pool, status.round ?? 0, grades);
 }
 
+/**
+ * The outcome already committed for a batch, if any. The database is the truth: a batch whose
+ * outcome is committed is terminal even when the informer's copy (or a status write lost in a
+ * crash) still says otherwise, so the reconciler re-asserts that outcome instead of deciding again.
+ */
+export async function committedOutcome(
+  sql: Sql,
+  uid: string,
+): Promise<
+  { eventId: string; outcome: 'succeeded' | 'failed'; reason: string; message: string } | undefined
+> {
+  const [row] = await sql`
+    SELECT event_id, payload->'data'->>'outcome' AS outcome, payload->'data'->>'reason' AS reason,
+           payload->'data'->>'message' AS message
+      FROM outbox WHERE batch_uid = ${uid} AND event_type IN (${EVENT_COMPLETED}, ${EVENT_FAILED})
+     ORDER BY created_at LIMIT 1`;
+  if (!row) return undefined;
+  return {
+    eventId: row.event_id,
+    outcome: row.outcome === 'failed' ? 'failed' : 'succeeded',
+    reason: row.reason ?? '',
+    message: row.message ?? '',
+  };
+}
+
 export async function eventSent(sql: Sql, eventId: string): Promise<boolean> {
   const [row] = await sql`SELECT sent_at FROM outbox WHERE event_id = ${eventId}`;
   return !!row?.sent_at;

@@ -19,6 +19,7 @@ import { type Condition, patchStatusIfChanged, setCondition } from '../../kube/s
 import { validateBatch } from '../../validation/index.js';
 import {
   commitOutcome,
+  committedOutcome,
   completedEventData,
   eventSent,
   failedEventData,
@@ -109,6 +110,10 @@ export class CJBatchReconciler implements Reconciler {
     status.phase ??= 'Pending';
 
     if (isTerminal(batch)) return this.afterTerminal(batch, status, cond);
+    // An outcome committed in the database is final even when our copy of the batch (a stale cache
+    // or a status write lost in a crash) does not say so yet: re-assert it, never decide again.
+    const committed = await committedOutcome(this.d.sql, uid);
+    if (committed) return this.reassertOutcome(batch, status, committed, cond, ctx);
 
     const pool = this.d.pools.get(batch.metadata.namespace!, batch.spec.providerPoolRef.name) as unknown as
       | LLMProviderPool
@@ -411,6 +416,23 @@ export class CJBatchReconciler implements Reconciler {
     cond('Progressing', 'False', reason, message);
     cond('EventPublished', 'False', 'Pending', `event ${eventId} is in the outbox`);
     return { status, requeueAfter: 5_000 };
+  }
+
+  /** Writes the terminal status of an outcome committed earlier (idempotent; same event id). */
+  private async reassertOutcome(
+    batch: CJBatch,
+    status: CJBatchStatus,
+    committed: NonNullable<Awaited<ReturnType<typeof committedOutcome>>>,
+    cond: (type: string, s: 'True' | 'False' | 'Unknown', reason: string, message: string) => void,
+    ctx: ReconcileContext,
+  ) {
+    const uid = batch.metadata.uid!;
+    const reg = await getBatch(this.d.sql, uid);
+    const latest = await this.latestRound(uid);
+    if (reg) await this.mirror(batch, status, this.poolOf(batch), reg, latest);
+    if (committed.outcome === 'failed' || !reg || !latest)
+      return this.fail(batch, status, undefined, committed.reason, committed.message, cond);
+    return this.finish(batch, status, reg, latest, cond, ctx);
   }
 
   /** The batch's pool as the informer has it (the result event names its provider and model). */
