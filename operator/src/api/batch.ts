@@ -169,28 +169,28 @@ export const StoppingSchema = z
       .int()
       .min(1)
       .max(1_000)
-      .default(5)
+      .default(4)
       .describe('No stop decision before every essay took part in this many comparisons.'),
     rankStability: basisPoints(
-      'Stop when the Spearman correlation of the ranking between consecutive rounds reaches this.',
-      9_800,
+      'Stop when the Spearman correlation of the ranking with the refit stableRounds rounds earlier reaches this.',
+      9_900,
     ),
     gradeStability: basisPoints(
-      'Stop when at least this share of essays kept their projected grade from the previous round.',
-      9_500,
+      'Stop when at least this share of essays kept their projected grade since stableRounds rounds earlier.',
+      7_500,
     ),
     gradeConfidence: basisPoints(
       'Stop when the mean posterior probability of each essay’s most likely grade reaches this.',
-      8_000,
+      5_500,
     ),
-    reliabilityTarget: basisPoints('Stop when the scale separation reliability reaches this.', 9_000),
+    reliabilityTarget: basisPoints('Stop when the EAP (scale separation) reliability reaches this.', 8_800),
     stableRounds: z
       .number()
       .int()
       .min(1)
       .max(10)
       .default(2)
-      .describe('Consecutive rounds the thresholds must hold before the batch stops.'),
+      .describe('How many rounds back the stability checks look (the lag of the refit comparison).'),
   })
   .describe(
     'When the batch stops before its budget: all thresholds must hold (thresholds in basis points, 10000 = 1.0). ' +

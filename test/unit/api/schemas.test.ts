@@ -88,10 +88,11 @@ describe('CJBatch spec schema', () => {
     expect(spec.anchors).toHaveLength(4);
     expect(spec.stopping).toEqual({
       minComparisonsPerEssay: 4,
-      rankStability: 9800,
-      gradeStability: 9500,
-      gradeConfidence: 8000,
-      reliabilityTarget: 9000,
+      // The engine's tuned defaults (docs/cj-engine.md), in basis points.
+      rankStability: 9900,
+      gradeStability: 7500,
+      gradeConfidence: 5500,
+      reliabilityTarget: 8800,
       stableRounds: 2,
     });
     expect(spec.retention.policy).toBe('Delete');
