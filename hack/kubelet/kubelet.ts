@@ -86,6 +86,9 @@ function terminationMessage(file: string, log: string, fallbackToLogs: boolean):
   return undefined;
 }
 
+const startedBefore = (pod: any) =>
+  (pod.status?.containerStatuses ?? []).some((cs: any) => cs.state?.running || cs.state?.terminated);
+
 const now = () => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 export class ProcessKubelet {
@@ -251,7 +254,42 @@ export class ProcessKubelet {
       return;
     }
     if (terminal || run) return;
+    if (startedBefore(pod) && (pod.spec.restartPolicy ?? 'Always') === 'Never') {
+      // Started by an earlier kubelet process that is gone: its processes are lost, and a
+      // `Never` container may not run again. Report it failed, as a kubelet does for a vanished container.
+      await this.failOrphan(pod);
+      return;
+    }
     await this.startPod(pod);
+  }
+
+  private async failOrphan(pod: any): Promise<void> {
+    const t = now();
+    await this.api
+      .strategicPatch(`/api/v1/namespaces/${pod.metadata.namespace}/pods/${pod.metadata.name}/status`, {
+        status: {
+          phase: 'Failed',
+          reason: 'ContainerStatusUnknown',
+          message: "the process kubelet restarted and lost this pod's processes",
+          containerStatuses: (pod.status?.containerStatuses ?? []).map((cs: any) => ({
+            name: cs.name,
+            image: cs.image,
+            imageID: '',
+            ready: false,
+            started: false,
+            restartCount: cs.restartCount ?? 0,
+            state: {
+              terminated: cs.state?.terminated ?? {
+                exitCode: 137,
+                reason: 'ContainerStatusUnknown',
+                startedAt: cs.state?.running?.startedAt ?? t,
+                finishedAt: t,
+              },
+            },
+          })),
+        },
+      })
+      .catch((err) => console.error(JSON.stringify({ msg: 'could not fail orphan pod', err: String(err) })));
   }
 
   private async bind(pod: any): Promise<void> {

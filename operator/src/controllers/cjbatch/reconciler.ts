@@ -237,6 +237,11 @@ export class CJBatchReconciler implements Reconciler {
         scoring: scoringJobName(batch.metadata.name!, round, attempt),
       };
     } else if (state === 'failed' || state === 'complete') {
+      // The Job may have finished after this reconcile read the rounds table: look again before
+      // calling it a failure (the informer can be ahead of our earlier database read).
+      const [scored] = await this.d.sql`
+        SELECT 1 FROM rounds WHERE batch_uid = ${batch.metadata.uid!} AND round = ${round}`;
+      if (scored) return { status, requeueAfter: 1 };
       // complete without a round row (or failed): try again with a fresh Job, a few times.
       const f =
         state === 'failed'
@@ -319,6 +324,11 @@ export class CJBatchReconciler implements Reconciler {
       return { status, requeueAfter: 1_000 };
     }
     if (state === 'failed' || state === 'complete') {
+      // As with scoring: the Job may have finished after this reconcile read the progress.
+      const [open] = await this.d.sql`
+        SELECT count(*)::int AS n FROM comparisons
+         WHERE batch_uid = ${batch.metadata.uid!} AND round = ${round} AND status IN ('pending', 'leased')`;
+      if (open!.n === 0) return { status, requeueAfter: 1 };
       // The Job ended but some pairs are still open (auth failure, a failed index, released leases).
       const f = state === 'failed' ? jobFailure(job!) : { reason: 'Incomplete', message: 'pairs left open' };
       if (attempt + 1 >= MAX_JOB_ATTEMPTS)
