@@ -8,8 +8,8 @@ import path from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, stopPid } from '../../hack/lib/proc.js';
-import { repoRoot } from '../../hack/lib/tools.js';
+import { freePort, type Started, startDetached, stopPid } from '../../hack/lib/proc.js';
+import { repoRoot, toolPaths } from '../../hack/lib/tools.js';
 import { type KafkaService, startKafka } from '../../hack/services/kafka.js';
 import { kafkaReady } from '../../hack/stack.js';
 import type { CJBatch } from '../../operator/src/api/index.js';
@@ -54,7 +54,8 @@ async function readTopic(brokers: string): Promise<Record_[]> {
   const k = new Kafka({ clientId: 'events-test', brokers: [brokers], logLevel: logLevel.NOTHING });
   const admin = k.admin();
   await admin.connect();
-  const offsets = await admin.fetchTopicOffsets(TOPIC);
+  const exists = (await admin.listTopics()).includes(TOPIC);
+  const offsets = exists ? await admin.fetchTopicOffsets(TOPIC) : [];
   await admin.disconnect();
   const want = new Map(offsets.filter((o) => Number(o.high) > 0).map((o) => [o.partition, Number(o.high)]));
   if (want.size === 0) return [];
@@ -94,6 +95,28 @@ async function readTopic(brokers: string): Promise<Record_[]> {
     await consumer.disconnect();
   }
   return out;
+}
+
+/**
+ * Starts the stopped broker again on its own storage and ports (startKafka would format a new
+ * cluster): the same broker coming back, with every record it had.
+ */
+function restartKafka(dir: string): Started {
+  return startDetached(
+    'kafka',
+    'java',
+    [
+      '-Xms128m',
+      '-Xmx512m',
+      '-XX:TieredStopAtLevel=1',
+      `-Dlog4j.configuration=file:${path.join(dir, 'log4j.properties')}`,
+      '-cp',
+      `${toolPaths().kafkaLibs}/*`,
+      'kafka.Kafka',
+      path.join(dir, 'server.properties'),
+    ],
+    path.join(dir, 'kafka.log'),
+  );
 }
 
 const forBatch = (records: Record_[], uid: string) => records.filter((r) => r.key === uid);
@@ -261,7 +284,7 @@ describe('result events on Kafka', () => {
     const wait = stoppedAt + 60_000 - Date.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
 
-    kafka = await startKafka(kafkaDir, kafka.port);
+    kafka = { ...kafka, process: restartKafka(kafkaDir) };
     await kafkaReady(kafka.brokers, kafka.process);
     const upAt = Date.now();
     await waitPublished('outage', 90_000);
