@@ -1,7 +1,7 @@
 // Done-when of issue 4: 4 worker processes sharing one pool at 600 rpm on the fake server.
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { runLimiterScenario } from '../../../bench/llm/limiter-scenario.js';
-import { startTestDb, type TestDb } from './pg.js';
+import { runLimiterScenario } from '../../bench/llm/limiter-scenario.js';
+import { startTestDb, type TestDb } from '../unit/worker/pg.js';
 
 let db: TestDb;
 beforeAll(async () => {
