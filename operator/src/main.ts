@@ -19,6 +19,7 @@ import { createLogger } from './kube/log.js';
 import { createRegistry } from './kube/metrics.js';
 import { KubeClient, type KubeObject } from './kube/rest.js';
 import { startRelay } from './outbox/relay.js';
+import { runWebhook } from './webhook/run.js';
 
 const BATCHES = { group: 'cj.huleedu.io', version: 'v1alpha1', plural: 'cjbatches' };
 const POOLS = { group: 'cj.huleedu.io', version: 'v1alpha1', plural: 'llmproviderpools' };
@@ -54,6 +55,7 @@ export async function main(): Promise<void> {
     readyz: () => !leading || [batches, pools, jobs].every((i) => i.hasSynced()),
   });
   log.info({ port: config.probePort }, 'Serving /healthz, /readyz and /metrics');
+  const webhook = await runWebhook(config, client, (msg, fields) => log.info(fields ?? {}, msg));
 
   const batchController = new Controller({
     name: 'cjbatch',
@@ -113,7 +115,7 @@ export async function main(): Promise<void> {
 
   const stop = async (code: number) => {
     shutdown.abort();
-    await Promise.allSettled([sql.end({ timeout: 5 }), health.close()]);
+    await Promise.allSettled([sql.end({ timeout: 5 }), health.close(), webhook?.close()]);
     process.exit(code);
   };
   for (const sig of ['SIGTERM', 'SIGINT'] as const)

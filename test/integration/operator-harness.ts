@@ -121,12 +121,12 @@ export function poolManifests(ns: string, baseURL: string, name = 'fake-pool', s
       spec: {
         provider: 'fake',
         baseURL,
-        model: 'claude-sonnet-4-5',
+        model: 'claude-sonnet-5-5',
         apiKeySecretRef: { name: secret, key: 'apiKey' },
         tier: 'start',
         limits: { requestsPerMinute: 1000, maxConcurrency: 16 },
         retry: { maxAttempts: 5, initialBackoff: '200ms', maxBackoff: '5s' },
-        pricing: { inputPerMTok: '3.00', outputPerMTok: '15.00' },
+        pricing: { inputPerMTok: '2.00', outputPerMTok: '10.00' },
       },
     },
   ];

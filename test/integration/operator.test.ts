@@ -3,6 +3,7 @@
 import path from 'node:path';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../hack/lib/proc.js';
 import { repoRoot } from '../../hack/lib/tools.js';
 import type { FakeAnthropic } from '../../runtime/src/fake-anthropic/server.js';
 import { deleteNamespace, kubectl, kubectlOk, newNamespace, waitFor } from './helpers.js';
@@ -31,7 +32,13 @@ beforeAll(async () => {
   dbUrl = await freshDatabase('op');
   sql = postgres(dbUrl, { max: 2, onnotice: () => {} });
   fake = await startFake();
-  operator = await startOperator({ namespace: ns, databaseUrl: dbUrl });
+  const webhookPort = await freePort();
+  operator = await startOperator({
+    namespace: ns,
+    databaseUrl: dbUrl,
+    // The operator serves its validating webhook too (url-based: no Service routing here).
+    env: { WEBHOOK_PORT: String(webhookPort), WEBHOOK_URL: `https://127.0.0.1:${webhookPort}` },
+  });
   await kubectlOk(
     ['apply', '-n', ns, '-f', '-'],
     JSON.stringify({ apiVersion: 'v1', kind: 'List', items: poolManifests(ns, fake.url) }),
@@ -100,6 +107,27 @@ describe('a CJBatch applied with kubectl', () => {
     ]);
     for (const reason of ['Prepared', 'RoundStarted', 'Succeeded']) expect(events).toContain(reason);
   }, 660_000);
+
+  it("refuses, through the operator's own webhook, a batch whose pool does not exist", async () => {
+    const batch = JSON.parse(
+      await kubectlOk([
+        'create',
+        '--dry-run=client',
+        '-o',
+        'json',
+        '-f',
+        path.join(repoRoot, 'config/samples/cjbatch-small.yaml'),
+      ]),
+    );
+    batch.metadata = { name: 'orphan', namespace: ns };
+    batch.spec.providerPoolRef.name = 'no-such-pool';
+    const r = await waitFor('the webhook answering', async () => {
+      const res = await kubectl(['apply', '-n', ns, '-f', '-'], JSON.stringify(batch));
+      return res.stderr.includes('admission webhook') ? res : undefined;
+    });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('LLMProviderPool "no-such-pool" not found');
+  });
 
   it('waits on a pool whose Secret is missing and proceeds once it is created', async () => {
     const [secret, pool] = poolManifests(ns, fake.url, 'late-pool', 'late-key');

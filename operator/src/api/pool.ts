@@ -241,7 +241,7 @@ export const LLMProviderPoolSpecSchema = withRules(
         .describe(
           'Override of the provider endpoint (a proxy or the fake server), e.g. http://127.0.0.1:8089.',
         ),
-      model: z.string().min(1).max(128).describe('Model name sent to the provider, e.g. claude-sonnet-4-5.'),
+      model: z.string().min(1).max(128).describe('Model name sent to the provider, e.g. claude-sonnet-5-5.'),
       apiKeySecretRef: z
         .object({
           name: objectName('Name of the Secret in the pool namespace.'),

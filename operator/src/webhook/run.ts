@@ -1,0 +1,87 @@
+// Starts the admission webhook inside the operator process (every replica serves it; it does not
+// need the Lease). Configuration from the environment, set by the chart:
+//   WEBHOOK_PORT                 enables the webhook (e.g. 9443)
+//   WEBHOOK_CERT_MODE            selfManaged (default: CA + serving cert in a Secret, rotated,
+//                                caBundle injected) | files (cert-manager mounts tls.crt/tls.key)
+//   WEBHOOK_CERT_DIR             files mode: folder with tls.crt and tls.key
+//   WEBHOOK_SERVICE_NAME         the Service in front of the operator (DNS names of the cert)
+//   WEBHOOK_URL                  instead of a Service: a URL the apiserver calls (process clusters)
+//   WEBHOOK_FAILURE_POLICY       Fail | Ignore (default Fail)
+import * as k8s from '@kubernetes/client-node';
+import type { OperatorConfig } from '../config.js';
+import type { KubeClient } from '../kube/rest.js';
+import { kubeValidationContext, webhookConfiguration } from './config.js';
+import { KubeCertStore } from './kube-store.js';
+import { startWebhookServer, type WebhookServer } from './server.js';
+
+export const WEBHOOK_CONFIGURATION_NAME = 'cj-operator-validating';
+
+export async function runWebhook(
+  config: OperatorConfig,
+  client: KubeClient,
+  log: (msg: string, fields?: Record<string, unknown>) => void,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<WebhookServer | undefined> {
+  if (!env.WEBHOOK_PORT) return undefined;
+  const kc = new k8s.KubeConfig();
+  kc.loadFromDefault();
+  const service = env.WEBHOOK_SERVICE_NAME ?? 'cj-operator-webhook';
+  const dnsNames = [
+    service,
+    `${service}.${config.namespace}`,
+    `${service}.${config.namespace}.svc`,
+    `${service}.${config.namespace}.svc.cluster.local`,
+  ];
+  const url = env.WEBHOOK_URL ? new URL(env.WEBHOOK_URL) : undefined;
+  const vwc = webhookConfiguration({
+    name: WEBHOOK_CONFIGURATION_NAME,
+    target: url
+      ? { url: url.toString().replace(/\/$/, '') }
+      : { service: { name: service, namespace: config.namespace, port: 443 } },
+    failurePolicy: env.WEBHOOK_FAILURE_POLICY === 'Ignore' ? 'Ignore' : 'Fail',
+    ...(config.watchNamespace
+      ? { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': config.watchNamespace } } }
+      : {}),
+  });
+  // The configuration is ours; the caBundle is managed separately (by us or by cert-manager).
+  const { caBundle: _omit, ...body } = vwc as { caBundle?: string };
+  await client.apply(
+    `/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/${WEBHOOK_CONFIGURATION_NAME}`,
+    {
+      ...body,
+      webhooks: vwc.webhooks?.map(({ clientConfig, ...w }) => ({
+        ...w,
+        clientConfig: { ...clientConfig, caBundle: undefined },
+      })),
+    },
+    'cj-operator-webhook',
+  );
+  const server = await startWebhookServer({
+    host: config.probeAddress,
+    port: Number(env.WEBHOOK_PORT),
+    tls:
+      env.WEBHOOK_CERT_MODE === 'files'
+        ? {
+            mode: 'files',
+            certFile: `${env.WEBHOOK_CERT_DIR ?? '/tls'}/tls.crt`,
+            keyFile: `${env.WEBHOOK_CERT_DIR ?? '/tls'}/tls.key`,
+          }
+        : {
+            mode: 'selfManaged',
+            store: new KubeCertStore(kc, {
+              namespace: config.namespace,
+              secretName: 'cj-operator-webhook-tls',
+              webhookConfigurationName: WEBHOOK_CONFIGURATION_NAME,
+            }),
+            policy: {
+              dnsNames: [...dnsNames, 'localhost'],
+              ipAddresses: url ? [url.hostname] : ['127.0.0.1'],
+            },
+          },
+    contextFor: kubeValidationContext(kc, { checkSecrets: true }),
+    log,
+  });
+  await server.refresh(); // inject the caBundle now that the configuration exists
+  log('Serving the validating webhook', { port: server.port });
+  return server;
+}
