@@ -242,7 +242,8 @@ describe('result events on Kafka', () => {
     expect(d.cost.estimatedUSD).toBe(status.cost.estimatedUSD);
     expect(d.reliability).toBe(status.stability.reliability ?? null);
     expect(d.stability.rankCorrelation).toBe(status.stability.rankCorrelation ?? null);
-    expect(d.model).toBe('claude-sonnet-4-5');
+    expect(d.model).toBe((await getJson(['get', 'llmpool', 'fake-pool'])).spec.model);
+    expect(d.provider).toBe('fake');
     expect(d.results).toHaveLength(12);
     expect(d.results.filter((e: any) => e.anchor)).toHaveLength(4);
     expect(d.gradeDistribution.reduce((a: number, g: any) => a + g.count, 0)).toBe(8);
