@@ -44,7 +44,14 @@ export async function registerBatch(sql: Sql, b: BatchRegistration): Promise<Bat
       ON CONFLICT (uid) DO NOTHING RETURNING uid`;
     if (inserted.length > 0) {
       const rows = [
-        ...b.essays.map((e) => ({ batch_uid: b.uid, essay_id: e.id, text: e.text, sha256: sha256(e.text), is_anchor: false, grade: null })),
+        ...b.essays.map((e) => ({
+          batch_uid: b.uid,
+          essay_id: e.id,
+          text: e.text,
+          sha256: sha256(e.text),
+          is_anchor: false,
+          grade: null,
+        })),
         ...b.anchors.map((e) => ({
           batch_uid: b.uid,
           essay_id: e.id,

@@ -5,7 +5,10 @@ import postgres from 'postgres';
 export type Sql = postgres.Sql;
 
 export function connect(url = process.env.DATABASE_URL, max = 5): Sql {
-  if (!url) throw new Error('DATABASE_URL is not set: point it at the Postgres database (postgres://user@host:port/db)');
+  if (!url)
+    throw new Error(
+      'DATABASE_URL is not set: point it at the Postgres database (postgres://user@host:port/db)',
+    );
   return postgres(url, {
     max,
     idle_timeout: 30,
