@@ -5,7 +5,7 @@
 //   node --import tsx bench/operator/run.ts [--batches 20]
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import postgres from 'postgres';
 import YAML from 'yaml';
@@ -72,8 +72,11 @@ const fake = await startFakeAnthropic({
   seed: 1,
 });
 const probePort = await freePort();
+const opLog = path.join(s.dir, `bench-operator-${ns}.log`);
+const opFd = openSync(opLog, 'a');
+console.log(`operator log: ${opLog}`);
 const op = spawn(process.execPath, [path.join(repoRoot, 'dist/operator/src/main.js')], {
-  stdio: 'ignore',
+  stdio: ['ignore', opFd, opFd],
   env: {
     PATH: process.env.PATH,
     KUBECONFIG: s.kubeconfig,
@@ -81,6 +84,9 @@ const op = spawn(process.execPath, [path.join(repoRoot, 'dist/operator/src/main.
     POD_NAMESPACE: ns,
     WATCH_NAMESPACE: ns,
     POD_NAME: 'bench-operator',
+    // One replica: no Lease (a starved 2-core machine can miss renewals, and losing the Lease
+    // exits the process by design; a Deployment would restart it, this script would not).
+    LEADER_ELECTION: 'false',
     OPERATOR_IMAGE: 'cj-operator:dev',
     PROBE_ADDRESS: '127.0.0.1',
     PROBE_PORT: String(probePort),
@@ -114,6 +120,19 @@ for (;;) {
   if (ok) break;
   await sleep(200);
 }
+/** The operator must outlive the namespace deletion: it removes the batches' finalizers. */
+async function cleanup() {
+  try {
+    execFileSync('kubectl', ['delete', 'namespace', ns, '--timeout=120s'], { env, stdio: 'ignore' });
+  } finally {
+    op.kill('SIGTERM');
+    await fake.close();
+  }
+}
+process.on('uncaughtException', (err) => {
+  console.error(err);
+  void cleanup().finally(() => process.exit(1));
+});
 const req0 = await apiserverRequests(api);
 const t0 = Date.now();
 execFileSync('kubectl', ['apply', '-n', ns, '-f', '-'], {
@@ -129,7 +148,11 @@ while (done < N) {
   process.stdout.write(
     `\r  ${done}/${N} finished (${failed} failed)  ${Math.round((Date.now() - t0) / 1000)}s `,
   );
-  if (Date.now() - t0 > 15 * 60_000) throw new Error('timed out after 15 min');
+  if (Date.now() - t0 > 15 * 60_000) {
+    console.error('\ntimed out after 15 min');
+    await cleanup();
+    process.exit(1);
+  }
   await sleep(1000);
 }
 const wall = (Date.now() - t0) / 1000;
@@ -145,7 +168,5 @@ console.log(`\n
 |---|---|---|---|---|---|---|---|
 | ${N} (12 items each) | ${N} | ${failed} | ${wall.toFixed(0)} s | ${((p50 ?? 0) * 1000).toFixed(0)} ms | ${((p99 ?? 0) * 1000).toFixed(0)} ms | ${((req1 - req0) / wall).toFixed(1)} | ${(peakRss / 1024).toFixed(0)} MiB |
 `);
-op.kill('SIGTERM');
-await fake.close();
-execFileSync('kubectl', ['delete', 'namespace', ns, '--wait=false'], { env, stdio: 'ignore' });
+await cleanup();
 process.exit(failed > 0 ? 1 : 0);
