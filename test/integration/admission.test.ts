@@ -521,7 +521,7 @@ describe('admission of valid manifests', () => {
     expect(r.stdout).toContain('cjbatch.cj.huleedu.io/sample-small created');
     const got = JSON.parse(await kubectlOk(['get', 'cjb', 'sample-small', '-n', ns, '-o', 'json']));
     // Defaults from the schema are applied by the apiserver.
-    expect(got.spec.stopping.rankStability).toBe(9800);
+    expect(got.spec.stopping.rankStability).toBe(9900);
     expect(got.spec.retention).toEqual({ policy: 'Delete' });
     const cols = await kubectlOk(['get', 'cj', '-n', ns]);
     expect(cols).toMatch(/PHASE\s+PROGRESS\s+ROUND\s+STABILITY\s+AGE/);
