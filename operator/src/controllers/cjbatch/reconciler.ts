@@ -413,6 +413,9 @@ export class CJBatchReconciler implements Reconciler {
     message: string,
     cond: (type: string, s: 'True' | 'False' | 'Unknown', reason: string, message: string) => void,
   ) {
+    // Counters as of the failure (a timed-out round's open pairs were just marked failed).
+    const reg = await getBatch(this.d.sql, batch.metadata.uid!);
+    if (reg) await this.mirror(batch, status, this.poolOf(batch), reg);
     const eventId = await commitOutcome(this.d.sql, batch, {
       outcome: 'failed',
       reason,
