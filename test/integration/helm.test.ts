@@ -1,0 +1,245 @@
+// The Helm chart on the local control plane: `helm install` runs the operator as a Deployment (a
+// pod of the process kubelet, image cj-operator:dev = this checkout's dist/), the sample batch
+// reaches Succeeded, the operator's ServiceAccount holds exactly the chart's permissions, and
+// `helm uninstall` leaves nothing the operator created.
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { repoRoot, requireTool, toolPaths } from '../../hack/lib/tools.js';
+import type { FakeAnthropic } from '../../runtime/src/fake-anthropic/server.js';
+import { deleteNamespace, kubectl, kubectlOk, newNamespace, type Run, stack, waitFor } from './helpers.js';
+import { freshDatabase, installCrds, poolManifests, requireBuild, startFake } from './operator-harness.js';
+
+const CHART = path.join(repoRoot, 'charts/cj-operator');
+
+function helm(args: string[]): Promise<Run> {
+  const bin = requireTool(toolPaths().helm, 'helm');
+  return new Promise((resolve) => {
+    execFile(
+      bin,
+      args,
+      { env: { ...process.env, KUBECONFIG: stack().kubeconfig }, maxBuffer: 16 * 1024 * 1024 },
+      (err, stdout, stderr) => resolve({ code: err ? ((err as any).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+async function helmOk(args: string[]): Promise<string> {
+  const r = await helm(args);
+  if (r.code !== 0) throw new Error(`helm ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
+  return r.stdout;
+}
+
+/** `kubectl auth can-i --list` rows as `resource [resourceNames] [verbs]`. */
+function canIRows(out: string): Map<string, string> {
+  const rows = new Map<string, string>();
+  for (const line of out.split('\n').slice(1)) {
+    const m = /^(\S+)\s+(\[[^\]]*\])\s+(\[[^\]]*\])\s+(\[[^\]]*\])\s*$/.exec(line);
+    if (m) rows.set(`${m[1]} ${m[3]}`, m[4]!);
+  }
+  return rows;
+}
+
+describe('Helm chart', () => {
+  let ns: string;
+  let release: string;
+  let sa: string;
+  let fake: FakeAnthropic;
+  let installed = false;
+
+  beforeAll(async () => {
+    requireBuild();
+    await installCrds();
+    ns = await newNamespace('helm');
+    release = `cj-operator-${ns.slice(-6)}`;
+    sa = `system:serviceaccount:${ns}:${release}`;
+    fake = await startFake();
+  });
+
+  afterAll(async () => {
+    if (installed) await helm(['uninstall', release, '-n', ns, '--wait', '--timeout', '60s']);
+    await fake?.close();
+    if (ns) await deleteNamespace(ns);
+  });
+
+  it('lints clean', async () => {
+    const out = await helmOk(['lint', CHART, '--strict', '--set', 'database.url=postgres://db/cj']);
+    expect(out).toContain('0 chart(s) failed');
+    expect(out).not.toMatch(/\[(WARNING|ERROR)\]/);
+  });
+
+  it('installs: the operator Deployment becomes Ready', async () => {
+    const databaseUrl = await freshDatabase('helm');
+    await helmOk([
+      'install',
+      release,
+      CHART,
+      '-n',
+      ns,
+      '--set',
+      'crds.install=false', // installed above, shared with the other test files
+      '--set',
+      'image.repository=cj-operator',
+      '--set',
+      'image.tag=dev',
+      '--set',
+      'replicas=1',
+      '--set-string',
+      `database.url=${databaseUrl}`,
+      '--set-string',
+      `kafka.brokers=${stack().kafkaBrokers}`,
+      '--set',
+      `watchNamespace=${ns}`,
+      // The process kubelet has no Service routing; the webhook is tested in admission.test.ts.
+      '--set',
+      'webhook.enabled=false',
+      // Pods share the host's network namespace: bind the pod's own loopback address.
+      '--set',
+      'probes.address=podIP',
+      '--set',
+      'operator.comparisonLeaseSeconds=15',
+    ]);
+    installed = true;
+    await kubectlOk(['rollout', 'status', '-n', ns, `deployment/${release}`, '--timeout=120s']);
+    const dep = JSON.parse(await kubectlOk(['get', 'deployment', release, '-n', ns, '-o', 'json']));
+    expect(dep.status.readyReplicas).toBe(1);
+    const pod = dep.spec.template.spec;
+    expect(pod.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(pod.containers[0].securityContext).toMatchObject({
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+    });
+    const worker = JSON.parse(await kubectlOk(['get', 'sa', 'cj-worker', '-n', ns, '-o', 'json']));
+    expect(worker.automountServiceAccountToken).toBe(false);
+    // The leader holds the chart's Lease.
+    await waitFor('the leader Lease is held', async () => {
+      const lease = JSON.parse(
+        await kubectlOk(['get', 'lease', 'cj-operator-leader', '-n', ns, '-o', 'json']),
+      );
+      return !!lease.spec?.holderIdentity?.startsWith(release);
+    });
+  });
+
+  it('runs the sample batch to Succeeded', async () => {
+    const manifests = poolManifests(ns, fake.url);
+    await kubectlOk(
+      ['apply', '-n', ns, '-f', '-'],
+      JSON.stringify({ apiVersion: 'v1', kind: 'List', items: manifests }),
+    );
+    await kubectlOk(['apply', '-n', ns, '-f', path.join(repoRoot, 'config/samples/cjbatch-small.yaml')]);
+    const status = await waitFor(
+      'sample-small Succeeded',
+      async () => {
+        const b = JSON.parse(await kubectlOk(['get', 'cjbatch', 'sample-small', '-n', ns, '-o', 'json']));
+        const s = b.status ?? {};
+        if (s.phase === 'Failed') throw new Error(`batch failed: ${JSON.stringify(s.conditions)}`);
+        return s.phase === 'Succeeded' ? s : undefined;
+      },
+      170_000,
+    );
+    expect(status.phase).toBe('Succeeded');
+    // Worker pods ran as the token-less worker ServiceAccount.
+    const jobs = JSON.parse(
+      await kubectlOk([
+        'get',
+        'jobs',
+        '-n',
+        ns,
+        '-l',
+        'app.kubernetes.io/managed-by=cj-operator',
+        '-o',
+        'json',
+      ]),
+    );
+    expect(jobs.items.length).toBeGreaterThan(0);
+    for (const j of jobs.items) expect(j.spec.template.spec.serviceAccountName).toBe('cj-worker');
+  }, 180_000);
+
+  it("grants the operator's ServiceAccount exactly the chart's permissions", async () => {
+    const rows = canIRows(await kubectlOk(['auth', 'can-i', '--list', '-n', ns, `--as=${sa}`]));
+    const ours: Record<string, string> = {
+      'cjbatches.cj.huleedu.io []': '[get list watch patch]',
+      'llmproviderpools.cj.huleedu.io []': '[get list watch]',
+      'cjbatches.cj.huleedu.io/status []': '[patch]',
+      'llmproviderpools.cj.huleedu.io/status []': '[patch]',
+      'cjbatches.cj.huleedu.io/finalizers []': '[update]',
+      'jobs.batch []': '[create get list watch delete]',
+      'configmaps []': '[get create patch]',
+      'secrets []': '[get create patch]',
+      'events.events.k8s.io []': '[create patch]',
+      'leases.coordination.k8s.io [cj-operator-leader]': '[get update]',
+    };
+    for (const [k, v] of Object.entries(ours)) expect(rows.get(k), k).toBe(v);
+    // Nothing else of ours or of the workloads' APIs: only the defaults every account has.
+    const defaults = new Set([
+      'selfsubjectreviews.authentication.k8s.io []',
+      'selfsubjectaccessreviews.authorization.k8s.io []',
+      'selfsubjectrulesreviews.authorization.k8s.io []',
+    ]);
+    for (const k of rows.keys())
+      if (!(k in ours)) expect(defaults.has(k), `unexpected grant ${k}`).toBe(true);
+
+    const can = async (...args: string[]) =>
+      (await kubectl(['auth', 'can-i', ...args, `--as=${sa}`])).stdout.trim();
+    expect(await can('create', 'jobs.batch', '-n', ns)).toBe('yes');
+    expect(await can('delete', 'pods', '-n', ns)).toBe('no');
+    expect(await can('delete', 'cjbatches.cj.huleedu.io', '-n', ns)).toBe('no');
+    expect(await can('update', 'cjbatches.cj.huleedu.io', '-n', ns)).toBe('no');
+    expect(await can('list', 'secrets', '-n', ns)).toBe('no');
+    expect(await can('get', 'secrets', '-n', 'kube-system')).toBe('no');
+    expect(await can('create', 'jobs.batch', '-n', 'default')).toBe('no');
+    expect(await can('create', 'leases.coordination.k8s.io', '-n', ns)).toBe('no');
+    expect(await can('update', 'leases.coordination.k8s.io/other', '-n', ns)).toBe('no');
+    expect(await can('create', 'validatingwebhookconfigurations.admissionregistration.k8s.io')).toBe('no');
+    // The worker ServiceAccount has nothing beyond the defaults.
+    const workerRows = canIRows(
+      await kubectlOk(['auth', 'can-i', '--list', '-n', ns, `--as=system:serviceaccount:${ns}:cj-worker`]),
+    );
+    for (const k of workerRows.keys()) expect(defaults.has(k), `worker grant ${k}`).toBe(true);
+  });
+
+  it('documents these permissions in docs/install.md', () => {
+    const doc = readFileSync(path.join(repoRoot, 'docs/install.md'), 'utf8');
+    for (const r of [
+      'cjbatches/finalizers',
+      'jobs',
+      'configmaps',
+      'leases',
+      'validatingwebhookconfigurations',
+    ])
+      expect(doc).toContain(r);
+  });
+
+  it('uninstall leaves nothing the operator created (after the batches are deleted)', async () => {
+    // Batches carry the operator's finalizer: delete them while the operator runs.
+    await kubectlOk(['delete', 'cjbatch', '--all', '-n', ns, '--wait=true', '--timeout=60s']);
+    await kubectlOk(['delete', 'llmproviderpool', '--all', '-n', ns, '--wait=true', '--timeout=60s']);
+    await helmOk(['uninstall', release, '-n', ns, '--wait', '--timeout', '90s']);
+    installed = false;
+    const names = async (kind: string, ...extra: string[]) =>
+      (await kubectlOk(['get', kind, '-n', ns, '-o', 'name', ...extra])).trim().split('\n').filter(Boolean);
+    await waitFor(
+      'operator-created objects to be gone',
+      async () =>
+        (await names('jobs')).length === 0 &&
+        (await names('pods')).length === 0 &&
+        (await names('configmaps', '-l', 'app.kubernetes.io/managed-by=cj-operator')).length === 0 &&
+        (await names('secrets', '-l', 'app.kubernetes.io/managed-by=cj-operator')).length === 0,
+      60_000,
+    );
+    await new Promise((r) => setTimeout(r, 2_000));
+    expect(await names('leases')).toEqual([]);
+    expect(await names('deployments')).toEqual([]);
+    expect(await names('serviceaccounts')).toEqual(['serviceaccount/default']);
+    expect(await names('secrets')).toEqual(['secret/llm-api-key']);
+    expect(await names('roles')).toEqual([]);
+    expect(await names('rolebindings')).toEqual([]);
+    // The CRDs were not the release's (crds.install=false) and stay.
+    expect((await kubectl(['get', 'crd', 'cjbatches.cj.huleedu.io'])).code).toBe(0);
+  }, 180_000);
+});
