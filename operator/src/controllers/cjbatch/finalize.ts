@@ -260,3 +260,54 @@ export function resultsConfigMapData(r: BatchResults, grades: string[]): Record<
     'results.csv': `${header.join(',')}\n${lines.join('\n')}\n`,
   };
 }
+
+/**
+ * Why the batch stopped and how good the judge was, for `kubectl cj explain` (results ConfigMap key
+ * `summary.json`): the last scoring pass's decision checks and quality figures.
+ */
+export function explainSummary(
+  latest: { round: number; reason: string; summary: Record<string, unknown> },
+  status: { comparisons?: unknown; stability?: unknown; budget?: unknown },
+): Record<string, unknown> {
+  const s = latest.summary as {
+    decision?: { action: string; reason: string; checks?: unknown[] };
+    quality?: {
+      reliability?: unknown;
+      judge?: unknown;
+      expectedSpearman?: unknown;
+      meanModalProbability?: unknown;
+      connectivity?: { connected?: boolean; components?: unknown[] };
+      calibration?: {
+        heldOut?: number;
+        exact?: unknown;
+        adjacent?: unknown;
+        qwk?: unknown;
+        coverage80?: unknown;
+      } | null;
+    };
+  };
+  const cal = s.quality?.calibration;
+  return {
+    stoppedBecause: latest.reason,
+    rounds: latest.round,
+    checks: s.decision?.checks ?? [],
+    comparisons: status.comparisons,
+    budget: status.budget,
+    stability: status.stability,
+    reliability: s.quality?.reliability,
+    expectedSpearman: s.quality?.expectedSpearman,
+    meanModalProbability: s.quality?.meanModalProbability,
+    judge: s.quality?.judge,
+    connected: s.quality?.connectivity?.connected,
+    components: s.quality?.connectivity?.components?.length,
+    anchorCalibration: cal
+      ? {
+          heldOut: cal.heldOut,
+          exact: cal.exact,
+          adjacent: cal.adjacent,
+          qwk: cal.qwk,
+          coverage80: cal.coverage80,
+        }
+      : null,
+  };
+}

@@ -22,6 +22,7 @@ import {
   committedOutcome,
   completedEventData,
   eventSent,
+  explainSummary,
   failedEventData,
   readResults,
   resultsConfigMapData,
@@ -374,7 +375,10 @@ export class CJBatchReconciler implements Reconciler {
           labels: { [LABEL_BATCH]: batch.metadata.name!, 'app.kubernetes.io/managed-by': 'cj-operator' },
           ownerReferences: [ownerRef(batch)],
         },
-        data: resultsConfigMapData(results, grades),
+        data: {
+          ...resultsConfigMapData(results, grades),
+          'summary.json': JSON.stringify(explainSummary(latest as never, status)),
+        },
       },
       FIELD_MANAGER,
     );
