@@ -1,12 +1,13 @@
 // The operator end to end on the local cluster: real apiserver, real Job controller running the
 // worker pods (process kubelet), real Postgres, the fake Anthropic server as the provider.
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../hack/lib/proc.js';
 import { repoRoot } from '../../hack/lib/tools.js';
 import type { FakeAnthropic } from '../../runtime/src/fake-anthropic/server.js';
-import { deleteNamespace, kubectl, kubectlOk, newNamespace, waitFor } from './helpers.js';
+import { deleteNamespace, kubectl, kubectlOk, newNamespace, stack, waitFor } from './helpers.js';
 import {
   freshDatabase,
   installCrds,
@@ -47,6 +48,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await operator?.stop();
+  // Cluster-scoped and named by the operator: remove it so no later test meets a dead webhook.
+  await kubectl(['delete', 'validatingwebhookconfiguration', 'cj-operator-validating', '--ignore-not-found']);
   await fake?.close();
   await sql?.end();
   if (ns) await deleteNamespace(ns);
@@ -107,6 +110,36 @@ describe('a CJBatch applied with kubectl', () => {
     ]);
     for (const reason of ['Prepared', 'RoundStarted', 'Succeeded']) expect(events).toContain(reason);
   }, 660_000);
+
+  it('keeps the API key and essay text out of every log; worker pods get no API token', async () => {
+    const logs = [operator.log];
+    const podsDir = path.join(stack().dir, 'kubelet', 'pods');
+    for (const d of readdirSync(podsDir).filter((d) => d.startsWith(`${ns}_`)))
+      for (const f of readdirSync(path.join(podsDir, d)).filter((f) => f.endsWith('.log')))
+        logs.push(path.join(podsDir, d, f));
+    expect(logs.length).toBeGreaterThan(10); // the operator and many worker pods
+    const essays = JSON.parse(readFileSync(path.join(repoRoot, 'test/fixtures/essays/essays.json'), 'utf8'));
+    const snippets = [...essays.essays, ...essays.anchors].map((e: { text: string }) =>
+      e.text.slice(40, 100),
+    );
+    for (const file of logs) {
+      const text = readFileSync(file, 'utf8');
+      expect(text, file).not.toContain('test-key-do-not-log');
+      for (const snippet of snippets) expect(text.includes(snippet), `essay text in ${file}`).toBe(false);
+    }
+    const pods = (await getJson(['get', 'pods', '-l', 'cj.huleedu.io/batch=sample-demo'])).items;
+    expect(pods.length).toBeGreaterThan(0);
+    for (const p of pods) {
+      expect(p.spec.automountServiceAccountToken).toBe(false);
+      expect(JSON.stringify(p.spec.volumes ?? [])).not.toContain('serviceAccountToken');
+      expect(p.spec.containers[0].securityContext).toMatchObject({
+        allowPrivilegeEscalation: false,
+        readOnlyRootFilesystem: true,
+        runAsNonRoot: true,
+        capabilities: { drop: ['ALL'] },
+      });
+    }
+  });
 
   it("refuses, through the operator's own webhook, a batch whose pool does not exist", async () => {
     const batch = JSON.parse(
