@@ -49,3 +49,44 @@ for (let seed = first; seed < first + Number(process.argv[2] ?? 10); seed++) {
 console.log('seed comps trueSp eap rankStab gradeChg meanModal minPer expSp');
 for (const r of rows)
   if (r[1]! >= 300) console.log(r.map((x) => (Number.isInteger(x) ? String(x) : x.toFixed(3))).join(' '));
+
+// Offline replay of expectedSpearman thresholds (stopping does not change the pairs chosen, so
+// this is exactly what the engine would do): every other default check must pass too, and the
+// expectedSpearman check must have passed on `k` consecutive snapshots.
+const bySeed = new Map<number, number[][]>();
+for (const r of rows) bySeed.set(r[0]!, [...(bySeed.get(r[0]!) ?? []), r]);
+const late = rows.filter((r) => r[1]! >= 400);
+const err = late.map((r) => r[8]! - r[2]!);
+const mErr = err.reduce((s, x) => s + x, 0) / err.length;
+const sdErr = Math.sqrt(err.reduce((s, x) => s + (x - mErr) ** 2, 0) / (err.length - 1));
+console.log(
+  `expectedSpearman − true Spearman (≥ 400 comparisons): mean ${mErr.toFixed(4)}, SD ${sdErr.toFixed(4)}`,
+);
+console.log('expSp k | early  early&≥0.95  mean comparisons  min Spearman at stop');
+for (const target of [0.955, 0.96, 0.962, 0.965])
+  for (const k of [1, 2]) {
+    let early = 0;
+    let good = 0;
+    let comps = 0;
+    let minSp = 1;
+    for (const rs of bySeed.values()) {
+      let streak = 0;
+      let stop: number[] | undefined;
+      for (const [, c, , eap, rank, chg, modal, minPer, es] of rs) {
+        streak = es! >= target ? streak + 1 : 0;
+        const ok = eap! >= 0.88 && rank! >= 0.99 && chg! <= 0.25 && modal! >= 0.55 && minPer! >= 4;
+        if (ok && streak >= k && c! < 600) {
+          stop = rs.find((r) => r[1] === c);
+          break;
+        }
+      }
+      const at = stop ?? rs[rs.length - 1]!;
+      if (stop) early++;
+      if (stop && at[2]! >= 0.95) good++;
+      comps += stop ? at[1]! : 600;
+      minSp = Math.min(minSp, at[2]!);
+    }
+    console.log(
+      `${target} ${k} | ${early}/${bySeed.size} ${good}/${bySeed.size} ${(comps / bySeed.size).toFixed(0)} ${minSp.toFixed(3)}`,
+    );
+  }

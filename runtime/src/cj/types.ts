@@ -45,6 +45,10 @@ export const Snapshot = z
     scores: z.record(z.string(), z.number()).describe('Score per essay id.'),
     grades: z.record(z.string(), z.number().int()).optional().describe('Modal grade index per essay id.'),
     priorSd: z.number().positive().optional().describe('Estimated prior SD (warm start for the next call).'),
+    expectedSpearman: z
+      .number()
+      .optional()
+      .describe('quality.expectedSpearman of that call (the expectedSpearman check needs two in a row).'),
   })
   .describe('What an earlier plan() returned as `snapshot`; append it to `history` for the next call.');
 
@@ -67,8 +71,10 @@ export const Stopping = z.object({
     .number()
     .min(0)
     .max(1)
-    .default(0.965)
-    .describe('Min posterior expected Spearman with the true order (quality.expectedSpearman); 0 disables.'),
+    .default(0.962)
+    .describe(
+      'Min posterior expected Spearman with the true order (quality.expectedSpearman), in this call and in the latest snapshot of `history` when it has one; 0 disables.',
+    ),
   gradeConfidence: z.number().min(0).max(1).default(0.55).describe('Min mean posterior P(modal grade).'),
   minPerEssay: z.number().int().min(0).default(4).describe('Min judged comparisons per essay.'),
 });

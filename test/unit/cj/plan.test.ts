@@ -129,6 +129,18 @@ describe('plan()', () => {
     expect(Math.min(...perAnchor)).toBeGreaterThan(0.4 * perEssay);
     // The check is part of the decision.
     expect(l.decision.checks.some((c) => c.name === 'expectedSpearman')).toBe(true);
+    // Two in a row: the check uses the lower of this call's value and the latest snapshot's.
+    expect(l.snapshot.expectedSpearman).toBeCloseTo(lq, 12);
+    const check = (h: typeof late.history) =>
+      plan({ ...late.base, comparisons: late.comparisons, history: h }).decision.checks.find(
+        (c) => c.name === 'expectedSpearman',
+      )!;
+    const last = late.history[late.history.length - 1]!;
+    const low = check([...late.history.slice(0, -1), { ...last, expectedSpearman: 0.5 }]);
+    expect(low.value).toBe(0.5);
+    expect(low.pass).toBe(false);
+    const { expectedSpearman: _omit, ...old } = last;
+    expect(check([...late.history.slice(0, -1), old]).value).toBeCloseTo(lq, 12);
   });
 
   it('reports a disconnected design and does not call it converged', () => {
