@@ -61,6 +61,8 @@ describe('Helm chart', () => {
     requireBuild();
     await installCrds();
     ns = await newNamespace('helm');
+    // Every pod (operator and workers) must pass the restricted Pod Security profile.
+    await kubectlOk(['label', 'namespace', ns, 'pod-security.kubernetes.io/enforce=restricted']);
     release = `cj-operator-${ns.slice(-6)}`;
     sa = `system:serviceaccount:${ns}:${release}`;
     fake = await startFake();
