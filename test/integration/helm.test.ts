@@ -13,14 +13,12 @@ import { deleteNamespace, kubectl, kubectlOk, newNamespace, type Run, stack, wai
 import { freshDatabase, installCrds, poolManifests, requireBuild, startFake } from './operator-harness.js';
 
 const CHART = path.join(repoRoot, 'charts/cj-operator');
-// Created by the operator at run time (fixed names; see docs/install.md, "Uninstall").
-const VWC = 'cj-operator-validating';
-const WEBHOOK_TLS = 'cj-operator-webhook-tls';
-// The operator names its ValidatingWebhookConfiguration cj-operator-validating, cluster-wide, and
-// operator.test.ts runs one too: on a dev stack shared with other runs the two would rewrite each
-// other's configuration. So the chart's webhook is exercised only on request (CJ_HELM_WEBHOOK=1,
-// on a stack nothing else uses) until the operator takes the configuration's name from the env.
-const WEBHOOK = process.env.CJ_HELM_WEBHOOK === '1';
+// Created by the operator at run time, named per release by the chart (see docs/install.md,
+// "Uninstall"), so several releases and test runs can share a cluster.
+let VWC: string;
+let WEBHOOK_TLS: string;
+// On by default; CJ_HELM_WEBHOOK=0 installs the chart without its webhook.
+const WEBHOOK = process.env.CJ_HELM_WEBHOOK !== '0';
 
 function helm(args: string[]): Promise<Run> {
   const bin = requireTool(toolPaths().helm, 'helm');
@@ -64,6 +62,8 @@ describe('Helm chart', () => {
     // Every pod (operator and workers) must pass the restricted Pod Security profile.
     await kubectlOk(['label', 'namespace', ns, 'pod-security.kubernetes.io/enforce=restricted']);
     release = `cj-operator-${ns.slice(-6)}`;
+    VWC = `${release}-validating`;
+    WEBHOOK_TLS = `${release}-webhook-tls`;
     sa = `system:serviceaccount:${ns}:${release}`;
     fake = await startFake();
   });
@@ -201,10 +201,9 @@ describe('Helm chart', () => {
       // The webhook's serving certificate and configuration.
       ...(WEBHOOK
         ? {
-            'secrets [cj-operator-webhook-tls]': '[get update]',
+            [`secrets [${WEBHOOK_TLS}]`]: '[get update]',
             'validatingwebhookconfigurations.admissionregistration.k8s.io []': '[create]',
-            'validatingwebhookconfigurations.admissionregistration.k8s.io [cj-operator-validating]':
-              '[get patch update]',
+            [`validatingwebhookconfigurations.admissionregistration.k8s.io [${VWC}]`]: '[get patch update]',
           }
         : {}),
     };

@@ -38,7 +38,11 @@ beforeAll(async () => {
     namespace: ns,
     databaseUrl: dbUrl,
     // The operator serves its validating webhook too (url-based: no Service routing here).
-    env: { WEBHOOK_PORT: String(webhookPort), WEBHOOK_URL: `https://127.0.0.1:${webhookPort}` },
+    env: {
+      WEBHOOK_PORT: String(webhookPort),
+      WEBHOOK_URL: `https://127.0.0.1:${webhookPort}`,
+      WEBHOOK_CONFIGURATION_NAME: `cj-validating-${ns}`,
+    },
   });
   await kubectlOk(
     ['apply', '-n', ns, '-f', '-'],
@@ -49,7 +53,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await operator?.stop();
   // Cluster-scoped and named by the operator: remove it so no later test meets a dead webhook.
-  await kubectl(['delete', 'validatingwebhookconfiguration', 'cj-operator-validating', '--ignore-not-found']);
+  if (ns)
+    await kubectl(['delete', 'validatingwebhookconfiguration', `cj-validating-${ns}`, '--ignore-not-found']);
   await fake?.close();
   await sql?.end();
   if (ns) await deleteNamespace(ns);

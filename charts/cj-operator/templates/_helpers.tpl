@@ -53,3 +53,12 @@ app.kubernetes.io/part-of: cj-operator
 {{- define "cj-operator.webhookServiceName" -}}
 {{- printf "%s-webhook" (include "cj-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
+
+{{/* Names the operator gives the objects it creates for the webhook at run time (per release). */}}
+{{- define "cj-operator.webhookConfigurationName" -}}
+{{- printf "%s-validating" (include "cj-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "cj-operator.webhookSecretName" -}}
+{{- printf "%s-webhook-tls" (include "cj-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}

@@ -7,6 +7,8 @@
 //   WEBHOOK_SERVICE_NAME         the Service in front of the operator (DNS names of the cert)
 //   WEBHOOK_URL                  instead of a Service: a URL the apiserver calls (process clusters)
 //   WEBHOOK_FAILURE_POLICY       Fail | Ignore (default Fail)
+//   WEBHOOK_CONFIGURATION_NAME   the ValidatingWebhookConfiguration (cluster-scoped; one per release)
+//   WEBHOOK_SECRET_NAME          the Secret holding the CA and serving certificate (selfManaged)
 import * as k8s from '@kubernetes/client-node';
 import type { OperatorConfig } from '../config.js';
 import type { KubeClient } from '../kube/rest.js';
@@ -14,7 +16,7 @@ import { kubeValidationContext, webhookConfiguration } from './config.js';
 import { KubeCertStore } from './kube-store.js';
 import { startWebhookServer, type WebhookServer } from './server.js';
 
-export const WEBHOOK_CONFIGURATION_NAME = 'cj-operator-validating';
+export const DEFAULT_WEBHOOK_CONFIGURATION_NAME = 'cj-operator-validating';
 
 export async function runWebhook(
   config: OperatorConfig,
@@ -23,6 +25,7 @@ export async function runWebhook(
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<WebhookServer | undefined> {
   if (!env.WEBHOOK_PORT) return undefined;
+  const configurationName = env.WEBHOOK_CONFIGURATION_NAME || DEFAULT_WEBHOOK_CONFIGURATION_NAME;
   const kc = new k8s.KubeConfig();
   kc.loadFromDefault();
   const service = env.WEBHOOK_SERVICE_NAME ?? 'cj-operator-webhook';
@@ -34,7 +37,7 @@ export async function runWebhook(
   ];
   const url = env.WEBHOOK_URL ? new URL(env.WEBHOOK_URL) : undefined;
   const vwc = webhookConfiguration({
-    name: WEBHOOK_CONFIGURATION_NAME,
+    name: configurationName,
     target: url
       ? { url: url.toString().replace(/\/$/, '') }
       : { service: { name: service, namespace: config.namespace, port: 443 } },
@@ -46,7 +49,7 @@ export async function runWebhook(
   // The configuration is ours; the caBundle is managed separately (by us or by cert-manager).
   const { caBundle: _omit, ...body } = vwc as { caBundle?: string };
   await client.apply(
-    `/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/${WEBHOOK_CONFIGURATION_NAME}`,
+    `/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/${configurationName}`,
     {
       ...body,
       webhooks: vwc.webhooks?.map(({ clientConfig, ...w }) => ({
@@ -70,8 +73,8 @@ export async function runWebhook(
             mode: 'selfManaged',
             store: new KubeCertStore(kc, {
               namespace: config.namespace,
-              secretName: 'cj-operator-webhook-tls',
-              webhookConfigurationName: WEBHOOK_CONFIGURATION_NAME,
+              secretName: env.WEBHOOK_SECRET_NAME || 'cj-operator-webhook-tls',
+              webhookConfigurationName: configurationName,
             }),
             policy: {
               dnsNames: [...dnsNames, 'localhost'],
