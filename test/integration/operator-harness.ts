@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import postgres from 'postgres';
+import YAML from 'yaml';
 import { freePort } from '../../hack/lib/proc.js';
 import { repoRoot } from '../../hack/lib/tools.js';
 import { type FakeAnthropic, startFakeAnthropic } from '../../runtime/src/fake-anthropic/server.js';
@@ -130,4 +131,11 @@ export function poolManifests(ns: string, baseURL: string, name = 'fake-pool', s
       },
     },
   ];
+}
+
+/** A sample CJBatch (config/samples/<file>) renamed into `ns`, as a plain object to adjust and apply. */
+export function sampleBatch(file: string, name: string, ns: string): any {
+  const b = YAML.parse(readFileSync(path.join(repoRoot, 'config/samples', file), 'utf8'));
+  b.metadata = { name, namespace: ns };
+  return b;
 }

@@ -1,10 +1,8 @@
 // Restarts and takeovers: the operator leader killed mid-round, a second replica taking over the
 // Lease, a fresh process resuming, and a worker pod deleted mid-round. The batch must finish with
 // no comparison lost or duplicated and no Job created twice.
-import path from 'node:path';
 import postgres from 'postgres';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { repoRoot } from '../../hack/lib/tools.js';
 import type { FakeAnthropic } from '../../runtime/src/fake-anthropic/server.js';
 import { deleteNamespace, kubectl, kubectlOk, newNamespace, waitFor } from './helpers.js';
 import {
@@ -12,6 +10,7 @@ import {
   installCrds,
   type OperatorProcess,
   poolManifests,
+  sampleBatch,
   startFake,
   startOperator,
 } from './operator-harness.js';
@@ -54,17 +53,7 @@ it('finishes a batch through a leader kill, a Lease takeover, a restart and a de
   const b = await startOperator({ namespace: ns, databaseUrl: dbUrl, identity: 'replica-b' });
   operators.push(b);
 
-  const batch = JSON.parse(
-    await kubectlOk([
-      'create',
-      '--dry-run=client',
-      '-o',
-      'json',
-      '-f',
-      path.join(repoRoot, 'config/samples/cjbatch-demo.yaml'),
-    ]),
-  );
-  batch.metadata = { name: 'resilient', namespace: ns };
+  const batch = sampleBatch('cjbatch-demo.yaml', 'resilient', ns);
   await kubectlOk(['apply', '-n', ns, '-f', '-'], JSON.stringify(batch));
 
   // 1. Kill the leader mid-round (round 2 or later, comparisons in flight).

@@ -13,6 +13,7 @@ import {
   installCrds,
   type OperatorProcess,
   poolManifests,
+  sampleBatch,
   startFake,
   startOperator,
 } from './operator-harness.js';
@@ -147,17 +148,7 @@ describe('a CJBatch applied with kubectl', () => {
   });
 
   it("refuses, through the operator's own webhook, a batch whose pool does not exist", async () => {
-    const batch = JSON.parse(
-      await kubectlOk([
-        'create',
-        '--dry-run=client',
-        '-o',
-        'json',
-        '-f',
-        path.join(repoRoot, 'config/samples/cjbatch-small.yaml'),
-      ]),
-    );
-    batch.metadata = { name: 'orphan', namespace: ns };
+    const batch = sampleBatch('cjbatch-small.yaml', 'orphan', ns);
     batch.spec.providerPoolRef.name = 'no-such-pool';
     const r = await waitFor('the webhook answering', async () => {
       const res = await kubectl(['apply', '-n', ns, '-f', '-'], JSON.stringify(batch));
@@ -170,16 +161,7 @@ describe('a CJBatch applied with kubectl', () => {
   it('waits on a pool whose Secret is missing and proceeds once it is created', async () => {
     const [secret, pool] = poolManifests(ns, fake.url, 'late-pool', 'late-key');
     await kubectlOk(['apply', '-n', ns, '-f', '-'], JSON.stringify(pool));
-    const small = await kubectlOk([
-      'create',
-      '--dry-run=client',
-      '-o',
-      'json',
-      '-f',
-      path.join(repoRoot, 'config/samples/cjbatch-small.yaml'),
-    ]);
-    const batch = JSON.parse(small);
-    batch.metadata = { name: 'waits', namespace: ns };
+    const batch = sampleBatch('cjbatch-small.yaml', 'waits', ns);
     batch.spec.providerPoolRef.name = 'late-pool';
     await kubectlOk(['apply', '-n', ns, '-f', '-'], JSON.stringify(batch));
     await waitFor('pool Degraded (SecretNotFound)', async () => {
@@ -200,17 +182,7 @@ describe('a CJBatch applied with kubectl', () => {
   });
 
   it('removes the Jobs, pods and rows of a running batch that is deleted', async () => {
-    const batch = JSON.parse(
-      await kubectlOk([
-        'create',
-        '--dry-run=client',
-        '-o',
-        'json',
-        '-f',
-        path.join(repoRoot, 'config/samples/cjbatch-demo.yaml'),
-      ]),
-    );
-    batch.metadata = { name: 'doomed', namespace: ns };
+    const batch = sampleBatch('cjbatch-demo.yaml', 'doomed', ns);
     await kubectlOk(['apply', '-n', ns, '-f', '-'], JSON.stringify(batch));
     await waitFor(
       'doomed Comparing',
