@@ -9,7 +9,7 @@ import net from 'node:net';
 import path from 'node:path';
 import YAML from 'yaml';
 import { KubeApi } from './lib/kubeapi.js';
-import { freePort, sleep, startDetached } from './lib/proc.js';
+import { alive, freePort, sleep, startDetached } from './lib/proc.js';
 import { repoRoot } from './lib/tools.js';
 import { readExtras, startStack, writeExtras } from './stack.js';
 
@@ -87,7 +87,7 @@ async function main() {
       ),
     );
   }
-  if (!extras.some((p) => p.name === 'operator' && isAlive(p.pid))) {
+  if (!extras.some((p) => p.name === 'operator' && alive(p.pid))) {
     console.log('▶ operator');
     kubectl(
       ['apply', '-f', '-'],
@@ -180,15 +180,6 @@ async function main() {
             kubectl get cj -n ${NS}; kubectl describe cjb sample-demo -n ${NS}
             kubectl get configmap sample-demo-results -n ${NS} -o jsonpath='{.data.results\\.csv}'
   Tear down: npm run dev:down`);
-}
-
-function isAlive(pid: number) {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 main().catch((err) => {

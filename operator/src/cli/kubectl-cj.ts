@@ -12,6 +12,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { CJBatchSpecSchema } from '../api/index.js';
+import type { BatchResults } from '../controllers/cjbatch/finalize.js';
 import { isNotFound, KubeClient, resourcePath } from '../kube/rest.js';
 import { formatErrors, validateBatch } from '../validation/index.js';
 
@@ -233,22 +234,6 @@ async function watch(client: KubeClient, ns: string, name: string, once: boolean
 }
 
 // ---------------------------------------------------------------- results
-interface Results {
-  essays: {
-    essayId: string;
-    anchor: boolean;
-    rank: number;
-    score: number;
-    se: number;
-    grade?: {
-      modal: string;
-      modalProbability: number;
-      interval80: [string, string];
-      probabilities: { grade: string; p: number }[];
-    };
-  }[];
-  gradeDistribution: { grade: string; count: number }[];
-}
 
 async function resultsOf(client: KubeClient, ns: string, name: string) {
   const b = await get<BatchView>(client, resourcePath(BATCHES, ns, name));
@@ -263,7 +248,7 @@ async function resultsOf(client: KubeClient, ns: string, name: string) {
   return { batch: b, cm };
 }
 
-export function resultsTable(r: Results): string {
+export function resultsTable(r: BatchResults): string {
   const rows = r.essays.filter((e) => !e.anchor);
   const lines = ['RANK  ESSAY                SCORE ±   SE  GRADE  P(GRADE)  80% INTERVAL'];
   for (const e of rows) {

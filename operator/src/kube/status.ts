@@ -135,3 +135,18 @@ export async function patchStatusIfChanged(
   await client.mergePatch(path, { status: diff });
   return true;
 }
+
+/** Sets one condition on a status object, stamped with the generation the controller acted on. */
+export type SetCondition = (type: string, status: ConditionStatus, reason: string, message: string) => void;
+
+export function conditionSetter(target: { conditions?: unknown }, generation: number): SetCondition {
+  return (type, status, reason, message) => {
+    target.conditions = setCondition(target.conditions as Condition[] | undefined, {
+      type,
+      status,
+      reason,
+      message,
+      observedGeneration: generation,
+    });
+  };
+}

@@ -8,14 +8,14 @@ import { deleteBatchRows, getBatch, registerBatch } from '../../../../runtime/sr
 import type { Sql } from '../../../../runtime/src/store/db.js';
 import { readProgress } from '../../../../runtime/src/store/progress.js';
 import type { CJBatch, CJBatchStatus, LLMProviderPool } from '../../api/index.js';
-import { API_VERSION, parseDuration } from '../../api/index.js';
+import { parseDuration } from '../../api/index.js';
 import type { OperatorConfig } from '../../config.js';
 import type { ReconcileContext, Reconciler, Request, Result } from '../../kube/controller.js';
 import type { EventRecorder } from '../../kube/events.js';
 import { addFinalizer, removeFinalizer } from '../../kube/finalizer.js';
 import type { Informer } from '../../kube/informer.js';
 import { isNotFound, type KubeClient, type KubeObject, resourcePath } from '../../kube/rest.js';
-import { type Condition, patchStatusIfChanged, setCondition } from '../../kube/status.js';
+import { conditionSetter, patchStatusIfChanged, type SetCondition } from '../../kube/status.js';
 import { validateBatch } from '../../validation/index.js';
 import {
   commitOutcome,
@@ -84,7 +84,7 @@ export class CJBatchReconciler implements Reconciler {
       await addFinalizer(this.d.client, this.path(batch), batch as unknown as KubeObject, FINALIZER);
     }
     const status: CJBatchStatus = structuredClone(batch.status ?? {});
-    const out = await this.step(batch, status, ctx);
+    const out = await this.step(batch, status);
     await this.writeStatus(batch, out.status);
     return out.requeueAfter ? { requeueAfter: out.requeueAfter } : undefined;
   }
@@ -93,20 +93,11 @@ export class CJBatchReconciler implements Reconciler {
   private async step(
     batch: CJBatch,
     status: CJBatchStatus,
-    ctx: ReconcileContext,
   ): Promise<{ status: CJBatchStatus; requeueAfter?: number }> {
     const t = now();
     const uid = batch.metadata.uid!;
     const gen = batch.metadata.generation ?? 0;
-    const cond = (type: string, s: 'True' | 'False' | 'Unknown', reason: string, message: string) => {
-      status.conditions = setCondition(status.conditions as Condition[] | undefined, {
-        type,
-        status: s,
-        reason,
-        message,
-        observedGeneration: gen,
-      });
-    };
+    const cond = conditionSetter(status, gen);
     status.observedGeneration = gen;
     status.phase ??= 'Pending';
 
@@ -114,7 +105,7 @@ export class CJBatchReconciler implements Reconciler {
     // An outcome committed in the database is final even when our copy of the batch (a stale cache
     // or a status write lost in a crash) does not say so yet: re-assert it, never decide again.
     const committed = await committedOutcome(this.d.sql, uid);
-    if (committed) return this.reassertOutcome(batch, status, committed, cond, ctx);
+    if (committed) return this.reassertOutcome(batch, status, committed, cond);
 
     const pool = this.d.pools.get(batch.metadata.namespace!, batch.spec.providerPoolRef.name) as unknown as
       | LLMProviderPool
@@ -198,7 +189,7 @@ export class CJBatchReconciler implements Reconciler {
 
     // A 'continue' that planned no pairs cannot make progress: finish with what exists.
     if (latest.decision === 'stop' || latest.pairs === 0)
-      return this.finish(batch, status, reg, latest, cond, ctx);
+      return this.finish(batch, status, reg, latest, cond);
 
     const round = latest.round + 1;
     const cur = progress.currentRound;
@@ -209,7 +200,6 @@ export class CJBatchReconciler implements Reconciler {
         return this.fail(
           batch,
           status,
-          reg.config,
           'LowSuccessRate',
           `only ${progress.completed} of ${finished} comparisons succeeded (floor ${this.d.config.minSuccessRate * 100}%); see the pool's status and the worker logs`,
           cond,
@@ -225,7 +215,7 @@ export class CJBatchReconciler implements Reconciler {
     status: CJBatchStatus,
     round: number,
     ctx: JobContext,
-    cond: (type: string, s: 'True' | 'False' | 'Unknown', reason: string, message: string) => void,
+    cond: SetCondition,
   ) {
     this.setPhase(batch, status, 'Scoring');
     cond('Progressing', 'True', 'Scoring', `scoring round ${round}`);
@@ -252,7 +242,6 @@ export class CJBatchReconciler implements Reconciler {
         return this.fail(
           batch,
           status,
-          undefined,
           'ScoringFailed',
           `scoring round ${round} failed ${MAX_JOB_ATTEMPTS} times: ${f.reason} ${f.message}`,
           cond,
@@ -273,7 +262,7 @@ export class CJBatchReconciler implements Reconciler {
     status: CJBatchStatus,
     round: number,
     ctx: JobContext,
-    cond: (type: string, s: 'True' | 'False' | 'Unknown', reason: string, message: string) => void,
+    cond: SetCondition,
     planned: number,
     done: number,
   ) {
@@ -311,7 +300,6 @@ export class CJBatchReconciler implements Reconciler {
         return this.fail(
           batch,
           status,
-          undefined,
           'RoundTimeout',
           `round ${round} exceeded spec.timeouts.round (${batch.spec.timeouts.round}) with only ${done}/${planned} comparisons finished`,
           cond,
@@ -336,7 +324,6 @@ export class CJBatchReconciler implements Reconciler {
         return this.fail(
           batch,
           status,
-          undefined,
           'ComparisonsFailed',
           `round ${round}: comparison Job failed ${MAX_JOB_ATTEMPTS} times: ${f.reason} ${f.message}`,
           cond,
@@ -357,8 +344,7 @@ export class CJBatchReconciler implements Reconciler {
     status: CJBatchStatus,
     reg: { config: Record<string, unknown> },
     latest: RoundInfo,
-    cond: (type: string, s: 'True' | 'False' | 'Unknown', reason: string, message: string) => void,
-    _ctx: ReconcileContext,
+    cond: SetCondition,
   ) {
     this.setPhase(batch, status, 'Finalizing');
     const grades = (reg.config.grades as string[]) ?? [];
@@ -412,10 +398,9 @@ export class CJBatchReconciler implements Reconciler {
   private async fail(
     batch: CJBatch,
     status: CJBatchStatus,
-    _config: unknown,
     reason: string,
     message: string,
-    cond: (type: string, s: 'True' | 'False' | 'Unknown', reason: string, message: string) => void,
+    cond: SetCondition,
   ) {
     // Counters as of the failure (a timed-out round's open pairs were just marked failed).
     const reg = await getBatch(this.d.sql, batch.metadata.uid!);
@@ -440,16 +425,15 @@ export class CJBatchReconciler implements Reconciler {
     batch: CJBatch,
     status: CJBatchStatus,
     committed: NonNullable<Awaited<ReturnType<typeof committedOutcome>>>,
-    cond: (type: string, s: 'True' | 'False' | 'Unknown', reason: string, message: string) => void,
-    ctx: ReconcileContext,
+    cond: SetCondition,
   ) {
     const uid = batch.metadata.uid!;
     const reg = await getBatch(this.d.sql, uid);
     const latest = await this.latestRound(uid);
     if (reg) await this.mirror(batch, status, this.poolOf(batch), reg, latest);
     if (committed.outcome === 'failed' || !reg || !latest)
-      return this.fail(batch, status, undefined, committed.reason, committed.message, cond);
-    return this.finish(batch, status, reg, latest, cond, ctx);
+      return this.fail(batch, status, committed.reason, committed.message, cond);
+    return this.finish(batch, status, reg, latest, cond);
   }
 
   /** The batch's pool as the informer has it (the result event names its provider and model). */
@@ -460,11 +444,7 @@ export class CJBatchReconciler implements Reconciler {
   }
 
   /** Terminal batches only wait for their event to be published. */
-  private async afterTerminal(
-    batch: CJBatch,
-    status: CJBatchStatus,
-    cond: (type: string, s: 'True' | 'False' | 'Unknown', reason: string, message: string) => void,
-  ) {
+  private async afterTerminal(batch: CJBatch, status: CJBatchStatus, cond: SetCondition) {
     if (condition(status, 'EventPublished')?.status === 'True') return { status };
     const [row] = await this.d.sql`
       SELECT event_id, sent_at FROM outbox WHERE batch_uid = ${batch.metadata.uid!} ORDER BY created_at LIMIT 1`;
@@ -643,5 +623,3 @@ const ignore404 = (err: unknown) => {
 
 /** Condition reasons are CamelCase words. */
 const reasonName = (r: string) => r.charAt(0).toUpperCase() + r.slice(1);
-
-export { API_VERSION };

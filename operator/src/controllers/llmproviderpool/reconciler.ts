@@ -7,7 +7,7 @@ import type { ReconcileContext, Reconciler, Request, Result } from '../../kube/c
 import type { EventRecorder } from '../../kube/events.js';
 import type { Informer } from '../../kube/informer.js';
 import { isNotFound, type KubeClient, type KubeObject, resourcePath } from '../../kube/rest.js';
-import { type Condition, patchStatusIfChanged, setCondition } from '../../kube/status.js';
+import { conditionSetter, patchStatusIfChanged } from '../../kube/status.js';
 
 const POOLS = { group: 'cj.huleedu.io', version: 'v1alpha1', plural: 'llmproviderpools' };
 const SECRETS = { group: '', version: 'v1', plural: 'secrets' };
@@ -79,15 +79,7 @@ export class LLMProviderPoolReconciler implements Reconciler {
     if (!pool) return undefined;
     const gen = pool.metadata.generation ?? 0;
     const status: LLMProviderPoolStatus = structuredClone(pool.status ?? {});
-    const cond = (type: string, s: 'True' | 'False' | 'Unknown', reason: string, message: string) => {
-      status.conditions = setCondition(status.conditions as Condition[] | undefined, {
-        type,
-        status: s,
-        reason,
-        message,
-        observedGeneration: gen,
-      });
-    };
+    const cond = conditionSetter(status, gen);
     status.observedGeneration = gen;
 
     const ref = pool.spec.apiKeySecretRef;
