@@ -4,7 +4,7 @@
  * Endpoints: `POST /v1/messages`, `POST /v1/messages/count_tokens`, Message Batches
  * (`POST /v1/messages/batches`, `GET /v1/messages/batches[/{id}[/results]]`,
  * `POST /v1/messages/batches/{id}/cancel`, `DELETE /v1/messages/batches/{id}`), plus
- * `/_admin/limits`, `/_admin/faults`, `/_admin/stats` for tests.
+ * `/_admin/limits`, `/_admin/faults`, `/_admin/stats`, `/_admin/requests` (with `recordRequests`) for tests.
  *
  * Realism: Bearer or `x-api-key` auth (401 `authentication_error` otherwise); token buckets for
  * RPM / ITPM / OTPM (capacity = one minute, continuous refill) with `anthropic-ratelimit-*`
@@ -70,6 +70,15 @@ export interface FakeAnthropicOptions extends JudgeOptions {
   roundTokenHeaders?: boolean;
   faults?: FakeFaults;
   now?: () => number;
+  /** Keep the last N bodies of `POST /v1/messages` (for prompt assertions); default 0 = none. */
+  recordRequests?: number;
+}
+
+/** One recorded `POST /v1/messages` request (see `recordRequests`). */
+export interface RecordedRequest {
+  at: number;
+  correlationId?: string;
+  body: Record<string, unknown>;
 }
 
 export interface MessageLogEntry {
@@ -110,6 +119,8 @@ export interface FakeAnthropic {
   stats(): FakeStats;
   setLimits(l: FakeLimits): void;
   setFaults(f: FakeFaults): void;
+  /** The last `recordRequests` message request bodies, oldest first (also `GET /_admin/requests`). */
+  requests(): RecordedRequest[];
 }
 
 class ServerBucket {
@@ -178,6 +189,8 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
   const batches = new Map<string, StoredBatch>();
   let counter = 0;
   let injectCounter = 0;
+  const recordLimit = opts.recordRequests ?? 0;
+  const recorded: RecordedRequest[] = [];
   const stats: FakeStats = {
     httpRequests: 0,
     messages: { total: 0, ok: 0, byStatus: {} },
@@ -759,6 +772,8 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
           send(res, 200, { ok: true });
         } else if (req.method === 'GET' && path === '/_admin/stats') {
           send(res, 200, { ...stats, messageLog: stats.messageLog.slice(-100) });
+        } else if (req.method === 'GET' && path === '/_admin/requests') {
+          send(res, 200, { requests: recorded });
         } else sendError(res, 404, 'not_found_error', 'Not found');
         return;
       }
@@ -795,6 +810,15 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
         return;
       }
       if (req.method === 'POST' && path === '/v1/messages') {
+        if (recordLimit > 0) {
+          const cid = req.headers['x-cj-correlation-id'];
+          recorded.push({
+            at: now(),
+            ...(typeof cid === 'string' ? { correlationId: cid } : {}),
+            body: body ?? {},
+          });
+          if (recorded.length > recordLimit) recorded.splice(0, recorded.length - recordLimit);
+        }
         await handleMessages(req, res, body ?? {});
         return;
       }
@@ -832,6 +856,7 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
     url: baseUrl,
     port: addr.port,
     stats: () => structuredClone(stats),
+    requests: () => structuredClone(recorded),
     setLimits: (l) => {
       Object.assign(limits, l);
       applyLimits();
