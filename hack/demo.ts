@@ -1,23 +1,33 @@
-// `npm run demo`: the whole system on this machine. Starts (or reuses) the local stack, installs
-// the CRDs, runs the fake Anthropic judge and the operator, applies the sample batch (40 essays,
-// 12 anchors), shows live progress and prints the results table.
+// `npm run demo`: the whole system on this machine, installed the way users install it. Starts (or
+// reuses) the local stack, `helm upgrade --install`s the chart (the operator runs as a Deployment
+// pod of the process kubelet; image cj-operator:dev is this checkout's dist/), runs the fake
+// Anthropic judge, applies the sample batch (40 essays, 12 anchors), follows it with
+// `kubectl cj status` and prints `kubectl cj results` and `kubectl cj explain`.
 //   npm run demo                          fake judge (no key needed)
 //   npm run demo -- --provider anthropic  the real API; needs ANTHROPIC_API_KEY
+//   npm run demo -- --stack NAME          use another running stack (the integration test does)
+//   npm run demo -- --no-build            skip the TypeScript build (already built)
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import YAML from 'yaml';
-import { KubeApi } from './lib/kubeapi.js';
-import { alive, freePort, sleep, startDetached } from './lib/proc.js';
-import { repoRoot } from './lib/tools.js';
-import { readExtras, startStack, writeExtras } from './stack.js';
+import { startDetached } from './lib/proc.js';
+import { repoRoot, requireTool, toolPaths } from './lib/tools.js';
+import { readExtras, readStack, startStack, writeExtras } from './stack.js';
 
 const NS = 'cj-demo';
+const RELEASE = 'cj-demo';
 const FAKE_PORT = 8089;
-const provider = process.argv.includes('--provider')
-  ? process.argv[process.argv.indexOf('--provider') + 1]
-  : 'fake';
+const BATCH = 'sample-demo';
+const CRDS = ['cjbatches.cj.huleedu.io', 'llmproviderpools.cj.huleedu.io'];
+
+const flag = (name: string) => {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+};
+const provider = flag('--provider') ?? 'fake';
+const stackName = flag('--stack') ?? 'dev';
 
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env, input?: string) {
   return execFileSync(cmd, args, {
@@ -39,27 +49,45 @@ const portOpen = (port: number) =>
   });
 
 async function main() {
+  if (provider !== 'fake' && provider !== 'anthropic') {
+    console.error(`--provider must be "fake" or "anthropic", not "${provider}"`);
+    process.exit(2);
+  }
   if (provider === 'anthropic' && !process.env.ANTHROPIC_API_KEY) {
     console.error('--provider anthropic needs ANTHROPIC_API_KEY in the environment');
     process.exit(2);
   }
   console.log('▶ tools (built once, cached in ~/.cache/cj-operator)');
   execFileSync('bash', ['hack/tools/tools.sh'], { cwd: repoRoot, stdio: 'inherit' });
-  console.log('▶ build');
-  run('npx', ['tsc', '-p', 'tsconfig.build.json']);
-  console.log('▶ local stack');
-  const s = await startStack('dev');
+  if (!process.argv.includes('--no-build')) {
+    console.log('▶ build');
+    run('npx', ['tsc', '-p', 'tsconfig.build.json']);
+  }
+  console.log(`▶ local stack "${stackName}"`);
+  const s = stackName === 'dev' ? await startStack('dev') : readStack(stackName);
+  if (!s) throw new Error(`no running stack named ${stackName}`);
   const env = { ...process.env, KUBECONFIG: s.kubeconfig };
   const kubectl = (args: string[], input?: string) => run('kubectl', args, env, input);
-  kubectl(['apply', '--server-side', '--force-conflicts', '-f', 'crds/']);
-  kubectl([
-    'wait',
-    '--for=condition=Established',
-    'crd/cjbatches.cj.huleedu.io',
-    'crd/llmproviderpools.cj.huleedu.io',
-  ]);
+  const helm = (args: string[]) => run(requireTool(toolPaths().helm, 'helm'), args, env);
 
-  const extras = readExtras('dev');
+  // The chart installs the CRDs unless something else (the integration tests) already did.
+  const crdOwners = CRDS.map((crd) => {
+    const out = run('kubectl', ['get', 'crd', crd, '--ignore-not-found', '-o', 'json'], env).trim();
+    return out ? (JSON.parse(out).metadata.annotations?.['meta.helm.sh/release-name'] ?? 'other') : 'none';
+  });
+  const chartOwnsCrds = crdOwners.every((o) => o === 'none' || o === RELEASE);
+
+  console.log(`▶ namespace ${NS} (Pod Security: restricted)`);
+  kubectl(
+    ['apply', '-f', '-'],
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name: NS, labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } },
+    }),
+  );
+
+  const extras = readExtras(s.name);
   const runtime = path.join(repoRoot, 'dist/runtime/src/main.js');
   if (provider === 'fake' && !(await portOpen(FAKE_PORT))) {
     console.log(`▶ fake Anthropic judge on 127.0.0.1:${FAKE_PORT}`);
@@ -68,60 +96,35 @@ async function main() {
         'fake-anthropic',
         process.execPath,
         [
-          runtime,
-          'fake-anthropic',
-          '--port',
-          String(FAKE_PORT),
-          '--profile',
-          'test/fixtures/essays/profile.json',
-          '--seed',
-          '7',
-          '--lapse',
-          '0.05',
-          '--bias',
-          '0.15',
+          ...[runtime, 'fake-anthropic', '--port', String(FAKE_PORT)],
+          ...['--profile', 'test/fixtures/essays/profile.json', '--seed', '7'],
+          ...['--lapse', '0.05', '--bias', '0.15'],
         ],
         path.join(s.dir, 'fake-anthropic.log'),
         process.env,
         repoRoot,
       ),
     );
+    writeExtras(s.name, extras);
   }
-  if (!extras.some((p) => p.name === 'operator' && alive(p.pid))) {
-    console.log('▶ operator');
-    kubectl(
-      ['apply', '-f', '-'],
-      JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } }),
-    );
-    extras.push(
-      startDetached(
-        'operator',
-        process.execPath,
-        [path.join(repoRoot, 'dist/operator/src/main.js')],
-        path.join(s.dir, 'operator.log'),
-        {
-          PATH: process.env.PATH,
-          KUBECONFIG: s.kubeconfig,
-          DATABASE_URL: s.postgresUrl,
-          KAFKA_BROKERS: s.kafkaBrokers,
-          POD_NAMESPACE: NS,
-          WATCH_NAMESPACE: NS,
-          POD_NAME: 'demo-operator',
-          OPERATOR_IMAGE: 'cj-operator:dev',
-          PROBE_ADDRESS: '127.0.0.1',
-          PROBE_PORT: String(await freePort()),
-        },
-        repoRoot,
-      ),
-    );
-  }
-  writeExtras('dev', extras);
+
+  console.log(`▶ helm upgrade --install ${RELEASE} charts/cj-operator (operator pod, webhook, RBAC)`);
+  helm([
+    ...['upgrade', '--install', RELEASE, path.join(repoRoot, 'charts/cj-operator'), '-n', NS],
+    ...['--set', `crds.install=${chartOwnsCrds}`],
+    ...['--set', 'image.repository=cj-operator', '--set', 'image.tag=dev', '--set', 'replicas=1'],
+    ...['--set-string', `database.url=${s.postgresUrl}`, '--set-string', `kafka.brokers=${s.kafkaBrokers}`],
+    // One namespace only: other operators (tests) may share this cluster.
+    ...['--set', `watchNamespace=${NS}`],
+    // The process cluster has no Service routing and pods share the host network: the apiserver
+    // calls the pod's own address and the pod binds it.
+    ...['--set-string', 'webhook.url=https://$(POD_IP):9443', '--set', 'probes.address=podIP'],
+    ...['--wait', '--timeout', '180s'],
+  ]);
+  if (!chartOwnsCrds)
+    console.log('  (CRDs were already installed by something else; the chart left them alone)');
 
   console.log(`▶ samples into namespace ${NS}`);
-  kubectl(
-    ['apply', '-f', '-'],
-    JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } }),
-  );
   const pool = YAML.parse(readFileSync(path.join(repoRoot, 'config/samples/llmproviderpool.yaml'), 'utf8'));
   const secret = YAML.parse(readFileSync(path.join(repoRoot, 'config/samples/secret.yaml'), 'utf8'));
   if (provider === 'anthropic') {
@@ -133,56 +136,54 @@ async function main() {
     ['apply', '-n', NS, '-f', '-'],
     JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [secret, pool] }),
   );
-  kubectl(['delete', 'cjbatch', 'sample-demo', '-n', NS, '--ignore-not-found', '--wait=true']);
-  kubectl(['apply', '-n', NS, '-f', 'config/samples/cjbatch-demo.yaml']);
-
-  const api = KubeApi.fromFile(s.kubeconfig);
-  const t0 = Date.now();
-  let b: any;
-  for (;;) {
-    b = await api.get(`/apis/cj.huleedu.io/v1alpha1/namespaces/${NS}/cjbatches/sample-demo`);
-    const st = b.status ?? {};
-    const done = st.comparisons?.completed ?? 0;
-    const total = st.budget?.total ?? 0;
-    const width = 30;
-    const filled = total ? Math.round((done / total) * width) : 0;
-    const bar = `${'█'.repeat(filled)}${'░'.repeat(width - filled)}`;
-    const stab =
-      st.stability?.rankCorrelation !== undefined ? ` rank-stability ${st.stability.rankCorrelation}` : '';
-    process.stdout.write(
-      `\r  ${bar} ${done}/${total || '?'}  ${(st.phase ?? 'Pending').padEnd(10)} round ${st.round ?? 0}${stab}  ${Math.round((Date.now() - t0) / 1000)}s   `,
-    );
-    if (st.phase === 'Succeeded' || st.phase === 'Failed') break;
-    await sleep(1000);
+  kubectl(['delete', 'cjbatch', BATCH, '-n', NS, '--ignore-not-found', '--wait=true']);
+  // The webhook may need a moment after the rollout to publish its caBundle: retry the apply.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      kubectl(['apply', '-n', NS, '-f', 'config/samples/cjbatch-demo.yaml']);
+      break;
+    } catch (err) {
+      if (attempt >= 20) throw err;
+      await new Promise((r) => setTimeout(r, 1500));
+    }
   }
-  process.stdout.write('\n');
-  if (b.status.phase === 'Failed') {
-    console.error(
-      `The batch failed: ${b.status.conditions?.find((c: any) => c.type === 'Succeeded')?.message}`,
-    );
+
+  // kubectl finds plugins on PATH by name: put a kubectl-cj shim next to the stack.
+  const bin = path.join(s.dir, 'bin');
+  mkdirSync(bin, { recursive: true });
+  const shim = path.join(bin, 'kubectl-cj');
+  writeFileSync(
+    shim,
+    `#!/bin/sh\nexec "${process.execPath}" "${path.join(repoRoot, 'dist/operator/src/cli/kubectl-cj.js')}" "$@"\n`,
+  );
+  chmodSync(shim, 0o755);
+  const cj = (args: string[]) =>
+    execFileSync('kubectl', ['cj', ...args, '-n', NS], {
+      cwd: repoRoot,
+      env: { ...env, PATH: `${bin}:${process.env.PATH}` },
+      stdio: 'inherit',
+    });
+
+  console.log(`▶ kubectl cj status ${BATCH}`);
+  try {
+    cj(['status', BATCH]);
+  } catch {
+    console.error(`The batch failed; see: kubectl describe cjbatch ${BATCH} -n ${NS}`);
     process.exit(1);
   }
-  const cm = await api.get(`/api/v1/namespaces/${NS}/configmaps/${b.status.result.resultsConfigMap}`);
-  const results = JSON.parse(cm.data['results.json']);
-  console.log('\n  rank  essay        score ±  se   grade  P(grade)   80% interval');
-  for (const e of results.essays.filter((x: any) => !x.anchor)) {
-    const g = e.grade;
-    console.log(
-      `  ${String(e.rank).padStart(4)}  ${e.essayId.padEnd(11)} ${e.score.toFixed(2).padStart(6)} ± ${e.se.toFixed(2)}   ${(g?.modal ?? '-').padEnd(5)}  ${g ? g.modalProbability.toFixed(2) : '   -'}       ${g ? `${g.interval80[0]}–${g.interval80[1]}` : ''}`,
-    );
-  }
-  console.log(`\n  grades: ${results.gradeDistribution.map((g: any) => `${g.grade} ${g.count}`).join(', ')}`);
-  console.log(
-    `  comparisons: ${b.status.comparisons.completed} completed, ${b.status.comparisons.failed} failed; ${b.status.round} rounds; stopped: ${b.status.conditions.find((c: any) => c.type === 'Succeeded').reason}`,
-  );
+  console.log(`\n▶ kubectl cj results ${BATCH}`);
+  cj(['results', BATCH]);
+  console.log(`\n▶ kubectl cj explain ${BATCH}`);
+  cj(['explain', BATCH]);
   console.log(`
-  Explore:  export KUBECONFIG=${s.kubeconfig}
-            kubectl get cj -n ${NS}; kubectl describe cjb sample-demo -n ${NS}
-            kubectl get configmap sample-demo-results -n ${NS} -o jsonpath='{.data.results\\.csv}'
-  Tear down: npm run dev:down`);
+  Explore:   export KUBECONFIG=${s.kubeconfig} PATH=${bin}:$PATH
+             kubectl get cj -n ${NS}; kubectl describe cjb ${BATCH} -n ${NS}
+             kubectl cj results ${BATCH} -n ${NS} -o csv
+  Tear down: helm uninstall ${RELEASE} -n ${NS} after kubectl delete cjbatch --all -n ${NS}
+             (or all at once: npm run dev:down)`);
 }
 
 main().catch((err) => {
-  console.error(err);
+  console.error(err instanceof Error ? err.message : err);
   process.exit(1);
 });
