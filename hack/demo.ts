@@ -111,7 +111,7 @@ async function main() {
   console.log(`▶ helm upgrade --install ${RELEASE} charts/cj-operator (operator pod, webhook, RBAC)`);
   helm([
     ...['upgrade', '--install', RELEASE, path.join(repoRoot, 'charts/cj-operator'), '-n', NS],
-    ...['--set', `crds.install=${chartOwnsCrds}`],
+    ...['--set', `crds.install=${chartOwnsCrds}`, '--set', 'fullnameOverride=cj-operator'],
     ...['--set', 'image.repository=cj-operator', '--set', 'image.tag=dev', '--set', 'replicas=1'],
     ...['--set-string', `database.url=${s.postgresUrl}`, '--set-string', `kafka.brokers=${s.kafkaBrokers}`],
     // One namespace only: other operators (tests) may share this cluster.

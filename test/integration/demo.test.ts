@@ -1,0 +1,71 @@
+// The README's first command: `npm run demo` installs the chart with helm into the local control
+// plane, runs the 40-essay sample with the fake judge to Succeeded and prints the results. Here it
+// runs against the test stack (`--stack`), already built (`--no-build`).
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { stopPid } from '../../hack/lib/proc.js';
+import { repoRoot, requireTool, toolPaths } from '../../hack/lib/tools.js';
+import { readExtras, writeExtras } from '../../hack/stack.js';
+import { deleteNamespace, kubectl, kubectlOk, type Run, stack } from './helpers.js';
+import { installCrds, requireBuild } from './operator-harness.js';
+
+function demo(): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', path.join(repoRoot, 'hack/demo.ts'), '--stack', stack().name, '--no-build'],
+      { cwd: repoRoot, env: process.env, maxBuffer: 16 * 1024 * 1024, timeout: 600_000 },
+      (err, stdout, stderr) => resolve({ code: err ? ((err as any).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+describe('npm run demo', () => {
+  afterAll(async () => {
+    const env = { ...process.env, KUBECONFIG: stack().kubeconfig };
+    await kubectl(['delete', 'cjbatch', '--all', '-n', 'cj-demo', '--wait=true', '--timeout=60s']);
+    await new Promise<void>((resolve) =>
+      execFile(
+        requireTool(toolPaths().helm, 'helm'),
+        ['uninstall', 'cj-demo', '-n', 'cj-demo', '--wait'],
+        { env },
+        () => resolve(),
+      ),
+    );
+    await kubectl([
+      'delete',
+      'validatingwebhookconfiguration',
+      'cj-operator-validating',
+      '--ignore-not-found',
+    ]);
+    await deleteNamespace('cj-demo');
+    // The fake judge the demo started belongs to the stack's extras: stop it here.
+    const extras = readExtras(stack().name);
+    for (const p of extras.filter((x) => x.name === 'fake-anthropic')) await stopPid(p.pid);
+    writeExtras(
+      stack().name,
+      extras.filter((x) => x.name !== 'fake-anthropic'),
+    );
+  });
+
+  it('installs the chart, runs the sample to Succeeded and prints the results', async () => {
+    requireBuild();
+    await installCrds();
+    const r = await demo();
+    if (r.code !== 0) throw new Error(`demo failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
+    expect(r.stdout).toContain('helm upgrade --install cj-demo');
+    expect(r.stdout).toMatch(/Succeeded: \w+/);
+    // One results row per essay (40, anchors are listed separately), each with a grade.
+    const rows = r.stdout.split('\n').filter((l) => /^\s+\d+\s+essay-\d{3}\s/.test(l));
+    expect(rows).toHaveLength(40);
+    expect(r.stdout).toContain('Stopped because:');
+    // The operator ran as the chart's Deployment (a pod of the process kubelet), not as a process.
+    const dep = JSON.parse(
+      await kubectlOk(['get', 'deployment', 'cj-operator', '-n', 'cj-demo', '-o', 'json']),
+    );
+    expect(dep.status.readyReplicas).toBe(1);
+    const release = await kubectlOk(['get', 'secret', '-n', 'cj-demo', '-l', 'owner=helm', '-o', 'name']);
+    expect(release).toContain('sh.helm.release.v1.cj-demo');
+  }, 600_000);
+});
