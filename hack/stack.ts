@@ -5,7 +5,7 @@
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
-import { startControlPlane } from './cluster/control-plane.js';
+import { type EtcdRestart, restartEtcdProcess, startControlPlane } from './cluster/control-plane.js';
 import type { ImageRule } from './kubelet/kubelet.js';
 import {
   alive,
@@ -19,7 +19,7 @@ import {
 } from './lib/proc.js';
 import { repoRoot } from './lib/tools.js';
 import { startKafka } from './services/kafka.js';
-import { startPostgres } from './services/postgres.js';
+import { type PostgresRestart, restartPostgresProcess, startPostgres } from './services/postgres.js';
 
 export interface StackInfo {
   name: string;
@@ -188,4 +188,53 @@ export async function stopStack(name: string): Promise<boolean> {
   });
   rmSync(dir, { recursive: true, force: true });
   return true;
+}
+
+/**
+ * Records a restarted component's new pid in stack.json (by name), so `readStack` still finds the
+ * stack alive and `stopStack` stops the new process.
+ */
+export function recordRestart(info: StackInfo, started: Started): void {
+  const file = path.join(info.dir, 'stack.json');
+  const onDisk = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as StackInfo) : info;
+  for (const i of new Set([info, onDisk])) {
+    const k = i.processes.findIndex((p) => p.name === started.name);
+    if (k < 0) throw new Error(`stack ${info.name} has no process named ${started.name}`);
+    i.processes[k] = started;
+  }
+  writeFileSync(file, JSON.stringify(onDisk, null, 2));
+}
+
+function recorded(info: StackInfo, name: string): Started {
+  const file = path.join(info.dir, 'stack.json');
+  const onDisk = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as StackInfo) : info;
+  const p = onDisk.processes.find((x) => x.name === name);
+  if (!p) throw new Error(`stack ${info.name} has no process named ${name}`);
+  return p;
+}
+
+/** Restarts the stack's Postgres on the same port and data directory; stack.json gets the new pid. */
+export async function restartPostgres(
+  info: StackInfo,
+  opts: { downMs?: number; mode?: 'fast' | 'crash' } = {},
+): Promise<PostgresRestart> {
+  const port = Number(new URL(info.postgresUrl).port);
+  const r = await restartPostgresProcess(
+    path.join(info.dir, 'postgres'),
+    port,
+    recorded(info, 'postgres').pid,
+    opts,
+  );
+  recordRestart(info, r.process);
+  return r;
+}
+
+/** Restarts the stack's etcd with the same data directory and ports; stack.json gets the new pid. */
+export async function restartEtcd(
+  info: StackInfo,
+  opts: { downMs?: number; mode?: 'graceful' | 'crash' } = {},
+): Promise<EtcdRestart> {
+  const r = await restartEtcdProcess(recorded(info, 'etcd'), opts);
+  recordRestart(info, r.process);
+  return r;
 }

@@ -6,7 +6,16 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { freePort, httpOk, type Started, startDetached, waitUntil } from '../lib/proc.js';
+import {
+  alive,
+  freePort,
+  httpOk,
+  type Started,
+  sleep,
+  startDetached,
+  stopPid,
+  waitUntil,
+} from '../lib/proc.js';
 import { requireTool, toolPaths } from '../lib/tools.js';
 import { makeCerts, writeKubeconfig } from './certs.js';
 
@@ -130,4 +139,40 @@ export async function startControlPlane(dir: string): Promise<ControlPlane> {
     60_000,
   );
   return { dir, apiPort, server, kubeconfig, caFile: f('ca.crt'), processes };
+}
+
+export interface EtcdRestart {
+  process: Started;
+  /** From the stop signal until the restarted etcd answered /health. */
+  downMs: number;
+}
+
+/**
+ * Stops etcd (pid `current`) and starts it again with the same arguments (read from
+ * /proc/<pid>/cmdline: same data directory, same ports) after `downMs`. `mode` 'crash' is SIGKILL,
+ * otherwise SIGTERM. The apiserver keeps running and reconnects by itself.
+ */
+export async function restartEtcdProcess(
+  current: Started,
+  opts: { downMs?: number; mode?: 'graceful' | 'crash' } = {},
+): Promise<EtcdRestart> {
+  const argv = readFileSync(`/proc/${current.pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+  const bin = argv[0]!;
+  const args = argv.slice(1);
+  const client = args.find((a) => a.startsWith('--listen-client-urls='))?.split('=')[1];
+  if (!client) throw new Error(`etcd (pid ${current.pid}) has no --listen-client-urls in its command line`);
+  const t0 = Date.now();
+  if (opts.mode === 'crash') {
+    try {
+      process.kill(current.pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+    while (alive(current.pid)) await sleep(50);
+  } else await stopPid(current.pid, 10_000);
+  const wait = (opts.downMs ?? 0) - (Date.now() - t0);
+  if (wait > 0) await sleep(wait);
+  const etcd = startDetached('etcd', bin, args, current.log);
+  await waitUntil(etcd, () => httpOk(`${client}/health`), 30_000);
+  return { process: etcd, downMs: Date.now() - t0 };
 }

@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { freePort, type Started, startDetached, waitUntil } from '../lib/proc.js';
+import { alive, freePort, type Started, sleep, startDetached, stopPid, waitUntil } from '../lib/proc.js';
 import { requireTool, toolPaths } from '../lib/tools.js';
 
 export interface PostgresService {
@@ -39,6 +39,23 @@ export async function startPostgres(dir: string): Promise<PostgresService> {
     );
   }
   const port = await freePort();
+  const proc = await launchPostgres(dir, port);
+  // the database the operator uses
+  execFileSync(
+    path.join(bin, 'psql'),
+    ['-h', '127.0.0.1', '-p', String(port), '-U', 'cj', '-d', 'postgres', '-c', 'CREATE DATABASE cj'],
+    {
+      stdio: 'ignore',
+    },
+  );
+  return { url: `postgres://cj@127.0.0.1:${port}/cj`, port, process: proc };
+}
+
+/** Starts the server on `dir`'s existing data directory and `port`; resolves once it accepts connections. */
+async function launchPostgres(dir: string, port: number): Promise<Started> {
+  const bin = toolPaths().pgBin;
+  const data = path.join(dir, 'pgdata');
+  const who = asPostgresUser();
   const log = path.join(dir, 'postgres.log');
   if (who.uid !== undefined)
     execFileSync('bash', ['-c', `touch ${log} && chown ${who.uid}:${who.gid} ${log}`]);
@@ -67,28 +84,61 @@ export async function startPostgres(dir: string): Promise<PostgresService> {
     ],
     log,
   );
-  await waitUntil(
-    proc,
-    () =>
-      new Promise((resolve) => {
-        try {
-          execFileSync(path.join(bin, 'pg_isready'), ['-h', '127.0.0.1', '-p', String(port)], {
-            stdio: 'ignore',
-          });
-          resolve(true);
-        } catch {
-          resolve(false);
-        }
-      }),
-    30_000,
-  );
-  // the database the operator uses
-  execFileSync(
-    path.join(bin, 'psql'),
-    ['-h', '127.0.0.1', '-p', String(port), '-U', 'cj', '-d', 'postgres', '-c', 'CREATE DATABASE cj'],
-    {
+  await waitUntil(proc, async () => pgReady(port), 30_000);
+  return proc;
+}
+
+function pgReady(port: number): boolean {
+  try {
+    execFileSync(path.join(toolPaths().pgBin, 'pg_isready'), ['-h', '127.0.0.1', '-p', String(port)], {
       stdio: 'ignore',
-    },
-  );
-  return { url: `postgres://cj@127.0.0.1:${port}/cj`, port, process: proc };
+    });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export interface PostgresRestart {
+  process: Started;
+  /** From the stop signal until the restarted server accepted connections. */
+  downMs: number;
+}
+
+/**
+ * Stops the running server (pid `current`) and starts it again on the same data directory and
+ * port, after `downMs`. `mode` 'fast' is a clean shutdown (SIGINT: sessions are terminated);
+ * 'crash' is SIGKILL of the whole process group (crash recovery on start).
+ */
+export async function restartPostgresProcess(
+  dir: string,
+  port: number,
+  current: number,
+  opts: { downMs?: number; mode?: 'fast' | 'crash' } = {},
+): Promise<PostgresRestart> {
+  const t0 = Date.now();
+  if (opts.mode === 'crash') {
+    try {
+      process.kill(-current, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+    while (alive(current)) await sleep(50);
+  } else {
+    try {
+      process.kill(current, 'SIGINT');
+    } catch {
+      /* gone */
+    }
+    const end = Date.now() + 20_000;
+    while (Date.now() < end && alive(current)) await sleep(50);
+    if (alive(current)) await stopPid(current, 1000);
+  }
+  // Backends of a killed postmaster may linger a moment; the port must be free again.
+  const free = Date.now() + 20_000;
+  while (Date.now() < free && pgReady(port)) await sleep(100);
+  const wait = (opts.downMs ?? 0) - (Date.now() - t0);
+  if (wait > 0) await sleep(wait);
+  const proc = await launchPostgres(dir, port);
+  return { process: proc, downMs: Date.now() - t0 };
 }

@@ -43,6 +43,16 @@ export interface FakeFaults {
   /** Fraction of batch lines that end `errored` / `expired` (deterministic per batch and line). */
   batchErrorRate?: number;
   batchExpireRate?: number;
+  /** Fractions of message requests answered 529 / 429 (seeded, deterministic); override the options. */
+  inject529?: number;
+  inject429?: number;
+  /** `retry-after` on injected and burst 429s; overrides `injectedRetryAfterS`. */
+  injectedRetryAfterS?: number;
+  /**
+   * Bursts of 429s: of every `every` message requests (counted from when it is set), the first
+   * `length` are refused with 429 and `retry-after` (deterministic). Checked before `inject*`.
+   */
+  burst429?: { every: number; length: number; retryAfterS?: number };
 }
 
 export interface FakeAnthropicOptions extends JudgeOptions {
@@ -98,6 +108,8 @@ export interface FakeStats {
   rateLimited: number;
   injected429: number;
   injected529: number;
+  /** 429s sent by `burst429`. */
+  burst429: number;
   authFailures: number;
   pairsJudged: number;
   tokens: { input: number; output: number; cacheRead: number; cacheWrite: number };
@@ -189,6 +201,7 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
   const batches = new Map<string, StoredBatch>();
   let counter = 0;
   let injectCounter = 0;
+  let burstCounter = 0;
   const recordLimit = opts.recordRequests ?? 0;
   const recorded: RecordedRequest[] = [];
   const stats: FakeStats = {
@@ -197,6 +210,7 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
     rateLimited: 0,
     injected429: 0,
     injected529: 0,
+    burst429: 0,
     authFailures: 0,
     pairsJudged: 0,
     tokens: { input: 0, output: 0, cacheRead: 0, cacheWrite: 0 },
@@ -502,19 +516,32 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
       else sendError(res, f.status, f.status >= 500 ? 'api_error' : 'invalid_request_error', 'forced error');
       return;
     }
+    const retryAfterS = faults.injectedRetryAfterS ?? opts.injectedRetryAfterS ?? 1;
+    const burst = faults.burst429;
+    if (burst && burst.every > 0 && burstCounter++ % burst.every < burst.length) {
+      stats.burst429++;
+      fail(429, 'burst');
+      sendError(res, 429, 'rate_limit_error', 'Your account has hit a rate limit.', {
+        ...rateHeaders(t),
+        'retry-after': String(burst.retryAfterS ?? retryAfterS),
+      });
+      return;
+    }
+    const rate529 = faults.inject529 ?? opts.inject529 ?? 0;
+    const rate429 = faults.inject429 ?? opts.inject429 ?? 0;
     const [u] = uniforms(`${seed}|inject|${++injectCounter}`);
-    if (u < (opts.inject529 ?? 0)) {
+    if (u < rate529) {
       stats.injected529++;
       fail(529, 'injected');
       sendError(res, 529, 'overloaded_error', 'Overloaded');
       return;
     }
-    if (u < (opts.inject529 ?? 0) + (opts.inject429 ?? 0)) {
+    if (u < rate529 + rate429) {
       stats.injected429++;
       fail(429, 'injected');
       sendError(res, 429, 'rate_limit_error', 'Your account has hit a rate limit.', {
         ...rateHeaders(t),
-        'retry-after': String(opts.injectedRetryAfterS ?? 1),
+        'retry-after': String(retryAfterS),
       });
       return;
     }
@@ -768,7 +795,7 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
           applyLimits();
           send(res, 200, { limits });
         } else if (req.method === 'POST' && path === '/_admin/faults') {
-          Object.assign(faults, body ?? {});
+          setFaults((body ?? {}) as FakeFaults);
           send(res, 200, { ok: true });
         } else if (req.method === 'GET' && path === '/_admin/stats') {
           send(res, 200, { ...stats, messageLog: stats.messageLog.slice(-100) });
@@ -842,6 +869,11 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
       else res.end();
     });
   });
+  function setFaults(f: FakeFaults) {
+    // A new burst pattern starts counting afresh.
+    if ('burst429' in f) burstCounter = 0;
+    Object.assign(faults, f);
+  }
   const fail401Log = () =>
     logMessage({ status: 401, pairs: 0, inputTokens: 0, cacheRead: 0, cacheWrite: 0, outputTokens: 0 });
 
@@ -861,9 +893,7 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
       Object.assign(limits, l);
       applyLimits();
     },
-    setFaults: (f) => {
-      Object.assign(faults, f);
-    },
+    setFaults,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -44,6 +44,43 @@ describe('fake Anthropic server', () => {
     expect(await last!.json()).toMatchObject({ type: 'error', error: { type: 'rate_limit_error' } });
   });
 
+  it('injects 529s at a seeded rate and 429 bursts with retry-after, set at run time via /_admin/faults', async () => {
+    const run = async () => {
+      fake = await startFakeAnthropic({ seed: 3 });
+      const r = await fetch(`${fake.url}/_admin/faults`, {
+        method: 'POST',
+        body: JSON.stringify({ inject529: 0.3, burst429: { every: 10, length: 3, retryAfterS: 0.2 } }),
+      });
+      expect(r.status).toBe(200);
+      const statuses: number[] = [];
+      const retryAfter: string[] = [];
+      for (let i = 0; i < 200; i++) {
+        const res = await post('/v1/messages', body());
+        statuses.push(res.status);
+        if (res.status === 429) retryAfter.push(res.headers.get('retry-after')!);
+        await res.arrayBuffer();
+      }
+      const stats = fake.stats();
+      await fake.close();
+      fake = undefined;
+      return { statuses, retryAfter, stats };
+    };
+    const a = await run();
+    // Bursts: the first 3 of every 10 requests.
+    expect(a.statuses.filter((_, i) => i % 10 < 3).every((s) => s === 429)).toBe(true);
+    expect(a.stats.burst429).toBe(60);
+    expect(new Set(a.retryAfter)).toEqual(new Set(['0.2']));
+    // About 30% of the rest are 529 overloaded_error.
+    const rest = a.statuses.filter((_, i) => i % 10 >= 3);
+    const share = rest.filter((s) => s === 529).length / rest.length;
+    expect(share).toBeGreaterThan(0.2);
+    expect(share).toBeLessThan(0.4);
+    expect(a.stats.injected529).toBe(rest.filter((s) => s === 529).length);
+    expect(a.stats.messages.total).toBe(200);
+    // Deterministic: the same seed gives the same sequence.
+    expect((await run()).statuses).toEqual(a.statuses);
+  });
+
   it('rejects sampling parameters like API 2026-10-21', async () => {
     fake = await startFakeAnthropic({});
     const r = await post('/v1/messages', body({ temperature: 0 }));
