@@ -1,5 +1,13 @@
-// CertStore backed by a Secret (type kubernetes.io/tls, plus ca.key) and the
+// CertStore backed by a Secret (tls.crt, tls.key, ca.crt, ca.key) and the
 // ValidatingWebhookConfiguration whose caBundle it keeps current.
+//
+// Both objects may belong to someone else (the Helm chart or the kustomize base render them, so
+// that `helm uninstall` / `kubectl delete -k` remove them): then we only fill in what is ours,
+// with patches that carry the resourceVersion, never a replace. A replace would drop the owner's
+// labels and annotations (Helm's ownership metadata) and the Secret's type is immutable, so an
+// existing Secret keeps its type (the chart's is Opaque) and its labels; only `data` and our
+// rotation annotation change. Helm's three-way merge keeps fields its manifest does not set, so
+// the injected values survive `helm upgrade`.
 import * as k8s from '@kubernetes/client-node';
 import type { CertStore, StoredCerts } from './rotation.js';
 
@@ -7,12 +15,20 @@ export interface KubeCertStoreOptions {
   namespace: string;
   secretName: string;
   webhookConfigurationName: string;
+  /**
+   * Webhook name → clientConfig.url the apiserver must call. Only for URL targets whose address
+   * is known at run time (`WEBHOOK_URL=https://$(POD_IP):9443`): a rendered configuration carries
+   * the placeholder and we patch the real address in with the caBundle.
+   */
+  urls?: Record<string, string>;
 }
 
 const ROTATED_AT = 'cj.huleedu.io/ca-rotated-at';
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 const unb64 = (s: string | undefined) => (s ? Buffer.from(s, 'base64').toString('utf8') : '');
 const code = (e: unknown) => (e as { code?: number }).code;
+const mergePatch = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
+const strategicMergePatch = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.StrategicMergePatch);
 
 export class KubeCertStore implements CertStore {
   private readonly core: k8s.CoreV1Api;
@@ -50,50 +66,60 @@ export class KubeCertStore implements CertStore {
   }
 
   async save(certs: StoredCerts, version: string | undefined): Promise<boolean> {
-    const body: k8s.V1Secret = {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      type: 'kubernetes.io/tls',
-      metadata: {
-        name: this.opts.secretName,
-        namespace: this.opts.namespace,
-        resourceVersion: version,
-        labels: { 'app.kubernetes.io/managed-by': 'cj-operator', 'app.kubernetes.io/component': 'webhook' },
-        annotations: certs.caRotatedAt ? { [ROTATED_AT]: certs.caRotatedAt } : {},
-      },
-      data: {
-        'tls.crt': b64(certs.tlsCert),
-        'tls.key': b64(certs.tlsKey),
-        'ca.crt': b64(certs.caBundle),
-        'ca.key': b64(certs.caKey),
-      },
+    const data = {
+      'tls.crt': b64(certs.tlsCert),
+      'tls.key': b64(certs.tlsKey),
+      'ca.crt': b64(certs.caBundle),
+      'ca.key': b64(certs.caKey),
     };
+    const { namespace, secretName: name } = this.opts;
     try {
       if (version === undefined) {
+        // load() found nothing usable. Read first instead of trying a create: where the
+        // installer renders the Secret we may hold no create permission at all.
+        let cur: k8s.V1Secret | undefined;
         try {
-          await this.core.createNamespacedSecret({ namespace: this.opts.namespace, body });
+          cur = await this.core.readNamespacedSecret({ name, namespace });
         } catch (e) {
-          // An existing Secret we could not use (partial): replace it unconditionally.
-          if (code(e) !== 409) throw e;
-          const cur = await this.core.readNamespacedSecret({
-            name: this.opts.secretName,
-            namespace: this.opts.namespace,
-          });
-          if (cur.data?.['tls.crt'] && cur.data['ca.key']) return false; // another replica won
-          body.metadata!.resourceVersion = cur.metadata!.resourceVersion;
-          await this.core.replaceNamespacedSecret({
-            name: this.opts.secretName,
-            namespace: this.opts.namespace,
-            body,
-          });
+          if (code(e) !== 404) throw e;
         }
-      } else {
-        await this.core.replaceNamespacedSecret({
-          name: this.opts.secretName,
-          namespace: this.opts.namespace,
-          body,
-        });
+        if (!cur) {
+          await this.core.createNamespacedSecret({
+            namespace,
+            body: {
+              apiVersion: 'v1',
+              kind: 'Secret',
+              type: 'kubernetes.io/tls',
+              metadata: {
+                name,
+                namespace,
+                labels: {
+                  'app.kubernetes.io/managed-by': 'cj-operator',
+                  'app.kubernetes.io/component': 'webhook',
+                },
+                annotations: certs.caRotatedAt ? { [ROTATED_AT]: certs.caRotatedAt } : {},
+              },
+              data,
+            },
+          });
+          return true;
+        }
+        // Rendered empty by the installer, or partial.
+        if (cur.data?.['tls.crt'] && cur.data['ca.key']) return false; // another replica won
+        version = cur.metadata!.resourceVersion!;
       }
+      // resourceVersion in a merge patch is a precondition: 409 when someone wrote in between.
+      await this.core.patchNamespacedSecret(
+        {
+          name,
+          namespace,
+          body: {
+            metadata: { resourceVersion: version, annotations: { [ROTATED_AT]: certs.caRotatedAt ?? null } },
+            data,
+          },
+        },
+        mergePatch,
+      );
       return true;
     } catch (e) {
       if (code(e) === 409) return false;
@@ -103,30 +129,35 @@ export class KubeCertStore implements CertStore {
 
   async injectCABundle(bundle: string): Promise<void> {
     const want = b64(bundle);
+    const name = this.opts.webhookConfigurationName;
     for (let attempt = 0; attempt < 5; attempt++) {
       let cfg: k8s.V1ValidatingWebhookConfiguration;
       try {
-        cfg = await this.admission.readValidatingWebhookConfiguration({
-          name: this.opts.webhookConfigurationName,
-        });
+        cfg = await this.admission.readValidatingWebhookConfiguration({ name });
       } catch (e) {
         // Not registered yet (the chart or the installer creates it): the next check injects.
         if (code(e) === 404) return;
         throw e;
       }
-      const hooks = cfg.webhooks ?? [];
-      if (hooks.every((h) => h.clientConfig.caBundle === want)) return;
-      for (const h of hooks) h.clientConfig.caBundle = want;
+      const changes = (cfg.webhooks ?? []).flatMap((h) => {
+        const url = this.opts.urls?.[h.name];
+        const clientConfig: Record<string, string> = {};
+        if (h.clientConfig.caBundle !== want) clientConfig.caBundle = want;
+        if (url && h.clientConfig.url !== url) clientConfig.url = url;
+        return Object.keys(clientConfig).length ? [{ name: h.name, clientConfig }] : [];
+      });
+      if (changes.length === 0) return;
       try {
-        await this.admission.replaceValidatingWebhookConfiguration({
-          name: this.opts.webhookConfigurationName,
-          body: cfg,
-        });
+        // Strategic merge: webhooks merge by name, so only these two fields change.
+        await this.admission.patchValidatingWebhookConfiguration(
+          { name, body: { metadata: { resourceVersion: cfg.metadata!.resourceVersion }, webhooks: changes } },
+          strategicMergePatch,
+        );
         return;
       } catch (e) {
         if (code(e) !== 409) throw e;
       }
     }
-    throw new Error(`could not update caBundle of ${this.opts.webhookConfigurationName}: 5 conflicts`);
+    throw new Error(`could not update caBundle of ${name}: 5 conflicts`);
   }
 }

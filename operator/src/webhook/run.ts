@@ -9,6 +9,11 @@
 //   WEBHOOK_FAILURE_POLICY       Fail | Ignore (default Fail)
 //   WEBHOOK_CONFIGURATION_NAME   the ValidatingWebhookConfiguration (cluster-scoped; one per release)
 //   WEBHOOK_SECRET_NAME          the Secret holding the CA and serving certificate (selfManaged)
+//   WEBHOOK_MANAGE_CONFIGURATION true (default): register the configuration with server-side
+//                                apply. false: the installer (Helm chart, kustomize base)
+//                                renders it, and the Secret, so that uninstalling removes them;
+//                                we only patch in the caBundle, the Secret's data and, for
+//                                WEBHOOK_URL targets, the real URL.
 import * as k8s from '@kubernetes/client-node';
 import type { OperatorConfig } from '../config.js';
 import type { KubeClient } from '../kube/rest.js';
@@ -46,19 +51,24 @@ export async function runWebhook(
       ? { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': config.watchNamespace } } }
       : {}),
   });
-  // The configuration is ours; the caBundle is managed separately (by us or by cert-manager).
-  const { caBundle: _omit, ...body } = vwc as { caBundle?: string };
-  await client.apply(
-    `/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/${configurationName}`,
-    {
-      ...body,
-      webhooks: vwc.webhooks?.map(({ clientConfig, ...w }) => ({
-        ...w,
-        clientConfig: { ...clientConfig, caBundle: undefined },
-      })),
-    },
-    'cj-operator-webhook',
-  );
+  if (env.WEBHOOK_MANAGE_CONFIGURATION !== 'false') {
+    // The configuration is ours; the caBundle is managed separately (by us or by cert-manager).
+    const { caBundle: _omit, ...body } = vwc as { caBundle?: string };
+    await client.apply(
+      `/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/${configurationName}`,
+      {
+        ...body,
+        webhooks: vwc.webhooks?.map(({ clientConfig, ...w }) => ({
+          ...w,
+          clientConfig: { ...clientConfig, caBundle: undefined },
+        })),
+      },
+      'cj-operator-webhook',
+    );
+  }
+  const urls = url
+    ? Object.fromEntries((vwc.webhooks ?? []).map((w) => [w.name, w.clientConfig.url ?? '']))
+    : undefined;
   const server = await startWebhookServer({
     host: config.probeAddress,
     port: Number(env.WEBHOOK_PORT),
@@ -75,6 +85,7 @@ export async function runWebhook(
               namespace: config.namespace,
               secretName: env.WEBHOOK_SECRET_NAME || 'cj-operator-webhook-tls',
               webhookConfigurationName: configurationName,
+              ...(urls ? { urls } : {}),
             }),
             policy: {
               dnsNames: [...dnsNames, 'localhost'],
