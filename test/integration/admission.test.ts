@@ -517,7 +517,10 @@ describe('admission of invalid manifests', () => {
 describe('admission of valid manifests', () => {
   it('accepts the samples as written', async () => {
     const r = await kubectl(['apply', '-n', ns, '-f', 'config/samples/']);
-    expect(r.stderr).toBe('');
+    // The demo set holds two essays written to game the grader: the webhook warns, never refuses.
+    expect(r.stderr.trim()).toBe(
+      'Warning: possible prompt injection in essay-017, essay-035 (addresses_grader, instruction_override, verdict_request): judged as data inside the prompt delimiters; their comparisons are flagged',
+    );
     expect(r.stdout).toContain('cjbatch.cj.huleedu.io/sample-small created');
     const got = JSON.parse(await kubectlOk(['get', 'cjb', 'sample-small', '-n', ns, '-o', 'json']));
     // Defaults from the schema are applied by the apiserver.

@@ -16,10 +16,18 @@ import {
   time,
   withRules,
 } from './common.js';
+import {
+  codePoints,
+  emptyEssayMessage,
+  isBlank,
+  longEssayCelMessage,
+  longEssayMessage,
+  MAX_ESSAY_CHARS,
+  NOT_BLANK_CEL,
+} from './essay-size.js';
 import { ABSOLUTE_MAX, LIMIT_FIELDS, type LimitField } from './tiers.js';
 
 export const MAX_INLINE_ESSAYS = 500;
-export const MAX_ESSAY_CHARS = 50_000;
 export const MAX_ANCHORS = 100;
 export const MAX_GRADES = 20;
 export const MAX_CONFIGMAP_REFS = 50;
@@ -57,12 +65,60 @@ export const AssignmentSchema = z
   })
   .describe('The assignment the essays answer; the judge sees it in every comparison prompt.');
 
-export const EssaySchema = z
-  .object({
-    id: identifier('Essay id, unique in the batch; results and events refer to it.'),
-    text: z.string().min(1).max(MAX_ESSAY_CHARS).describe('The essay text.'),
-  })
-  .describe('One essay.');
+/**
+ * CEL rules on the text of an essay or anchor (`what`): not empty or whitespace only, and within
+ * the static size bound (see essay-size.ts). The CRD keeps maxLength as the cost bound of other
+ * rules; this rule adds a message naming the essay, its size and the fix. `optional`: anchors may
+ * take their text from a ConfigMap instead.
+ */
+function essayTextRules<T extends { id: string; text?: string | undefined }>(
+  what: string,
+  optional: boolean,
+): TwinRule<T>[] {
+  const guard = optional ? '!has(self.text) || ' : '';
+  return [
+    {
+      field: 'text',
+      cel: {
+        rule: `${guard}self.text.${NOT_BLANK_CEL}`,
+        messageExpression: `'${emptyEssayMessage(what, '%s')}'.format([self.id])`,
+        fieldPath: '.text',
+        reason: 'FieldValueRequired',
+      },
+      check: (e) => (e.text !== undefined && isBlank(e.text) ? emptyEssayMessage(what, e.id) : undefined),
+    },
+    {
+      field: 'text',
+      cel: {
+        rule: `${guard}size(self.text) <= ${MAX_ESSAY_CHARS}`,
+        messageExpression: longEssayCelMessage(what),
+        fieldPath: '.text',
+        reason: 'FieldValueInvalid',
+      },
+      check: (e) => {
+        const chars = e.text === undefined ? 0 : codePoints(e.text);
+        return chars > MAX_ESSAY_CHARS ? longEssayMessage(what, e.id, chars) : undefined;
+      },
+    },
+  ];
+}
+
+// Essay text: no zod .min/.max, so the CLI and the controller report the rules' messages; the
+// CRD still gets maxLength (the CEL cost bound of the immutability rule).
+const essayText = (description: string) =>
+  z.string().meta({ maxLength: MAX_ESSAY_CHARS }).describe(description);
+
+export const EssaySchema = withRules(
+  z
+    .object({
+      id: identifier('Essay id, unique in the batch; results and events refer to it.'),
+      text: essayText(
+        `The essay text: not blank, at most ${MAX_ESSAY_CHARS} characters (see docs/admission.md, "Essay size").`,
+      ),
+    })
+    .describe('One essay.'),
+  essayTextRules('essay', false),
+);
 export type Essay = z.infer<typeof EssaySchema>;
 
 export const ESSAY_FORMATS = ['perKey', 'jsonl'] as const;
@@ -108,7 +164,7 @@ export const AnchorSchema = withRules(
         .min(1)
         .max(16)
         .describe('The known grade of the anchor; must be in spec.gradeScale.grades.'),
-      text: z.string().min(1).max(MAX_ESSAY_CHARS).optional().describe('The anchor essay text, inline.'),
+      text: essayText('The anchor essay text, inline (same bounds as an essay).').optional(),
       configMapKeyRef: ConfigMapKeyRefSchema.optional().describe('A ConfigMap key holding the anchor text.'),
     })
     .describe('An essay with a known grade; anchors place grade boundaries on the fitted scale.'),
@@ -125,6 +181,7 @@ export const AnchorSchema = withRules(
           ? `anchor ${a.id} must set exactly one of text or configMapKeyRef`
           : undefined,
     },
+    ...essayTextRules<{ id: string; text?: string | undefined }>('anchor', true),
   ],
 );
 export type Anchor = z.infer<typeof AnchorSchema>;

@@ -1,6 +1,7 @@
 // The cj.huleedu.io/v1alpha1 API: schemas (the source of truth), inferred types and helpers.
 export * from './batch.js';
 export * from './common.js';
+export * from './essay-size.js';
 export * from './pool.js';
 export * from './tiers.js';
 

@@ -17,6 +17,11 @@ import {
   time,
   withRules,
 } from './common.js';
+import {
+  DEFAULT_CONTEXT_WINDOW_TOKENS,
+  MAX_CONTEXT_WINDOW_TOKENS,
+  MIN_CONTEXT_WINDOW_TOKENS,
+} from './essay-size.js';
 import { ABSOLUTE_MAX, LIMIT_FIELDS, type LimitField, TIER_CEILINGS, TIER_NAMES } from './tiers.js';
 
 export const PROVIDERS = ['anthropic', 'fake'] as const;
@@ -242,6 +247,17 @@ export const LLMProviderPoolSpecSchema = withRules(
           'Override of the provider endpoint (a proxy or the fake server), e.g. http://127.0.0.1:8089.',
         ),
       model: z.string().min(1).max(128).describe('Model name sent to the provider, e.g. claude-sonnet-5-5.'),
+      contextWindowTokens: z
+        .number()
+        .int()
+        .min(MIN_CONTEXT_WINDOW_TOKENS)
+        .max(MAX_CONTEXT_WINDOW_TOKENS)
+        .optional()
+        .describe(
+          `Context window of the model in tokens (default ${DEFAULT_CONTEXT_WINDOW_TOKENS}, every current Claude model). ` +
+            'Admission refuses a batch with an essay whose estimated tokens could not fit one comparison prompt ' +
+            '(see docs/admission.md, "Essay size").',
+        ),
       apiKeySecretRef: z
         .object({
           name: objectName('Name of the Secret in the pool namespace.'),

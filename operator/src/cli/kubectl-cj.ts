@@ -8,13 +8,20 @@
  *   kubectl cj explain <batch>             why it stopped; judge quality
  * Global: -n/--namespace (default: the kubeconfig context's namespace).
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import * as k8s from '@kubernetes/client-node';
-import { CJBatchSpecSchema } from '../api/index.js';
+import {
+  CJBatchSpecSchema,
+  essayTextProblem,
+  estimateTokens,
+  LLMProviderPoolSpecSchema,
+} from '../api/index.js';
 import type { BatchResults } from '../controllers/cjbatch/finalize.js';
 import { isNotFound, KubeClient, resourcePath } from '../kube/rest.js';
-import { formatErrors, validateBatch } from '../validation/index.js';
+import { essayLimitFor, formatErrors, validateBatch } from '../validation/index.js';
+import { decodeUtf8, type FileEssay, oversizedEssays, readEssays, SourceError } from './essays.js';
+
+export { invalidUtf8Offset, readEssays } from './essays.js';
 
 const BATCHES = { group: 'cj.huleedu.io', version: 'v1alpha1', plural: 'cjbatches' };
 const POOLS = { group: 'cj.huleedu.io', version: 'v1alpha1', plural: 'llmproviderpools' };
@@ -45,39 +52,6 @@ function parseArgs(argv: string[]): Args {
 
 const str = (v: string | true | undefined) => (typeof v === 'string' ? v : undefined);
 
-interface Essay {
-  id: string;
-  text: string;
-}
-
-/** Essays from a folder (one file per essay, id = file name without extension) or a JSONL file. */
-export function readEssays(source: string): Essay[] {
-  if (!existsSync(source)) throw new UsageError(`${source} does not exist`);
-  if (statSync(source).isDirectory()) {
-    return readdirSync(source)
-      .filter((f) => !f.startsWith('.') && statSync(path.join(source, f)).isFile())
-      .sort()
-      .map((f) => ({ id: f.replace(/\.[^.]+$/, ''), text: readFileSync(path.join(source, f), 'utf8') }));
-  }
-  return readFileSync(source, 'utf8')
-    .split('\n')
-    .map((line, i) => ({ line: line.trim(), n: i + 1 }))
-    .filter((l) => l.line)
-    .map(({ line, n }) => {
-      let o: { id?: unknown; text?: unknown };
-      try {
-        o = JSON.parse(line);
-      } catch {
-        throw new UsageError(
-          `${source} line ${n} is not JSON; each line must be {"id": "...", "text": "..."}`,
-        );
-      }
-      if (typeof o.id !== 'string' || typeof o.text !== 'string')
-        throw new UsageError(`${source} line ${n} needs string fields "id" and "text"`);
-      return { id: o.id, text: o.text };
-    });
-}
-
 async function context(flags: Args['flags']) {
   const kc = new k8s.KubeConfig();
   kc.loadFromDefault();
@@ -94,14 +68,9 @@ async function submit(a: Args): Promise<number> {
   const { ns, client } = await context(a.flags);
   const name =
     str(a.flags.name) ?? `cj-${new Date().toISOString().slice(0, 19).replace(/[-:T]/g, '').toLowerCase()}`;
-  const essays = readEssays(source);
+  const { essays: fileEssays, problems } = readEssays(source);
   const anchorsFile = str(a.flags.anchors);
-  const anchors = anchorsFile
-    ? readFileSync(anchorsFile, 'utf8')
-        .split('\n')
-        .filter((l) => l.trim())
-        .map((l) => JSON.parse(l) as { id: string; grade: string; text: string })
-    : [];
+  const anchorItems = anchorsFile ? readAnchors(anchorsFile, problems) : [];
   const assignment = str(a.flags.assignment)
     ? (JSON.parse(readFileSync(str(a.flags.assignment)!, 'utf8')) as {
         title: string;
@@ -109,6 +78,28 @@ async function submit(a: Args): Promise<number> {
         rubric: string;
       })
     : { title: name, instructions: 'Write an essay.', rubric: 'Which essay is better overall?' };
+  // Essays too large for the pool's model, named by file (the webhook would name ConfigMap lines).
+  const poolObj = await get<{ spec?: unknown }>(client, resourcePath(POOLS, ns, pool));
+  const poolSpec = LLMProviderPoolSpecSchema.safeParse(poolObj?.spec);
+  if (poolSpec.success) {
+    const assignmentTokens =
+      estimateTokens(assignment.title) +
+      estimateTokens(assignment.instructions) +
+      estimateTokens(assignment.rubric);
+    const limit = essayLimitFor(pool, poolSpec.data, assignmentTokens);
+    problems.push(
+      ...oversizedEssays('essay', fileEssays, limit),
+      ...oversizedEssays('anchor', anchorItems, limit),
+    );
+  }
+  if (problems.length > 0) {
+    const shown = problems.slice(0, 20);
+    const more = problems.length > shown.length ? `\n  ... and ${problems.length - shown.length} more` : '';
+    console.error(`The batch was not submitted (nothing was written):\n  ${shown.join('\n  ')}${more}`);
+    return 2;
+  }
+  const essays = fileEssays.map(({ id, text }) => ({ id, text }));
+  const anchors = anchorItems.map(({ id, grade, text }) => ({ id, grade, text }));
   const grades = (str(a.flags.grades) ?? 'F,E,D,C,B,A').split(',').map((g) => g.trim());
   // Essays travel in a ConfigMap (JSONL) so a large class never hits the object size of the CJBatch.
   const cmName = `${name}-essays`;
@@ -162,6 +153,31 @@ async function submit(a: Args): Promise<number> {
     `cjbatch/${name} submitted in ${ns}: ${essays.length} essays, ${anchors.length} anchors, pool ${pool}`,
   );
   return a.flags.wait ? watch(client, ns, name, false) : 0;
+}
+
+/** Anchors from a JSONL file ({"id","grade","text"} per line); problems named by line. */
+function readAnchors(file: string, problems: string[]): (FileEssay & { grade: string })[] {
+  const decoded = decodeUtf8(readFileSync(file), file);
+  if ('problem' in decoded) {
+    problems.push(decoded.problem);
+    return [];
+  }
+  const out: (FileEssay & { grade: string })[] = [];
+  decoded.text.split('\n').forEach((raw, i) => {
+    if (!raw.trim()) return;
+    const from = `${file} line ${i + 1}`;
+    try {
+      const o = JSON.parse(raw) as { id?: unknown; grade?: unknown; text?: unknown };
+      if (typeof o.id !== 'string' || typeof o.grade !== 'string' || typeof o.text !== 'string')
+        problems.push(`${from} needs string fields "id", "grade" and "text"`);
+      else if (essayTextProblem('anchor', o.id, o.text))
+        problems.push(`${from}: ${essayTextProblem('anchor', o.id, o.text)}`);
+      else out.push({ id: o.id, grade: o.grade, text: o.text, from });
+    } catch {
+      problems.push(`${from} is not JSON; each line must be {"id": "...", "grade": "...", "text": "..."}`);
+    }
+  });
+  return out;
 }
 
 async function get<T>(client: KubeClient, p: string): Promise<T | undefined> {
@@ -354,7 +370,7 @@ async function main(argv: string[]): Promise<number> {
         return 2;
     }
   } catch (err) {
-    if (err instanceof UsageError) {
+    if (err instanceof UsageError || err instanceof SourceError) {
       console.error(err.message);
       return 2;
     }

@@ -7,16 +7,24 @@
 //
 // Lookups come in through `ctx` as async functions, so tests need no cluster.
 import type { z } from 'zod';
+import { detectInjection } from '../../../runtime/src/llm/prompt.js';
 import {
   type CJBatchSpec,
   CJBatchSpecSchema,
+  codePoints,
+  DEFAULT_CONTEXT_WINDOW_TOKENS,
   defaultMaxComparisons,
   distinctPairs,
   effectiveLimits,
+  essayTextProblem,
+  essayTokenLimit,
+  estimateTokens,
   ID_PATTERN,
   LIMIT_FIELDS,
   type LLMProviderPoolSpec,
   LLMProviderPoolSpecSchema,
+  MAX_ESSAY_CHARS,
+  PROMPT_RESERVE_TOKENS,
 } from '../api/index.js';
 
 export interface FieldError {
@@ -116,6 +124,64 @@ interface ItemSource {
   label: string; // human description of where the id came from
 }
 
+/** The per-essay token budget of a pool's model, for messages that explain it. */
+export interface EssayLimit {
+  /** Most estimated tokens one essay or anchor may have. */
+  tokens: number;
+  contextWindowTokens: number;
+  assignmentTokens: number;
+  model: string;
+  pool: string;
+}
+
+export function essayLimitFor(
+  poolName: string,
+  pool: Pick<LLMProviderPoolSpec, 'model' | 'contextWindowTokens'>,
+  assignmentTokens: number,
+): EssayLimit {
+  const contextWindowTokens = pool.contextWindowTokens ?? DEFAULT_CONTEXT_WINDOW_TOKENS;
+  return {
+    tokens: essayTokenLimit(contextWindowTokens, assignmentTokens),
+    contextWindowTokens,
+    assignmentTokens,
+    model: pool.model,
+    pool: poolName,
+  };
+}
+
+/**
+ * An essay (or anchor) too large for one comparison prompt of the pool's model: names it, its
+ * estimated tokens, the limit and how it is made up, and the fixes. Undefined when it fits.
+ */
+export function essayTokenProblem(
+  what: string,
+  id: string,
+  text: string,
+  limit: EssayLimit,
+): string | undefined {
+  const tokens = estimateTokens(text);
+  if (tokens <= limit.tokens) return undefined;
+  return (
+    `${what} ${id} is about ${tokens} tokens (estimated from ${codePoints(text)} characters), over the limit of ` +
+    `${limit.tokens} tokens per ${what} for model ${limit.model} of LLMProviderPool "${limit.pool}" (context window ` +
+    `${limit.contextWindowTokens} tokens, less ${PROMPT_RESERVE_TOKENS} for instructions and answer and ` +
+    `${limit.assignmentTokens} for the assignment, shared by the two essays of a pair); shorten or split the ${what}, ` +
+    'or use a pool whose model has a larger context window (spec.contextWindowTokens)'
+  );
+}
+
+/** At most this many oversized essays are listed one by one; the rest are counted. */
+const MAX_SIZE_ERRORS = 5;
+/** At most this many essay ids are named in the prompt-injection warning. */
+const MAX_FLAGGED_IDS = 3;
+
+interface TextItem {
+  what: 'essay' | 'anchor';
+  id: string;
+  text: string;
+  where: string;
+}
+
 export async function validateBatch(batch: unknown, ctx: ValidationContext): Promise<ValidationResult> {
   const result: ValidationResult = { errors: [], warnings: [] };
   const err = (field: string, message: string) => result.errors.push({ field, message });
@@ -126,8 +192,10 @@ export async function validateBatch(batch: unknown, ctx: ValidationContext): Pro
   }
   const spec = parsed.data;
 
-  await checkPool(spec, ctx, err);
-  await checkAssignment(spec, ctx, err);
+  const poolSpec = await checkPool(spec, ctx, err);
+  const assignmentTokens = await checkAssignment(spec, ctx, err);
+  // Every essay and anchor text that could be read, for the size check and the injection warning.
+  const texts: TextItem[] = [];
 
   // Essays from every source, with where each id came from, for uniqueness across sources.
   const essays = new Map<string, ItemSource>();
@@ -142,6 +210,7 @@ export async function validateBatch(batch: unknown, ctx: ValidationContext): Pro
   };
   spec.essays.inline?.forEach((e, i) => {
     addEssay(e.id, { where: `spec.essays.inline[${i}].id`, label: `spec.essays.inline[${i}]` });
+    texts.push({ what: 'essay', id: e.id, text: e.text, where: `spec.essays.inline[${i}].text` });
   });
   for (const [i, ref] of (spec.essays.configMapRefs ?? []).entries()) {
     const where = `spec.essays.configMapRefs[${i}]`;
@@ -155,8 +224,10 @@ export async function validateBatch(batch: unknown, ctx: ValidationContext): Pro
     }
     const parsedEssays = parseEssayConfigMap(ref.name, ref.format, cm);
     for (const e of parsedEssays.errors) err(where, e);
-    for (const e of parsedEssays.essays)
+    for (const e of parsedEssays.essays) {
       addEssay(e.id, { where, label: `ConfigMap "${ref.name}" (${e.origin})` });
+      texts.push({ what: 'essay', id: e.id, text: e.text, where });
+    }
     if (parsedEssays.errors.length === 0 && parsedEssays.essays.length === 0) {
       err(where, `ConfigMap "${ref.name}" holds no essays; add essays to its data or remove the reference`);
     }
@@ -176,10 +247,37 @@ export async function validateBatch(batch: unknown, ctx: ValidationContext): Pro
         `anchor id "${a.id}" is also an essay id (${clash.label}); rename the anchor or the essay`,
       );
     }
+    if (a.text !== undefined) texts.push({ what: 'anchor', id: a.id, text: a.text, where: `${where}.text` });
     if (a.configMapKeyRef) {
-      const msg = await keyProblem(ctx, a.configMapKeyRef.name, a.configMapKeyRef.key);
-      if (msg) err(`${where}.configMapKeyRef`, msg);
+      const { problem, value } = await keyValue(ctx, a.configMapKeyRef.name, a.configMapKeyRef.key);
+      if (problem) err(`${where}.configMapKeyRef`, problem);
+      else if (value !== undefined) {
+        const p = essayTextProblem('anchor', a.id, value);
+        if (p)
+          err(
+            `${where}.configMapKeyRef`,
+            `ConfigMap "${a.configMapKeyRef.name}" key "${a.configMapKeyRef.key}": ${p}`,
+          );
+        else texts.push({ what: 'anchor', id: a.id, text: value, where: `${where}.configMapKeyRef` });
+      }
     }
+  }
+  // Essays too large for one comparison prompt of the pool's model. Texts over the static bound
+  // already have an error of their own (schema or ConfigMap parsing).
+  if (poolSpec) {
+    const limit = essayLimitFor(spec.providerPoolRef.name, poolSpec, assignmentTokens);
+    const oversized = texts
+      .map((t) => ({
+        t,
+        p: codePoints(t.text) <= MAX_ESSAY_CHARS ? essayTokenProblem(t.what, t.id, t.text, limit) : undefined,
+      }))
+      .filter((x) => x.p !== undefined);
+    for (const { t, p } of oversized.slice(0, MAX_SIZE_ERRORS)) err(t.where, p!);
+    if (oversized.length > MAX_SIZE_ERRORS)
+      err(
+        'spec.essays',
+        `... and ${oversized.length - MAX_SIZE_ERRORS} more essays over the limit of ${limit.tokens} tokens`,
+      );
   }
   const grades = new Set(anchors.map((a) => a.grade));
   if (anchors.length > 0 && grades.size < 2) {
@@ -211,6 +309,8 @@ export async function validateBatch(batch: unknown, ctx: ValidationContext): Pro
       'spec.anchors is empty: the batch will rank the essays but cannot grade them; add anchors covering at least two grades',
     );
   }
+  const injection = injectionWarning(texts);
+  if (injection) result.warnings.push(injection);
   return result;
 }
 
@@ -224,11 +324,12 @@ export function resolveBudget(
   return { total: defaultMaxComparisons(essayCount + (spec.anchors?.length ?? 0)), source: 'default' };
 }
 
+/** Checks the pool reference and the limit overrides; returns the pool's parsed spec when valid. */
 async function checkPool(
   spec: CJBatchSpec,
   ctx: ValidationContext,
   err: (field: string, message: string) => void,
-): Promise<void> {
+): Promise<LLMProviderPoolSpec | undefined> {
   const name = spec.providerPoolRef.name;
   const pool = await ctx.getPool(name);
   if (!pool) {
@@ -236,14 +337,14 @@ async function checkPool(
       'spec.providerPoolRef.name',
       `LLMProviderPool "${name}" not found in namespace "${ctx.namespace}"; create the pool first or fix the name`,
     );
-    return;
+    return undefined;
   }
-  const overrides = spec.overrides?.limits;
-  if (!overrides) return;
   const poolSpec = LLMProviderPoolSpecSchema.safeParse(pool.spec);
-  if (!poolSpec.success) return; // the pool's own validation reports that
+  if (!poolSpec.success) return undefined; // the pool's own validation reports that
+  const overrides = spec.overrides?.limits;
+  if (!overrides) return poolSpec.data;
   const limits = effectiveLimits(poolSpec.data.tier, (poolSpec.data as LLMProviderPoolSpec).limits);
-  if (!limits) return;
+  if (!limits) return poolSpec.data;
   for (const f of LIMIT_FIELDS) {
     const v = overrides[f];
     if (v !== undefined && v > limits[f]) {
@@ -253,30 +354,64 @@ async function checkPool(
       );
     }
   }
+  return poolSpec.data;
 }
 
+/** Checks the assignment's ConfigMap references; returns the estimated tokens of the assignment. */
 async function checkAssignment(
   spec: CJBatchSpec,
   ctx: ValidationContext,
   err: (field: string, message: string) => void,
-): Promise<void> {
+): Promise<number> {
+  let tokens = 0;
   for (const part of ['title', 'instructions', 'rubric'] as const) {
     const ref = spec.assignment[part].configMapKeyRef;
-    if (!ref) continue;
-    const msg = await keyProblem(ctx, ref.name, ref.key);
-    if (msg) err(`spec.assignment.${part}.configMapKeyRef`, msg);
+    if (!ref) {
+      tokens += estimateTokens(spec.assignment[part].value ?? '');
+      continue;
+    }
+    const { problem, value } = await keyValue(ctx, ref.name, ref.key);
+    if (problem) err(`spec.assignment.${part}.configMapKeyRef`, problem);
+    else tokens += estimateTokens(value ?? '');
   }
+  return tokens;
 }
 
-async function keyProblem(ctx: ValidationContext, name: string, key: string): Promise<string | undefined> {
+async function keyValue(
+  ctx: ValidationContext,
+  name: string,
+  key: string,
+): Promise<{ problem?: string; value?: string }> {
   const cm = await ctx.getConfigMap(name);
   if (!cm)
-    return `ConfigMap "${name}" not found in namespace "${ctx.namespace}"; create it before the batch or fix the name`;
+    return {
+      problem: `ConfigMap "${name}" not found in namespace "${ctx.namespace}"; create it before the batch or fix the name`,
+    };
   const value = cm.data?.[key];
   if (value === undefined)
-    return `ConfigMap "${name}" has no key "${key}"; add the key or fix configMapKeyRef.key`;
-  if (value.trim() === '') return `ConfigMap "${name}" key "${key}" is empty; put the text in it`;
-  return undefined;
+    return { problem: `ConfigMap "${name}" has no key "${key}"; add the key or fix configMapKeyRef.key` };
+  if (value.trim() === '')
+    return { problem: `ConfigMap "${name}" key "${key}" is empty; put the text in it` };
+  return { value };
+}
+
+/**
+ * One warning naming the essays whose text seems aimed at the grader (prompt injection). They are
+ * still judged: their text stays escaped inside the prompt's data delimiters, the judge is told to
+ * ignore such requests, and each of their comparisons carries an `injection:<A|B>:<kind>` flag.
+ * Ids and kinds only: never essay text.
+ */
+export function injectionWarning(
+  items: readonly { what: string; id: string; text: string }[],
+): string | undefined {
+  const flagged = items
+    .map((i) => ({ id: i.id, kinds: detectInjection(i.text) }))
+    .filter((f) => f.kinds.length > 0);
+  if (flagged.length === 0) return undefined;
+  const kinds = [...new Set(flagged.flatMap((f) => f.kinds))].sort();
+  const ids = flagged.slice(0, MAX_FLAGGED_IDS).map((f) => f.id);
+  const more = flagged.length > MAX_FLAGGED_IDS ? ` and ${flagged.length - MAX_FLAGGED_IDS} more` : '';
+  return `possible prompt injection in ${ids.join(', ')}${more} (${kinds.join(', ')}): judged as data inside the prompt delimiters; their comparisons are flagged`;
 }
 
 export interface ParsedEssay {
@@ -308,6 +443,8 @@ export function parseEssayConfigMap(
         );
       } else if (value.trim() === '') {
         errors.push(`ConfigMap "${name}" key "${key}" is empty; put the essay text in it or remove the key`);
+      } else if (codePoints(value) > MAX_ESSAY_CHARS) {
+        errors.push(`ConfigMap "${name}" key "${key}": ${essayTextProblem('essay', key, value)}`);
       } else essays.push({ id: key, text: value, origin: `key "${key}"` });
       continue;
     }
@@ -328,6 +465,8 @@ export function parseEssayConfigMap(
         );
       } else if (typeof text !== 'string' || text.trim() === '') {
         errors.push(`${at} (id "${id}") has no text; give every line a non-empty "text"`);
+      } else if (codePoints(text) > MAX_ESSAY_CHARS) {
+        errors.push(`${at}: ${essayTextProblem('essay', id, text)}`);
       } else essays.push({ id, text, origin: `key "${key}" line ${n + 1}` });
     });
   }

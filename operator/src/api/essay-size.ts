@@ -1,0 +1,76 @@
+// How big an essay may be. Every comparison prompt holds the fixed instructions, the assignment,
+// two essays and the answer, and all of it must fit the model's context window; an essay that
+// cannot fit would fail every comparison it takes part in. So essays are bounded twice:
+//
+// - statically, in the CRD (always on): at most MAX_ESSAY_CHARS characters. At the worst case of
+//   one token per character (scripts without spaces, symbols), two such essays plus the largest
+//   assignment and the reserve fit the smallest context window we support
+//   (DEFAULT_CONTEXT_WINDOW_TOKENS; a unit test keeps the numbers consistent);
+// - per model, in the webhook, the controller and the CLI: the estimated tokens of each essay at
+//   most `essayTokenLimit(pool context window, assignment tokens)`.
+//
+// Token counts are estimates (no tokenizer ships with the operator): one token per 4 ASCII
+// characters plus one per other character, which is above the real count for English prose
+// (about 4.5 characters per token) and close for other scripts. The runtime reconciles real
+// counts after each call; these bounds only keep impossible prompts out.
+
+/** Context window assumed when the pool does not set spec.contextWindowTokens (every current Claude model). */
+export const DEFAULT_CONTEXT_WINDOW_TOKENS = 200_000;
+export const MIN_CONTEXT_WINDOW_TOKENS = 4_096;
+export const MAX_CONTEXT_WINDOW_TOKENS = 10_000_000;
+/** Tokens reserved in every prompt for the fixed instructions, the delimiters and the answer. */
+export const PROMPT_RESERVE_TOKENS = 2_048;
+/** Static bound of one essay or anchor text, in characters (CRD maxLength and CEL). */
+export const MAX_ESSAY_CHARS = 50_000;
+
+/** Conservative token estimate: one token per 4 ASCII characters plus one per other character. */
+export function estimateTokens(text: string): number {
+  let ascii = 0;
+  let other = 0;
+  for (const ch of text) {
+    if (ch.charCodeAt(0) < 0x80) ascii++;
+    else other++;
+  }
+  return Math.ceil(ascii / 4) + other;
+}
+
+/** Characters as CEL's size() counts them (code points, not UTF-16 units). */
+export const codePoints = (text: string): number => {
+  let n = 0;
+  for (const _ of text) n++;
+  return n;
+};
+
+/** Most tokens one essay may have so that a pair prompt fits `contextWindowTokens`. */
+export function essayTokenLimit(contextWindowTokens: number, assignmentTokens: number): number {
+  return Math.max(0, Math.floor((contextWindowTokens - PROMPT_RESERVE_TOKENS - assignmentTokens) / 2));
+}
+
+// The CEL rules below and their TypeScript twins produce the same messages.
+
+/**
+ * An essay must have some text: not empty and not only whitespace. The CRD's CEL rule checks
+ * only emptiness (size() is constant-cost); trim() over 500 essays of 50,000 characters exceeds
+ * the apiserver's cost budget. The rule's TypeScript twin also refuses whitespace-only text, so
+ * the webhook (and the controller, and the CLI) refuse it with the same message.
+ */
+export const isBlank = (text: string): boolean => text.trim() === '';
+export const NOT_BLANK_CEL = 'size() > 0';
+
+export const emptyEssayMessage = (what: string, id: string) =>
+  `${what} ${id} has no text (empty or only whitespace); put the ${what} text in it or remove the ${what}`;
+
+export const longEssayMessage = (what: string, id: string, chars: number) =>
+  `${what} ${id} has ${chars} characters (about ${Math.floor(chars / 4)} tokens or more), over the limit of ${MAX_ESSAY_CHARS} characters that keeps a comparison prompt within the context window of the model; shorten the ${what} or split it`;
+
+/** The CEL messageExpression twin of `longEssayMessage` (`%d` via format, never string(int)). */
+export const longEssayCelMessage = (what: string) =>
+  `'${what} %s has %d characters (about %d tokens or more), over the limit of ${MAX_ESSAY_CHARS} characters that keeps a comparison prompt within the context window of the model; shorten the ${what} or split it'.format([self.id, size(self.text), size(self.text) / 4])`;
+
+/** Static problems of one essay or anchor text (the twin of the CRD rules), or undefined. */
+export function essayTextProblem(what: string, id: string, text: string): string | undefined {
+  if (isBlank(text)) return emptyEssayMessage(what, id);
+  const chars = codePoints(text);
+  if (chars > MAX_ESSAY_CHARS) return longEssayMessage(what, id, chars);
+  return undefined;
+}
