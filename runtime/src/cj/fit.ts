@@ -12,6 +12,7 @@
  */
 import { backSolve, cholesky, DENSE_LIMIT, forwardSolve, pcg } from './linalg.js';
 import { comparisonTerms, logLikelihood, type Observations } from './model.js';
+import { normCdf } from './stats.js';
 
 export interface FitProblem {
   n: number;
@@ -29,31 +30,6 @@ export interface FitProblem {
    * constraint log Φ((θ_hi − θ_lo)/sd). Absent or sd = 0: no constraint.
    */
   order?: { hi: Int32Array; lo: Int32Array; sd: number } | undefined;
-}
-
-/** Standard normal CDF Φ via erfc (Numerical Recipes `erfcc`, relative error < 1.2e-7). */
-function normCdf(z: number): number {
-  const x = -z / Math.SQRT2;
-  const t = 1 / (1 + 0.5 * Math.abs(x));
-  const r =
-    t *
-    Math.exp(
-      -x * x -
-        1.26551223 +
-        t *
-          (1.00002368 +
-            t *
-              (0.37409196 +
-                t *
-                  (0.09678418 +
-                    t *
-                      (-0.18628806 +
-                        t *
-                          (0.27886807 +
-                            t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
-    );
-  const erfc = x >= 0 ? r : 2 - r;
-  return 0.5 * erfc;
 }
 
 /**

@@ -1,7 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { type FitProblem, fitEmpiricalBayes, fitMap, orderTerms } from '../../../runtime/src/cj/fit.js';
-import { boundaryJitter, drawBoundaries, isotonic, summarize } from '../../../runtime/src/cj/grades.js';
+import {
+  boundaryJitter,
+  drawBoundaries,
+  isotonic,
+  summarize,
+  truncatedNormal,
+} from '../../../runtime/src/cj/grades.js';
 import { createRng } from '../../../runtime/src/cj/rng.js';
+import { normCdf, normInv } from '../../../runtime/src/cj/stats.js';
 import { laplace } from '../../../runtime/src/cj/uncertainty.js';
 
 describe('grade projection', () => {
@@ -35,6 +42,54 @@ describe('grade projection', () => {
     // Within-grade SS = 4·0.25 = 1 on 2 df → v = 0.5; τ² = (0.25 + 0.25)/4.
     const tau = boundaryJitter(draws, anchors, 2);
     expect(tau[0]!).toBeCloseTo(Math.sqrt(0.125), 12);
+  });
+
+  it('boundary jitter uses the within-grade variance of the two grades it separates, partially pooled', () => {
+    const draws = [Float64Array.from([0, 2, 3, 3.5, 5, 5.2])];
+    const anchors = [0, 0, 1, 1, 2, 2].map((grade, item) => ({ item, grade }));
+    // SS per grade: 2, 0.125, 0.02 (1 df each); pooled v = 2.145/3 = 0.715.
+    // Boundary 0: v₀ = (2 + 0.125 + 1·0.715)/(2 + 1); boundary 1: v₁ = (0.125 + 0.02 + 0.715)/3.
+    const tau = boundaryJitter(draws, anchors, 3);
+    const v0 = (2 + 0.125 + 0.715) / 3;
+    const v1 = (0.125 + 0.02 + 0.715) / 3;
+    expect(tau[0]!).toBeCloseTo(Math.sqrt(v0 / 4), 12);
+    expect(tau[1]!).toBeCloseTo(Math.sqrt(v1 / 4), 12);
+    // Fully pooled (pool = ∞): both boundaries use v.
+    const pooled = boundaryJitter(draws, anchors, 3, Number.POSITIVE_INFINITY);
+    expect(pooled[0]!).toBeCloseTo(Math.sqrt(0.715 / 4), 12);
+    expect(pooled[1]!).toBeCloseTo(Math.sqrt(0.715 / 4), 12);
+  });
+
+  it('jittered boundaries stay between the anchors they separate', () => {
+    const draw = Float64Array.from([0, 0.2, 0.9, 1.1]);
+    const anchors = [0, 0, 1, 1].map((grade, item) => ({ item, grade }));
+    const rng = createRng(3);
+    for (let t = 0; t < 500; t++) {
+      const [b] = drawBoundaries(draw, anchors, 2, rng, [5]);
+      expect(b!).toBeGreaterThanOrEqual(0.2);
+      expect(b!).toBeLessThanOrEqual(0.9);
+    }
+  });
+
+  it('truncated normal: inside the interval, with the known mean of a half-normal', () => {
+    const rng = createRng(11);
+    let sum = 0;
+    const N = 20000;
+    for (let t = 0; t < N; t++) {
+      const x = truncatedNormal(1, 2, 1, Number.POSITIVE_INFINITY, rng);
+      expect(x).toBeGreaterThanOrEqual(1);
+      sum += x;
+    }
+    // E = μ + σ·φ(0)/(1 − Φ(0)) = 1 + 2·0.79788; SE of the mean ≈ 2·0.6/√N ≈ 0.0085.
+    expect(Math.abs(sum / N - (1 + 2 * 0.7978845608))).toBeLessThan(0.035);
+    // A gap far in a tail returns its nearer end instead of NaN.
+    expect(truncatedNormal(0, 1, 40, 41, rng)).toBe(40);
+  });
+
+  it('normInv inverts normCdf', () => {
+    for (const p of [1e-6, 0.01, 0.2, 0.5, 0.8, 0.975, 1 - 1e-5])
+      expect(normCdf(normInv(p))).toBeCloseTo(p, 6);
+    expect(normInv(0.975)).toBeCloseTo(1.959964, 5);
   });
 
   it('the 80% interval is the contiguous set around the mode with probability nearest 0.8', () => {
