@@ -92,7 +92,7 @@ export async function expectExactGrants(
   ns: string,
   operatorSA: string,
   grants: Record<string, string>,
-  workerSA = 'cj-worker',
+  opts: { clusterWide?: boolean } = {},
 ): Promise<void> {
   const sa = `system:serviceaccount:${ns}:${operatorSA}`;
   const rows = canIRows(await kubectlOk(['auth', 'can-i', '--list', '-n', ns, `--as=${sa}`]));
@@ -108,13 +108,14 @@ export async function expectExactGrants(
   expect(await can('delete', 'cjbatches.cj.huleedu.io', '-n', ns)).toBe('no');
   expect(await can('update', 'cjbatches.cj.huleedu.io', '-n', ns)).toBe('no');
   expect(await can('list', 'secrets', '-n', ns)).toBe('no');
-  expect(await can('get', 'secrets', '-n', 'kube-system')).toBe('no');
+  // A ClusterRole (no watchNamespace) reads Secrets by name everywhere; a Role only in its namespace.
+  expect(await can('get', 'secrets', '-n', 'kube-system')).toBe(opts.clusterWide ? 'yes' : 'no');
   expect(await can('create', 'leases.coordination.k8s.io', '-n', ns)).toBe('no');
   expect(await can('update', 'leases.coordination.k8s.io/other', '-n', ns)).toBe('no');
   expect(await can('create', 'validatingwebhookconfigurations.admissionregistration.k8s.io')).toBe('no');
   expect(await can('delete', 'validatingwebhookconfigurations.admissionregistration.k8s.io')).toBe('no');
   const workerRows = canIRows(
-    await kubectlOk(['auth', 'can-i', '--list', '-n', ns, `--as=system:serviceaccount:${ns}:${workerSA}`]),
+    await kubectlOk(['auth', 'can-i', '--list', '-n', ns, `--as=system:serviceaccount:${ns}:cj-worker`]),
   );
   for (const k of workerRows.keys()) expect(DEFAULT_ROWS.has(k), `worker grant ${k}`).toBe(true);
 }
