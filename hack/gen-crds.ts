@@ -1,5 +1,5 @@
 // Generates the CustomResourceDefinitions from the zod schemas in operator/src/api (the one
-// source of truth) and writes them to crds/ and to the Helm chart. `--check` writes nothing
+// source of truth) and writes them to crds/, config/crd/ (kustomize) and to the Helm chart. `--check` writes nothing
 // and exits 1 naming every committed file that differs from what the schemas produce.
 //
 //   node --import tsx hack/gen-crds.ts [--check]
@@ -306,6 +306,8 @@ export function generate(): Map<string, string> {
     const file = `${GROUP}_${KINDS[kind].plural}.yaml`;
     const plain = toYaml(crd);
     files.set(`crds/${file}`, HEADER + plain);
+    // Kustomize loads only files under its own folder: the base gets its own copy.
+    files.set(`config/crd/${file}`, HEADER + plain);
     files.set(`charts/cj-operator/templates/crds/${file}`, chartYaml(plain));
   }
   return files;
