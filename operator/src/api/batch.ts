@@ -18,8 +18,9 @@ import {
 } from './common.js';
 import {
   codePoints,
+  ESSAY_TEXT_MAX_LENGTH,
   emptyEssayMessage,
-  isBlank,
+  emptyOrNulProblem,
   longEssayCelMessage,
   longEssayMessage,
   MAX_ESSAY_CHARS,
@@ -85,7 +86,8 @@ function essayTextRules<T extends { id: string; text?: string | undefined }>(
         fieldPath: '.text',
         reason: 'FieldValueRequired',
       },
-      check: (e) => (e.text !== undefined && isBlank(e.text) ? emptyEssayMessage(what, e.id) : undefined),
+      // Stricter than the CEL rule: also whitespace-only and NUL (see essay-size.ts).
+      check: (e) => (e.text === undefined ? undefined : emptyOrNulProblem(what, e.id, e.text)),
     },
     {
       field: 'text',
@@ -106,7 +108,7 @@ function essayTextRules<T extends { id: string; text?: string | undefined }>(
 // Essay text: no zod .min/.max, so the CLI and the controller report the rules' messages; the
 // CRD still gets maxLength (the CEL cost bound of the immutability rule).
 const essayText = (description: string) =>
-  z.string().meta({ maxLength: MAX_ESSAY_CHARS }).describe(description);
+  z.string().meta({ maxLength: ESSAY_TEXT_MAX_LENGTH }).describe(description);
 
 export const EssaySchema = withRules(
   z

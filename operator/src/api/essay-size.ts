@@ -20,8 +20,15 @@ export const MIN_CONTEXT_WINDOW_TOKENS = 4_096;
 export const MAX_CONTEXT_WINDOW_TOKENS = 10_000_000;
 /** Tokens reserved in every prompt for the fixed instructions, the delimiters and the answer. */
 export const PROMPT_RESERVE_TOKENS = 2_048;
-/** Static bound of one essay or anchor text, in characters (CRD maxLength and CEL). */
+/** Static bound of one essay or anchor text, in characters (a CEL rule with its own message). */
 export const MAX_ESSAY_CHARS = 50_000;
+/**
+ * The CRD's maxLength: twice the bound. It bounds the CEL cost of the rules that read essays, and
+ * the apiserver skips CEL rules once maxLength fails, so up to this length the rule's message
+ * (naming the essay, its size and the fix) is what kubectl prints; beyond it, kubectl's generic
+ * "Too long" naming the field.
+ */
+export const ESSAY_TEXT_MAX_LENGTH = 2 * MAX_ESSAY_CHARS;
 
 /** Conservative token estimate: one token per 4 ASCII characters plus one per other character. */
 export function estimateTokens(text: string): number {
@@ -67,9 +74,25 @@ export const longEssayMessage = (what: string, id: string, chars: number) =>
 export const longEssayCelMessage = (what: string) =>
   `'${what} %s has %d characters (about %d tokens or more), over the limit of ${MAX_ESSAY_CHARS} characters that keeps a comparison prompt within the context window of the model; shorten the ${what} or split it'.format([self.id, size(self.text), size(self.text) / 4])`;
 
+/**
+ * A NUL character cannot be stored (Postgres text) and is never part of an essay; it usually means
+ * a binary or UTF-16 file. Checked by the twin of the emptiness rule only (webhook, controller,
+ * CLI): CEL's contains() over every essay has the same cost problem as trim().
+ */
+export const nulMessage = (what: string, id: string, at: number) =>
+  `${what} ${id} contains a NUL character (U+0000) at character ${at}, which cannot be stored; remove it (it usually comes from a binary or UTF-16 file)`;
+
+/** The twin check of the emptiness rule: empty, whitespace-only or holding NUL. */
+export function emptyOrNulProblem(what: string, id: string, text: string): string | undefined {
+  if (isBlank(text)) return emptyEssayMessage(what, id);
+  const nul = text.indexOf('\u0000');
+  return nul >= 0 ? nulMessage(what, id, nul) : undefined;
+}
+
 /** Static problems of one essay or anchor text (the twin of the CRD rules), or undefined. */
 export function essayTextProblem(what: string, id: string, text: string): string | undefined {
-  if (isBlank(text)) return emptyEssayMessage(what, id);
+  const empty = emptyOrNulProblem(what, id, text);
+  if (empty) return empty;
   const chars = codePoints(text);
   if (chars > MAX_ESSAY_CHARS) return longEssayMessage(what, id, chars);
   return undefined;

@@ -84,11 +84,41 @@ function specOf(obj: unknown): { spec?: unknown } | undefined {
   return obj && typeof obj === 'object' ? (obj as { spec?: unknown }) : undefined;
 }
 
+/**
+ * Strings holding a NUL character, anywhere in a spec: Postgres (text and jsonb) cannot store it
+ * and a process environment cannot carry it, so such an object could never run. The apiserver
+ * accepts it (JSON allows \u0000), hence this check.
+ */
+export function nulErrors(spec: unknown, prefix = 'spec'): FieldError[] {
+  const out: FieldError[] = [];
+  const walk = (v: unknown, at: string) => {
+    if (typeof v === 'string') {
+      const i = v.indexOf('\u0000');
+      if (i >= 0)
+        out.push({
+          field: at,
+          message: `contains a NUL character (U+0000) at character ${i}, which cannot be stored; remove it`,
+        });
+    } else if (Array.isArray(v)) for (const [n, x] of v.entries()) walk(x, `${at}[${n}]`);
+    else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) walk(x, `${at}.${k}`);
+  };
+  walk(spec, prefix);
+  return out;
+}
+
+/** Schema errors first (one per field), then NUL characters in fields the schema did not blame. */
+function specErrors(spec: unknown, error: z.ZodError | undefined): FieldError[] {
+  const errors = error ? schemaErrors('spec', error) : [];
+  const blamed = new Set(errors.map((e) => e.field));
+  return [...errors, ...nulErrors(spec).filter((e) => !blamed.has(e.field))];
+}
+
 export async function validatePool(pool: unknown, ctx: ValidationContext): Promise<ValidationResult> {
   const result: ValidationResult = { errors: [], warnings: [] };
   const parsed = LLMProviderPoolSpecSchema.safeParse(specOf(pool)?.spec);
-  if (!parsed.success) {
-    result.errors.push(...schemaErrors('spec', parsed.error));
+  const early = specErrors(specOf(pool)?.spec, parsed.error);
+  if (!parsed.success || early.length > 0) {
+    result.errors.push(...early);
     return result;
   }
   const spec = parsed.data;
@@ -186,8 +216,9 @@ export async function validateBatch(batch: unknown, ctx: ValidationContext): Pro
   const result: ValidationResult = { errors: [], warnings: [] };
   const err = (field: string, message: string) => result.errors.push({ field, message });
   const parsed = CJBatchSpecSchema.safeParse(specOf(batch)?.spec);
-  if (!parsed.success) {
-    result.errors.push(...schemaErrors('spec', parsed.error));
+  const early = specErrors(specOf(batch)?.spec, parsed.error);
+  if (!parsed.success || early.length > 0) {
+    result.errors.push(...early);
     return result;
   }
   const spec = parsed.data;
@@ -443,7 +474,7 @@ export function parseEssayConfigMap(
         );
       } else if (value.trim() === '') {
         errors.push(`ConfigMap "${name}" key "${key}" is empty; put the essay text in it or remove the key`);
-      } else if (codePoints(value) > MAX_ESSAY_CHARS) {
+      } else if (codePoints(value) > MAX_ESSAY_CHARS || value.includes('\u0000')) {
         errors.push(`ConfigMap "${name}" key "${key}": ${essayTextProblem('essay', key, value)}`);
       } else essays.push({ id: key, text: value, origin: `key "${key}"` });
       continue;
@@ -465,7 +496,7 @@ export function parseEssayConfigMap(
         );
       } else if (typeof text !== 'string' || text.trim() === '') {
         errors.push(`${at} (id "${id}") has no text; give every line a non-empty "text"`);
-      } else if (codePoints(text) > MAX_ESSAY_CHARS) {
+      } else if (codePoints(text) > MAX_ESSAY_CHARS || text.includes('\u0000')) {
         errors.push(`${at}: ${essayTextProblem('essay', id, text)}`);
       } else essays.push({ id, text, origin: `key "${key}" line ${n + 1}` });
     });

@@ -160,6 +160,16 @@ const INJECTION_PATTERNS: ReadonlyArray<readonly [InjectionKind, RegExp]> = [
   ],
   ['verdict_request', /"?winner"?\s*[:=]\s*"?[ab]\b/i],
   ['delimiter_spoof', /<\/?\s*(pair|essay_a|essay_b|system|instructions?)\b/i],
+  // The same tags pre-escaped or in look-alike brackets (fullwidth, angle quotes).
+  ['delimiter_spoof', /(&lt;|[＜‹〈<])\s*\/?\s*(pair|essay_a|essay_b)\b/i],
+  // Conversation role tags and chat-template tokens: an attempt to start a new turn.
+  ['delimiter_spoof', /(^|\n)\s*(human|assistant|system)\s*:/i],
+  [
+    'delimiter_spoof',
+    /<\|?\s*(im_start|im_end|endoftext|eot_id|start_header_id|end_header_id)\s*\|?>|\[\/?(inst|sys)\]|<<\/?sys>>/i,
+  ],
+  // A JSON verdict in the essay, in the answer's own shape.
+  ['verdict_request', /"(pair_id|judgements)"\s*:/i],
   ['role_play', /\b(pretend|act as|roleplay|role-play|you must now)\b/i],
 ];
 

@@ -12,6 +12,7 @@ import {
   parseEssayConfigMap,
   type ValidationContext,
   validateBatch,
+  validatePool,
 } from '../../../operator/src/validation/index.js';
 
 type Obj = Record<string, any>;
@@ -137,5 +138,43 @@ describe('prompt injection warning', () => {
     expect(
       injectionWarning([{ what: 'essay', id: 'e', text: 'A plain essay about phones.' }]),
     ).toBeUndefined();
+  });
+});
+
+describe('NUL characters (Postgres and process environments cannot carry them)', () => {
+  it('are refused in an essay with its id, and anywhere else in a spec by field', async () => {
+    const r = await validateBatch(
+      batch((b) => {
+        b.spec.essays.inline[6].text = 'before\u0000after';
+        b.spec.gradeScale.grades[3] = 'C\u0000';
+        b.spec.assignment.title.value = 'T\u0000';
+      }),
+      ctx(),
+    );
+    expect(r.errors).toEqual([
+      {
+        field: 'spec.essays.inline[6].text',
+        message:
+          'essay essay-07 contains a NUL character (U+0000) at character 6, which cannot be stored; remove it (it usually comes from a binary or UTF-16 file)',
+      },
+      {
+        field: 'spec.assignment.title.value',
+        message: 'contains a NUL character (U+0000) at character 1, which cannot be stored; remove it',
+      },
+      {
+        field: 'spec.gradeScale.grades[3]',
+        message: 'contains a NUL character (U+0000) at character 1, which cannot be stored; remove it',
+      },
+    ]);
+  });
+
+  it('are refused in a pool and in ConfigMap essays', async () => {
+    const pool = sample('llmproviderpool.yaml');
+    pool.spec.model = 'claude\u0000';
+    expect((await validatePool(pool, ctx())).errors.map((e) => e.field)).toEqual(['spec.model']);
+    const cm = parseEssayConfigMap('cm', 'perKey', { data: { e1: 'a\u0000b' } });
+    expect(cm.errors).toEqual([
+      'ConfigMap "cm" key "e1": essay e1 contains a NUL character (U+0000) at character 1, which cannot be stored; remove it (it usually comes from a binary or UTF-16 file)',
+    ]);
   });
 });
