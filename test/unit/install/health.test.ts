@@ -1,0 +1,208 @@
+// The Argo CD health checks (config/health/*.lua, run by gopher-lua as Argo CD runs them) and
+// kstatus (cli-utils status.Compute, what Flux's health checks use) on status shapes the operator
+// writes, including the ones the live test cannot easily reach (suspended, invalid spec, an
+// unobserved generation, deletion). docs/gitops.md has the same tables.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { repoRoot } from '../../../hack/lib/tools.js';
+import { argoHealth, kstatus } from './health-tools.js';
+
+type Obj = Record<string, any>;
+const cond = (type: string, status: string, reason: string, message = `${type} ${reason}`) => ({
+  type,
+  status,
+  reason,
+  message,
+  lastTransitionTime: '2026-01-01T00:00:00Z',
+  observedGeneration: 1,
+});
+const batch = (status?: Obj, meta: Obj = {}): Obj => ({
+  apiVersion: 'cj.huleedu.io/v1alpha1',
+  kind: 'CJBatch',
+  metadata: { name: 'b', namespace: 'ns', generation: 1, ...meta },
+  spec: {},
+  ...(status ? { status } : {}),
+});
+const pool = (status?: Obj, meta: Obj = {}): Obj => ({
+  ...batch(status, meta),
+  kind: 'LLMProviderPool',
+});
+const running = (phase: string, reason: string) => ({
+  observedGeneration: 1,
+  phase,
+  progress: '12/60',
+  conditions: [cond('PoolReady', 'True', 'PoolReady'), cond('Progressing', 'True', reason, `round 1: 12/60`)],
+});
+
+// [name, object, Argo CD status, message part, kstatus status]
+const cases: [string, Obj, string, string, string][] = [
+  ['batch without status', batch(), 'Progressing', 'Waiting for the operator', 'Current'],
+  [
+    'batch Pending on a pool that is not Ready',
+    batch({
+      observedGeneration: 1,
+      phase: 'Pending',
+      conditions: [
+        cond('PoolReady', 'False', 'PoolNotReady', 'pool p is not Ready'),
+        cond('Progressing', 'False', 'WaitingForPool'),
+      ],
+    }),
+    'Progressing',
+    'Waiting for the pool: pool p is not Ready',
+    'Current',
+  ],
+  [
+    'batch Comparing',
+    batch(running('Comparing', 'Comparing')),
+    'Progressing',
+    'Comparing (12/60 comparisons): round 1: 12/60',
+    'Current',
+  ],
+  ['batch Scoring', batch(running('Scoring', 'Scoring')), 'Progressing', 'Scoring', 'Current'],
+  [
+    'batch Succeeded',
+    batch({
+      observedGeneration: 1,
+      phase: 'Succeeded',
+      progress: '60/60',
+      conditions: [
+        cond('Succeeded', 'True', 'Converged', 'finished after 3 rounds: converged'),
+        cond('Progressing', 'False', 'Finished'),
+      ],
+    }),
+    'Healthy',
+    'finished after 3 rounds: converged (60/60 comparisons)',
+    'Current',
+  ],
+  [
+    'batch Failed',
+    batch({
+      observedGeneration: 1,
+      phase: 'Failed',
+      conditions: [
+        cond('Succeeded', 'False', 'RoundTimeout', 'round 1 timed out'),
+        cond('Progressing', 'False', 'RoundTimeout'),
+      ],
+    }),
+    'Degraded',
+    'round 1 timed out',
+    'Current',
+  ],
+  [
+    'batch with an invalid spec',
+    batch({
+      observedGeneration: 1,
+      phase: 'Pending',
+      conditions: [
+        cond('InvalidSpec', 'True', 'ValidationFailed', 'spec.essays: fix it'),
+        cond('Progressing', 'False', 'InvalidSpec'),
+      ],
+    }),
+    'Degraded',
+    'spec.essays: fix it',
+    'Current',
+  ],
+  [
+    'batch suspended',
+    batch({
+      observedGeneration: 1,
+      phase: 'Comparing',
+      conditions: [cond('Progressing', 'False', 'Suspended', 'spec.suspend is true: no new Jobs start')],
+    }),
+    'Suspended',
+    'spec.suspend is true',
+    'Current',
+  ],
+  [
+    'batch with a generation the operator has not seen',
+    batch(running('Comparing', 'Comparing'), { generation: 2 }),
+    'Progressing',
+    'observe generation 2',
+    'InProgress',
+  ],
+  [
+    'batch being deleted',
+    batch(running('Comparing', 'Comparing'), { deletionTimestamp: '2026-01-01T00:00:00Z' }),
+    'Progressing',
+    'Comparing',
+    'Terminating',
+  ],
+  ['pool without status', pool(), 'Progressing', 'Waiting for the operator', 'Current'],
+  [
+    'pool Ready',
+    pool({
+      observedGeneration: 1,
+      conditions: [
+        cond('Ready', 'True', 'KeyAccepted', 'the provider accepted the key'),
+        cond('Degraded', 'False', 'KeyAccepted'),
+      ],
+    }),
+    'Healthy',
+    'the provider accepted the key',
+    'Current',
+  ],
+  [
+    'pool Degraded',
+    pool({
+      observedGeneration: 1,
+      conditions: [
+        cond('Ready', 'False', 'SecretNotFound', 'Secret "k" not found'),
+        cond('Degraded', 'True', 'SecretNotFound', 'Secret "k" not found'),
+      ],
+    }),
+    'Degraded',
+    'SecretNotFound: Secret "k" not found',
+    'InProgress',
+  ],
+  [
+    'pool with a generation the operator has not seen',
+    pool({ observedGeneration: 1, conditions: [cond('Ready', 'True', 'KeyAccepted')] }, { generation: 3 }),
+    'Progressing',
+    'observe generation 3',
+    'InProgress',
+  ],
+];
+
+describe('health of CJBatch and LLMProviderPool', () => {
+  const rows = cases.map(([name, obj, argo, message, ks]) => ({ name, obj, argo, message, ks }));
+  it.each(rows)('$name: Argo CD $argo, kstatus $ks', ({ obj, argo, message, ks }) => {
+    const a = argoHealth(obj);
+    expect(a.status).toBe(argo);
+    expect(a.message).toContain(message);
+    expect(kstatus(obj).status).toBe(ks);
+  });
+
+  it('kstatus would use the standard conditions the operator does not set yet (docs/gitops.md)', () => {
+    const b = batch(running('Comparing', 'Comparing'));
+    b.status.conditions.push(cond('Reconciling', 'True', 'Comparing'));
+    expect(kstatus(b).status).toBe('InProgress');
+    const f = batch({
+      observedGeneration: 1,
+      phase: 'Failed',
+      conditions: [cond('Stalled', 'True', 'RoundTimeout')],
+    });
+    expect(kstatus(f).status).toBe('Failed');
+  });
+
+  it('a kind without a script fails loudly', () => {
+    expect(() => argoHealth({ kind: 'NoSuchKind' })).toThrow(/nosuchkind\.lua/);
+  });
+
+  it('argocd-cm.yaml carries exactly the .lua files', () => {
+    const dir = path.join(repoRoot, 'config/health');
+    const cm = parse(readFileSync(path.join(dir, 'argocd-cm.yaml'), 'utf8'));
+    expect(cm.metadata).toEqual({ name: 'argocd-cm', namespace: 'argocd' });
+    expect(cm.data).toEqual({
+      'resource.customizations.health.cj.huleedu.io_CJBatch': readFileSync(
+        path.join(dir, 'cjbatch.lua'),
+        'utf8',
+      ),
+      'resource.customizations.health.cj.huleedu.io_LLMProviderPool': readFileSync(
+        path.join(dir, 'llmproviderpool.lua'),
+        'utf8',
+      ),
+    });
+  });
+});
