@@ -4,7 +4,9 @@
 #   kstatus        sigs.k8s.io/cli-utils/pkg/kstatus/status.Compute on an object
 # Rebuilt when any file in hack/health is newer than the binaries.
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd); . "$here/versions.sh"
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck disable=SC1091  # versions.sh: plain VAR=value pins
+. "$here/versions.sh"
 SRC=$(cd "$here/../health" && pwd)
 OUT=$CJ_CACHE/health/lua-$GOPHER_LUA_VERSION-kstatus-$CLI_UTILS_VERSION
 for pin in "github.com/yuin/gopher-lua v$GOPHER_LUA_VERSION" "sigs.k8s.io/cli-utils v$CLI_UTILS_VERSION"; do
