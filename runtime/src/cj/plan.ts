@@ -221,6 +221,12 @@ export function planParsed(state: PlanState): PlanResult {
       });
     }
     const targets: { items: number[]; coefs: number[]; weight: number }[] = [];
+    if (s.rankFocus > 0 && post.exact) {
+      // Rank contrasts replace the per-essay rank weights on the dense route.
+      for (const t of rankTargets(post.mean, post.sd, targetItems))
+        if (!isFixed[t.items[0]!]) targets.push({ ...t, weight: t.weight * s.rankFocus });
+      for (const i of targetItems) if (!isFixed[i]) weights[i] = 0;
+    }
     if (hasGrades && post.exact) {
       // Boundary contrasts: each undecided essay's score minus the midpoint of the anchor centres
       // of the boundary nearest to it. Lowering their variance is what decides grades, and it
@@ -451,4 +457,50 @@ function rankWeights(mean: Float64Array, sd: Float64Array, items: number[], powe
   m /= Math.max(1, w.length);
   if (m > 0) for (let t = 0; t < w.length; t++) w[t] = w[t]! / m;
   return w;
+}
+
+/**
+ * Rank contrasts. The rank of essay k among `items` is ≈ R_k = Σ_l Φ((θ_k − θ_l)/s_kl), so by the
+ * delta method Var R_k ≈ Var(J_k·θ) with J_kk = Σ_l φ(z_kl)/s_kl and J_kl = −φ(z_kl)/s_kl
+ * (z_kl = (μ_k − μ_l)/s_kl, s_kl² = Var θ_k + Var θ_l). Each row sums to zero: moving an essay
+ * together with its neighbours does not change its rank, which a weight on Var θ_k alone
+ * (rankWeights) cannot express. Σ_k Var R_k is what Spearman counts. Returned as linear targets
+ * (normalised so the mean of J_kk² is 1); coefficients below 1e-3 of J_kk are dropped and J_kk
+ * is re-summed so each row stays a contrast.
+ */
+export function rankTargets(
+  mean: Float64Array,
+  sd: Float64Array,
+  items: number[],
+): { items: number[]; coefs: number[]; weight: number }[] {
+  const rows = items.map((k) => {
+    const its: number[] = [k];
+    const cs: number[] = [0];
+    let jkk = 0;
+    for (const l of items) {
+      if (l === k) continue;
+      const s = Math.sqrt(sd[k]! ** 2 + sd[l]! ** 2) || 1;
+      const z = (mean[k]! - mean[l]!) / s;
+      const v = Math.exp(-0.5 * z * z) / (2.5066282746310002 * s);
+      jkk += v;
+      its.push(l);
+      cs.push(-v);
+    }
+    cs[0] = jkk;
+    // Keep the row a contrast (sum zero) after dropping the negligible coefficients.
+    const keepItems: number[] = [k];
+    const keepCoefs: number[] = [0];
+    its.forEach((it, r) => {
+      if (r > 0 && Math.abs(cs[r]!) > 1e-3 * jkk) {
+        keepItems.push(it);
+        keepCoefs.push(cs[r]!);
+        keepCoefs[0] = keepCoefs[0]! - cs[r]!;
+      }
+    });
+    return { items: keepItems, coefs: keepCoefs, jkk };
+  });
+  let m = 0;
+  for (const r of rows) m += r.jkk ** 2;
+  m /= Math.max(1, rows.length);
+  return rows.map((r) => ({ items: r.items, coefs: r.coefs, weight: m > 0 ? 1 / m : 0 }));
 }

@@ -130,6 +130,13 @@ export const Settings = z.object({
     .describe(
       'Weight essays by (local density of competitors)^power in the design; 2 = rank variance, 0 = flat.',
     ),
+  rankFocus: z
+    .number()
+    .min(0)
+    .default(30)
+    .describe(
+      'Design weight of the rank-variance contrasts (delta-method Var of each rank; exact-covariance route), relative to gradeFocus; 0 = per-essay rank weights (rankDensityPower) instead.',
+    ),
   gradeFocus: z.number().min(0).default(4).describe('Extra design weight for essays with undecided grades.'),
   anchorWeight: z
     .number()

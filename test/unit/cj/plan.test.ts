@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { plan } from '../../../runtime/src/cj/plan.js';
+import { plan, rankTargets } from '../../../runtime/src/cj/plan.js';
 import { createRng } from '../../../runtime/src/cj/rng.js';
 import { planJsonSchema } from '../../../runtime/src/cj/schema.js';
 import type { PlanInputJson } from '../../../runtime/src/cj/types.js';
@@ -123,10 +123,12 @@ describe('plan()', () => {
       ess.map((s) => late.truth.get(s.id)!),
     );
     expect(Math.abs(lq - real)).toBeLessThan(0.08);
-    // Boundary contrasts send comparisons to the anchors: each has about as many as an essay.
+    // Boundary contrasts send comparisons to the anchors beyond the start (the rank contrasts,
+    // which dominate the design, cover the non-anchor essays only).
     const perAnchor = l.scores.filter((s) => s.anchor).map((s) => s.comparisons);
     const perEssay = ess.reduce((t, s) => t + s.comparisons, 0) / ess.length;
-    expect(Math.min(...perAnchor)).toBeGreaterThan(0.4 * perEssay);
+    expect(Math.min(...perAnchor)).toBeGreaterThanOrEqual(3);
+    expect(perAnchor.reduce((t, c) => t + c, 0) / perAnchor.length).toBeGreaterThan(0.25 * perEssay);
     // The check is part of the decision.
     expect(l.decision.checks.some((c) => c.name === 'expectedSpearman')).toBe(true);
     // Two in a row: the check uses the lower of this call's value and the latest snapshot's.
@@ -221,6 +223,30 @@ describe('plan()', () => {
     expect(out.nextPairs).toHaveLength(200);
     // 2 s is the acceptance target on the 2-core machine; the test allows slack for a loaded CI.
     expect(ms).toBeLessThan(6000);
+  });
+});
+
+describe('rankTargets (delta-method rank contrasts)', () => {
+  it('two equal essays: J = v·[[1, −1], [−1, 1]] with v = φ(0)/√2, weight 1/v²', () => {
+    const rows = rankTargets(Float64Array.from([0, 0]), Float64Array.from([1, 1]), [0, 1]);
+    const v = 1 / (Math.sqrt(2 * Math.PI) * Math.SQRT2);
+    expect(rows[0]!.items).toEqual([0, 1]);
+    expect(rows[0]!.coefs[0]!).toBeCloseTo(v, 12);
+    expect(rows[0]!.coefs[1]!).toBeCloseTo(-v, 12);
+    expect(rows[1]!.items).toEqual([1, 0]);
+    expect(rows[0]!.weight).toBeCloseTo(1 / (v * v), 9);
+  });
+
+  it('each row sums to zero, and far-away essays drop out of a row', () => {
+    const mean = Float64Array.from([0, 0.3, -0.2, 40]);
+    const sd = Float64Array.from([0.5, 0.4, 0.6, 0.5]);
+    const rows = rankTargets(mean, sd, [0, 1, 2, 3]);
+    for (const r of rows)
+      expect(Math.abs(r.coefs.reduce((s, c) => s + c, 0))).toBeLessThanOrEqual(1e-12 * Math.abs(r.coefs[0]!));
+    expect(rows[0]!.items).not.toContain(3);
+    // An essay far from all others has (numerically) no rank uncertainty: an empty contrast.
+    expect(rows[3]!.items).toEqual([3]);
+    expect(rows[3]!.coefs).toEqual([0]);
   });
 });
 
