@@ -174,6 +174,27 @@ describe('Helm chart', () => {
   it('uninstall leaves nothing the operator or the chart created but the CRDs (after the batches are deleted)', async () => {
     // Batches carry the operator's finalizer: delete them while the operator runs.
     await deleteBatchesAndPools(ns);
+    if (WEBHOOK) {
+      // `helm upgrade` keeps what the operator filled in: Helm's three-way merge leaves fields the
+      // chart does not render. (It resets the $(POD_IP) URL this test uses; the operator restores
+      // it within a minute. Nothing is admitted in between here.)
+      const before = JSON.parse(await kubectlOk(['get', 'secret', webhookTls, '-n', ns, '-o', 'json']));
+      await helmOk([
+        'upgrade',
+        release,
+        CHART,
+        '-n',
+        ns,
+        '--reuse-values',
+        '--set',
+        'operator.logLevel=debug',
+      ]);
+      const after = JSON.parse(await kubectlOk(['get', 'secret', webhookTls, '-n', ns, '-o', 'json']));
+      expect(after.type).toBe('Opaque');
+      expect(after.data).toEqual(before.data);
+      const cfg = JSON.parse(await kubectlOk(['get', 'validatingwebhookconfiguration', vwc, '-o', 'json']));
+      for (const h of cfg.webhooks) expect(h.clientConfig.caBundle).toBe(before.data['ca.crt']);
+    }
     await helmOk(['uninstall', release, '-n', ns, '--wait', '--timeout', '90s']);
     installed = false;
     await waitForOperatorChildrenGone(ns);
