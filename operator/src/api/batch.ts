@@ -110,6 +110,23 @@ function essayTextRules<T extends { id: string; text?: string | undefined }>(
 const essayText = (description: string) =>
   z.string().meta({ maxLength: ESSAY_TEXT_MAX_LENGTH }).describe(description);
 
+/**
+ * A grade: 1..16 characters, words separated by single spaces, no control characters. Grades
+ * appear in CEL messages, results, CSV and events, where a line break or control character
+ * would garble them (the apiserver refuses a CEL message with a line break and falls back).
+ */
+export const GRADE_PATTERN = '^[^\\s\\p{Cc}]+( [^\\s\\p{Cc}]+)*$';
+const gradeName = (description: string) =>
+  z
+    .string()
+    .min(1)
+    .max(16)
+    .regex(new RegExp(GRADE_PATTERN, 'u'), {
+      error:
+        'a grade is 1-16 characters without line breaks, tabs or control characters, e.g. A, B+ or Merit',
+    })
+    .describe(description);
+
 export const EssaySchema = withRules(
   z
     .object({
@@ -161,11 +178,7 @@ export const AnchorSchema = withRules(
   z
     .object({
       id: identifier('Anchor id, unique in the batch and distinct from every essay id.'),
-      grade: z
-        .string()
-        .min(1)
-        .max(16)
-        .describe('The known grade of the anchor; must be in spec.gradeScale.grades.'),
+      grade: gradeName('The known grade of the anchor; must be in spec.gradeScale.grades.'),
       text: essayText('The anchor essay text, inline (same bounds as an essay).').optional(),
       configMapKeyRef: ConfigMapKeyRefSchema.optional().describe('A ConfigMap key holding the anchor text.'),
     })
@@ -191,7 +204,7 @@ export type Anchor = z.infer<typeof AnchorSchema>;
 export const GradeScaleSchema = z
   .object({
     grades: z
-      .array(z.string().min(1).max(16).describe('A grade.'))
+      .array(gradeName('A grade.'))
       .min(2)
       .max(MAX_GRADES)
       .describe('Grades from lowest to highest, e.g. [F, E, D, C, B, A]. Unique. Immutable after creation.')
@@ -383,6 +396,9 @@ export const BATCH_SPEC_RULES: TwinRule<BatchSpecShape>[] = [
       rule: '!has(self.anchors) || self.anchors.all(a, a.grade in self.gradeScale.grades)',
       messageExpression:
         "'anchor %s has grade %s which is not in spec.gradeScale.grades [%s]; use one of those grades or add it to the scale'.format([self.anchors.filter(a, !(a.grade in self.gradeScale.grades))[0].id, self.anchors.filter(a, !(a.grade in self.gradeScale.grades))[0].grade, self.gradeScale.grades.join(', ')])",
+      // Used when the expression cannot produce a one-line message.
+      message:
+        'an anchor has a grade that is not in spec.gradeScale.grades; use one of those grades or add it to the scale',
       fieldPath: '.anchors',
       reason: 'FieldValueInvalid',
     },

@@ -83,3 +83,15 @@ describe('essay size bounds', () => {
     );
   });
 });
+
+describe('grade names', () => {
+  it('allow words and symbols, refuse line breaks, tabs, control characters and padding', () => {
+    for (const g of ['A', 'B+', 'Merit', 'Grade 5', 'É', '5/6'])
+      expect(issues(batchSpec((s) => (s.gradeScale.grades[5] = s.anchors[3].grade = g))), g).toEqual([]);
+    for (const g of [' \n\t ', 'A\nB', 'A\tB', ' A', 'A ', 'A  B', 'A\u0007'])
+      expect(
+        issues(batchSpec((s) => (s.gradeScale.grades[5] = g))).map((i) => i.path),
+        JSON.stringify(g),
+      ).toContain('gradeScale.grades.5');
+  });
+});

@@ -146,7 +146,7 @@ describe('NUL characters (Postgres and process environments cannot carry them)',
     const r = await validateBatch(
       batch((b) => {
         b.spec.essays.inline[6].text = 'before\u0000after';
-        b.spec.gradeScale.grades[3] = 'C\u0000';
+        b.spec.workers.image = 'img\u0000';
         b.spec.assignment.title.value = 'T\u0000';
       }),
       ctx(),
@@ -162,8 +162,8 @@ describe('NUL characters (Postgres and process environments cannot carry them)',
         message: 'contains a NUL character (U+0000) at character 1, which cannot be stored; remove it',
       },
       {
-        field: 'spec.gradeScale.grades[3]',
-        message: 'contains a NUL character (U+0000) at character 1, which cannot be stored; remove it',
+        field: 'spec.workers.image',
+        message: 'contains a NUL character (U+0000) at character 3, which cannot be stored; remove it',
       },
     ]);
   });
