@@ -255,6 +255,7 @@ export function planParsed(state: PlanState): PlanResult {
       lapse: fit.lapse,
       weights,
       history,
+      floorItems: isFixed.map((f) => !f),
       connectivity: plannedGraph,
       rng: createRng(s.seed, `select/${m}/${pending.length}`),
       settings: {
@@ -263,6 +264,7 @@ export function planParsed(state: PlanState): PlanResult {
         maxPerRound: s.maxPerRound,
         reverseShare: s.reverseShare,
         bridgeBonus: s.bridgeBonus,
+        minPerEssay: s.stopping.minPerEssay,
       },
     });
     nextPairs = picked.map((p) => ({ a: essays[p.a]!.id, b: essays[p.b]!.id, reason: p.reason }));

@@ -56,6 +56,14 @@ export interface SelectSettings {
   maxPerRound: number;
   reverseShare: number;
   bridgeBonus: number;
+  /**
+   * Essays (with weight > 0 or in `floorItems`) below this many comparisons (judged + pending +
+   * this round) get their pairs' gain multiplied by 1 + `floorBonus`, so the stopping rule's
+   * minimum per essay is reached by design instead of by chance. 0 disables. Active only once
+   * the design averages 2·minPerEssay comparisons per essay.
+   */
+  minPerEssay?: number;
+  floorBonus?: number;
 }
 
 export interface SelectContext {
@@ -71,6 +79,8 @@ export interface SelectContext {
    */
   targets?: { items: number[]; coefs: number[]; weight: number }[];
   history: PairHistory;
+  /** Items the per-essay floor applies to (default: all). */
+  floorItems?: boolean[];
   connectivity: Connectivity;
   settings: SelectSettings;
   rng: Rng;
@@ -293,9 +303,16 @@ export function selectPairs(ctx: SelectContext): SelectedPair[] {
     const d = (posterior.mean[i]! - posterior.mean[j]!) / Math.sqrt(1 + (Math.PI * v) / 8);
     return Math.abs(1 / (1 + Math.exp(-d)) - 0.5) < 0.2;
   };
+  // The floor acts only once the design has had the chance to reach it by itself (on average
+  // twice the floor per essay): forcing every essay up to it from the start costs accuracy.
+  const floor = 2 * history.total >= 2 * (settings.minPerEssay ?? 0) * n ? (settings.minPerEssay ?? 0) : 0;
+  const floorItem = ctx.floorItems;
+  const below = (x: number): boolean =>
+    floor > 0 && (floorItem ? floorItem[x]! : true) && history.perItem[x]! + roundCount[x]! < floor;
   const gainOf = (c: { i: number; j: number; reverse: boolean }): number => {
     if (c.reverse && !isClose(c.i, c.j)) return Number.NEGATIVE_INFINITY;
-    const g = cov.gain(c.i, c.j, info(c.i, c.j));
+    let g = cov.gain(c.i, c.j, info(c.i, c.j));
+    if (below(c.i) || below(c.j)) g *= 1 + (settings.floorBonus ?? 1000);
     const bridging = components > 1 && comp(compOf[c.i]!) !== comp(compOf[c.j]!);
     return bridging ? g * (1 + settings.bridgeBonus) : g;
   };

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { connectivity } from '../../../runtime/src/cj/connectivity.js';
 import { type FitProblem, fitEmpiricalBayes, fitMap, orderTerms } from '../../../runtime/src/cj/fit.js';
 import {
   boundaryJitter,
@@ -8,6 +9,7 @@ import {
   truncatedNormal,
 } from '../../../runtime/src/cj/grades.js';
 import { createRng } from '../../../runtime/src/cj/rng.js';
+import { pairKey, selectPairs } from '../../../runtime/src/cj/select.js';
 import { normCdf, normInv } from '../../../runtime/src/cj/stats.js';
 import { laplace } from '../../../runtime/src/cj/uncertainty.js';
 
@@ -90,6 +92,57 @@ describe('grade projection', () => {
     for (const p of [1e-6, 0.01, 0.2, 0.5, 0.8, 0.975, 1 - 1e-5])
       expect(normCdf(normInv(p))).toBeCloseTo(p, 6);
     expect(normInv(0.975)).toBeCloseTo(1.959964, 5);
+  });
+
+  it('selection tops an essay up to minPerEssay only once the design could have got there', () => {
+    // Independent unit-variance scores; item 3 has no design weight, so only the floor asks for it.
+    const n = 4;
+    const pick = (perItem: number[], minPerEssay: number) => {
+      const total = perItem.reduce((s, c) => s + c, 0) / 2;
+      const history = {
+        byPair: new Map([[pairKey(0, 3, n), { ab: 1, ba: 0 }]]),
+        perItem: Int32Array.from(perItem),
+        inSlotA: new Int32Array(n),
+        total,
+      };
+      return selectPairs({
+        n,
+        posterior: {
+          mean: new Float64Array(n),
+          sd: new Float64Array(n).fill(1),
+          draws: [],
+          cov: (i, j) => (i === j ? 1 : 0),
+          biasSd: 0,
+          exact: true,
+        },
+        lapse: 0.05,
+        weights: Float64Array.from([1, 1, 1, 0]),
+        history,
+        connectivity: connectivity(
+          n,
+          [
+            [0, 1],
+            [1, 2],
+            [0, 3],
+          ],
+          [false, false, false, false],
+        ),
+        settings: {
+          count: 1,
+          maxPerEssay: 100,
+          maxPerRound: 2,
+          reverseShare: 0,
+          bridgeBonus: 0,
+          minPerEssay,
+        },
+        rng: createRng(1),
+      })[0]!;
+    };
+    const has3 = (p: { a: number; b: number }) => p.a === 3 || p.b === 3;
+    expect(has3(pick([20, 20, 20, 1], 0))).toBe(false);
+    expect(has3(pick([20, 20, 20, 1], 4))).toBe(true);
+    // Too early (1 comparison per essay on average, < 2·4): the floor waits.
+    expect(has3(pick([2, 1, 1, 0], 4))).toBe(false);
   });
 
   it('the 80% interval is the contiguous set around the mode with probability nearest 0.8', () => {
