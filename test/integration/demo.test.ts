@@ -22,21 +22,19 @@ function demo(): Promise<Run> {
 }
 
 describe('npm run demo', () => {
-  afterAll(async () => {
-    const env = { ...process.env, KUBECONFIG: stack().kubeconfig };
-    await kubectl(['delete', 'cjbatch', '--all', '-n', 'cj-demo', '--wait=true', '--timeout=60s']);
-    await new Promise<void>((resolve) =>
+  const uninstall = () =>
+    new Promise<Run>((resolve) =>
       execFile(
         requireTool(toolPaths().helm, 'helm'),
-        ['uninstall', 'cj-demo', '-n', 'cj-demo', '--wait'],
-        { env },
-        () => resolve(),
+        ['uninstall', 'cj-demo', '-n', 'cj-demo', '--wait', '--ignore-not-found'],
+        { env: { ...process.env, KUBECONFIG: stack().kubeconfig } },
+        (err, stdout, stderr) => resolve({ code: err ? 1 : 0, stdout, stderr }),
       ),
     );
-    // The chart owns the webhook configuration: uninstall removed it.
-    expect(
-      (await kubectl(['get', 'validatingwebhookconfiguration', 'cj-operator-validating'])).code,
-    ).not.toBe(0);
+
+  afterAll(async () => {
+    await kubectl(['delete', 'cjbatch', '--all', '-n', 'cj-demo', '--wait=true', '--timeout=60s']);
+    await uninstall();
     await deleteNamespace('cj-demo');
     // The fake judge the demo started belongs to the stack's extras: stop it here.
     const extras = readExtras(stack().name);
@@ -66,4 +64,15 @@ describe('npm run demo', () => {
     const release = await kubectlOk(['get', 'secret', '-n', 'cj-demo', '-l', 'owner=helm', '-o', 'name']);
     expect(release).toContain('sh.helm.release.v1.cj-demo');
   }, 600_000);
+
+  it("tears down as printed: helm uninstall removes the chart's objects", async () => {
+    await kubectlOk(['delete', 'cjbatch', '--all', '-n', 'cj-demo', '--wait=true', '--timeout=60s']);
+    const r = await uninstall();
+    expect(r.code, r.stderr).toBe(0);
+    // The chart owns the webhook configuration and the Deployment: both go with the release.
+    expect(
+      (await kubectl(['get', 'validatingwebhookconfiguration', 'cj-operator-validating'])).code,
+    ).not.toBe(0);
+    expect((await kubectlOk(['get', 'deployments', '-n', 'cj-demo', '-o', 'name'])).trim()).toBe('');
+  }, 120_000);
 });
