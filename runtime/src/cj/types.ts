@@ -133,7 +133,7 @@ export const Settings = z.object({
   rankFocus: z
     .number()
     .min(0)
-    .default(30)
+    .default(20)
     .describe(
       'Design weight of the rank-variance contrasts (delta-method Var of each rank; exact-covariance route), relative to gradeFocus; 0 = per-essay rank weights (rankDensityPower) instead.',
     ),
