@@ -5,7 +5,7 @@
 // bound, and (once the pool is known) essays too large for the pool's model.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { essayTextProblem } from '../api/index.js';
+import { essayTextProblem, isBlank } from '../api/index.js';
 import { type EssayLimit, essayTokenProblem } from '../validation/index.js';
 
 export interface FileEssay {
@@ -125,4 +125,61 @@ export function oversizedEssays(
     if (p) out.push(`${e.from}: ${p}`);
   }
   return out;
+}
+
+/** Anchors from a JSONL file ({"id","grade","text"} per line); problems named by line. */
+export function readAnchors(file: string, problems: string[]): (FileEssay & { grade: string })[] {
+  if (!existsSync(file)) throw new SourceError(`${file} does not exist`);
+  const decoded = decodeUtf8(readFileSync(file), file);
+  if ('problem' in decoded) {
+    problems.push(decoded.problem);
+    return [];
+  }
+  const out: (FileEssay & { grade: string })[] = [];
+  decoded.text.split('\n').forEach((raw, i) => {
+    if (!raw.trim()) return;
+    const from = `${file} line ${i + 1}`;
+    let o: { id?: unknown; grade?: unknown; text?: unknown } | null;
+    try {
+      o = JSON.parse(raw);
+    } catch {
+      problems.push(`${from} is not JSON; each line must be {"id": "...", "grade": "...", "text": "..."}`);
+      return;
+    }
+    if (typeof o?.id !== 'string' || typeof o.grade !== 'string' || typeof o.text !== 'string') {
+      problems.push(`${from} needs string fields "id", "grade" and "text"`);
+      return;
+    }
+    const p = essayTextProblem('anchor', o.id, o.text);
+    if (p) problems.push(`${from}: ${p}`);
+    else out.push({ id: o.id, grade: o.grade, text: o.text, from });
+  });
+  return out;
+}
+
+export interface AssignmentFile {
+  title: string;
+  instructions: string;
+  rubric: string;
+}
+
+/** The assignment from a JSON file {"title","instructions","rubric"}; a clear error otherwise. */
+export function readAssignment(file: string): AssignmentFile {
+  if (!existsSync(file)) throw new SourceError(`${file} does not exist`);
+  const decoded = decodeUtf8(readFileSync(file), file);
+  if ('problem' in decoded) throw new SourceError(decoded.problem);
+  let o: Partial<Record<keyof AssignmentFile, unknown>> | null;
+  try {
+    o = JSON.parse(decoded.text);
+  } catch (err) {
+    throw new SourceError(
+      `${file} is not JSON (${(err as Error).message}); it must be {"title", "instructions", "rubric"}`,
+    );
+  }
+  const missing = (['title', 'instructions', 'rubric'] as const).filter(
+    (k) => typeof o?.[k] !== 'string' || isBlank(o[k] as string),
+  );
+  if (missing.length > 0)
+    throw new SourceError(`${file} needs non-empty string fields ${missing.map((k) => `"${k}"`).join(', ')}`);
+  return { title: o!.title as string, instructions: o!.instructions as string, rubric: o!.rubric as string };
 }

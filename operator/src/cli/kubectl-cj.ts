@@ -8,18 +8,12 @@
  *   kubectl cj explain <batch>             why it stopped; judge quality
  * Global: -n/--namespace (default: the kubeconfig context's namespace).
  */
-import { readFileSync } from 'node:fs';
 import * as k8s from '@kubernetes/client-node';
-import {
-  CJBatchSpecSchema,
-  essayTextProblem,
-  estimateTokens,
-  LLMProviderPoolSpecSchema,
-} from '../api/index.js';
+import { CJBatchSpecSchema, estimateTokens, LLMProviderPoolSpecSchema } from '../api/index.js';
 import type { BatchResults } from '../controllers/cjbatch/finalize.js';
 import { isNotFound, KubeClient, resourcePath } from '../kube/rest.js';
 import { essayLimitFor, formatErrors, validateBatch } from '../validation/index.js';
-import { decodeUtf8, type FileEssay, oversizedEssays, readEssays, SourceError } from './essays.js';
+import { oversizedEssays, readAnchors, readAssignment, readEssays, SourceError } from './essays.js';
 
 export { invalidUtf8Offset, readEssays } from './essays.js';
 
@@ -71,12 +65,9 @@ async function submit(a: Args): Promise<number> {
   const { essays: fileEssays, problems } = readEssays(source);
   const anchorsFile = str(a.flags.anchors);
   const anchorItems = anchorsFile ? readAnchors(anchorsFile, problems) : [];
-  const assignment = str(a.flags.assignment)
-    ? (JSON.parse(readFileSync(str(a.flags.assignment)!, 'utf8')) as {
-        title: string;
-        instructions: string;
-        rubric: string;
-      })
+  const assignmentFile = str(a.flags.assignment);
+  const assignment = assignmentFile
+    ? readAssignment(assignmentFile)
     : { title: name, instructions: 'Write an essay.', rubric: 'Which essay is better overall?' };
   // Essays too large for the pool's model, named by file (the webhook would name ConfigMap lines).
   const poolObj = await get<{ spec?: unknown }>(client, resourcePath(POOLS, ns, pool));
@@ -153,31 +144,6 @@ async function submit(a: Args): Promise<number> {
     `cjbatch/${name} submitted in ${ns}: ${essays.length} essays, ${anchors.length} anchors, pool ${pool}`,
   );
   return a.flags.wait ? watch(client, ns, name, false) : 0;
-}
-
-/** Anchors from a JSONL file ({"id","grade","text"} per line); problems named by line. */
-function readAnchors(file: string, problems: string[]): (FileEssay & { grade: string })[] {
-  const decoded = decodeUtf8(readFileSync(file), file);
-  if ('problem' in decoded) {
-    problems.push(decoded.problem);
-    return [];
-  }
-  const out: (FileEssay & { grade: string })[] = [];
-  decoded.text.split('\n').forEach((raw, i) => {
-    if (!raw.trim()) return;
-    const from = `${file} line ${i + 1}`;
-    try {
-      const o = JSON.parse(raw) as { id?: unknown; grade?: unknown; text?: unknown };
-      if (typeof o.id !== 'string' || typeof o.grade !== 'string' || typeof o.text !== 'string')
-        problems.push(`${from} needs string fields "id", "grade" and "text"`);
-      else if (essayTextProblem('anchor', o.id, o.text))
-        problems.push(`${from}: ${essayTextProblem('anchor', o.id, o.text)}`);
-      else out.push({ id: o.id, grade: o.grade, text: o.text, from });
-    } catch {
-      problems.push(`${from} is not JSON; each line must be {"id": "...", "grade": "...", "text": "..."}`);
-    }
-  });
-  return out;
 }
 
 async function get<T>(client: KubeClient, p: string): Promise<T | undefined> {

@@ -11,6 +11,8 @@ import {
   decodeUtf8,
   invalidUtf8Offset,
   oversizedEssays,
+  readAnchors,
+  readAssignment,
   readEssays,
   SourceError,
 } from '../../../operator/src/cli/essays.js';
@@ -149,5 +151,43 @@ describe('readEssays', () => {
     expect(out).toEqual([
       `class/e2.txt: essay e2 is about 10000 tokens (estimated from 40000 characters), over the limit of ${limit.tokens} tokens per essay for model tiny-model of LLMProviderPool "small" (context window 8192 tokens, less 2048 for instructions and answer and 50 for the assignment, shared by the two essays of a pair); shorten or split the essay, or use a pool whose model has a larger context window (spec.contextWindowTokens)`,
     ]);
+  });
+});
+
+describe('readAnchors and readAssignment', () => {
+  it('name the file and line of each bad anchor', () => {
+    const f = path.join(root, 'anchors.jsonl');
+    writeFileSync(
+      f,
+      [
+        JSON.stringify({ id: 'a-f', grade: 'F', text: 'Phones. The end.' }),
+        JSON.stringify({ id: 'a-b', grade: 'B', text: ' ' }),
+        'null',
+        '{"id": ',
+      ].join('\n'),
+    );
+    const problems: string[] = [];
+    expect(readAnchors(f, problems).map((a) => [a.id, a.grade])).toEqual([['a-f', 'F']]);
+    expect(problems).toEqual([
+      `${f} line 2: anchor a-b has no text (empty or only whitespace); put the anchor text in it or remove the anchor`,
+      `${f} line 3 needs string fields "id", "grade" and "text"`,
+      `${f} line 4 is not JSON; each line must be {"id": "...", "grade": "...", "text": "..."}`,
+    ]);
+    const latin = path.join(root, 'anchors-latin1.jsonl');
+    writeFileSync(latin, Buffer.from([0x7b, 0xe9, 0x7d]));
+    const p2: string[] = [];
+    expect(readAnchors(latin, p2)).toEqual([]);
+    expect(p2[0]).toContain(`${latin}: not valid UTF-8 at byte 1 (line 1, byte 0xE9)`);
+  });
+
+  it('refuse an assignment that is not JSON or lacks a field, naming the file', () => {
+    const f = path.join(root, 'assignment.json');
+    writeFileSync(f, JSON.stringify({ title: 'T', instructions: 'I', rubric: 'R' }));
+    expect(readAssignment(f)).toEqual({ title: 'T', instructions: 'I', rubric: 'R' });
+    writeFileSync(f, JSON.stringify({ title: 'T', rubric: '  ' }));
+    expect(() => readAssignment(f)).toThrow(`${f} needs non-empty string fields "instructions", "rubric"`);
+    writeFileSync(f, '{"title": ');
+    expect(() => readAssignment(f)).toThrow(SourceError);
+    expect(() => readAssignment(path.join(root, 'missing.json'))).toThrow('does not exist');
   });
 });
