@@ -115,6 +115,9 @@ export async function main(): Promise<void> {
 
   const stop = async (code: number) => {
     shutdown.abort();
+    // A connection or handle that will not close must not keep a terminating pod alive until
+    // SIGKILL: exit anyway well inside the default 30 s grace period.
+    setTimeout(() => process.exit(code), 10_000).unref();
     await Promise.allSettled([sql.end({ timeout: 5 }), health.close(), webhook?.close()]);
     process.exit(code);
   };

@@ -158,6 +158,8 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
         clearInterval(timer);
         server.close(() => resolve());
         server.closeIdleConnections();
+        // The apiserver keeps connections open; give in-flight reviews a moment, then drop them.
+        setTimeout(() => server.closeAllConnections(), 2_000).unref();
       }),
   };
 }

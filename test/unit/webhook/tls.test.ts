@@ -149,6 +149,36 @@ describe('startWebhookServer', () => {
     expect(bad.status).toBe(400);
   });
 
+  it('closes within seconds even while a client holds a request half-sent', async () => {
+    const store = new MemoryCertStore();
+    const s = await startWebhookServer({
+      host: '127.0.0.1',
+      port: 0,
+      tls: { mode: 'selfManaged', store, policy },
+      contextFor: (namespace) => ({
+        namespace,
+        getPool: async () => undefined,
+        getConfigMap: async () => undefined,
+      }),
+    });
+    const { connect } = await import('node:tls');
+    const socket = connect({
+      host: '127.0.0.1',
+      port: s.port,
+      ca: store.certs!.caBundle,
+      servername: 'localhost',
+    });
+    socket.on('error', () => {});
+    await new Promise<void>((resolve) => socket.once('secureConnect', () => resolve()));
+    // Headers without their end: the server counts the connection as active, not idle.
+    socket.write('POST /validate-cjbatch HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n');
+    await new Promise((r) => setTimeout(r, 100));
+    const t0 = Date.now();
+    await s.close();
+    expect(Date.now() - t0).toBeLessThan(5_000);
+    socket.destroy();
+  });
+
   it('hot-swaps a rotated certificate with no failed request', async () => {
     const store = new MemoryCertStore();
     let offset = 0;
