@@ -14,6 +14,8 @@
 // (about 4.5 characters per token) and close for other scripts. The runtime reconciles real
 // counts after each call; these bounds only keep impossible prompts out.
 
+import { estimateTokensUpperBound } from '../../../runtime/src/llm/prompt.js';
+
 /** Context window assumed when the pool does not set spec.contextWindowTokens (every current Claude model). */
 export const DEFAULT_CONTEXT_WINDOW_TOKENS = 200_000;
 export const MIN_CONTEXT_WINDOW_TOKENS = 4_096;
@@ -30,16 +32,8 @@ export const MAX_ESSAY_CHARS = 50_000;
  */
 export const ESSAY_TEXT_MAX_LENGTH = 2 * MAX_ESSAY_CHARS;
 
-/** Conservative token estimate: one token per 4 ASCII characters plus one per other character. */
-export function estimateTokens(text: string): number {
-  let ascii = 0;
-  let other = 0;
-  for (const ch of text) {
-    if (ch.charCodeAt(0) < 0x80) ascii++;
-    else other++;
-  }
-  return Math.ceil(ascii / 4) + other;
-}
+/** Conservative token estimate, shared with the runtime's bundling (one place for the rule). */
+export const estimateTokens = estimateTokensUpperBound;
 
 /** Characters as CEL's size() counts them (code points, not UTF-16 units). */
 export const codePoints = (text: string): number => {

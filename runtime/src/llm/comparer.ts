@@ -24,7 +24,7 @@ import type { LlmMetrics } from './metrics.js';
 import { runBatches } from './modes/batch-api.js';
 import { AbortedError, type JobState, type ModeContext, newState } from './modes/context.js';
 import { askIndividually } from './modes/per-request.js';
-import { askBundle } from './modes/serial-bundle.js';
+import { askBundle, planBundles } from './modes/serial-bundle.js';
 import {
   type Assignment,
   type ComparisonOutcome,
@@ -33,7 +33,7 @@ import {
   type PoolConfigInput,
   PoolConfigSchema,
 } from './types.js';
-import { chunk, sleep as defaultSleep, mapPool, type Sleep } from './util.js';
+import { sleep as defaultSleep, mapPool, type Sleep } from './util.js';
 
 export interface ComparerOptions {
   pool: PoolConfigInput;
@@ -168,7 +168,9 @@ export class Comparer {
       await runBatches(ctx, states);
     } else {
       const units: JobState[][] =
-        this.pool.mode === 'serial_bundle' ? chunk(states, this.pool.bundleSize) : states.map((s) => [s]);
+        this.pool.mode === 'serial_bundle'
+          ? planBundles(states, this.pool, this.o.assignment)
+          : states.map((s) => [s]);
       const run = async (unit: JobState[]) => {
         const start = now();
         for (const st of unit) st.startedAt = start;

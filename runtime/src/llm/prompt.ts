@@ -45,6 +45,21 @@ export function estimateTokens(text: string): number {
   return Math.ceil(text.length / 4);
 }
 
+/**
+ * An upper bound for keeping prompts inside the context window (no tokenizer ships with us): one
+ * token per 4 ASCII characters plus one per other character. Above the real count for English
+ * prose (about 4.5 characters per token) and close for other scripts.
+ */
+export function estimateTokensUpperBound(text: string): number {
+  let ascii = 0;
+  let other = 0;
+  for (const ch of text) {
+    if (ch.charCodeAt(0) < 0x80) ascii++;
+    else other++;
+  }
+  return Math.ceil(ascii / 4) + other;
+}
+
 export function buildStaticPrefix(assignment: Assignment): string {
   return [
     `You are an experienced examiner making comparative judgements of student essays (${PROMPT_VERSION}).`,

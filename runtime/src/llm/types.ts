@@ -46,6 +46,8 @@ export const PoolConfigSchema = z.object({
   mode: BatchingModeSchema.default('per_request'),
   /** Pairs per call in `serial_bundle` mode. */
   bundleSize: z.number().int().min(1).max(64).default(8),
+  /** The model's context window: a bundle never holds more pairs than fit in it. */
+  contextWindowTokens: z.number().int().min(4_096).default(200_000),
   retry: RetryPolicySchema.default({
     maxAttempts: 5,
     initialBackoffMs: 500,

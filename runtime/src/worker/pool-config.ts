@@ -52,6 +52,7 @@ const EnvPoolSchema = z.object({
     .regex(/^https?:\/\/\S+$/)
     .optional(),
   model: z.string().min(1),
+  contextWindowTokens: z.number().int().min(4_096).optional(),
   tier: z.enum(TIER_NAMES).default('start'),
   limits: z
     .object({
@@ -139,6 +140,7 @@ export function parsePoolConfig(json: string | undefined): WorkerPoolConfig {
     model: c.model,
     mode: c.batching?.mode ?? 'per_request',
     bundleSize: c.batching?.bundleSize ?? (c.batching?.mode === 'serial_bundle' ? 8 : 1),
+    ...(c.contextWindowTokens ? { contextWindowTokens: c.contextWindowTokens } : {}),
     retry: {
       maxAttempts: c.retry?.maxAttempts ?? 5,
       initialBackoffMs: Math.round(c.retry?.initialBackoff ?? 500),

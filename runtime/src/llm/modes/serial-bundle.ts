@@ -7,8 +7,9 @@
  *
  * Usage of the bundle call is split evenly over its pairs; re-asks add to the pair re-asked.
  */
-import { sha256Hex } from '../prompt.js';
-import { mapPool } from '../util.js';
+import { buildStaticPrefix, estimateTokensUpperBound, sha256Hex } from '../prompt.js';
+import type { Assignment, PoolConfig } from '../types.js';
+import { chunkWithin, mapPool } from '../util.js';
 import { parseVerdictResponse } from '../verdict.js';
 import {
   AbortedError,
@@ -24,6 +25,33 @@ import {
   throwIfAborted,
 } from './context.js';
 import { askIndividually } from './per-request.js';
+
+/** Tokens around each pair in a bundle (delimiters, pair id) beyond the two essays. */
+const PAIR_OVERHEAD_TOKENS = 64;
+/** Tokens for the fixed instructions, the bundle's answer framing and a safety margin. */
+const BUNDLE_RESERVE_TOKENS = 2_048;
+
+/**
+ * Splits pairs into bundles of at most `bundleSize` whose prompt and answer fit the model's
+ * context window (estimated from above: long essays make smaller bundles, never an overflowing
+ * call). A pair too big even alone is a bundle of one; admission keeps such essays out.
+ */
+export function planBundles(
+  states: JobState[],
+  pool: Pick<PoolConfig, 'bundleSize' | 'contextWindowTokens' | 'maxOutputTokensPerPair'>,
+  assignment: Assignment,
+): JobState[][] {
+  const budget =
+    pool.contextWindowTokens -
+    BUNDLE_RESERVE_TOKENS -
+    estimateTokensUpperBound(buildStaticPrefix(assignment));
+  const cost = (st: JobState) =>
+    estimateTokensUpperBound(st.job.essayA.text) +
+    estimateTokensUpperBound(st.job.essayB.text) +
+    PAIR_OVERHEAD_TOKENS +
+    pool.maxOutputTokensPerPair;
+  return chunkWithin(states, pool.bundleSize, cost, budget);
+}
 
 export async function askBundle(ctx: ModeContext, states: JobState[]): Promise<void> {
   throwIfAborted(ctx);
