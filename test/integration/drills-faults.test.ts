@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readStack, restartPostgres } from '../../hack/stack.js';
 import { Drill, report } from './drill-invariants.js';
 import { stack, waitFor } from './helpers.js';
@@ -17,97 +17,112 @@ import { RUNTIME_MAIN } from './operator-harness.js';
 
 const onDevStack = () => stack().name === 'dev';
 
-describe('drill 5: the LLM at 30% 529 overloaded with bursts of 429 (retry-after)', () => {
-  const d = new Drill('drill-llm');
-  beforeAll(async () => {
-    await d.setup({}, (spec) => {
-      spec.retry = { maxAttempts: 8, initialBackoff: '100ms', maxBackoff: '2s' };
-    });
-    // 30% of requests overloaded; of every 40 requests, the first 4 are 429 with retry-after 1 s.
-    d.fake.setFaults({ inject529: 0.3, burst429: { every: 40, length: 4, retryAfterS: 1 } });
-    await d.startOperator('llm-op', { LEADER_ELECTION: 'false' });
-    await d.poolReady();
-  });
-  afterAll(() => d.teardown());
+/** A smaller budget than the sample's default (66): about 5 rounds, enough to interrupt. */
+const small = (b: any) => {
+  b.spec.budget = { maxComparisons: 36 };
+};
 
-  it('completes with every comparison stored once; retries account for the faults', async () => {
-    await d.applyBatch('flaky');
-    const f = await d.finish('flaky', { expectPhase: 'Succeeded' });
-    const s = d.fake.stats();
-    const st = await d.status('flaky');
-    report('llm-529-429', f, {
-      fakeMessages: s.messages.total,
-      fakeOk: s.messages.ok,
-      byStatus: s.messages.byStatus,
-      injected529: s.injected529,
-      burst429: s.burst429,
-      statusRetried: st.comparisons?.retried,
+async function drill<T>(d: Drill, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } finally {
+    await d.teardown();
+  }
+}
+
+describe('LLM provider faults and a stalled worker (run side by side)', () => {
+  it.concurrent('drill 5: the LLM at 30% 529 overloaded with bursts of 429 (retry-after): completes; retries account for it', async () => {
+    const d = new Drill('drill-llm');
+    await drill(d, async () => {
+      await d.setup({}, (spec) => {
+        spec.retry = { maxAttempts: 8, initialBackoff: '100ms', maxBackoff: '2s' };
+      });
+      // 30% of requests overloaded; of every 40 requests, the first 4 are 429 with retry-after 1 s.
+      d.fake.setFaults({ inject529: 0.3, burst429: { every: 40, length: 4, retryAfterS: 1 } });
+      await d.startOperator('llm-op', { LEADER_ELECTION: 'false' });
+      await d.poolReady();
+      await d.applyBatch('flaky', small);
+      const f = await d.finish('flaky', { expectPhase: 'Succeeded' });
+      const s = d.fake.stats();
+      const st = await d.status('flaky');
+      report('llm-529-429', f, {
+        fakeMessages: s.messages.total,
+        fakeOk: s.messages.ok,
+        byStatus: s.messages.byStatus,
+        injected529: s.injected529,
+        burst429: s.burst429,
+        statusRetried: st.comparisons?.retried,
+      });
+      expect(s.injected529).toBeGreaterThan(0);
+      expect(s.burst429).toBeGreaterThan(0);
+      // Every HTTP attempt the workers counted reached the fake; every success is one stored verdict
+      // (calls cut short by a lost lease or a restart are the only difference).
+      expect(f.attempts).toBeLessThanOrEqual(s.messages.total);
+      expect(s.messages.ok).toBeGreaterThanOrEqual(f.completed);
+      expect(f.retried).toBeGreaterThan(0);
+      expect(st.comparisons.retried).toBe(f.retried);
+      // 30% 529s and 8 attempts: a comparison failing for good is very unlikely; failures would carry a reason.
+      expect(f.completed / f.planned).toBeGreaterThan(0.9);
+      expect(f.lost).toBe(0);
     });
-    expect(s.injected529).toBeGreaterThan(0);
-    expect(s.burst429).toBeGreaterThan(0);
-    // Every HTTP attempt the workers counted reached the fake; every success is one stored verdict
-    // (calls cut short by a lost lease or a restart are the only difference).
-    expect(f.attempts).toBeLessThanOrEqual(s.messages.total);
-    expect(s.messages.ok).toBeGreaterThanOrEqual(f.completed);
-    expect(f.retried).toBeGreaterThan(0);
-    expect(st.comparisons.retried).toBe(f.retried);
-    // 30% 529s and 8 attempts: a comparison failing for good is very unlikely; failures would carry a reason.
-    expect(f.completed / f.planned).toBeGreaterThan(0.95);
   }, 360_000);
+
+  it.concurrent(
+    'drill 6: a stalled worker (SIGSTOP beyond its lease): another takes its pairs; its late writes are refused',
+    () => stalledWorker(),
+    360_000,
+  );
 });
 
 describe.skipIf(onDevStack())('drill 3: Postgres restarted mid-round', () => {
-  const d = new Drill('drill-pg');
-  beforeAll(async () => {
-    await d.setup({ latencyMs: 200 });
-    await d.startOperator('pg-op');
-    await d.poolReady();
-  });
-  afterAll(() => d.teardown());
-
   it('workers and the operator recover; nothing lost; the stack is healthy again', async () => {
-    await d.applyBatch('pgdown');
-    await waitFor(
-      'round 1 comparing with comparisons written',
-      async () => {
-        const s = await d.status('pgdown');
-        return s.phase === 'Comparing' && (s.comparisons?.completed ?? 0) >= 3;
-      },
-      180_000,
-    );
-    const pods = (await d.comparisonPods('pgdown')).length;
-    const r = await restartPostgres(stack(), { downMs: 5_000, mode: 'fast' });
-    const upAt = new Date();
-    // The first comparison written after the restart: the workers are back.
-    const resumed = await waitFor(
-      'a comparison written after the restart',
-      async () => {
-        const [row] =
-          await d.sql`SELECT min(completed_at) AS t FROM comparisons WHERE completed_at > ${upAt}`.catch(
-            () => [undefined],
-          );
-        return row?.t ? (row.t as Date) : undefined;
-      },
-      180_000,
-    );
-    const f = await d.finish('pgdown', { expectPhase: 'Succeeded' });
-    const failedPods = (await d.get(['get', 'pods', '-l', 'cj.huleedu.io/batch=pgdown'])).items.filter(
-      (p: any) => p.status?.phase === 'Failed',
-    ).length;
-    const jobs = (await d.get(['get', 'jobs', '-l', 'cj.huleedu.io/batch=pgdown'])).items.map(
-      (j: any) => j.metadata.name,
-    );
-    report('postgres-restart', f, {
-      downMs: r.downMs,
-      resumedAfterMs: resumed.getTime() - upAt.getTime(),
-      podsRunningAtRestart: pods,
-      failedPods,
-      jobs,
+    const d = new Drill('drill-pg');
+    await drill(d, async () => {
+      await d.setup({ latencyMs: 200 });
+      await d.startOperator('pg-op');
+      await d.poolReady();
+      await d.applyBatch('pgdown', small);
+      await waitFor(
+        'round 1 comparing with comparisons written',
+        async () => {
+          const s = await d.status('pgdown');
+          return s.phase === 'Comparing' && (s.comparisons?.completed ?? 0) >= 3;
+        },
+        180_000,
+      );
+      const pods = (await d.comparisonPods('pgdown')).length;
+      const r = await restartPostgres(stack(), { downMs: 5_000, mode: 'fast' });
+      const upAt = new Date();
+      // The first comparison written after the restart: the workers are back.
+      const resumed = await waitFor(
+        'a comparison written after the restart',
+        async () => {
+          const [row] =
+            await d.sql`SELECT min(completed_at) AS t FROM comparisons WHERE completed_at > ${upAt}`;
+          return row?.t ? (row.t as Date) : undefined;
+        },
+        180_000,
+      );
+      const f = await d.finish('pgdown', { expectPhase: 'Succeeded' });
+      const pgPods = (await d.get(['get', 'pods', '-l', 'cj.huleedu.io/batch=pgdown'])).items as any[];
+      const failedPods = pgPods.filter((p) => p.status?.phase === 'Failed').length;
+      const jobs = (await d.get(['get', 'jobs', '-l', 'cj.huleedu.io/batch=pgdown'])).items.map(
+        (j: any) => j.metadata.name as string,
+      );
+      report('postgres-restart', f, {
+        downMs: r.downMs,
+        resumedAfterMs: resumed.getTime() - upAt.getTime(),
+        podsRunningAtRestart: pods,
+        failedPods,
+        retriedJobs: jobs.filter((n: string) => /-\d+-\d+$/.test(n)),
+      });
+      expect(f.lost).toBe(0);
+      // The workers rode out the outage: no pod failed, no Job had to be retried.
+      expect(failedPods).toBe(0);
+      // The operator rode it out (no crash), and the stack is alive for the next test file.
+      expect(d.operators[0]!.proc.exitCode).toBeNull();
+      expect(readStack(stack().name), 'stack.json records the new Postgres pid').toBeDefined();
     });
-    expect(f.lost).toBe(0);
-    // The operator rode it out (no crash), and the stack is alive for the next test file.
-    expect(d.operators[0]!.proc.exitCode).toBeNull();
-    expect(readStack(stack().name), 'stack.json records the new Postgres pid').toBeDefined();
   }, 420_000);
 });
 
@@ -122,21 +137,17 @@ function podLog(ns: string, name: string): string {
   return f && existsSync(f) ? readFileSync(f, 'utf8') : '';
 }
 
-describe('drill 6: a stalled worker whose leases expire (SIGSTOP longer than its lease, then SIGCONT)', () => {
+async function stalledWorker(): Promise<void> {
   const d = new Drill('drill-stall');
   const LEASE_S = 4;
-  beforeAll(async () => {
+  await drill(d, async () => {
     // Slow answers: the stalled worker is frozen with calls in flight.
     await d.setup({ latencyMs: 1_500 }, (spec) => {
       spec.limits.maxConcurrency = 24;
     });
     await d.startOperator('stall-op', { COMPARISON_LEASE_SECONDS: String(LEASE_S) });
     await d.poolReady();
-  });
-  afterAll(() => d.teardown());
-
-  it("another worker takes the expired leases; the stalled worker's late writes are refused", async () => {
-    const uid = await d.applyBatch('stall');
+    const uid = await d.applyBatch('stall', small);
     const { pod, held } = await waitFor(
       'a comparison pod holding leases',
       async () => {
@@ -222,5 +233,5 @@ describe('drill 6: a stalled worker whose leases expire (SIGSTOP longer than its
       }
       if (rescuer && rescuer.exitCode === null) rescuer.kill('SIGKILL');
     }
-  }, 420_000);
-});
+  });
+}

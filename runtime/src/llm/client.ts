@@ -213,10 +213,14 @@ export class LlmClient {
           })
           .withResponse();
         const usage = usageFromMessage(data);
-        await limiter.observeHeaders(response.headers);
-        await limiter.reconcile(reservation, {
-          inputTokens: usage.input + usage.cacheWrite,
-          outputTokens: usage.output,
+        // The verdict is in hand: limiter bookkeeping that fails (its database briefly down) must
+        // not turn it into a failed call; an unsettled reservation's lease expires by itself.
+        await this.bookkeeping('reconcile', async () => {
+          await limiter.observeHeaders(response.headers);
+          await limiter.reconcile(reservation, {
+            inputTokens: usage.input + usage.cacheWrite,
+            outputTokens: usage.output,
+          });
         });
         metrics?.latency.observe(labels, (this.now() - t0) / 1000);
         metrics?.requests.inc({ ...labels, status: 'ok' });
@@ -234,10 +238,13 @@ export class LlmClient {
           limiterWaitMs: waited,
         };
       } catch (err) {
-        await limiter.reconcile(reservation, null);
+        await this.bookkeeping('release', () => limiter.reconcile(reservation, null));
         const c = classifyError(err, this.now());
         last = c;
-        if (err instanceof APIError && err.headers) await limiter.observeHeaders(err.headers);
+        if (err instanceof APIError && err.headers) {
+          const headers = err.headers;
+          await this.bookkeeping('headers', () => limiter.observeHeaders(headers));
+        }
         metrics?.latency.observe(labels, (this.now() - t0) / 1000);
         metrics?.requests.inc({ ...labels, status: c.reason });
         logger?.warn(
@@ -251,8 +258,10 @@ export class LlmClient {
         metrics?.retries.inc({ ...labels, reason: c.reason });
         const delay = c.retryAfterMs ?? backoffMs(retry, attempt - 1, this.o.random);
         if (c.reason === 'rate_limited') {
-          // Pool-wide: every worker of the pool waits, not just this call.
-          await limiter.blockUntil(this.now() + delay, 'retry-after');
+          // Pool-wide: every worker of the pool waits, not just this call (this one at least).
+          const until = this.now() + delay;
+          if (!(await this.bookkeeping('block', () => limiter.blockUntil(until, 'retry-after'))))
+            await this.sleep(delay, req.signal);
         } else {
           await this.sleep(delay, req.signal);
         }
@@ -261,6 +270,17 @@ export class LlmClient {
     // Unreachable (maxAttempts >= 1), kept for the type checker.
     const c = last ?? classifyError(new Error('no attempt'));
     return { ok: false, ...c, attempts: retry.maxAttempts, limiterWaitMs: waited };
+  }
+
+  /** Runs limiter bookkeeping; a failure is logged, never thrown. Returns whether it worked. */
+  private async bookkeeping(what: string, fn: () => Promise<unknown>): Promise<boolean> {
+    try {
+      await fn();
+      return true;
+    } catch (err) {
+      this.o.logger?.warn({ what, err: String(err) }, 'limiter bookkeeping failed; carrying on');
+      return false;
+    }
   }
 
   /**

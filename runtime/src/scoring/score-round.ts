@@ -5,6 +5,7 @@ import { plan } from '../cj/plan.js';
 import type { PlanInputJson, PlanResult } from '../cj/types.js';
 import { BatchConfigSchema } from '../store/batch-config.js';
 import type { Sql } from '../store/db.js';
+import { isTransientDbError, retryTransient } from '../worker/transient.js';
 
 export interface RoundSummary {
   round: number;
@@ -22,7 +23,32 @@ export function toConfidence(c: number | null): number | undefined {
   return Math.min(1, Math.max(0.5, c));
 }
 
-export async function scoreRound(sql: Sql, uid: string, round: number): Promise<RoundSummary> {
+/**
+ * Scores `round`, riding out a database outage (Postgres restarted) for up to `outageMs`: the pass
+ * is idempotent, so a retry after a commit whose reply was lost finds the round row.
+ */
+export async function scoreRound(
+  sql: Sql,
+  uid: string,
+  round: number,
+  outageMs = 120_000,
+): Promise<RoundSummary> {
+  // A dropped pooled connection can reject a promise postgres.js never hands out; that is the
+  // outage the retry rides out, not a reason to crash.
+  const ignore = (reason: unknown) => {
+    if (!isTransientDbError(reason)) throw reason;
+  };
+  process.on('unhandledRejection', ignore);
+  try {
+    return await retryTransient('score round', () => scoreRoundOnce(sql, uid, round), {
+      deadlineMs: outageMs,
+    });
+  } finally {
+    process.off('unhandledRejection', ignore);
+  }
+}
+
+async function scoreRoundOnce(sql: Sql, uid: string, round: number): Promise<RoundSummary> {
   const [batch] = await sql`SELECT config, budget_total FROM batches WHERE uid = ${uid}`;
   if (!batch) throw new BadInput(`batch ${uid} is not registered in the database`);
   const existing =

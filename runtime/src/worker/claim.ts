@@ -106,9 +106,16 @@ export function flagsOf(o: ComparisonOutcome): string[] {
 
 /**
  * Write one outcome, once: only while this worker holds the lease. Returns false when the lease
- * was lost (expired and taken by another worker, or already final): nothing is written then.
+ * was lost (expired and taken by another worker, or already final): nothing is written then. A
+ * `retry` of a write whose connection dropped returns true when its first try committed.
  */
-export async function writeOutcome(sql: Querier, o: ComparisonOutcome, owner: string): Promise<boolean> {
+export async function writeOutcome(
+  sql: Querier,
+  o: ComparisonOutcome,
+  owner: string,
+  /** This is a retry of the same write after a dropped connection: its first try may have committed. */
+  retry = false,
+): Promise<boolean> {
   const ok = o.status === 'succeeded';
   const rows = await sql`
     UPDATE comparisons SET
@@ -128,7 +135,14 @@ export async function writeOutcome(sql: Querier, o: ComparisonOutcome, owner: st
       completed_at = now()
      WHERE id = ${o.comparisonId}::bigint AND status = 'leased' AND lease_owner = ${owner}
     RETURNING id`;
-  return rows.length === 1;
+  if (rows.length === 1) return true;
+  if (!retry) return false;
+  // A retry after the connection dropped may find its own first write committed (the row is final
+  // and still names this worker: only the lease holder can write, and a takeover renames it).
+  const mine = await sql`
+    SELECT 1 FROM comparisons
+     WHERE id = ${o.comparisonId}::bigint AND status IN ('succeeded', 'failed') AND lease_owner = ${owner}`;
+  return mine.length === 1;
 }
 
 export interface ShardState {

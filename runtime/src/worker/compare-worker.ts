@@ -47,6 +47,7 @@ import {
   writeOutcome,
 } from './claim.js';
 import { ConfigError, parsePoolConfig, type WorkerPoolConfig } from './pool-config.js';
+import { isTransientDbError, retryTransient } from './transient.js';
 
 export const EXIT = { done: 0, unexpected: 1, authFailed: 3, badInput: 4, terminated: 143 } as const;
 
@@ -61,6 +62,8 @@ export interface WorkerEnv {
   pool: WorkerPoolConfig;
   apiKey: string;
   leaseSeconds: number;
+  /** How long a database outage is ridden out (retries with backoff) before the worker fails. */
+  dbOutageMs: number;
 }
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -86,6 +89,9 @@ export function readWorkerEnv(env: NodeJS.ProcessEnv = process.env): WorkerEnv {
   if (!UUID_RE.test(env.BATCH_UID!)) throw new ConfigError('BATCH_UID must be a uid (uuid)');
   const lease = env.CJ_LEASE_SECONDS ? Number(env.CJ_LEASE_SECONDS) : 60;
   if (!Number.isFinite(lease) || lease < 1) throw new ConfigError('CJ_LEASE_SECONDS must be a number >= 1');
+  const outage = env.CJ_DB_OUTAGE_SECONDS ? Number(env.CJ_DB_OUTAGE_SECONDS) : 120;
+  if (!Number.isFinite(outage) || outage < 0)
+    throw new ConfigError('CJ_DB_OUTAGE_SECONDS must be a number >= 0');
   return {
     databaseUrl: env.DATABASE_URL!,
     batchUid: env.BATCH_UID!,
@@ -96,6 +102,7 @@ export function readWorkerEnv(env: NodeJS.ProcessEnv = process.env): WorkerEnv {
     pool: parsePoolConfig(env.CJ_POOL_CONFIG),
     apiKey: env.ANTHROPIC_API_KEY!.trim(),
     leaseSeconds: lease,
+    dbOutageMs: outage * 1000,
   };
 }
 
@@ -136,9 +143,25 @@ export async function runWorker(env: WorkerEnv, opts: WorkerOptions = {}): Promi
   let authFailed = false;
   let fatal: unknown;
   let renewal: NodeJS.Timeout | undefined;
+  // Database calls ride out an outage (Postgres restarted) instead of failing the pod.
+  const outageMs = env.dbOutageMs ?? 120_000;
+  // postgres.js may reject a promise nobody awaits when a pooled connection drops (after a
+  // transaction, e.g. the limiter's): that is the outage the retries below ride out, not a reason
+  // to crash with leases held. Anything else unhandled still fails the worker (exit 1).
+  const onUnhandled = (reason: unknown) => {
+    if (isTransientDbError(reason)) {
+      log?.warn({ err: String(reason) }, 'a dropped database connection rejected an unawaited promise');
+      return;
+    }
+    fatal ??= reason;
+    stop.abort(reason);
+  };
+  process.on('unhandledRejection', onUnhandled);
+  const db = <T>(what: string, fn: () => Promise<T>) =>
+    retryTransient(what, fn, { deadlineMs: outageMs, signal: stop.signal, ...(log ? { logger: log } : {}) });
 
   try {
-    const batch = await getBatch(sql, env.batchUid);
+    const batch = await db('read batch', () => getBatch(sql, env.batchUid));
     if (!batch) {
       log?.error({ batchUid: env.batchUid }, 'batch not found');
       return { ...result, code: EXIT.badInput };
@@ -152,7 +175,9 @@ export async function runWorker(env: WorkerEnv, opts: WorkerOptions = {}): Promi
       return { ...result, code: EXIT.badInput };
     }
     const assignment: Assignment = a.data;
-    const essays = new Map((await loadEssays(sql, env.batchUid)).map((e) => [e.essay_id, e.text]));
+    const essays = new Map(
+      (await db('read essays', () => loadEssays(sql, env.batchUid))).map((e) => [e.essay_id, e.text]),
+    );
     const limiter = new PostgresRateLimiter({
       sql,
       poolKey: env.poolKey,
@@ -163,7 +188,7 @@ export async function runWorker(env: WorkerEnv, opts: WorkerOptions = {}): Promi
       maxConcurrency: env.pool.limits.maxConcurrency,
       ...env.pool.limiter,
     });
-    await limiter.init();
+    await db('limiter init', () => limiter.init());
     const comparer = new Comparer({
       pool,
       assignment,
@@ -180,7 +205,7 @@ export async function runWorker(env: WorkerEnv, opts: WorkerOptions = {}): Promi
         log?.error({ status: c.status, detail: c.detail }, 'provider rejected the pool credentials'),
     });
 
-    const stale = await releaseStaleOwn(sql, ref, env.owner);
+    const stale = await db('release stale leases', () => releaseStaleOwn(sql, ref, env.owner));
     if (stale > 0) log?.info({ released: stale }, 'released leases of a previous run under this name');
 
     renewal = setInterval(
@@ -199,8 +224,12 @@ export async function runWorker(env: WorkerEnv, opts: WorkerOptions = {}): Promi
 
     const isAuth = (o: ComparisonOutcome) =>
       o.status === 'failed' && (o.failureReason === 'auth_failed' || o.failureReason === 'permission_denied');
+    const counted = new Set<string>();
     const count = (o: ComparisonOutcome, written: boolean) => {
       held.delete(o.comparisonId);
+      // Each row counts once, whichever write of this process stored it.
+      if (written && counted.has(o.comparisonId)) written = false;
+      if (written) counted.add(o.comparisonId);
       if (!written) {
         result.lostLeases++;
         log?.warn(
@@ -217,7 +246,8 @@ export async function runWorker(env: WorkerEnv, opts: WorkerOptions = {}): Promi
         stop.abort(new Error('auth failure'));
         return;
       }
-      count(o, await writeOutcome(sql, o, env.owner));
+      let tries = 0;
+      count(o, await db('write outcome', () => writeOutcome(sql, o, env.owner, tries++ > 0)));
     };
 
     const toJob = (r: ClaimedRow): PairJob | undefined => {
@@ -246,13 +276,23 @@ export async function runWorker(env: WorkerEnv, opts: WorkerOptions = {}): Promi
 
     const lane = async (i: number) => {
       if (i > 0) await warm;
+      let outageSince: number | undefined;
       try {
         for (;;) {
           if (stop.signal.aborted) return;
-          const rows = await claimChunk(sql, ref, env.owner, env.leaseSeconds, claimSize);
+          const claimed = await db('claim', () =>
+            claimChunk(sql, ref, env.owner, env.leaseSeconds, claimSize),
+          );
+          // A lease of ours that expired while the database was away is claimable again, by us too:
+          // the lane still working on it writes it; never compare a pair twice in one process.
+          const rows = claimed.filter((r) => !held.has(r.id));
+          if (rows.length === 0 && claimed.length > 0) {
+            await sleep(100, stop.signal).catch(() => undefined);
+            continue;
+          }
           if (rows.length === 0) {
             openGate();
-            const st = await shardState(sql, ref, env.owner);
+            const st = await db('shard state', () => shardState(sql, ref, env.owner));
             if (st.pending === 0 && st.leasedByOthers === 0) return;
             const wait =
               st.pending === 0 && st.nextExpiryMs !== null
@@ -293,11 +333,15 @@ export async function runWorker(env: WorkerEnv, opts: WorkerOptions = {}): Promi
                 authFailed = true;
                 stop.abort(new Error('auth failure'));
               } else {
-                const written = await sql.begin(async (tx) => {
-                  const ok: boolean[] = [];
-                  for (const o of outcomes) ok.push(await writeOutcome(tx, o, env.owner));
-                  return ok;
-                });
+                let tries = 0;
+                const written = await db('write outcomes', () =>
+                  sql.begin(async (tx) => {
+                    const retry = tries++ > 0;
+                    const ok: boolean[] = [];
+                    for (const o of outcomes) ok.push(await writeOutcome(tx, o, env.owner, retry));
+                    return ok;
+                  }),
+                );
                 outcomes.forEach((o, k) => {
                   count(o, written[k]!);
                 });
@@ -305,8 +349,23 @@ export async function runWorker(env: WorkerEnv, opts: WorkerOptions = {}): Promi
             } else if (jobs.length > 0) {
               await comparer.compare(jobs, { signal: stop.signal, onOutcome: (o) => writes.push(handle(o)) });
             }
+            outageSince = undefined;
           } catch (err) {
-            if (err instanceof BatchPollError) {
+            if (isTransientDbError(err) && !stop.signal.aborted) {
+              // The limiter's database went away mid-call: give the chunk's unfinished rows back
+              // (they are compared again once it is back) and carry on, within the outage budget.
+              outageSince ??= Date.now();
+              if (Date.now() - outageSince > outageMs) throw err;
+              log?.warn(
+                { err: String(err) },
+                'database unavailable during a comparison; releasing the chunk',
+              );
+              await Promise.allSettled(writes);
+              const open = rows.map((r) => r.id).filter((id) => held.has(id));
+              for (const id of open) held.delete(id);
+              await db('release chunk', () => releaseLeases(sql, open, env.owner));
+              await sleep(500, stop.signal).catch(() => undefined);
+            } else if (err instanceof BatchPollError) {
               // The provider batch id is stored: release, a later run resumes polling it.
               fatal = err;
               stop.abort(err);
@@ -325,13 +384,14 @@ export async function runWorker(env: WorkerEnv, opts: WorkerOptions = {}): Promi
     for (;;) {
       await Promise.all(Array.from({ length: lanes }, (_, i) => lane(i)));
       if (stop.signal.aborted) break;
-      const st = await shardState(sql, ref, env.owner);
+      const st = await db('shard state', () => shardState(sql, ref, env.owner));
       if (st.open === 0) break;
     }
   } catch (err) {
     fatal ??= err;
   } finally {
     if (renewal) clearInterval(renewal);
+    process.off('unhandledRejection', onUnhandled);
     opts.signal?.removeEventListener('abort', onExternal);
     try {
       result.released = await releaseLeases(sql, [...held], env.owner);
