@@ -78,6 +78,7 @@ function stopping(): void {
   log('|---|---|---|---|---|---|---|---|---|');
   let early = 0;
   let good = 0;
+  let earlyGood = 0;
   const all: Metrics[] = [];
   for (const s of seeds) {
     const r = runOurs(makeWorld(s, world), standard, s, { budget: 600, settings: extra });
@@ -85,13 +86,14 @@ function stopping(): void {
     all.push(m);
     if (r.stop!.reason !== 'budget') early++;
     if (m.spearman >= 0.95) good++;
+    if (r.stop!.reason !== 'budget' && m.spearman >= 0.95) earlyGood++;
     log(
       `| ${s} | ${r.stop!.reason} | ${m.comparisons} | ${f(m.perEssay, 1)} | ${f(m.spearman)} | ${f(m.exact, 2)} | ${f(m.qwk)} | ${f(m.coverage, 2)} | ${f(m.anchorCoverage, 2)} |`,
     );
   }
   log();
   log(
-    `Stopped by itself before the budget in ${early}/${seeds.length} seeds; Spearman ≥ 0.95 at the stop in ${good}/${seeds.length}; mean comparisons ${f(mean(all.map((m) => m.comparisons)), 0)}, mean Spearman ${f(mean(all.map((m) => m.spearman)))}.`,
+    `Stopped by itself before the budget in ${early}/${seeds.length} seeds; early **and** Spearman ≥ 0.95 at the stop in ${earlyGood}/${seeds.length}; Spearman ≥ 0.95 at the end (early or budget) in ${good}/${seeds.length}; mean comparisons ${f(mean(all.map((m) => m.comparisons)), 0)}, mean Spearman ${f(mean(all.map((m) => m.spearman)))}.`,
   );
   log();
 }

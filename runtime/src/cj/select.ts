@@ -1,8 +1,9 @@
 /**
  * Pair selection for the next round.
  *
- * Objective: the weighted posterior variance Σ_k w_k Var(θ_k), where w_k is large for essays
- * whose grade is still undecided (plan.ts). A comparison of (i, j) with expected Fisher
+ * Objective: the weighted posterior variance Σ_k w_k Var(θ_k) + Σ_t ω_t Var(u_tᵀθ) over linear
+ * targets u_t (plan.ts: rank contrasts, whose variance is each essay's delta-method rank
+ * variance, and boundary contrasts for essays whose grade is still undecided). A comparison of (i, j) with expected Fisher
  * information I (model.ts, at the difference d̄ = μ_i − μ_j shrunk by the probit approximation
  * d̄/√(1 + π·Var(θ_i − θ_j)/8), MacKay 1992) is a rank-one update of the precision, so by
  * Sherman–Morrison it lowers the objective by
