@@ -106,4 +106,6 @@ for (const [, , , eap, rank, chg, modal, minPer] of mid)
     if (!ok) fails[i] = fails[i]! + 1;
   });
 console.log(`checks failing among ${mid.length} snapshots with 400–580 comparisons:`);
-names.forEach((n, i) => console.log(`  ${n}: ${fails[i]}`));
+names.forEach((n, i) => {
+  console.log(`  ${n}: ${fails[i]}`);
+});
