@@ -1,13 +1,16 @@
 /**
  * Tuning aid: our engine under settings variants, more seeds, fewer checkpoints.
  * `node --import tsx bench/cj/tune.ts SEEDS CHECKPOINTS '{"gradeFocus":2}' '{...}' [--seed-policy] [--noisy]`
- * Seeds start at 101 so tuning does not reuse the 10 seeds reported in RESULTS.md.
+ * Seeds start at 101 so tuning does not reuse the 10 seeds reported in RESULTS.md (`--first N`
+ * starts elsewhere, for validation on seeds not used for tuning).
  */
 import { runOurs, runSeed } from './policies.js';
 import { makeWorld } from './world.js';
 
 const [nSeeds, cps, ...rest] = process.argv.slice(2);
-const seeds = Array.from({ length: Number(nSeeds) }, (_, i) => 101 + i);
+const firstAt = rest.indexOf('--first');
+const first = firstAt >= 0 ? Number(rest.splice(firstAt, 2)[1]) : 101;
+const seeds = Array.from({ length: Number(nSeeds) }, (_, i) => first + i);
 const checkpoints = cps!.split(',').map(Number);
 const noisy = rest.includes('--noisy');
 const judge = noisy ? { lapse: 0.1, bias: 0.3, scale: 1.5 } : { lapse: 0.05, bias: 0.15, scale: 1 };
