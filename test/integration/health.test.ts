@@ -104,7 +104,7 @@ describe('health checks on live objects', () => {
     operator = await startOperator({ namespace: ns, databaseUrl: await freshDatabase('health') });
   });
 
-  it('pools: Ready is Healthy/Current; a missing Secret is Degraded/InProgress', async () => {
+  it('pools: Ready is Healthy/Current; a missing Secret is Degraded/Failed (Stalled)', async () => {
     const ready = await when(
       'llmproviderpool',
       'fake-pool',
@@ -118,7 +118,7 @@ describe('health checks on live objects', () => {
       'Degraded',
       (o) => cond(o, 'Degraded')?.status === 'True',
     );
-    expect(expectHealth(lost, 'Degraded', 'InProgress').message).toContain('SecretNotFound');
+    expect(expectHealth(lost, 'Degraded', 'Failed').message).toContain('SecretNotFound');
   });
 
   it('batches: Pending on a Degraded pool and suspended', async () => {
@@ -129,7 +129,7 @@ describe('health checks on live objects', () => {
       (o) => cond(o, 'PoolReady')?.status === 'False',
     );
     expect(waiting.status.phase).toBe('Pending');
-    expect(expectHealth(waiting, 'Progressing', 'Current').message).toContain('Waiting for the pool');
+    expect(expectHealth(waiting, 'Progressing', 'InProgress').message).toContain('Waiting for the pool');
     const held = await when(
       'cjbatch',
       'held',
@@ -141,10 +141,10 @@ describe('health checks on live objects', () => {
 
   it('batches: Comparing, then Succeeded; a timed-out round Failed', async () => {
     const comparing = await when('cjbatch', 'sample-small', 'Comparing', phase('Comparing'));
-    expect(expectHealth(comparing, 'Progressing', 'Current').message).toMatch(/^Comparing/);
+    expect(expectHealth(comparing, 'Progressing', 'InProgress').message).toMatch(/^Comparing/);
     const failed = await when('cjbatch', 'late', 'Failed', phase('Failed'), 150_000);
     expect(cond(failed, 'Succeeded').reason).toBe('RoundTimeout');
-    expectHealth(failed, 'Degraded', 'Current');
+    expectHealth(failed, 'Degraded', 'Failed');
     const done = await when('cjbatch', 'sample-small', 'Succeeded', phase('Succeeded'), 150_000);
     expect(expectHealth(done, 'Healthy', 'Current').message).toContain(cond(done, 'Succeeded').message);
   }, 180_000);

@@ -566,6 +566,9 @@ export const BATCH_CONDITION_TYPES = [
   'EventPublished',
   'InvalidSpec',
   'PoolReady',
+  // For kstatus (Flux, kubectl wait): derived from the others, see operator/src/kube/kstatus.ts.
+  'Reconciling',
+  'Stalled',
 ] as const;
 
 export const CJBatchStatusSchema = z

@@ -285,7 +285,7 @@ export const LLMProviderPoolSpecSchema = withRules(
 export type LLMProviderPoolSpec = z.infer<typeof LLMProviderPoolSpecSchema>;
 export type LLMProviderPoolSpecInput = z.input<typeof LLMProviderPoolSpecSchema>;
 
-export const POOL_CONDITION_TYPES = ['Ready', 'Degraded'] as const;
+export const POOL_CONDITION_TYPES = ['Ready', 'Degraded', 'Reconciling', 'Stalled'] as const;
 
 export const LLMProviderPoolStatusSchema = z
   .object({

@@ -14,6 +14,7 @@ import type { ReconcileContext, Reconciler, Request, Result } from '../../kube/c
 import type { EventRecorder } from '../../kube/events.js';
 import { addFinalizer, removeFinalizer } from '../../kube/finalizer.js';
 import type { Informer } from '../../kube/informer.js';
+import { setKstatusConditions } from '../../kube/kstatus.js';
 import { isNotFound, type KubeClient, type KubeObject, resourcePath } from '../../kube/rest.js';
 import { conditionSetter, patchStatusIfChanged, type SetCondition } from '../../kube/status.js';
 import { validateBatch } from '../../validation/index.js';
@@ -41,7 +42,7 @@ import {
   scoringJobName,
 } from './jobs.js';
 import { buildRegistration, InputError, workerPoolConfig } from './prepare.js';
-import { condition, isTerminal, mirrorProgress, type RoundInfo } from './status.js';
+import { batchKstatus, condition, isTerminal, mirrorProgress, type RoundInfo } from './status.js';
 
 export const FINALIZER = 'cj.huleedu.io/finalizer';
 export const FIELD_MANAGER = 'cj-operator';
@@ -605,6 +606,7 @@ export class CJBatchReconciler implements Reconciler {
   }
 
   private async writeStatus(batch: CJBatch, status: CJBatchStatus) {
+    setKstatusConditions(conditionSetter(status, batch.metadata.generation ?? 0), batchKstatus(status));
     await patchStatusIfChanged(this.d.client, `${this.path(batch)}/status`, batch.status ?? {}, status);
   }
 

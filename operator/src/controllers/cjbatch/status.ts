@@ -4,6 +4,7 @@
 
 import type { Progress } from '../../../../runtime/src/store/progress.js';
 import type { BatchPhase, CJBatch, CJBatchStatus, LLMProviderPool } from '../../api/index.js';
+import type { KstatusState } from '../../kube/kstatus.js';
 
 export interface RoundInfo {
   round: number;
@@ -93,3 +94,25 @@ export function withPhase(status: CJBatchStatus, phase: BatchPhase): CJBatchStat
 }
 
 export const isTerminal = (b: CJBatch) => b.status?.phase === 'Succeeded' || b.status?.phase === 'Failed';
+
+/**
+ * How generic tools (kstatus: Flux, kubectl wait) should read a batch: a failed batch or an invalid
+ * spec is Stalled (a human must act); a batch on its way is Reconciling, including one waiting
+ * for its pool (that resolves by itself); a succeeded or suspended batch is neither (Current).
+ */
+export function batchKstatus(status: CJBatchStatus): KstatusState {
+  const invalid = condition(status, 'InvalidSpec');
+  if (invalid?.status === 'True') return { stalled: { reason: 'InvalidSpec', message: invalid.message } };
+  const done = condition(status, 'Succeeded');
+  if (status.phase === 'Failed')
+    return { stalled: { reason: done?.reason ?? 'Failed', message: done?.message ?? 'the batch failed' } };
+  if (status.phase === 'Succeeded') return {};
+  const progressing = condition(status, 'Progressing');
+  if (progressing?.status === 'False' && progressing.reason === 'Suspended') return {};
+  return {
+    reconciling: {
+      reason: status.phase ?? 'Pending',
+      message: progressing?.message ?? `the batch is ${(status.phase ?? 'Pending').toLowerCase()}`,
+    },
+  };
+}

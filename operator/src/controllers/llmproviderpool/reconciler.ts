@@ -6,8 +6,12 @@ import type { CJBatch, LLMProviderPool, LLMProviderPoolStatus } from '../../api/
 import type { ReconcileContext, Reconciler, Request, Result } from '../../kube/controller.js';
 import type { EventRecorder } from '../../kube/events.js';
 import type { Informer } from '../../kube/informer.js';
+import { setKstatusConditions } from '../../kube/kstatus.js';
 import { isNotFound, type KubeClient, type KubeObject, resourcePath } from '../../kube/rest.js';
 import { conditionSetter, patchStatusIfChanged } from '../../kube/status.js';
+
+/** Degraded reasons only a person can fix (the others are retried and may pass by themselves). */
+const NEEDS_A_HUMAN = new Set(['SecretNotFound', 'SecretKeyMissing', 'AuthFailed']);
 
 const POOLS = { group: 'cj.huleedu.io', version: 'v1alpha1', plural: 'llmproviderpools' };
 const SECRETS = { group: '', version: 'v1', plural: 'secrets' };
@@ -130,6 +134,12 @@ export class LLMProviderPoolReconciler implements Reconciler {
       if (wasReady !== 'False')
         this.d.recorder.event(pool as unknown as KubeObject, 'Warning', ready.reason, ready.message);
     }
+    // A missing Secret or a refused key waits for a human (Stalled); an unreachable provider or a
+    // failed check may recover by itself (Reconciling, re-checked every 10 s).
+    setKstatusConditions(
+      cond,
+      ready.ok ? {} : NEEDS_A_HUMAN.has(ready.reason) ? { stalled: ready } : { reconciling: ready },
+    );
     const using = this.d.batches
       .list(req.namespace)
       .filter((b) => (b as unknown as CJBatch).spec?.providerPoolRef?.name === req.name)
