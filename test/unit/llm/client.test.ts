@@ -71,6 +71,25 @@ describe('client retries and classification (real SDK against the fake server)',
     expect((await limiter.snapshot()).throttled429).toBe(1);
   });
 
+  it('a limiter whose database is away after the call does not turn the verdict into a failure or a second call', async () => {
+    fake = await startFakeAnthropic({
+      profilePath,
+      faults: { nextStatuses: [{ status: 429, retryAfterS: 0.2 }] },
+    });
+    const { limiter } = spyLimiter();
+    const down = () =>
+      Promise.reject(Object.assign(new Error('write CONNECTION_CLOSED'), { code: 'CONNECTION_CLOSED' }));
+    // Reserving works; settling, reading headers and blocking the pool all fail (Postgres restarting).
+    const flaky: RateLimiter = { ...limiter, reconcile: down, observeHeaders: down, blockUntil: down };
+    const c = comparerFor(fake.url, { promptCaching: { enabled: false, ttl: '5m' } }, { limiter: flaky });
+    const t0 = Date.now();
+    const [o] = await c.compare(makeJobs(1));
+    expect(o!.status).toBe('succeeded');
+    expect(o!.attempts).toBe(2); // the 429, then the verdict: not retried because bookkeeping failed
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(190); // retry-after still honoured (locally)
+    expect(fake.stats().messages.total).toBe(2);
+  });
+
   it('gives up after maxAttempts and reports the failure, never a success', async () => {
     fake = await startFakeAnthropic({ profilePath, faults: { nextStatuses: [529, 529, 529] } });
     const c = comparerFor(fake.url, {
