@@ -50,7 +50,7 @@ export function metricsOf(world: World, out: PlanResult, comparisons: number): M
   const gi = new Map(world.gradeLabels.map((g, i) => [g, i]));
   const gByid = new Map(out.grades.map((g) => [g.id, g]));
   const tg = ids.map((id) => world.grade.get(id)!);
-  const pg = ids.map((id) => gi.get(gByid.get(id)!.modal)!);
+  const pg = ids.map((id) => gi.get(gByid.get(id)!.assigned)!);
   let cover = 0;
   let soft = 0;
   let modal = 0;
@@ -92,7 +92,14 @@ export function runOurs(
   world: World,
   jcfg: JudgeConfig,
   seed: number,
-  opts: { checkpoints?: number[]; budget?: number; roundSize?: number; settings?: Record<string, unknown> },
+  opts: {
+    checkpoints?: number[];
+    budget?: number;
+    roundSize?: number;
+    settings?: Record<string, unknown>;
+    /** Called with plan()'s output at every checkpoint (for decision-rule comparisons). */
+    onCheckpoint?: (out: PlanResult, comparisons: number) => void;
+  },
 ): OursResult {
   const rng = createRng(seed, 'judge/ours');
   const comparisons: Comp[] = [];
@@ -121,6 +128,7 @@ export function runOurs(
     if (out.decision.action === 'stop') {
       const m = metricsOf(world, out, comparisons.length);
       if (checkpoints.length > 0) {
+        opts.onCheckpoint?.(out, comparisons.length);
         result.checkpoints.push(m);
         checkpoints.shift();
         if (checkpoints.length === 0) return result;

@@ -127,8 +127,15 @@ export function planParsed(state: PlanState): PlanResult {
   let gradeRows: GradeSummary[] = [];
   let calibration: PlanResult['quality']['calibration'] = null;
   if (hasGrades) {
-    gradeRows = projectGrades(post.draws, anchors, K, students, createRng(s.seed, `grades/${m}`));
-    const cal = leaveOneAnchorOut(post.draws, anchors, K, createRng(s.seed, `loao/${m}`));
+    gradeRows = projectGrades(
+      post.draws,
+      anchors,
+      K,
+      students,
+      createRng(s.seed, `grades/${m}`),
+      s.gradeDecision,
+    );
+    const cal = leaveOneAnchorOut(post.draws, anchors, K, createRng(s.seed, `loao/${m}`), s.gradeDecision);
     calibration = {
       heldOut: cal.heldOut,
       exact: orNull(cal.exact),
@@ -139,7 +146,7 @@ export function planParsed(state: PlanState): PlanResult {
       anchors: cal.anchors.map((r) => ({
         id: essays[r.item]!.id,
         grade: state.grades[r.grade]!,
-        predicted: state.grades[r.predicted.modal]!,
+        predicted: state.grades[r.predicted.assigned]!,
         interval80: [state.grades[r.predicted.interval[0]]!, state.grades[r.predicted.interval[1]]!],
       })),
     };
@@ -302,6 +309,8 @@ export function planParsed(state: PlanState): PlanResult {
     grades: gradeRows.map((g, t) => ({
       id: essays[students[t]!]!.id,
       probabilities: g.probabilities,
+      assigned: state.grades[g.assigned]!,
+      assignedProbability: g.probabilities[g.assigned]!,
       modal: state.grades[g.modal]!,
       modalProbability: g.modalProbability,
       expected: g.expected,

@@ -138,6 +138,12 @@ export const Settings = z.object({
       'Design weight of the rank-variance contrasts (delta-method Var of each rank; exact-covariance route), relative to gradeFocus; 0 = per-essay rank weights (rankDensityPower) instead.',
     ),
   gradeFocus: z.number().min(0).default(4).describe('Extra design weight for essays with undecided grades.'),
+  gradeDecision: z
+    .enum(['modal', 'median', 'mean'])
+    .default('median')
+    .describe(
+      'Rule for the assigned (headline) grade from the grade probabilities: modal = most probable grade; median = posterior median (least expected absolute error); mean = rounded posterior mean (least expected squared error). Pair selection and stopping use the modal grade either way.',
+    ),
   anchorWeight: z
     .number()
     .min(0)
@@ -198,7 +204,11 @@ export const ScoreOut = z.object({
 export const GradeOut = z.object({
   id,
   probabilities: z.array(z.number()).describe('P(grade), aligned with input `grades`.'),
-  modal: z.string(),
+  assigned: z
+    .string()
+    .describe('The headline grade: chosen from the probabilities by settings.gradeDecision; show this one.'),
+  assignedProbability: z.number().describe('P(assigned grade).'),
+  modal: z.string().describe('Most probable grade (equals `assigned` when gradeDecision is modal).'),
   modalProbability: z.number(),
   expected: z.number().describe('Expected grade index (0 = lowest grade).'),
   interval80: z.tuple([z.string(), z.string()]),
@@ -220,7 +230,12 @@ export const Calibration = z.object({
   coverage80: num,
   brier: num,
   anchors: z.array(
-    z.object({ id, grade: z.string(), predicted: z.string(), interval80: z.tuple([z.string(), z.string()]) }),
+    z.object({
+      id,
+      grade: z.string(),
+      predicted: z.string().describe('Assigned grade (settings.gradeDecision) from the other anchors.'),
+      interval80: z.tuple([z.string(), z.string()]),
+    }),
   ),
 });
 

@@ -3,6 +3,7 @@ import { connectivity } from '../../../runtime/src/cj/connectivity.js';
 import { type FitProblem, fitEmpiricalBayes, fitMap, orderTerms } from '../../../runtime/src/cj/fit.js';
 import {
   boundaryJitter,
+  decideGrade,
   drawBoundaries,
   isotonic,
   summarize,
@@ -154,6 +155,46 @@ describe('grade projection', () => {
     expect(summarize([0.0, 0.55, 0.45]).interval).toEqual([1, 2]);
     expect(summarize([0.3, 0.3, 0.4]).interval).toEqual([1, 2]);
     // The old central 10–90% rule gave [1, 3] for the second case (mass 0.9 instead of 0.8).
+  });
+
+  it('decides the grade by mode, median or rounded mean (hand-derived)', () => {
+    // [0.4, 0.1, 0.5]: most probable index 2; cumulative 0.4, 0.5 → median index 1;
+    // mean 0·0.4 + 1·0.1 + 2·0.5 = 1.1 → 1. (Grades 1..3: modal grade 3, median and mean grade 2.)
+    expect(decideGrade([0.4, 0.1, 0.5], 'modal')).toBe(2);
+    expect(decideGrade([0.4, 0.1, 0.5], 'median')).toBe(1);
+    expect(decideGrade([0.4, 0.1, 0.5], 'mean')).toBe(1);
+    // [0.1, 0.2, 0.3, 0.4]: mode 3; cumulative 0.1, 0.3, 0.6 → median 2; mean 0.2 + 0.6 + 1.2 = 2.0.
+    expect(decideGrade([0.1, 0.2, 0.3, 0.4], 'modal')).toBe(3);
+    expect(decideGrade([0.1, 0.2, 0.3, 0.4], 'median')).toBe(2);
+    expect(decideGrade([0.1, 0.2, 0.3, 0.4], 'mean')).toBe(2);
+    // [0.45, 0.05, 0, 0.5]: mode 3; cumulative 0.45, 0.5 → median 1; mean 0.05 + 1.5 = 1.55 → 2:
+    // three rules, three grades.
+    expect(decideGrade([0.45, 0.05, 0, 0.5], 'modal')).toBe(3);
+    expect(decideGrade([0.45, 0.05, 0, 0.5], 'median')).toBe(1);
+    expect(decideGrade([0.45, 0.05, 0, 0.5], 'mean')).toBe(2);
+    // Ties: the mode takes the lowest of equal grades, the median the first grade whose cumulative
+    // probability reaches 0.5, the mean rounds halves up (1.5 → 2).
+    expect(decideGrade([0.5, 0, 0, 0.5], 'modal')).toBe(0);
+    expect(decideGrade([0.5, 0, 0, 0.5], 'median')).toBe(0);
+    expect(decideGrade([0.5, 0, 0, 0.5], 'mean')).toBe(2);
+    // A symmetric unimodal distribution: all three agree.
+    for (const r of ['modal', 'median', 'mean'] as const)
+      expect(decideGrade([0.05, 0.15, 0.6, 0.15, 0.05], r)).toBe(2);
+  });
+
+  it('grows the 80% interval from the assigned grade, so it contains the reported grade', () => {
+    // Modal: start at index 3 (0.4); its only neighbour has 0 → [3, 3], which excludes the median.
+    const modal = summarize([0.3, 0.3, 0, 0.4], 'modal');
+    expect([modal.assigned, modal.modal, modal.interval]).toEqual([3, 3, [3, 3]]);
+    // Median (cumulative 0.3, 0.6 → index 1): 0.3 → +0.3 on the left = 0.6 → right neighbour 0 → [0, 1].
+    const median = summarize([0.3, 0.3, 0, 0.4], 'median');
+    expect([median.assigned, median.modal, median.modalProbability]).toEqual([1, 3, 0.4]);
+    expect(median.interval).toEqual([0, 1]);
+    // [0.4, 0.1, 0.5] from the median (index 1, 0.1): +0.5 right = 0.6, +0.4 left = 1.0 (as far
+    // from 0.8 as 0.6; a tie grows) → [0, 2].
+    expect(summarize([0.4, 0.1, 0.5], 'median').interval).toEqual([0, 2]);
+    // The default of summarize() itself stays modal (assigned = modal).
+    expect(summarize([0.4, 0.1, 0.5]).assigned).toBe(2);
   });
 });
 

@@ -94,6 +94,26 @@ describe('plan()', () => {
     expect(out.quality.reliability.eap).toBeGreaterThan(0.5);
   });
 
+  it('reports the assigned grade by settings.gradeDecision (default median) next to the modal grade', async () => {
+    const { decideGrade } = await import('../../../runtime/src/cj/grades.js');
+    const { base, comparisons, history } = scenario(6);
+    const labels = base.grades;
+    const out = plan({ ...base, comparisons, history });
+    for (const g of out.grades) {
+      expect(g.assigned).toBe(labels[decideGrade(g.probabilities, 'median')]);
+      expect(g.modal).toBe(labels[decideGrade(g.probabilities, 'modal')]);
+      expect(g.assignedProbability).toBe(g.probabilities[labels.indexOf(g.assigned)]);
+      const [lo, hi] = g.interval80.map((l) => labels.indexOf(l));
+      expect(labels.indexOf(g.assigned)).toBeGreaterThanOrEqual(lo!);
+      expect(labels.indexOf(g.assigned)).toBeLessThanOrEqual(hi!);
+    }
+    const modal = plan({ ...base, comparisons, history, settings: { gradeDecision: 'modal' } });
+    for (const g of modal.grades) expect(g.assigned).toBe(g.modal);
+    // Same probabilities: the decision does not change the fit, the draws or the pairs chosen.
+    expect(modal.grades.map((g) => g.probabilities)).toEqual(out.grades.map((g) => g.probabilities));
+    expect(modal.nextPairs).toEqual(out.nextPairs);
+  });
+
   it('recovers the order of a realistic batch (Spearman > 0.85 after 10 rounds of 20)', async () => {
     const { base, comparisons, history, truth } = scenario(10);
     const out = plan({ ...base, comparisons, history });
