@@ -563,6 +563,28 @@ describe('prompt injection, in the requests the provider received', () => {
     }
     expect(flaggedComparisons).toBeGreaterThan(0);
 
+    // A teacher sees them: flags per essay in the results, and one Warning Event with ids only.
+    const cm = await getJson('configmap', st.result.resultsConfigMap);
+    const results = JSON.parse(cm.data['results.json']);
+    const flaggedInResults = results.essays.filter((e: Obj) => e.flags?.length).map((e: Obj) => e.essayId);
+    expect(flaggedInResults.sort()).toEqual([...flaggedIds].sort());
+    const events = JSON.parse(
+      await kubectlOk([
+        'get',
+        'events',
+        '-n',
+        ns,
+        '--field-selector',
+        'reason=PossiblePromptInjection',
+        '-o',
+        'json',
+      ]),
+    );
+    expect(events.items).toHaveLength(1);
+    const note: string = events.items[0].note ?? events.items[0].message;
+    for (const id of flaggedIds) expect(note).toContain(id);
+    expect(note).not.toContain('7f3a');
+
     // The prompts as the provider received them.
     const bodies = fake
       .requests()

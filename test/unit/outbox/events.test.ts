@@ -61,6 +61,7 @@ const results: BatchResults = {
           { grade: 'A', p: 0.71 },
         ],
       },
+      flags: ['injection:instruction_override', 'injection:verdict_request'],
     },
     { essayId: 'anchor-a', anchor: true, rank: 2, score: 1.5, se: 0.5 },
   ],
@@ -138,6 +139,9 @@ describe('result events against config/schemas', () => {
     const extra = completed();
     (extra.data as Record<string, unknown>).surprise = 1;
     expect(validate(schema, extra)).toEqual(['/data/surprise: not allowed']);
+    const badFlag = completed();
+    (badFlag.data as unknown as { results: { flags: unknown }[] }).results[0]!.flags = ['essay text here'];
+    expect(validate(schema, badFlag)[0]).toMatch(/^\/data\/results\/0\/flags\/0: does not match/);
     const badId = completed();
     badId.id = 'not-a-uuid';
     expect(validate(schema, badId)[0]).toMatch(/^\/id: does not match/);
@@ -150,7 +154,10 @@ describe('result events against config/schemas', () => {
       gradeDistribution: results.gradeDistribution,
     });
     expect(cm['results.csv']!.split('\n')[0]).toBe(
-      'rank,essay,anchor,score,se,modal_grade,p_modal,p_F,p_D,p_B,p_A',
+      'rank,essay,anchor,score,se,modal_grade,p_modal,p_F,p_D,p_B,p_A,flags',
+    );
+    expect(cm['results.csv']!.split('\n')[1]).toMatch(
+      /,injection:instruction_override injection:verdict_request$/,
     );
   });
 });

@@ -22,6 +22,12 @@ export interface EssayResult {
     interval80: [string, string];
     probabilities: { grade: string; p: number }[];
   };
+  /**
+   * Possible prompt injection found in this essay's text (`injection:<kind>`, kinds from
+   * runtime/src/llm/prompt.ts). The essay was judged as data inside its delimiters; a teacher may
+   * want to read it.
+   */
+  flags?: string[];
 }
 
 export interface BatchResults {
@@ -59,6 +65,22 @@ export async function readResults(sql: Sql, uid: string, grades: string[]): Prom
         : {}),
     };
   });
+  // Flags are stored per comparison as `injection:<A|B>:<kind>`; gather them per essay.
+  const flagged = new Map<string, Set<string>>();
+  const flagRows = await sql`
+    SELECT essay_a, essay_b, flags FROM comparisons WHERE batch_uid = ${uid} AND cardinality(flags) > 0`;
+  for (const r of flagRows)
+    for (const f of r.flags as string[]) {
+      const m = /^injection:(A|B):(.+)$/.exec(f);
+      if (!m) continue;
+      const essay = (m[1] === 'A' ? r.essay_a : r.essay_b) as string;
+      if (!flagged.has(essay)) flagged.set(essay, new Set());
+      flagged.get(essay)!.add(`injection:${m[2]}`);
+    }
+  for (const e of essays) {
+    const f = flagged.get(e.essayId);
+    if (f) e.flags = [...f].sort();
+  }
   const counts = new Map(grades.map((g) => [g, 0]));
   for (const e of essays) if (e.grade) counts.set(e.grade.modal, (counts.get(e.grade.modal) ?? 0) + 1);
   return { essays, gradeDistribution: grades.map((grade) => ({ grade, count: counts.get(grade) ?? 0 })) };
@@ -242,6 +264,7 @@ export function resultsConfigMapData(r: BatchResults, grades: string[]): Record<
     'modal_grade',
     'p_modal',
     ...grades.map((g) => `p_${g}`),
+    'flags',
   ];
   const lines = r.essays.map((e) =>
     [
@@ -253,6 +276,7 @@ export function resultsConfigMapData(r: BatchResults, grades: string[]): Record<
       e.grade?.modal ?? '',
       e.grade?.modalProbability ?? '',
       ...grades.map((g) => e.grade?.probabilities.find((x) => x.grade === g)?.p ?? ''),
+      (e.flags ?? []).join(' '),
     ].join(','),
   );
   return {

@@ -376,6 +376,20 @@ export class CJBatchReconciler implements Reconciler {
       topic: batch.spec.output?.kafkaTopic ?? this.d.config.kafkaTopic,
       data: completedEventData(results, status, this.poolOf(batch), latest.round, grades),
     });
+    const flagged = results.essays.filter((e) => e.flags?.length);
+    if (flagged.length > 0)
+      // Ids and kinds only, never essay text.
+      this.d.recorder.event(
+        batch as unknown as KubeObject,
+        'Warning',
+        'PossiblePromptInjection',
+        `${flagged.length} essay(s) contain text aimed at the judge, judged as data: ${flagged
+          .slice(0, 10)
+          .map((e) => `${e.essayId} (${e.flags!.map((f) => f.replace('injection:', '')).join(', ')})`)
+          .join(
+            '; ',
+          )}${flagged.length > 10 ? `; and ${flagged.length - 10} more` : ''}; see results.json flags`,
+      );
     status.result = { gradeDistribution: results.gradeDistribution, resultsConfigMap: cmName };
     status.completionTime ??= now();
     this.setPhase(batch, status, 'Succeeded');
