@@ -19,6 +19,8 @@ export interface OperatorConfig {
   /** ServiceAccount of worker pods (no token is mounted). */
   workerServiceAccount?: string;
   leaderElection: boolean;
+  /** Leader election timings in ms (controller-runtime's defaults: 15 s, 10 s, 2 s). */
+  leaderLease: { durationMs: number; renewDeadlineMs: number; retryPeriodMs: number };
   /** Seconds a comparison lease lasts before another worker may take the pair. */
   leaseSeconds: number;
   /** Fail a batch when fewer than this share of finished comparisons succeeded (after 20). */
@@ -44,7 +46,29 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OperatorConfig
     probePort: Number(env.PROBE_PORT ?? 8081),
     workerServiceAccount: env.WORKER_SERVICE_ACCOUNT || undefined,
     leaderElection: env.LEADER_ELECTION !== 'false',
+    leaderLease: leaderLease(env),
     leaseSeconds: Number(env.COMPARISON_LEASE_SECONDS ?? 60),
     minSuccessRate: Number(env.MIN_SUCCESS_RATE ?? 0.5),
   };
+}
+
+/** LEADER_LEASE_DURATION / LEADER_RENEW_DEADLINE / LEADER_RETRY_PERIOD in seconds; checked for sense. */
+function leaderLease(env: NodeJS.ProcessEnv): OperatorConfig['leaderLease'] {
+  const seconds = (k: string, d: number) => {
+    const v = env[k] === undefined || env[k] === '' ? d : Number(env[k]);
+    if (!Number.isFinite(v) || v <= 0)
+      throw new Error(`${k} must be a positive number of seconds, not "${env[k]}"`);
+    return Math.round(v * 1000);
+  };
+  const l = {
+    durationMs: seconds('LEADER_LEASE_DURATION', 15),
+    renewDeadlineMs: seconds('LEADER_RENEW_DEADLINE', 10),
+    retryPeriodMs: seconds('LEADER_RETRY_PERIOD', 2),
+  };
+  if (!(l.retryPeriodMs < l.renewDeadlineMs && l.renewDeadlineMs < l.durationMs))
+    throw new Error(
+      'leader election needs LEADER_RETRY_PERIOD < LEADER_RENEW_DEADLINE < LEADER_LEASE_DURATION; ' +
+        `got ${l.retryPeriodMs / 1000}s, ${l.renewDeadlineMs / 1000}s, ${l.durationMs / 1000}s`,
+    );
+  return l;
 }

@@ -7,6 +7,7 @@
 import { poolUsage } from '../../runtime/src/llm/limiter/postgres.js';
 import { connect } from '../../runtime/src/store/db.js';
 import { migrate } from '../../runtime/src/store/migrate.js';
+import { isTransientDbError } from '../../runtime/src/store/transient.js';
 import { loadConfig } from './config.js';
 import { CJBatchReconciler, type JobObject } from './controllers/cjbatch/reconciler.js';
 import { LLMProviderPoolReconciler } from './controllers/llmproviderpool/reconciler.js';
@@ -121,6 +122,17 @@ export async function main(): Promise<void> {
     await Promise.allSettled([sql.end({ timeout: 5 }), health.close(), webhook?.close()]);
     process.exit(code);
   };
+  // postgres.js can reject outside any awaited call when the server goes away (seen when Postgres
+  // restarts): a lost connection is retried by the next reconcile, so it must not kill the process.
+  // Anything else stays fatal, as Node's default would make it.
+  process.on('unhandledRejection', (err) => {
+    if (isTransientDbError(err)) {
+      log.warn({ err: String(err) }, 'database connection lost; reconciles retry');
+      return;
+    }
+    log.fatal({ err }, 'unhandled rejection');
+    void stop(1);
+  });
   for (const sig of ['SIGTERM', 'SIGINT'] as const)
     process.once(sig, () => {
       log.info({ signal: sig }, 'Shutting down');
@@ -133,6 +145,9 @@ export async function main(): Promise<void> {
         namespace: config.namespace,
         name: 'cj-operator-leader',
         identity: config.identity,
+        leaseDurationMs: config.leaderLease.durationMs,
+        renewDeadlineMs: config.leaderLease.renewDeadlineMs,
+        retryPeriodMs: config.leaderLease.retryPeriodMs,
       })
     : undefined;
   if (elector) {

@@ -5,7 +5,7 @@ import { plan } from '../cj/plan.js';
 import type { PlanInputJson, PlanResult } from '../cj/types.js';
 import { BatchConfigSchema } from '../store/batch-config.js';
 import type { Sql } from '../store/db.js';
-import { isTransientDbError, retryTransient } from '../worker/transient.js';
+import { isTransientDbError, retryTransient } from '../store/transient.js';
 
 export interface RoundSummary {
   round: number;

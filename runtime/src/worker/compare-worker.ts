@@ -36,6 +36,7 @@ import { PoolConfigSchema } from '../llm/types.js';
 import { sleep } from '../llm/util.js';
 import { getBatch, loadEssays } from '../store/batches.js';
 import { connect, type Sql } from '../store/db.js';
+import { isTransientDbError, retryTransient } from '../store/transient.js';
 import {
   type ClaimedRow,
   claimChunk,
@@ -47,7 +48,6 @@ import {
   writeOutcome,
 } from './claim.js';
 import { ConfigError, parsePoolConfig, type WorkerPoolConfig } from './pool-config.js';
-import { isTransientDbError, retryTransient } from './transient.js';
 
 export const EXIT = { done: 0, unexpected: 1, authFailed: 3, badInput: 4, terminated: 143 } as const;
 

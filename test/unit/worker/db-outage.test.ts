@@ -11,8 +11,8 @@ import { type FakeAnthropic, startFakeAnthropic } from '../../../runtime/src/fak
 import { connect, type Sql } from '../../../runtime/src/store/db.js';
 import { migrate } from '../../../runtime/src/store/migrate.js';
 import { readProgress } from '../../../runtime/src/store/progress.js';
+import { isTransientDbError, retryTransient } from '../../../runtime/src/store/transient.js';
 import { claimChunk, writeOutcome } from '../../../runtime/src/worker/claim.js';
-import { isTransientDbError, retryTransient } from '../../../runtime/src/worker/transient.js';
 import { profilePath } from '../llm/helpers.js';
 import { poolConfig, rowsOf, seedBatch, spawnWorker, waitFor, workerEnv } from './helpers.js';
 

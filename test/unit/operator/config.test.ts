@@ -1,0 +1,36 @@
+// Operator settings from the environment: defaults, and a clear error for nonsense.
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../../operator/src/config.js';
+
+const base = { DATABASE_URL: 'postgres://db/cj' };
+
+describe('loadConfig', () => {
+  it("uses controller-runtime's leader election timings by default", () => {
+    expect(loadConfig(base).leaderLease).toEqual({
+      durationMs: 15_000,
+      renewDeadlineMs: 10_000,
+      retryPeriodMs: 2_000,
+    });
+  });
+
+  it('reads the timings in seconds and refuses an inconsistent or invalid set, naming the variables', () => {
+    expect(
+      loadConfig({
+        ...base,
+        LEADER_LEASE_DURATION: '6',
+        LEADER_RENEW_DEADLINE: '4',
+        LEADER_RETRY_PERIOD: '0.5',
+      }).leaderLease,
+    ).toEqual({ durationMs: 6_000, renewDeadlineMs: 4_000, retryPeriodMs: 500 });
+    expect(() => loadConfig({ ...base, LEADER_RENEW_DEADLINE: '20' })).toThrow(
+      /LEADER_RETRY_PERIOD < LEADER_RENEW_DEADLINE < LEADER_LEASE_DURATION; got 2s, 20s, 15s/,
+    );
+    expect(() => loadConfig({ ...base, LEADER_LEASE_DURATION: 'soon' })).toThrow(
+      'LEADER_LEASE_DURATION must be a positive number of seconds, not "soon"',
+    );
+  });
+
+  it('needs DATABASE_URL', () => {
+    expect(() => loadConfig({})).toThrow(/DATABASE_URL is not set/);
+  });
+});
