@@ -24,6 +24,12 @@ export interface ShardRef {
   batchUid: string;
   round: number;
   shard: number;
+  /**
+   * Claim from every shard of the round, not just this one. A worker that finished its own shard
+   * helps with the rest (pods start at different times) and takes over pairs whose lease expired
+   * in a frozen pod, so a round never waits for one stalled worker.
+   */
+  anyShard?: boolean;
 }
 
 export interface ClaimedRow {
@@ -50,7 +56,7 @@ export async function claimChunk(
   return sql<ClaimedRow[]>`
     WITH c AS (
       SELECT id FROM comparisons
-       WHERE batch_uid = ${s.batchUid} AND round = ${s.round} AND shard = ${s.shard}
+       WHERE batch_uid = ${s.batchUid} AND round = ${s.round} AND (${s.anyShard ?? false} OR shard = ${s.shard})
          AND (status = 'pending' OR (status = 'leased' AND lease_expires < now()))
        ORDER BY id
        LIMIT ${limit}
@@ -164,7 +170,7 @@ export async function shardState(sql: Sql, s: ShardRef, owner: string): Promise<
               WHERE status = 'leased' AND lease_owner IS DISTINCT FROM ${owner})) * 1000
             - extract(epoch from now()) * 1000)::float8 AS next_ms
       FROM comparisons
-     WHERE batch_uid = ${s.batchUid} AND round = ${s.round} AND shard = ${s.shard}`;
+     WHERE batch_uid = ${s.batchUid} AND round = ${s.round} AND (${s.anyShard ?? false} OR shard = ${s.shard})`;
   return {
     open: r!.open,
     pending: r!.pending,

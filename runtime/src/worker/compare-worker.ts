@@ -277,11 +277,13 @@ export async function runWorker(env: WorkerEnv, opts: WorkerOptions = {}): Promi
     const lane = async (i: number) => {
       if (i > 0) await warm;
       let outageSince: number | undefined;
+      // Own shard first; once it is done, the rest of the round (see ShardRef.anyShard).
+      let scope: ShardRef = ref;
       try {
         for (;;) {
           if (stop.signal.aborted) return;
           const claimed = await db('claim', () =>
-            claimChunk(sql, ref, env.owner, env.leaseSeconds, claimSize),
+            claimChunk(sql, scope, env.owner, env.leaseSeconds, claimSize),
           );
           // A lease of ours that expired while the database was away is claimable again, by us too:
           // the lane still working on it writes it; never compare a pair twice in one process.
@@ -292,8 +294,12 @@ export async function runWorker(env: WorkerEnv, opts: WorkerOptions = {}): Promi
           }
           if (rows.length === 0) {
             openGate();
-            const st = await db('shard state', () => shardState(sql, ref, env.owner));
-            if (st.pending === 0 && st.leasedByOthers === 0) return;
+            const st = await db('shard state', () => shardState(sql, scope, env.owner));
+            if (st.pending === 0 && st.leasedByOthers === 0) {
+              if (scope.anyShard) return;
+              scope = { ...ref, anyShard: true };
+              continue;
+            }
             const wait =
               st.pending === 0 && st.nextExpiryMs !== null
                 ? Math.min(5000, Math.max(100, st.nextExpiryMs + 50))

@@ -23,29 +23,41 @@ async function fake(opts: Parameters<typeof startFakeAnthropic>[0] = {}) {
 }
 
 describe('runtime compare', () => {
-  it('completes its shard and nothing else; exit 0; counters consistent', async () => {
+  it('completes its shard, then helps with the rest of the round; exit 0; counters consistent', async () => {
     const srv = await fake();
     const b = await seedBatch(db.sql, 40, 2);
     const w = spawnWorker(workerEnv(db.url, b, 0, poolConfig(srv.url)));
     expect(await w.exit, w.output()).toBe(0);
     const rows = await rowsOf(db.sql, b.uid);
-    const s0 = rows.filter((r) => r.shard === 0);
-    expect(s0.every((r) => r.status === 'succeeded' && r.winner && r.attempts === 1)).toBe(true);
-    expect(rows.filter((r) => r.shard === 1).every((r) => r.status === 'pending' && r.attempts === 0)).toBe(
-      true,
-    );
+    // Shard 1's pod never started: the shard-0 worker took its pairs too, each judged once.
+    expect(rows.every((r) => r.status === 'succeeded' && r.winner && r.attempts === 1)).toBe(true);
     const p = await readProgress(db.sql, b.uid);
     expect(p).toMatchObject({
       planned: 40,
-      submitted: 20,
-      completed: 20,
+      submitted: 40,
+      completed: 40,
       failed: 0,
       retried: 0,
-      pending: 20,
+      pending: 0,
     });
-    expect(srv.stats().messages.total).toBe(20);
+    expect(srv.stats().messages.total).toBe(40);
     expect(w.output()).not.toContain('sk-test-key');
     for (const e of fixture.essays.slice(0, 5)) expect(w.output()).not.toContain(e.text.slice(20, 80));
+  }, 60_000);
+
+  it("takes over another shard's pairs whose lease expired in a frozen pod; each judged once", async () => {
+    const srv = await fake();
+    const b = await seedBatch(db.sql, 20, 2);
+    // The shard-1 pod claimed everything and froze: its leases ran out a second ago.
+    await db.sql`
+      UPDATE comparisons SET status = 'leased', lease_owner = 'frozen-pod', lease_expires = now() - interval '1 second'
+       WHERE batch_uid = ${b.uid} AND shard = 1`;
+    const w = spawnWorker(workerEnv(db.url, b, 0, poolConfig(srv.url)));
+    expect(await w.exit, w.output()).toBe(0);
+    const rows = await rowsOf(db.sql, b.uid);
+    expect(rows.every((r) => r.status === 'succeeded' && r.attempts === 1)).toBe(true);
+    expect(rows.filter((r) => r.shard === 1).some((r) => r.lease_owner === 'frozen-pod')).toBe(false);
+    expect(srv.stats().messages.total).toBe(20);
   }, 60_000);
 
   it('exits 3 on a rejected key and leaves every row pending, nothing completed', async () => {
