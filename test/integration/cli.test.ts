@@ -85,7 +85,7 @@ it('submits a folder of essays, waits, and shows results and why it stopped', as
 
   const csv = await cj(['results', 'class-9a', '-o', 'csv']);
   const lines = csv.stdout.trim().split('\n');
-  expect(lines[0]).toMatch(/^rank,essay,anchor,score,se,modal_grade,p_modal/);
+  expect(lines[0]).toMatch(/^rank,essay,anchor,score,se,grade,p_grade,modal_grade,p_modal/);
   expect(lines).toHaveLength(1 + 10 + 4); // header, essays, anchors
 
   const why = await cj(['explain', 'class-9a']);

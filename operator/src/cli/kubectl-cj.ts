@@ -236,7 +236,7 @@ export function resultsTable(r: BatchResults): string {
   for (const e of rows) {
     const g = e.grade;
     lines.push(
-      `${String(e.rank).padStart(4)}  ${e.essayId.padEnd(18).slice(0, 18)} ${e.score.toFixed(2).padStart(7)} ± ${e.se.toFixed(2)}  ${(g?.modal ?? '-').padEnd(5)}  ${g ? g.modalProbability.toFixed(2).padStart(8) : '       -'}  ${g ? `${g.interval80[0]}–${g.interval80[1]}` : ''}${e.flags?.length ? '  !' : ''}`,
+      `${String(e.rank).padStart(4)}  ${e.essayId.padEnd(18).slice(0, 18)} ${e.score.toFixed(2).padStart(7)} ± ${e.se.toFixed(2)}  ${(g?.assigned ?? '-').padEnd(5)}  ${g ? g.assignedProbability.toFixed(2).padStart(8) : '       -'}  ${g ? `${g.interval80[0]}–${g.interval80[1]}` : ''}${e.flags?.length ? '  !' : ''}`,
     );
   }
   lines.push('', `grades: ${r.gradeDistribution.map((g) => `${g.grade} ${g.count}`).join(', ')}`);

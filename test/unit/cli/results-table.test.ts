@@ -5,6 +5,8 @@ import { resultsTable } from '../../../operator/src/cli/kubectl-cj.js';
 describe('resultsTable', () => {
   it('marks essays with possible prompt injection and lists them with their kinds', () => {
     const grade = {
+      assigned: 'B',
+      assignedProbability: 0.5,
       modal: 'B',
       modalProbability: 0.5,
       expected: 1.2,
@@ -12,7 +14,14 @@ describe('resultsTable', () => {
     };
     const out = resultsTable({
       essays: [
-        { essayId: 'e1', anchor: false, rank: 1, score: 1, se: 0.3, grade: { ...grade, probabilities: [] } },
+        {
+          essayId: 'e1',
+          anchor: false,
+          rank: 1,
+          score: 1,
+          se: 0.3,
+          grade: { ...grade, assigned: 'C', assignedProbability: 0.3, probabilities: [] },
+        },
         {
           essayId: 'e2',
           anchor: false,
@@ -28,6 +37,8 @@ describe('resultsTable', () => {
     });
     const lines = out.split('\n');
     expect(lines.find((l) => l.includes(' e1 '))).not.toMatch(/!$/);
+    // The headline grade is the assigned one (posterior median by default), not the modal one.
+    expect(lines.find((l) => l.includes(' e1 '))).toMatch(/ C +0\.30 /);
     expect(lines.find((l) => l.includes(' e2 '))).toMatch(/ {2}!$/);
     expect(lines.at(-1)).toBe(
       '! possible prompt injection (judged as data; worth a read): e2 (instruction_override)',

@@ -50,6 +50,8 @@ const results: BatchResults = {
       score: 1.92,
       se: 0.41,
       grade: {
+        assigned: 'A',
+        assignedProbability: 0.71,
         modal: 'A',
         modalProbability: 0.71,
         expected: 2.68,
@@ -154,7 +156,7 @@ describe('result events against config/schemas', () => {
       gradeDistribution: results.gradeDistribution,
     });
     expect(cm['results.csv']!.split('\n')[0]).toBe(
-      'rank,essay,anchor,score,se,modal_grade,p_modal,p_F,p_D,p_B,p_A,flags',
+      'rank,essay,anchor,score,se,grade,p_grade,modal_grade,p_modal,p_F,p_D,p_B,p_A,flags',
     );
     expect(cm['results.csv']!.split('\n')[1]).toMatch(
       /,injection:instruction_override injection:verdict_request$/,

@@ -16,6 +16,9 @@ export interface EssayResult {
   score: number;
   se: number;
   grade?: {
+    /** The headline grade (the engine's gradeDecision, posterior median by default). */
+    assigned: string;
+    assignedProbability: number;
     modal: string;
     modalProbability: number;
     expected: number;
@@ -41,6 +44,8 @@ export async function readResults(sql: Sql, uid: string, grades: string[]): Prom
   const essays: EssayResult[] = rows.map((r) => {
     const g = r.grade as {
       probabilities: number[];
+      assigned?: string;
+      assignedProbability?: number;
       modal: string;
       modalProbability: number;
       expected: number;
@@ -55,6 +60,9 @@ export async function readResults(sql: Sql, uid: string, grades: string[]): Prom
       ...(g
         ? {
             grade: {
+              // Scores stored before the engine had gradeDecision carry only the modal grade.
+              assigned: g.assigned ?? g.modal,
+              assignedProbability: round(g.assignedProbability ?? g.modalProbability),
               modal: g.modal,
               modalProbability: round(g.modalProbability),
               expected: round(g.expected),
@@ -82,7 +90,8 @@ export async function readResults(sql: Sql, uid: string, grades: string[]): Prom
     if (f) e.flags = [...f].sort();
   }
   const counts = new Map(grades.map((g) => [g, 0]));
-  for (const e of essays) if (e.grade) counts.set(e.grade.modal, (counts.get(e.grade.modal) ?? 0) + 1);
+  for (const e of essays)
+    if (e.grade && !e.anchor) counts.set(e.grade.assigned, (counts.get(e.grade.assigned) ?? 0) + 1);
   return { essays, gradeDistribution: grades.map((grade) => ({ grade, count: counts.get(grade) ?? 0 })) };
 }
 
@@ -261,6 +270,8 @@ export function resultsConfigMapData(r: BatchResults, grades: string[]): Record<
     'anchor',
     'score',
     'se',
+    'grade',
+    'p_grade',
     'modal_grade',
     'p_modal',
     ...grades.map((g) => `p_${g}`),
@@ -273,6 +284,8 @@ export function resultsConfigMapData(r: BatchResults, grades: string[]): Record<
       e.anchor,
       e.score,
       e.se,
+      e.grade?.assigned ?? '',
+      e.grade?.assignedProbability ?? '',
       e.grade?.modal ?? '',
       e.grade?.modalProbability ?? '',
       ...grades.map((g) => e.grade?.probabilities.find((x) => x.grade === g)?.p ?? ''),
