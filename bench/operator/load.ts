@@ -5,19 +5,17 @@
 // status counters equal the stored outcomes, and exactly one result event per batch reached Kafka.
 //   node --import tsx bench/operator/load.ts [--batches 50] [--essays 30] [--budget 90]
 //                                            [--rpm-a 600] [--rpm-b 300]
-import { execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { openSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import postgres from 'postgres';
 import YAML from 'yaml';
-import { KubeApi } from '../../hack/lib/kubeapi.js';
-import { freePort, sleep } from '../../hack/lib/proc.js';
+import { sleep } from '../../hack/lib/proc.js';
 import { repoRoot } from '../../hack/lib/tools.js';
-import { startStack } from '../../hack/stack.js';
 import { startFakeAnthropic } from '../../runtime/src/fake-anthropic/server.js';
+import { apiserverRequests, benchEnv, cleanupBench, startBenchOperator } from './harness.js';
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(name);
@@ -30,74 +28,17 @@ const RPM = { 'pool-a': arg('--rpm-a', 600), 'pool-b': arg('--rpm-b', 300) };
 const POOLS = Object.keys(RPM) as (keyof typeof RPM)[];
 const TIMEOUT_MS = 40 * 60_000;
 
-async function apiserverRequests(api: KubeApi): Promise<number> {
-  const text: string = await api.request('GET', '/metrics').catch(async () => '');
-  let sum = 0;
-  for (const line of String(text).split('\n')) {
-    const m = /^apiserver_request_total\{.*\} (\d+)/.exec(line);
-    if (m) sum += Number(m[1]);
-  }
-  return sum;
-}
-
-/** CPU seconds (user + system) the process has used so far. */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
-}
-
-const s = await startStack('dev');
-const env = { ...process.env, KUBECONFIG: s.kubeconfig };
-execFileSync('kubectl', ['apply', '--server-side', '--force-conflicts', '-f', 'crds/'], {
-  cwd: repoRoot,
-  env,
-  stdio: 'ignore',
-});
-const ns = `load-${randomBytes(3).toString('hex')}`;
+const bench = await benchEnv('load');
+const { ns, api, env, dbUrl, stack: s } = bench;
 const topic = `bench.load.${ns}`;
-execFileSync('kubectl', ['create', 'namespace', ns], { env, stdio: 'ignore' });
-const admin = postgres(s.postgresUrl, { max: 1, onnotice: () => {} });
-const dbName = `load_${randomBytes(3).toString('hex')}`;
-await admin.unsafe(`CREATE DATABASE ${dbName}`);
-await admin.end();
-const dbUrl = s.postgresUrl.replace(/\/[^/]+$/, `/${dbName}`);
 const fake = await startFakeAnthropic({
   host: '127.0.0.1',
   port: 0,
   profilePath: path.join(repoRoot, 'test/fixtures/essays/profile.json'),
   seed: 1,
 });
-const probePort = await freePort();
-const opLog = path.join(s.dir, `load-operator-${ns}.log`);
-const opFd = openSync(opLog, 'a');
-console.log(`namespace ${ns}; operator log: ${opLog}`);
-const op = spawn(process.execPath, [path.join(repoRoot, 'dist/operator/src/main.js')], {
-  stdio: ['ignore', opFd, opFd],
-  env: {
-    PATH: process.env.PATH,
-    KUBECONFIG: s.kubeconfig,
-    DATABASE_URL: dbUrl,
-    KAFKA_BROKERS: s.kafkaBrokers,
-    KAFKA_TOPIC: topic,
-    POD_NAMESPACE: ns,
-    WATCH_NAMESPACE: ns,
-    POD_NAME: 'load-operator',
-    // One replica, no Lease: a starved 2-core machine can miss renewals (see bench/operator/run.ts).
-    LEADER_ELECTION: 'false',
-    OPERATOR_IMAGE: 'cj-operator:dev',
-    PROBE_ADDRESS: '127.0.0.1',
-    PROBE_PORT: String(probePort),
-  },
-});
-let peakRss = 0;
-const rssTimer = setInterval(() => {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${op.pid}/status`, 'utf8'));
-    if (m) peakRss = Math.max(peakRss, Number(m[1]));
-  } catch {
-    /* exited */
-  }
-}, 500);
+const op = await startBenchOperator(bench, { KAFKA_BROKERS: s.kafkaBrokers, KAFKA_TOPIC: topic });
+console.log(`namespace ${ns}; operator log: ${op.log}`);
 
 const load = (f: string) => YAML.parse(readFileSync(path.join(repoRoot, 'config/samples', f), 'utf8'));
 const secret = load('secret.yaml');
@@ -123,24 +64,7 @@ const batches = Array.from({ length: N }, (_, i) => ({
     budget: { maxComparisons: BUDGET },
   },
 }));
-const api = KubeApi.fromFile(s.kubeconfig);
-for (;;) {
-  const ok = await fetch(`http://127.0.0.1:${probePort}/readyz`)
-    .then((r) => r.ok)
-    .catch(() => false);
-  if (ok) break;
-  if (op.exitCode !== null) throw new Error(`operator exited (${op.exitCode}); see ${opLog}`);
-  await sleep(200);
-}
-/** The operator must outlive the namespace deletion: it removes the batches' finalizers. */
-async function cleanup() {
-  try {
-    execFileSync('kubectl', ['delete', 'namespace', ns, '--timeout=180s'], { env, stdio: 'ignore' });
-  } finally {
-    op.kill('SIGTERM');
-    await fake.close();
-  }
-}
+const cleanup = () => cleanupBench(bench, op, () => fake.close());
 process.on('uncaughtException', (err) => {
   console.error(err);
   void cleanup().finally(() => process.exit(1));
@@ -153,7 +77,7 @@ const apply = (items: unknown[]) =>
   });
 apply([secret, ...pools]);
 const req0 = await apiserverRequests(api);
-const cpu0 = cpuSeconds(op.pid!);
+const cpu0 = op.cpuSeconds();
 const t0 = Date.now();
 apply(batches);
 let list: any;
@@ -165,14 +89,13 @@ for (;;) {
     `\r  ${done}/${N} finished, ${completed} comparisons, ${Math.round((Date.now() - t0) / 1000)}s, load ${os.loadavg()[0]!.toFixed(1)} `,
   );
   if (done === N) break;
-  if (op.exitCode !== null) throw new Error(`operator exited (${op.exitCode}); see ${opLog}`);
+  if (op.exitCode() !== null) throw new Error(`operator exited (${op.exitCode()}); see ${op.log}`);
   if (Date.now() - t0 > TIMEOUT_MS) throw new Error(`timed out after ${TIMEOUT_MS / 60_000} min`);
   await sleep(2000);
 }
 const wall = (Date.now() - t0) / 1000;
-const cpu = cpuSeconds(op.pid!) - cpu0;
+const cpu = op.cpuSeconds() - cpu0;
 const req1 = await apiserverRequests(api);
-clearInterval(rssTimer);
 process.stdout.write('\n');
 
 // Nothing lost: the status counters equal the stored outcomes, batch by batch.
@@ -227,7 +150,7 @@ machine: ${os.cpus().length} × ${os.cpus()[0]?.model}, ${(os.totalmem() / 2 ** 
 
 | batches × items | pools (rpm) | comparisons | wall time | rate-limit minimum | wall / minimum | failed batches | operator CPU | operator peak RSS | apiserver req/s |
 |---|---|---|---|---|---|---|---|---|---|
-| ${N} × ${ESSAYS}+${anchors.length} | ${POOLS.map((p) => `${p} ${RPM[p]}: ${perPool.get(p)}`).join(', ')} | ${comparisons} | ${wall.toFixed(0)} s | ${minSeconds.toFixed(0)} s | ${(wall / minSeconds).toFixed(2)} | ${failed} | ${cpu.toFixed(0)} s (${((cpu / wall) * 100).toFixed(0)}% of a core) | ${(peakRss / 1024).toFixed(0)} MiB | ${((req1 - req0) / wall).toFixed(1)} |
+| ${N} × ${ESSAYS}+${anchors.length} | ${POOLS.map((p) => `${p} ${RPM[p]}: ${perPool.get(p)}`).join(', ')} | ${comparisons} | ${wall.toFixed(0)} s | ${minSeconds.toFixed(0)} s | ${(wall / minSeconds).toFixed(2)} | ${failed} | ${cpu.toFixed(0)} s (${((cpu / wall) * 100).toFixed(0)}% of a core) | ${(op.peakRssKiB() / 1024).toFixed(0)} MiB | ${((req1 - req0) / wall).toFixed(1)} |
 
 | check | result |
 |---|---|

@@ -3,17 +3,14 @@
 // controller_runtime_reconcile_time_seconds histogram), apiserver requests per second (from the
 // apiserver's apiserver_request_total) and the operator's peak RSS.
 //   node --import tsx bench/operator/run.ts [--batches 20]
-import { execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { openSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import postgres from 'postgres';
 import YAML from 'yaml';
-import { KubeApi } from '../../hack/lib/kubeapi.js';
-import { freePort, sleep } from '../../hack/lib/proc.js';
+import { sleep } from '../../hack/lib/proc.js';
 import { repoRoot } from '../../hack/lib/tools.js';
-import { startStack } from '../../hack/stack.js';
 import { startFakeAnthropic } from '../../runtime/src/fake-anthropic/server.js';
+import { apiserverRequests, benchEnv, cleanupBench, startBenchOperator } from './harness.js';
 
 const N = Number(process.argv[process.argv.indexOf('--batches') + 1] || 20) || 20;
 
@@ -42,65 +39,16 @@ function histogramQuantile(text: string, metric: string, q: number): number | un
   return undefined;
 }
 
-async function apiserverRequests(api: KubeApi): Promise<number> {
-  const text: string = await api.request('GET', '/metrics').catch(async () => '');
-  let sum = 0;
-  for (const line of String(text).split('\n')) {
-    const m = /^apiserver_request_total\{.*\} (\d+)/.exec(line);
-    if (m) sum += Number(m[1]);
-  }
-  return sum;
-}
-
-const s = await startStack('dev');
-const env = { ...process.env, KUBECONFIG: s.kubeconfig };
-execFileSync('kubectl', ['apply', '--server-side', '--force-conflicts', '-f', 'crds/'], {
-  cwd: repoRoot,
-  env,
-  stdio: 'ignore',
-});
-const ns = `bench-${randomBytes(3).toString('hex')}`;
-execFileSync('kubectl', ['create', 'namespace', ns], { env, stdio: 'ignore' });
-const admin = postgres(s.postgresUrl, { max: 1, onnotice: () => {} });
-const db = `bench_${randomBytes(3).toString('hex')}`;
-await admin.unsafe(`CREATE DATABASE ${db}`);
-await admin.end();
+const bench = await benchEnv('bench');
+const { ns, api, env } = bench;
 const fake = await startFakeAnthropic({
   host: '127.0.0.1',
   port: 0,
   profilePath: path.join(repoRoot, 'test/fixtures/essays/profile.json'),
   seed: 1,
 });
-const probePort = await freePort();
-const opLog = path.join(s.dir, `bench-operator-${ns}.log`);
-const opFd = openSync(opLog, 'a');
-console.log(`operator log: ${opLog}`);
-const op = spawn(process.execPath, [path.join(repoRoot, 'dist/operator/src/main.js')], {
-  stdio: ['ignore', opFd, opFd],
-  env: {
-    PATH: process.env.PATH,
-    KUBECONFIG: s.kubeconfig,
-    DATABASE_URL: s.postgresUrl.replace(/\/[^/]+$/, `/${db}`),
-    POD_NAMESPACE: ns,
-    WATCH_NAMESPACE: ns,
-    POD_NAME: 'bench-operator',
-    // One replica: no Lease (a starved 2-core machine can miss renewals, and losing the Lease
-    // exits the process by design; a Deployment would restart it, this script would not).
-    LEADER_ELECTION: 'false',
-    OPERATOR_IMAGE: 'cj-operator:dev',
-    PROBE_ADDRESS: '127.0.0.1',
-    PROBE_PORT: String(probePort),
-  },
-});
-let peakRss = 0;
-const rssTimer = setInterval(() => {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${op.pid}/status`, 'utf8'));
-    if (m) peakRss = Math.max(peakRss, Number(m[1]));
-  } catch {
-    /* exited */
-  }
-}, 500);
+const op = await startBenchOperator(bench);
+console.log(`operator log: ${op.log}`);
 
 const pool = YAML.parse(readFileSync(path.join(repoRoot, 'config/samples/llmproviderpool.yaml'), 'utf8'));
 pool.spec.baseURL = fake.url;
@@ -112,23 +60,7 @@ const items = [
   pool,
   ...Array.from({ length: N }, (_, i) => ({ ...small, metadata: { name: `batch-${i}` } })),
 ];
-const api = KubeApi.fromFile(s.kubeconfig);
-for (;;) {
-  const ok = await fetch(`http://127.0.0.1:${probePort}/readyz`)
-    .then((r) => r.ok)
-    .catch(() => false);
-  if (ok) break;
-  await sleep(200);
-}
-/** The operator must outlive the namespace deletion: it removes the batches' finalizers. */
-async function cleanup() {
-  try {
-    execFileSync('kubectl', ['delete', 'namespace', ns, '--timeout=120s'], { env, stdio: 'ignore' });
-  } finally {
-    op.kill('SIGTERM');
-    await fake.close();
-  }
-}
+const cleanup = () => cleanupBench(bench, op, () => fake.close());
 process.on('uncaughtException', (err) => {
   console.error(err);
   void cleanup().finally(() => process.exit(1));
@@ -157,8 +89,7 @@ while (done < N) {
 }
 const wall = (Date.now() - t0) / 1000;
 const req1 = await apiserverRequests(api);
-const metrics = await (await fetch(`http://127.0.0.1:${probePort}/metrics`)).text();
-clearInterval(rssTimer);
+const metrics = await (await fetch(`http://127.0.0.1:${op.probePort}/metrics`)).text();
 const p50 = histogramQuantile(metrics, 'controller_runtime_reconcile_time_seconds', 0.5);
 const p99 = histogramQuantile(metrics, 'controller_runtime_reconcile_time_seconds', 0.99);
 const list = await api.get(`/apis/cj.huleedu.io/v1alpha1/namespaces/${ns}/cjbatches`);
@@ -166,7 +97,7 @@ const failed = list.items.filter((b: any) => b.status?.phase === 'Failed').lengt
 console.log(`\n
 | batches | finished | failed | wall time | reconcile p50 | reconcile p99 | apiserver req/s | operator peak RSS |
 |---|---|---|---|---|---|---|---|
-| ${N} (12 items each) | ${N} | ${failed} | ${wall.toFixed(0)} s | ${((p50 ?? 0) * 1000).toFixed(0)} ms | ${((p99 ?? 0) * 1000).toFixed(0)} ms | ${((req1 - req0) / wall).toFixed(1)} | ${(peakRss / 1024).toFixed(0)} MiB |
+| ${N} (12 items each) | ${N} | ${failed} | ${wall.toFixed(0)} s | ${((p50 ?? 0) * 1000).toFixed(0)} ms | ${((p99 ?? 0) * 1000).toFixed(0)} ms | ${((req1 - req0) / wall).toFixed(1)} | ${(op.peakRssKiB() / 1024).toFixed(0)} MiB |
 `);
 await cleanup();
 process.exit(failed > 0 ? 1 : 0);
