@@ -5,12 +5,12 @@
 //  - no duplicated event id: the Kafka topic holds exactly one CloudEvent for the batch outcome,
 //    with the outbox's event id;
 //  - a terminal phase with a reason: Succeeded or Failed, condition Succeeded with reason and message.
-import { randomBytes } from 'node:crypto';
-import { Kafka, logLevel } from 'kafkajs';
+
 import postgres from 'postgres';
 import { expect } from 'vitest';
 import type { FakeAnthropic } from '../../runtime/src/fake-anthropic/server.js';
 import { deleteNamespace, kubectl, kubectlOk, newNamespace, stack, waitFor } from './helpers.js';
+import { readTopic as readWholeTopic } from './kafka-topic.js';
 import {
   freshDatabase,
   installCrds,
@@ -242,42 +242,7 @@ export function report(drill: string, figures: DrillFigures, extra: Record<strin
   console.log(`[drill] ${drill}: ${JSON.stringify({ ...figures, ...extra })}`);
 }
 
-/** Every record of the topic up to its high watermark (key, event id), read by a fresh consumer group. */
+/** Every record of the topic up to its high watermark as (key, event id). */
 export async function readTopic(brokers: string, topic = TOPIC): Promise<{ key: string; id: string }[]> {
-  const k = new Kafka({ clientId: 'drills', brokers: [brokers], logLevel: logLevel.NOTHING });
-  const admin = k.admin();
-  await admin.connect();
-  const exists = (await admin.listTopics()).includes(topic);
-  const offsets = exists ? await admin.fetchTopicOffsets(topic) : [];
-  await admin.disconnect();
-  const want = new Map(offsets.filter((o) => Number(o.high) > 0).map((o) => [o.partition, Number(o.high)]));
-  if (want.size === 0) return [];
-  const consumer = k.consumer({ groupId: `drills-${randomBytes(4).toString('hex')}` });
-  const out: { key: string; id: string }[] = [];
-  await consumer.connect();
-  try {
-    await consumer.subscribe({ topic, fromBeginning: true });
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`read ${out.length} records; wanted ${[...want]}`)),
-        60_000,
-      );
-      const done = new Set<number>();
-      consumer
-        .run({
-          eachMessage: async ({ partition, message }) => {
-            out.push({ key: message.key?.toString() ?? '', id: JSON.parse(message.value!.toString()).id });
-            if (Number(message.offset) + 1 >= want.get(partition)!) done.add(partition);
-            if (done.size === want.size) {
-              clearTimeout(timer);
-              resolve();
-            }
-          },
-        })
-        .catch(reject);
-    });
-  } finally {
-    await consumer.disconnect();
-  }
-  return out;
+  return (await readWholeTopic(brokers, topic)).map((r) => ({ key: r.key, id: r.event.id }));
 }

@@ -5,7 +5,6 @@
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
-import { Kafka, logLevel } from 'kafkajs';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, type Started, startDetached, stopPid } from '../../hack/lib/proc.js';
@@ -17,6 +16,7 @@ import { commitOutcome } from '../../operator/src/controllers/cjbatch/finalize.j
 import type { FakeAnthropic } from '../../runtime/src/fake-anthropic/server.js';
 import { loadEventSchema, validate } from '../unit/outbox/json-schema-subset.js';
 import { deleteNamespace, kubectlOk, newNamespace, stack, waitFor } from './helpers.js';
+import { type Record_, readTopic } from './kafka-topic.js';
 import {
   freshDatabase,
   installCrds,
@@ -40,62 +40,6 @@ let operator: OperatorProcess;
 const getJson = async (args: string[]) => JSON.parse(await kubectlOk([...args, '-n', ns, '-o', 'json']));
 const getBatch = (name: string) => getJson(['get', 'cjbatch', name]);
 const cond = (status: any, type: string) => status?.conditions?.find((c: any) => c.type === type);
-
-interface Record_ {
-  partition: number;
-  offset: string;
-  key: string;
-  headers: Record<string, string>;
-  event: any;
-}
-
-/** Every record of the topic up to its high watermark, read by a fresh consumer group. */
-async function readTopic(brokers: string): Promise<Record_[]> {
-  const k = new Kafka({ clientId: 'events-test', brokers: [brokers], logLevel: logLevel.NOTHING });
-  const admin = k.admin();
-  await admin.connect();
-  const exists = (await admin.listTopics()).includes(TOPIC);
-  const offsets = exists ? await admin.fetchTopicOffsets(TOPIC) : [];
-  await admin.disconnect();
-  const want = new Map(offsets.filter((o) => Number(o.high) > 0).map((o) => [o.partition, Number(o.high)]));
-  if (want.size === 0) return [];
-  const consumer = k.consumer({ groupId: `events-test-${randomBytes(4).toString('hex')}` });
-  const out: Record_[] = [];
-  await consumer.connect();
-  try {
-    await consumer.subscribe({ topic: TOPIC, fromBeginning: true });
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`read ${out.length} records; wanted ${[...want]}`)),
-        60_000,
-      );
-      const done = new Set<number>();
-      consumer
-        .run({
-          eachMessage: async ({ partition, message }) => {
-            out.push({
-              partition,
-              offset: message.offset,
-              key: message.key?.toString() ?? '',
-              headers: Object.fromEntries(
-                Object.entries(message.headers ?? {}).map(([h, v]) => [h, String(v)]),
-              ),
-              event: JSON.parse(message.value!.toString()),
-            });
-            if (Number(message.offset) + 1 >= want.get(partition)!) done.add(partition);
-            if (done.size === want.size) {
-              clearTimeout(timer);
-              resolve();
-            }
-          },
-        })
-        .catch(reject);
-    });
-  } finally {
-    await consumer.disconnect();
-  }
-  return out;
-}
 
 /**
  * Starts the stopped broker again on its own storage and ports (startKafka would format a new
