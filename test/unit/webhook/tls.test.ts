@@ -92,6 +92,12 @@ describe('ensureCerts', () => {
 });
 
 describe('startWebhookServer', () => {
+  // A cluster with no pools or ConfigMaps: enough for TLS and transport behaviour.
+  const noObjects = (namespace: string) => ({
+    namespace,
+    getPool: async () => undefined,
+    getConfigMap: async () => undefined,
+  });
   let server: WebhookServer | undefined;
   afterEach(async () => {
     await server?.close();
@@ -124,11 +130,7 @@ describe('startWebhookServer', () => {
       host: '127.0.0.1',
       port: 0,
       tls: { mode: 'selfManaged', store, policy },
-      contextFor: (namespace) => ({
-        namespace,
-        getPool: async () => undefined,
-        getConfigMap: async () => undefined,
-      }),
+      contextFor: noObjects,
     });
     const ca = store.certs!.caBundle;
     const review = {
@@ -155,11 +157,7 @@ describe('startWebhookServer', () => {
       host: '127.0.0.1',
       port: 0,
       tls: { mode: 'selfManaged', store, policy },
-      contextFor: (namespace) => ({
-        namespace,
-        getPool: async () => undefined,
-        getConfigMap: async () => undefined,
-      }),
+      contextFor: noObjects,
     });
     const { connect } = await import('node:tls');
     const socket = connect({
@@ -186,11 +184,7 @@ describe('startWebhookServer', () => {
       host: '127.0.0.1',
       port: 0,
       tls: { mode: 'selfManaged', store, policy },
-      contextFor: (namespace) => ({
-        namespace,
-        getPool: async () => undefined,
-        getConfigMap: async () => undefined,
-      }),
+      contextFor: noObjects,
       checkIntervalMs: 50,
       now: () => new Date(Date.now() + offset),
     });
@@ -249,11 +243,7 @@ describe('startWebhookServer', () => {
       host: '127.0.0.1',
       port: 0,
       tls: { mode: 'files', certFile: path.join(dir, 'tls.crt'), keyFile: path.join(dir, 'tls.key') },
-      contextFor: (namespace) => ({
-        namespace,
-        getPool: async () => undefined,
-        getConfigMap: async () => undefined,
-      }),
+      contextFor: noObjects,
     });
     expect(server.servingSerial()).toBe(serialOf(first.cert));
     const second = await generateServingCert(ca, {
