@@ -19,7 +19,9 @@ const arg = (name: string): string | undefined => {
 };
 /** `--only standard,stop,noisy,timing` runs a subset; `--seeds N` overrides the seed count. */
 const only = new Set((arg('--only') ?? 'standard,stop,noisy,timing').split(','));
-const seeds = Array.from({ length: Number(arg('--seeds') ?? (quick ? 3 : 10)) }, (_, i) => i + 1);
+// 30 seeds (the issue asks for at least 10): a 10-seed mean of held-out-anchor coverage has a
+// standard error of ≈ 0.035 (120 anchors), too coarse for a 0.75–0.85 target; 30 seeds ≈ 0.02.
+const seeds = Array.from({ length: Number(arg('--seeds') ?? (quick ? 3 : 30)) }, (_, i) => i + 1);
 const world = { students: 60, anchors: 12, grades: 6, sd: 1.5 };
 const standard: JudgeConfig = { lapse: 0.05, bias: 0.15, scale: 1 };
 const noisy: JudgeConfig = { lapse: 0.1, bias: 0.3, scale: 1.5 };
@@ -32,6 +34,14 @@ const mean = (xs: number[]): number => {
   return ok.length ? ok.reduce((s, x) => s + x, 0) / ok.length : Number.NaN;
 };
 const f = (x: number, d = 3): string => (Number.isFinite(x) ? x.toFixed(d) : '–');
+/** Mean ± standard error over seeds. */
+const pm = (xs: number[], d = 3): string => {
+  const ok = xs.filter((x) => Number.isFinite(x));
+  if (ok.length < 2) return f(mean(ok), d);
+  const m = mean(ok);
+  const se = Math.sqrt(ok.reduce((t, x) => t + (x - m) ** 2, 0) / (ok.length - 1) / ok.length);
+  return `${m.toFixed(d)} ± ${se.toFixed(d)}`;
+};
 const lines: string[] = [];
 const log = (s = ''): void => {
   lines.push(s);
@@ -59,8 +69,13 @@ function table(title: string, judge: JudgeConfig): void {
     checkpoints.forEach((cp, i) => {
       const ms = runs.map((r) => r[i]!);
       const g = (k: keyof Metrics) => mean(ms.map((m) => m[k] ?? Number.NaN));
+      const e = (k: keyof Metrics, d = 3) =>
+        pm(
+          ms.map((m) => m[k] ?? Number.NaN),
+          d,
+        );
       log(
-        `| ${name} | ${cp} | ${f(g('perEssay'), 1)} | ${f(g('spearman'))} | ${f(g('kendall'))} | ${f(g('exact'), 2)} | ${f(g('adjacent'), 2)} | ${f(g('qwk'))} | ${f(g('coverage'), 2)} | ${f(g('anchorCoverage'), 2)} | ${f(g('width'), 2)} | ${f(g('meanModal'), 2)} | ${f(g('notOneHot'), 2)} |`,
+        `| ${name} | ${cp} | ${f(g('perEssay'), 1)} | ${e('spearman')} | ${f(g('kendall'))} | ${e('exact')} | ${f(g('adjacent'), 2)} | ${e('qwk')} | ${f(g('coverage'), 2)} | ${name === 'ours' ? e('anchorCoverage') : f(g('anchorCoverage'), 2)} | ${f(g('width'), 2)} | ${f(g('meanModal'), 2)} | ${f(g('notOneHot'), 2)} |`,
       );
     });
   }

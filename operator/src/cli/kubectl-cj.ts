@@ -298,7 +298,7 @@ export function explainText(summary: Summary): string {
     '',
     'Judge quality:',
     `  position consistency (both orders agree): ${f(j.positionConsistency)} over ${j.reversedPairs ?? 0} reversed pairs`,
-    `  estimated lapse rate: ${f(j.lapse)}; first-position bias: ${f(j.bias)} logits; A-wins share: ${f(j.aWinShare)}`,
+    `  model lapse rate (effective, below the judge's true rate): ${f(j.lapse)}; first-position bias: ${f(j.bias)} logits; A-wins share: ${f(j.aWinShare)}`,
     '',
     `Reliability: EAP ${f(summary.reliability?.eap)}, split-half ${f(summary.reliability?.splitHalf)}; expected Spearman with the true order ${f(summary.expectedSpearman)}`,
     `Mean P(modal grade): ${f(summary.meanModalProbability)}; graph connected: ${summary.connected}`,

@@ -255,7 +255,11 @@ export const PlanOutput = z.object({
   quality: z.object({
     reliability: z.object({ eap: num, splitHalf: num }),
     judge: z.object({
-      lapse: z.number(),
+      lapse: z
+        .number()
+        .describe(
+          "The model's effective lapse rate (joint MAP); biased low as an estimate of the judge's true lapse rate (docs/cj-engine.md).",
+        ),
       bias: z.number(),
       biasSd: z.number(),
       aWinShare: num,
