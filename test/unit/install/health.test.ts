@@ -1,12 +1,18 @@
 // The Argo CD health checks (config/health/*.lua, run by gopher-lua as Argo CD runs them) and
 // kstatus (cli-utils status.Compute, what Flux's health checks use) on status shapes the operator
 // writes, including the ones the live test cannot easily reach (suspended, invalid spec, an
-// unobserved generation, deletion). docs/gitops.md has the same tables.
+// unobserved generation, deletion). Reconciling/Stalled come from the operator's own functions,
+// so the table follows what it writes. docs/gitops.md has the same tables.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { repoRoot } from '../../../hack/lib/tools.js';
+import type { CJBatchStatus } from '../../../operator/src/api/index.js';
+import { batchKstatus } from '../../../operator/src/controllers/cjbatch/status.js';
+import { setPoolConditions } from '../../../operator/src/controllers/llmproviderpool/reconciler.js';
+import { setKstatusConditions } from '../../../operator/src/kube/kstatus.js';
+import { conditionSetter } from '../../../operator/src/kube/status.js';
 import { argoHealth, kstatus } from './health-tools.js';
 
 type Obj = Record<string, any>;
@@ -18,6 +24,17 @@ const cond = (type: string, status: string, reason: string, message = `${type} $
   lastTransitionTime: '2026-01-01T00:00:00Z',
   observedGeneration: 1,
 });
+/** A batch status with our own conditions, completed with Reconciling/Stalled as the operator does. */
+const written = (status: Obj): Obj => {
+  setKstatusConditions(conditionSetter(status, 1), batchKstatus(status as CJBatchStatus));
+  return status;
+};
+/** A pool status as the operator writes it for the outcome of its Secret and key check. */
+const poolWritten = (ok: boolean, reason: string, message: string): Obj => {
+  const status: Obj = { observedGeneration: 1 };
+  setPoolConditions(conditionSetter(status, 1), { ok, reason, message });
+  return status;
+};
 const batch = (status?: Obj, meta: Obj = {}): Obj => ({
   apiVersion: 'cj.huleedu.io/v1alpha1',
   kind: 'CJBatch',
@@ -29,88 +46,102 @@ const pool = (status?: Obj, meta: Obj = {}): Obj => ({
   ...batch(status, meta),
   kind: 'LLMProviderPool',
 });
-const running = (phase: string, reason: string) => ({
-  observedGeneration: 1,
-  phase,
-  progress: '12/60',
-  conditions: [cond('PoolReady', 'True', 'PoolReady'), cond('Progressing', 'True', reason, `round 1: 12/60`)],
-});
+const running = (phase: string, reason: string) =>
+  written({
+    observedGeneration: 1,
+    phase,
+    progress: '12/60',
+    conditions: [
+      cond('PoolReady', 'True', 'PoolReady'),
+      cond('Progressing', 'True', reason, `round 1: 12/60`),
+    ],
+  });
 
 // [name, object, Argo CD status, message part, kstatus status]
 const cases: [string, Obj, string, string, string][] = [
   ['batch without status', batch(), 'Progressing', 'Waiting for the operator', 'Current'],
   [
     'batch Pending on a pool that is not Ready',
-    batch({
-      observedGeneration: 1,
-      phase: 'Pending',
-      conditions: [
-        cond('PoolReady', 'False', 'PoolNotReady', 'pool p is not Ready'),
-        cond('Progressing', 'False', 'WaitingForPool'),
-      ],
-    }),
+    batch(
+      written({
+        observedGeneration: 1,
+        phase: 'Pending',
+        conditions: [
+          cond('PoolReady', 'False', 'PoolNotReady', 'pool p is not Ready'),
+          cond('Progressing', 'False', 'WaitingForPool'),
+        ],
+      }),
+    ),
     'Progressing',
     'Waiting for the pool: pool p is not Ready',
-    'Current',
+    'InProgress',
   ],
   [
     'batch Comparing',
     batch(running('Comparing', 'Comparing')),
     'Progressing',
     'Comparing (12/60 comparisons): round 1: 12/60',
-    'Current',
+    'InProgress',
   ],
-  ['batch Scoring', batch(running('Scoring', 'Scoring')), 'Progressing', 'Scoring', 'Current'],
+  ['batch Scoring', batch(running('Scoring', 'Scoring')), 'Progressing', 'Scoring', 'InProgress'],
   [
     'batch Succeeded',
-    batch({
-      observedGeneration: 1,
-      phase: 'Succeeded',
-      progress: '60/60',
-      conditions: [
-        cond('Succeeded', 'True', 'Converged', 'finished after 3 rounds: converged'),
-        cond('Progressing', 'False', 'Finished'),
-      ],
-    }),
+    batch(
+      written({
+        observedGeneration: 1,
+        phase: 'Succeeded',
+        progress: '60/60',
+        conditions: [
+          cond('Succeeded', 'True', 'Converged', 'finished after 3 rounds: converged'),
+          cond('Progressing', 'False', 'Finished'),
+        ],
+      }),
+    ),
     'Healthy',
     'finished after 3 rounds: converged (60/60 comparisons)',
     'Current',
   ],
   [
     'batch Failed',
-    batch({
-      observedGeneration: 1,
-      phase: 'Failed',
-      conditions: [
-        cond('Succeeded', 'False', 'RoundTimeout', 'round 1 timed out'),
-        cond('Progressing', 'False', 'RoundTimeout'),
-      ],
-    }),
+    batch(
+      written({
+        observedGeneration: 1,
+        phase: 'Failed',
+        conditions: [
+          cond('Succeeded', 'False', 'RoundTimeout', 'round 1 timed out'),
+          cond('Progressing', 'False', 'RoundTimeout'),
+        ],
+      }),
+    ),
     'Degraded',
     'round 1 timed out',
-    'Current',
+    'Failed',
   ],
   [
     'batch with an invalid spec',
-    batch({
-      observedGeneration: 1,
-      phase: 'Pending',
-      conditions: [
-        cond('InvalidSpec', 'True', 'ValidationFailed', 'spec.essays: fix it'),
-        cond('Progressing', 'False', 'InvalidSpec'),
-      ],
-    }),
+    batch(
+      written({
+        observedGeneration: 1,
+        phase: 'Pending',
+        conditions: [
+          cond('InvalidSpec', 'True', 'ValidationFailed', 'spec.essays: fix it'),
+          cond('Progressing', 'False', 'InvalidSpec'),
+        ],
+      }),
+    ),
     'Degraded',
     'spec.essays: fix it',
-    'Current',
+    'Failed',
   ],
   [
     'batch suspended',
-    batch({
-      observedGeneration: 1,
-      phase: 'Comparing',
-      conditions: [cond('Progressing', 'False', 'Suspended', 'spec.suspend is true: no new Jobs start')],
-    }),
+    batch(
+      written({
+        observedGeneration: 1,
+        phase: 'Comparing',
+        conditions: [cond('Progressing', 'False', 'Suspended', 'spec.suspend is true: no new Jobs start')],
+      }),
+    ),
     'Suspended',
     'spec.suspend is true',
     'Current',
@@ -132,33 +163,28 @@ const cases: [string, Obj, string, string, string][] = [
   ['pool without status', pool(), 'Progressing', 'Waiting for the operator', 'Current'],
   [
     'pool Ready',
-    pool({
-      observedGeneration: 1,
-      conditions: [
-        cond('Ready', 'True', 'KeyAccepted', 'the provider accepted the key'),
-        cond('Degraded', 'False', 'KeyAccepted'),
-      ],
-    }),
+    pool(poolWritten(true, 'Authenticated', 'the API key authenticated')),
     'Healthy',
-    'the provider accepted the key',
+    'the API key authenticated',
     'Current',
   ],
   [
-    'pool Degraded',
-    pool({
-      observedGeneration: 1,
-      conditions: [
-        cond('Ready', 'False', 'SecretNotFound', 'Secret "k" not found'),
-        cond('Degraded', 'True', 'SecretNotFound', 'Secret "k" not found'),
-      ],
-    }),
+    'pool whose Secret is missing (needs a person)',
+    pool(poolWritten(false, 'SecretNotFound', 'Secret "k" not found')),
     'Degraded',
     'SecretNotFound: Secret "k" not found',
+    'Failed',
+  ],
+  [
+    'pool whose provider is unreachable (re-checked)',
+    pool(poolWritten(false, 'Unreachable', 'provider unreachable')),
+    'Degraded',
+    'Unreachable: provider unreachable',
     'InProgress',
   ],
   [
     'pool with a generation the operator has not seen',
-    pool({ observedGeneration: 1, conditions: [cond('Ready', 'True', 'KeyAccepted')] }, { generation: 3 }),
+    pool(poolWritten(true, 'Authenticated', 'the API key authenticated'), { generation: 3 }),
     'Progressing',
     'observe generation 3',
     'InProgress',
@@ -172,18 +198,6 @@ describe('health of CJBatch and LLMProviderPool', () => {
     expect(a.status).toBe(argo);
     expect(a.message).toContain(message);
     expect(kstatus(obj).status).toBe(ks);
-  });
-
-  it('kstatus would use the standard conditions the operator does not set yet (docs/gitops.md)', () => {
-    const b = batch(running('Comparing', 'Comparing'));
-    b.status.conditions.push(cond('Reconciling', 'True', 'Comparing'));
-    expect(kstatus(b).status).toBe('InProgress');
-    const f = batch({
-      observedGeneration: 1,
-      phase: 'Failed',
-      conditions: [cond('Stalled', 'True', 'RoundTimeout')],
-    });
-    expect(kstatus(f).status).toBe('Failed');
   });
 
   it('a kind without a script fails loudly', () => {

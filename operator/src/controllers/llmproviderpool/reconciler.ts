@@ -8,10 +8,32 @@ import type { EventRecorder } from '../../kube/events.js';
 import type { Informer } from '../../kube/informer.js';
 import { setKstatusConditions } from '../../kube/kstatus.js';
 import { isNotFound, type KubeClient, type KubeObject, resourcePath } from '../../kube/rest.js';
-import { conditionSetter, patchStatusIfChanged } from '../../kube/status.js';
+import { conditionSetter, patchStatusIfChanged, type SetCondition } from '../../kube/status.js';
 
 /** Degraded reasons only a person can fix (the others are retried and may pass by themselves). */
 const NEEDS_A_HUMAN = new Set(['SecretNotFound', 'SecretKeyMissing', 'AuthFailed']);
+
+/**
+ * The pool's conditions for the outcome of its Secret and key check: Ready/Degraded, and the
+ * kstatus pair. A missing Secret or a refused key waits for a human (Stalled); an unreachable
+ * provider or a failed check may recover by itself (Reconciling, re-checked every 10 s).
+ */
+export function setPoolConditions(
+  cond: SetCondition,
+  ready: { ok: boolean; reason: string; message: string },
+): void {
+  cond('Ready', ready.ok ? 'True' : 'False', ready.reason, ready.message);
+  cond(
+    'Degraded',
+    ready.ok ? 'False' : 'True',
+    ready.reason,
+    ready.ok ? 'no problem detected' : ready.message,
+  );
+  setKstatusConditions(
+    cond,
+    ready.ok ? {} : NEEDS_A_HUMAN.has(ready.reason) ? { stalled: ready } : { reconciling: ready },
+  );
+}
 
 const POOLS = { group: 'cj.huleedu.io', version: 'v1alpha1', plural: 'llmproviderpools' };
 const SECRETS = { group: '', version: 'v1', plural: 'secrets' };
@@ -123,23 +145,11 @@ export class LLMProviderPoolReconciler implements Reconciler {
       }
     }
     const wasReady = pool.status?.conditions?.find((c) => c.type === 'Ready')?.status;
-    if (ready.ok) {
-      cond('Ready', 'True', ready.reason, ready.message);
-      cond('Degraded', 'False', ready.reason, 'no problem detected');
-      if (wasReady !== 'True')
-        this.d.recorder.event(pool as unknown as KubeObject, 'Normal', 'Ready', ready.message);
-    } else {
-      cond('Ready', 'False', ready.reason, ready.message);
-      cond('Degraded', 'True', ready.reason, ready.message);
-      if (wasReady !== 'False')
-        this.d.recorder.event(pool as unknown as KubeObject, 'Warning', ready.reason, ready.message);
-    }
-    // A missing Secret or a refused key waits for a human (Stalled); an unreachable provider or a
-    // failed check may recover by itself (Reconciling, re-checked every 10 s).
-    setKstatusConditions(
-      cond,
-      ready.ok ? {} : NEEDS_A_HUMAN.has(ready.reason) ? { stalled: ready } : { reconciling: ready },
-    );
+    setPoolConditions(cond, ready);
+    if (ready.ok && wasReady !== 'True')
+      this.d.recorder.event(pool as unknown as KubeObject, 'Normal', 'Ready', ready.message);
+    if (!ready.ok && wasReady !== 'False')
+      this.d.recorder.event(pool as unknown as KubeObject, 'Warning', ready.reason, ready.message);
     const using = this.d.batches
       .list(req.namespace)
       .filter((b) => (b as unknown as CJBatch).spec?.providerPoolRef?.name === req.name)
