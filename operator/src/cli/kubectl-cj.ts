@@ -230,13 +230,17 @@ async function resultsOf(client: KubeClient, ns: string, name: string) {
   return { batch: b, cm };
 }
 
+/**
+ * The teacher's table: the class's essays, best first. RANK counts the class's essays only (the
+ * stored `rank` runs over essays and anchors together, so it skips the anchors' places).
+ */
 export function resultsTable(r: BatchResults): string {
-  const rows = r.essays.filter((e) => !e.anchor);
+  const rows = r.essays.filter((e) => !e.anchor).sort((x, y) => x.rank - y.rank);
   const lines = ['RANK  ESSAY                SCORE ±   SE  GRADE  P(GRADE)  80% INTERVAL'];
-  for (const e of rows) {
+  for (const [t, e] of rows.entries()) {
     const g = e.grade;
     lines.push(
-      `${String(e.rank).padStart(4)}  ${e.essayId.padEnd(18).slice(0, 18)} ${e.score.toFixed(2).padStart(7)} ± ${e.se.toFixed(2)}  ${(g?.assigned ?? '-').padEnd(5)}  ${g ? g.assignedProbability.toFixed(2).padStart(8) : '       -'}  ${g ? `${g.interval80[0]}–${g.interval80[1]}` : ''}${e.flags?.length ? '  !' : ''}`,
+      `${String(t + 1).padStart(4)}  ${e.essayId.padEnd(18).slice(0, 18)} ${e.score.toFixed(2).padStart(7)} ± ${e.se.toFixed(2)}  ${(g?.assigned ?? '-').padEnd(5)}  ${g ? g.assignedProbability.toFixed(2).padStart(8) : '       -'}  ${g ? `${g.interval80[0]}–${g.interval80[1]}` : ''}${e.flags?.length ? '  !' : ''}`,
     );
   }
   lines.push('', `grades: ${r.gradeDistribution.map((g) => `${g.grade} ${g.count}`).join(', ')}`);

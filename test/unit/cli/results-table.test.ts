@@ -45,6 +45,27 @@ describe('resultsTable', () => {
     );
   });
 
+  it('numbers the class 1..n in rank order, skipping the places anchors hold', () => {
+    const e = (essayId: string, rank: number, anchor = false) => ({
+      essayId,
+      anchor,
+      rank,
+      score: -rank,
+      se: 0.3,
+    });
+    const out = resultsTable({
+      essays: [e('s3', 4), e('a1', 1, true), e('s1', 2), e('a2', 3, true), e('s2', 3.5)],
+      gradeDistribution: [],
+    });
+    const rows = out.split('\n').slice(1, 4);
+    expect(rows.map((l) => l.trim().split(/ +/).slice(0, 2))).toEqual([
+      ['1', 's1'],
+      ['2', 's2'],
+      ['3', 's3'],
+    ]);
+    expect(out).not.toContain('a1');
+  });
+
   it('has no flag line when nothing is flagged', () => {
     const out = resultsTable({ essays: [], gradeDistribution: [] });
     expect(out).not.toContain('prompt injection');
