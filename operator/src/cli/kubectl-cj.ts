@@ -10,7 +10,7 @@
  */
 import * as k8s from '@kubernetes/client-node';
 import { CJBatchSpecSchema, estimateTokens, LLMProviderPoolSpecSchema } from '../api/index.js';
-import type { BatchResults } from '../controllers/cjbatch/finalize.js';
+import { type BatchResults, joinResultsParts } from '../controllers/cjbatch/finalize.js';
 import { isNotFound, KubeClient, resourcePath } from '../kube/rest.js';
 import { essayLimitFor, formatErrors, validateBatch } from '../validation/index.js';
 import { oversizedEssays, readAnchors, readAssignment, readEssays, SourceError } from './essays.js';
@@ -227,7 +227,18 @@ async function resultsOf(client: KubeClient, ns: string, name: string) {
     );
   const cm = await get<{ data: Record<string, string> }>(client, resourcePath(CONFIGMAPS, ns, cmName));
   if (!cm) throw new UsageError(`results ConfigMap ${cmName} is missing`);
-  return { batch: b, cm };
+  // Large batches: the rest of the essays are in <name>-2 … <name>-<parts>.
+  const parts = [cm.data];
+  for (let i = 2; i <= Number(cm.data.parts ?? 1); i++) {
+    const more = await get<{ data: Record<string, string> }>(
+      client,
+      resourcePath(CONFIGMAPS, ns, `${cmName}-${i}`),
+    );
+    if (!more)
+      throw new UsageError(`results ConfigMap ${cmName}-${i} (part ${i} of ${cm.data.parts}) is missing`);
+    parts.push(more.data);
+  }
+  return { batch: b, cm, results: joinResultsParts(parts) };
 }
 
 /**
@@ -258,11 +269,11 @@ async function results(a: Args): Promise<number> {
   const name = a.positional[0];
   if (!name) throw new UsageError('usage: kubectl cj results <batch> [-o table|csv|json]');
   const { ns, client } = await context(a.flags);
-  const { cm } = await resultsOf(client, ns, name);
+  const { results: r } = await resultsOf(client, ns, name);
   const out = str(a.flags.output) ?? 'table';
-  if (out === 'csv') process.stdout.write(cm.data['results.csv'] ?? '');
-  else if (out === 'json') console.log(cm.data['results.json']);
-  else if (out === 'table') console.log(resultsTable(JSON.parse(cm.data['results.json'] ?? '{}')));
+  if (out === 'csv') process.stdout.write(r.csv);
+  else if (out === 'json') console.log(JSON.stringify(r.json));
+  else if (out === 'table') console.log(resultsTable(r.json));
   else throw new UsageError(`-o ${out}: use table, csv or json`);
   return 0;
 }

@@ -8,8 +8,10 @@ import {
   EVENT_COMPLETED,
   EVENT_FAILED,
   failedEventData,
+  joinResultsParts,
+  RESULTS_BYTES_PER_CONFIGMAP,
   resultEvent,
-  resultsConfigMapData,
+  resultsConfigMaps,
 } from '../../../operator/src/controllers/cjbatch/finalize.js';
 import {
   INITIAL_BACKOFF_MS,
@@ -150,7 +152,10 @@ describe('result events against config/schemas', () => {
   });
 
   it('the ConfigMap and the event carry the same results', () => {
-    const cm = resultsConfigMapData(results, GRADES);
+    const parts = resultsConfigMaps(results, GRADES);
+    expect(parts.map((p) => p.suffix)).toEqual(['']);
+    const cm = parts[0]!.data;
+    expect(cm.parts).toBeUndefined();
     expect(JSON.parse(cm['results.json']!)).toEqual({
       essays: (completed().data as unknown as { results: unknown }).results,
       gradeDistribution: results.gradeDistribution,
@@ -161,6 +166,56 @@ describe('result events against config/schemas', () => {
     expect(cm['results.csv']!.split('\n')[1]).toMatch(
       /,injection:instruction_override injection:verdict_request$/,
     );
+  });
+});
+
+describe('results split over ConfigMaps', () => {
+  const many = (n: number, grades: string[]) => ({
+    essays: Array.from({ length: n }, (_, i) => ({
+      essayId: `student-essay-${String(i).padStart(5, '0')}`,
+      anchor: i % 50 === 0,
+      rank: i + 1,
+      score: 2 - i / n,
+      se: 0.321,
+      grade: {
+        assigned: grades[i % grades.length]!,
+        assignedProbability: 0.456,
+        modal: grades[i % grades.length]!,
+        modalProbability: 0.456,
+        expected: 2.345,
+        interval80: [grades[0]!, grades[1]!] as [string, string],
+        probabilities: grades.map((g) => ({ grade: g, p: 0.123 })),
+      },
+    })),
+    gradeDistribution: grades.map((g) => ({ grade: g, count: 1 })),
+  });
+
+  it('splits in rank order, each part within its budget, and joins back to the single-part output', () => {
+    const r = many(300, GRADES);
+    const whole = resultsConfigMaps(r, GRADES, Number.POSITIVE_INFINITY);
+    expect(whole).toHaveLength(1);
+    const parts = resultsConfigMaps(r, GRADES, 40_000);
+    expect(parts.map((p) => p.suffix)).toEqual(parts.map((_, i) => (i === 0 ? '' : `-${i + 1}`)));
+    expect(parts.length).toBeGreaterThan(2);
+    expect(parts[0]!.data.parts).toBe(String(parts.length));
+    for (const p of parts) {
+      const bytes = Object.values(p.data).reduce((t, v) => t + Buffer.byteLength(v), 0);
+      expect(bytes).toBeLessThanOrEqual(40_000);
+    }
+    const joined = joinResultsParts(parts.map((p) => p.data));
+    expect(joined.csv).toBe(whole[0]!.data['results.csv']);
+    expect(JSON.stringify(joined.json)).toBe(whole[0]!.data['results.json']);
+  });
+
+  it('2000 essays with 20 grades fit ConfigMaps the apiserver accepts (1 MiB each)', () => {
+    const grades = Array.from({ length: 20 }, (_, i) => `grade-${i + 1}`);
+    const parts = resultsConfigMaps(many(2000, grades), grades);
+    expect(parts.length).toBeGreaterThan(1);
+    for (const p of parts) {
+      const bytes = Object.values(p.data).reduce((t, v) => t + Buffer.byteLength(v), 0);
+      expect(bytes).toBeLessThanOrEqual(RESULTS_BYTES_PER_CONFIGMAP);
+    }
+    expect(joinResultsParts(parts.map((p) => p.data)).json.essays).toHaveLength(2000);
   });
 });
 

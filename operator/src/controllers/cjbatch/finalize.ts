@@ -262,9 +262,32 @@ export async function eventSent(sql: Sql, eventId: string): Promise<boolean> {
   return !!row?.sent_at;
 }
 
-/** The results ConfigMap data: JSON for programs, CSV for spreadsheets. */
-export function resultsConfigMapData(r: BatchResults, grades: string[]): Record<string, string> {
-  const header = [
+/**
+ * Bytes of results one ConfigMap may carry. The apiserver refuses a ConfigMap above 1 MiB
+ * (1,048,576 bytes of data and metadata); the rest of the budget is for `summary.json`, keys and
+ * metadata. 2000 essays with 6 grades need ≈ 0.97 MB, with 20 grades ≈ 1.9 MB.
+ */
+export const RESULTS_BYTES_PER_CONFIGMAP = 900_000;
+
+/** One results ConfigMap's data and the name suffix it gets (`''` for the first). */
+export interface ResultsPart {
+  suffix: string;
+  data: Record<string, string>;
+}
+
+/**
+ * The results as ConfigMap data: JSON for programs (`results.json`: `{essays, gradeDistribution}`),
+ * CSV for spreadsheets (`results.csv`). When they do not fit one ConfigMap, the essays (in rank
+ * order) are split over `<name>`, `<name>-2`, … `<name>-<k>`: the first carries `parts: "k"`, the
+ * grade distribution and the CSV header; concatenating the parts' `results.csv` in order gives the
+ * whole CSV, and their `results.json` essays in order give every essay (`readResultsParts`).
+ */
+export function resultsConfigMaps(
+  r: BatchResults,
+  grades: string[],
+  budget = RESULTS_BYTES_PER_CONFIGMAP,
+): ResultsPart[] {
+  const header = `${[
     'rank',
     'essay',
     'anchor',
@@ -276,9 +299,10 @@ export function resultsConfigMapData(r: BatchResults, grades: string[]): Record<
     'p_modal',
     ...grades.map((g) => `p_${g}`),
     'flags',
-  ];
-  const lines = r.essays.map((e) =>
-    [
+  ].join(',')}\n`;
+  const rows = r.essays.map((e) => ({
+    json: JSON.stringify(e),
+    csv: `${[
       e.rank,
       e.essayId,
       e.anchor,
@@ -290,11 +314,48 @@ export function resultsConfigMapData(r: BatchResults, grades: string[]): Record<
       e.grade?.modalProbability ?? '',
       ...grades.map((g) => e.grade?.probabilities.find((x) => x.grade === g)?.p ?? ''),
       (e.flags ?? []).join(' '),
-    ].join(','),
-  );
+    ].join(',')}\n`,
+  }));
+  const distribution = JSON.stringify(r.gradeDistribution);
+  // Greedy packing in rank order; every part holds at least one essay.
+  const chunks: (typeof rows)[] = [[]];
+  let used = Buffer.byteLength(header) + Buffer.byteLength(distribution) + 64;
+  for (const row of rows) {
+    const size = Buffer.byteLength(row.json) + Buffer.byteLength(row.csv) + 1;
+    if (used + size > budget && chunks[chunks.length - 1]!.length > 0) {
+      chunks.push([]);
+      used = 64;
+    }
+    chunks[chunks.length - 1]!.push(row);
+    used += size;
+  }
+  return chunks.map((chunk, i) => {
+    const essays = `[${chunk.map((x) => x.json).join(',')}]`;
+    const csv = chunk.map((x) => x.csv).join('');
+    if (i > 0)
+      return { suffix: `-${i + 1}`, data: { 'results.json': `{"essays":${essays}}`, 'results.csv': csv } };
+    return {
+      suffix: '',
+      data: {
+        'results.json': `{"essays":${essays},"gradeDistribution":${distribution}}`,
+        'results.csv': header + csv,
+        ...(chunks.length > 1 ? { parts: String(chunks.length) } : {}),
+      },
+    };
+  });
+}
+
+/** The whole results from the parts' data, first part first (the inverse of resultsConfigMaps). */
+export function joinResultsParts(parts: Record<string, string>[]): { json: BatchResults; csv: string } {
+  const first = JSON.parse(
+    parts[0]?.['results.json'] ?? '{"essays":[],"gradeDistribution":[]}',
+  ) as BatchResults;
+  const essays = [...first.essays];
+  for (const p of parts.slice(1))
+    essays.push(...(JSON.parse(p['results.json'] ?? '{"essays":[]}') as BatchResults).essays);
   return {
-    'results.json': JSON.stringify(r),
-    'results.csv': `${header.join(',')}\n${lines.join('\n')}\n`,
+    json: { essays, gradeDistribution: first.gradeDistribution },
+    csv: parts.map((p) => p['results.csv'] ?? '').join(''),
   };
 }
 

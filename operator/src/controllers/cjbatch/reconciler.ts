@@ -26,7 +26,7 @@ import {
   explainSummary,
   failedEventData,
   readResults,
-  resultsConfigMapData,
+  resultsConfigMaps,
 } from './finalize.js';
 import {
   comparisonJob,
@@ -351,24 +351,28 @@ export class CJBatchReconciler implements Reconciler {
     const grades = (reg.config.grades as string[]) ?? [];
     const results = await readResults(this.d.sql, batch.metadata.uid!, grades);
     const cmName = `${batch.metadata.name}-results`;
-    await this.d.client.apply(
-      resourcePath(CONFIGMAPS, batch.metadata.namespace, cmName),
-      {
-        apiVersion: 'v1',
-        kind: 'ConfigMap',
-        metadata: {
-          name: cmName,
-          namespace: batch.metadata.namespace,
-          labels: { [LABEL_BATCH]: batch.metadata.name!, 'app.kubernetes.io/managed-by': 'cj-operator' },
-          ownerReferences: [ownerRef(batch)],
+    // Large batches spill over into <name>-2, <name>-3, … (a ConfigMap holds at most 1 MiB).
+    for (const part of resultsConfigMaps(results, grades)) {
+      const name = `${cmName}${part.suffix}`;
+      await this.d.client.apply(
+        resourcePath(CONFIGMAPS, batch.metadata.namespace, name),
+        {
+          apiVersion: 'v1',
+          kind: 'ConfigMap',
+          metadata: {
+            name,
+            namespace: batch.metadata.namespace,
+            labels: { [LABEL_BATCH]: batch.metadata.name!, 'app.kubernetes.io/managed-by': 'cj-operator' },
+            ownerReferences: [ownerRef(batch)],
+          },
+          data:
+            part.suffix === ''
+              ? { ...part.data, 'summary.json': JSON.stringify(explainSummary(latest as never, status)) }
+              : part.data,
         },
-        data: {
-          ...resultsConfigMapData(results, grades),
-          'summary.json': JSON.stringify(explainSummary(latest as never, status)),
-        },
-      },
-      FIELD_MANAGER,
-    );
+        FIELD_MANAGER,
+      );
+    }
     const eventId = await commitOutcome(this.d.sql, batch, {
       outcome: 'succeeded',
       reason: latest.reason,
