@@ -13,6 +13,11 @@ export interface OperatorConfig {
   databaseUrl: string;
   kafkaBrokers?: string;
   kafkaTopic: string;
+  /**
+   * Largest result event the operator publishes whole (bytes; Kafka's default limit for one
+   * message is 1 MB). Larger results leave the event with a reference to the results ConfigMaps.
+   */
+  kafkaMaxMessageBytes: number;
   /** Bind address of /healthz, /readyz and /metrics. */
   probeAddress: string;
   probePort: number;
@@ -42,6 +47,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OperatorConfig
     databaseUrl: need('DATABASE_URL'),
     kafkaBrokers: env.KAFKA_BROKERS || undefined,
     kafkaTopic: env.KAFKA_TOPIC ?? 'cj.batch.events',
+    kafkaMaxMessageBytes: positiveInteger(env, 'KAFKA_MAX_MESSAGE_BYTES', 1_000_000),
     probeAddress: env.PROBE_ADDRESS ?? '0.0.0.0',
     probePort: Number(env.PROBE_PORT ?? 8081),
     workerServiceAccount: env.WORKER_SERVICE_ACCOUNT || undefined,
@@ -50,6 +56,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OperatorConfig
     leaseSeconds: Number(env.COMPARISON_LEASE_SECONDS ?? 60),
     minSuccessRate: Number(env.MIN_SUCCESS_RATE ?? 0.5),
   };
+}
+
+function positiveInteger(env: NodeJS.ProcessEnv, k: string, d: number): number {
+  const v = env[k] === undefined || env[k] === '' ? d : Number(env[k]);
+  if (!Number.isInteger(v) || v <= 0)
+    throw new Error(`${k} must be a positive whole number, not "${env[k]}"`);
+  return v;
 }
 
 /** LEADER_LEASE_DURATION / LEADER_RENEW_DEADLINE / LEADER_RETRY_PERIOD in seconds; checked for sense. */

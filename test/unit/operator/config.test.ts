@@ -30,6 +30,14 @@ describe('loadConfig', () => {
     );
   });
 
+  it("takes the result event's size limit from KAFKA_MAX_MESSAGE_BYTES (default 1 MB)", () => {
+    expect(loadConfig(base).kafkaMaxMessageBytes).toBe(1_000_000);
+    expect(loadConfig({ ...base, KAFKA_MAX_MESSAGE_BYTES: '5000000' }).kafkaMaxMessageBytes).toBe(5_000_000);
+    expect(() => loadConfig({ ...base, KAFKA_MAX_MESSAGE_BYTES: '1MB' })).toThrow(
+      'KAFKA_MAX_MESSAGE_BYTES must be a positive whole number, not "1MB"',
+    );
+  });
+
   it('needs DATABASE_URL', () => {
     expect(() => loadConfig({})).toThrow(/DATABASE_URL is not set/);
   });

@@ -115,6 +115,39 @@ describe('result events against config/schemas', () => {
     });
   });
 
+  it('results too large for one Kafka message leave the event with a reference to the ConfigMaps', () => {
+    const event = (maxMessageBytes: number) =>
+      resultEvent(
+        batch,
+        {
+          outcome: 'succeeded',
+          reason: 'converged',
+          message: 'stopped: converged',
+          data: completedEventData(structuredClone(results), status, pool, 3, GRADES, {
+            configMap: 'sample-small-results',
+            parts: 3,
+            maxMessageBytes,
+          }),
+        },
+        EVENT_ID,
+        new Date('2025-11-22T07:00:00Z'),
+      );
+    const whole = event(1_000_000);
+    expect(whole.data).not.toHaveProperty('resultsRef');
+    expect((whole.data as unknown as { results: unknown[] }).results).toHaveLength(2);
+    const ref = event(2_500);
+    expect(validate(loadEventSchema(EVENT_COMPLETED), ref)).toEqual([]);
+    expect(ref.data).toMatchObject({
+      results: [],
+      gradeDistribution: results.gradeDistribution,
+      resultsRef: { configMap: 'sample-small-results', parts: 3, essays: 2 },
+    });
+    expect((ref.data as unknown as { resultsRef: { reason: string } }).resultsRef.reason).toMatch(
+      /do not fit one Kafka message \(limit 2500 bytes, KAFKA_MAX_MESSAGE_BYTES\).*sample-small-results-2 … -3/,
+    );
+    expect(Buffer.byteLength(JSON.stringify(ref))).toBeLessThan(2_500);
+  });
+
   it('a failed event is valid, has its reason and no results', () => {
     const e = failed();
     expect(validate(loadEventSchema(EVENT_FAILED), e)).toEqual([]);

@@ -215,12 +215,40 @@ export function completedEventData(
   pool: PoolModel | undefined,
   rounds: number,
   grades: string[],
+  ref?: ResultsRef,
 ): Record<string, unknown> {
-  return {
+  const data = {
     ...batchSummary(status, pool, rounds, grades),
     gradeDistribution: results.gradeDistribution,
     results: results.essays,
   };
+  if (!ref) return data;
+  // Claim check: results too large for one Kafka message stay in the ConfigMaps; the event says
+  // where (a message over the broker's limit would be refused forever and hold up later events).
+  if (Buffer.byteLength(JSON.stringify(data)) + EVENT_ENVELOPE_BYTES <= ref.maxMessageBytes) return data;
+  const bytes = Buffer.byteLength(JSON.stringify(results.essays));
+  return {
+    ...data,
+    results: [],
+    resultsRef: {
+      configMap: ref.configMap,
+      parts: ref.parts,
+      essays: results.essays.length,
+      bytes,
+      reason: `the results (${bytes} bytes) do not fit one Kafka message (limit ${ref.maxMessageBytes} bytes, KAFKA_MAX_MESSAGE_BYTES); read them from the ConfigMap${ref.parts > 1 ? `s ${ref.configMap}, ${ref.configMap}-2 … -${ref.parts}` : ` ${ref.configMap}`}`,
+    },
+  };
+}
+
+/** Room for the CloudEvents envelope around `data` (ids, source, type, time). */
+const EVENT_ENVELOPE_BYTES = 2_000;
+
+/** Where the results are when they are too large for the event. */
+export interface ResultsRef {
+  /** The first results ConfigMap (in the batch's namespace). */
+  configMap: string;
+  parts: number;
+  maxMessageBytes: number;
 }
 
 /** `data` of cj.batch.failed.v1: what was spent before the failure; no results. */

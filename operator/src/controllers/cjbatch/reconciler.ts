@@ -352,7 +352,8 @@ export class CJBatchReconciler implements Reconciler {
     const results = await readResults(this.d.sql, batch.metadata.uid!, grades);
     const cmName = `${batch.metadata.name}-results`;
     // Large batches spill over into <name>-2, <name>-3, … (a ConfigMap holds at most 1 MiB).
-    for (const part of resultsConfigMaps(results, grades)) {
+    const parts = resultsConfigMaps(results, grades);
+    for (const part of parts) {
       const name = `${cmName}${part.suffix}`;
       await this.d.client.apply(
         resourcePath(CONFIGMAPS, batch.metadata.namespace, name),
@@ -378,7 +379,11 @@ export class CJBatchReconciler implements Reconciler {
       reason: latest.reason,
       message: `stopped: ${latest.reason}`,
       topic: batch.spec.output?.kafkaTopic ?? this.d.config.kafkaTopic,
-      data: completedEventData(results, status, this.poolOf(batch), latest.round, grades),
+      data: completedEventData(results, status, this.poolOf(batch), latest.round, grades, {
+        configMap: cmName,
+        parts: parts.length,
+        maxMessageBytes: this.d.config.kafkaMaxMessageBytes,
+      }),
     });
     const flagged = results.essays.filter((e) => e.flags?.length);
     if (flagged.length > 0)
