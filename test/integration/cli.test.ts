@@ -5,7 +5,9 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { repoRoot } from '../../hack/lib/tools.js';
+import { joinResultsParts, resultsConfigMaps } from '../../operator/src/controllers/cjbatch/finalize.js';
 import type { FakeAnthropic } from '../../runtime/src/fake-anthropic/server.js';
+import { manyResults } from '../fixtures/results.js';
 import { deleteNamespace, kubectl, kubectlOk, newNamespace, stack } from './helpers.js';
 import {
   freshDatabase,
@@ -22,11 +24,11 @@ let fake: FakeAnthropic;
 let operator: OperatorProcess;
 let dir: string;
 
-function cj(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+function cj(args: string[], namespace = ns): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      [CLI, ...args, '-n', ns],
+      [CLI, ...args, '-n', namespace],
       { env: { ...process.env, KUBECONFIG: stack().kubeconfig }, maxBuffer: 16 * 1024 * 1024 },
       (err, stdout, stderr) => resolve({ code: err ? ((err as any).code ?? 1) : 0, stdout, stderr }),
     );
@@ -104,3 +106,62 @@ it('refuses a submission naming a missing pool and writes nothing', async () => 
   expect((await kubectl(['get', 'configmap', 'never-essays', '-n', ns])).code).not.toBe(0);
   expect((await kubectl(['get', 'cjbatch', 'never', '-n', ns])).code).not.toBe(0);
 });
+
+it('reads the results of a large batch spread over several ConfigMaps (2000 essays, 20 grades)', async () => {
+  // No operator watches this namespace: the test writes what the operator's finalization writes
+  // (resultsConfigMaps) and points a batch's status at it; the apiserver must accept every part.
+  const other = await newNamespace('cli-big');
+  try {
+    const grades = Array.from({ length: 20 }, (_, i) => `grade-${i + 1}`);
+    const results = manyResults(2000, grades);
+    const parts = resultsConfigMaps(results, grades);
+    expect(parts.length).toBeGreaterThan(1);
+    for (const p of parts)
+      await kubectlOk(
+        ['create', '-n', other, '-f', '-'],
+        JSON.stringify({
+          apiVersion: 'v1',
+          kind: 'ConfigMap',
+          metadata: { name: `big-results${p.suffix}` },
+          data: p.data,
+        }),
+      );
+    const b = JSON.parse(
+      await kubectlOk([
+        'create',
+        '--dry-run=client',
+        '-o',
+        'json',
+        '-f',
+        path.join(repoRoot, 'config/samples/cjbatch-small.yaml'),
+      ]),
+    );
+    b.metadata = { name: 'big', namespace: other };
+    await kubectlOk(['create', '-n', other, '-f', '-'], JSON.stringify(b));
+    await kubectlOk([
+      'patch',
+      'cjbatch',
+      'big',
+      '-n',
+      other,
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify({
+        status: { phase: 'Succeeded', result: { resultsConfigMap: 'big-results', gradeDistribution: [] } },
+      }),
+    ]);
+    const whole = resultsConfigMaps(results, grades, Number.POSITIVE_INFINITY)[0]!.data;
+    const csv = await cj(['results', 'big', '-o', 'csv'], other);
+    expect(csv.stderr).toBe('');
+    expect(csv.stdout).toBe(whole['results.csv']);
+    const json = await cj(['results', 'big', '-o', 'json'], other);
+    expect(JSON.parse(json.stdout)).toEqual(joinResultsParts([whole]).json);
+    const table = await cj(['results', 'big'], other);
+    expect(table.stdout.split('\n').filter((l) => /^ *\d+ {2}student-essay-/.test(l))).toHaveLength(
+      2000 - 40,
+    );
+  } finally {
+    await deleteNamespace(other);
+  }
+}, 120_000);

@@ -19,6 +19,7 @@ import {
   nextBackoff,
   toKafkaMessage,
 } from '../../../operator/src/outbox/relay.js';
+import { manyResults } from '../../fixtures/results.js';
 import { loadEventSchema, validate } from './json-schema-subset.js';
 
 const UID = '0b5c8a52-3f0e-4b7e-9d3a-6a1f2c4d5e6f';
@@ -203,28 +204,8 @@ describe('result events against config/schemas', () => {
 });
 
 describe('results split over ConfigMaps', () => {
-  const many = (n: number, grades: string[]) => ({
-    essays: Array.from({ length: n }, (_, i) => ({
-      essayId: `student-essay-${String(i).padStart(5, '0')}`,
-      anchor: i % 50 === 0,
-      rank: i + 1,
-      score: 2 - i / n,
-      se: 0.321,
-      grade: {
-        assigned: grades[i % grades.length]!,
-        assignedProbability: 0.456,
-        modal: grades[i % grades.length]!,
-        modalProbability: 0.456,
-        expected: 2.345,
-        interval80: [grades[0]!, grades[1]!] as [string, string],
-        probabilities: grades.map((g) => ({ grade: g, p: 0.123 })),
-      },
-    })),
-    gradeDistribution: grades.map((g) => ({ grade: g, count: 1 })),
-  });
-
   it('splits in rank order, each part within its budget, and joins back to the single-part output', () => {
-    const r = many(300, GRADES);
+    const r = manyResults(300, GRADES);
     const whole = resultsConfigMaps(r, GRADES, Number.POSITIVE_INFINITY);
     expect(whole).toHaveLength(1);
     const parts = resultsConfigMaps(r, GRADES, 40_000);
@@ -242,7 +223,7 @@ describe('results split over ConfigMaps', () => {
 
   it('2000 essays with 20 grades fit ConfigMaps the apiserver accepts (1 MiB each)', () => {
     const grades = Array.from({ length: 20 }, (_, i) => `grade-${i + 1}`);
-    const parts = resultsConfigMaps(many(2000, grades), grades);
+    const parts = resultsConfigMaps(manyResults(2000, grades), grades);
     expect(parts.length).toBeGreaterThan(1);
     for (const p of parts) {
       const bytes = Object.values(p.data).reduce((t, v) => t + Buffer.byteLength(v), 0);
