@@ -155,3 +155,29 @@ describe('chart: webhook, cert-manager', () => {
     );
   });
 });
+
+describe('chart: operator settings', () => {
+  it('passes leader election timings only when set', () => {
+    const plain = env(get(helmTemplate('rel', 'cj-system', BASE), 'Deployment'));
+    expect(plain.LEADER_LEASE_DURATION).toBeUndefined();
+    expect(plain.KAFKA_MAX_MESSAGE_BYTES).toBe('1000000');
+    const set = env(
+      get(
+        helmTemplate('rel', 'cj-system', [
+          ...BASE,
+          'leaderElectionTimings.leaseDuration=30',
+          'leaderElectionTimings.renewDeadline=20',
+          'leaderElectionTimings.retryPeriod=4',
+          'kafka.maxMessageBytes=5000000',
+        ]),
+        'Deployment',
+      ),
+    );
+    expect([set.LEADER_LEASE_DURATION, set.LEADER_RENEW_DEADLINE, set.LEADER_RETRY_PERIOD]).toEqual([
+      '30',
+      '20',
+      '4',
+    ]);
+    expect(set.KAFKA_MAX_MESSAGE_BYTES).toBe('5000000');
+  });
+});
