@@ -14,6 +14,7 @@ import {
   installCrds,
   type OperatorProcess,
   poolManifests,
+  sampleBatch,
   startFake,
   startOperator,
 } from './operator-harness.js';
@@ -126,17 +127,7 @@ it('reads the results of a large batch spread over several ConfigMaps (2000 essa
           data: p.data,
         }),
       );
-    const b = JSON.parse(
-      await kubectlOk([
-        'create',
-        '--dry-run=client',
-        '-o',
-        'json',
-        '-f',
-        path.join(repoRoot, 'config/samples/cjbatch-small.yaml'),
-      ]),
-    );
-    b.metadata = { name: 'big', namespace: other };
+    const b = sampleBatch('cjbatch-small.yaml', 'big', other);
     await kubectlOk(['create', '-n', other, '-f', '-'], JSON.stringify(b));
     await kubectlOk([
       'patch',

@@ -32,6 +32,16 @@ export function ownerRef(batch: CJBatch) {
   };
 }
 
+/** Metadata of an object the batch owns: deleted with it by the garbage collector, labelled with it. */
+export function ownedObjectMeta(batch: CJBatch, name: string, labels: Record<string, string> = {}) {
+  return {
+    name,
+    namespace: batch.metadata.namespace,
+    labels: { [LABEL_BATCH]: batch.metadata.name!, ...labels, 'app.kubernetes.io/managed-by': 'cj-operator' },
+    ownerReferences: [ownerRef(batch)],
+  };
+}
+
 /** Job names are deterministic: a restarted operator finds its Jobs instead of creating new ones. */
 export const scoringJobName = (batch: string, round: number, attempt = 0) =>
   `${batch}-score-${round}${attempt ? `-${attempt}` : ''}`;
@@ -87,17 +97,7 @@ function podSpec(batch: CJBatch, ctx: JobContext, command: string[], env: object
 }
 
 function meta(batch: CJBatch, name: string, round: number, role: string) {
-  return {
-    name,
-    namespace: batch.metadata.namespace,
-    labels: {
-      [LABEL_BATCH]: batch.metadata.name!,
-      [LABEL_ROUND]: String(round),
-      [LABEL_ROLE]: role,
-      'app.kubernetes.io/managed-by': 'cj-operator',
-    },
-    ownerReferences: [ownerRef(batch)],
-  };
+  return ownedObjectMeta(batch, name, { [LABEL_ROUND]: String(round), [LABEL_ROLE]: role });
 }
 
 /** `runtime score` for `round`: one pod, retried a few times (it is idempotent). */

@@ -37,7 +37,7 @@ import {
   LABEL_BATCH,
   LABEL_ROLE,
   LABEL_ROUND,
-  ownerRef,
+  ownedObjectMeta,
   scoringJob,
   scoringJobName,
 } from './jobs.js';
@@ -360,12 +360,7 @@ export class CJBatchReconciler implements Reconciler {
         {
           apiVersion: 'v1',
           kind: 'ConfigMap',
-          metadata: {
-            name,
-            namespace: batch.metadata.namespace,
-            labels: { [LABEL_BATCH]: batch.metadata.name!, 'app.kubernetes.io/managed-by': 'cj-operator' },
-            ownerReferences: [ownerRef(batch)],
-          },
+          metadata: ownedObjectMeta(batch, name),
           data:
             part.suffix === ''
               ? { ...part.data, 'summary.json': JSON.stringify(explainSummary(latest as never, status)) }
@@ -579,12 +574,7 @@ export class CJBatchReconciler implements Reconciler {
       {
         apiVersion: 'v1',
         kind: 'Secret',
-        metadata: {
-          name,
-          namespace: batch.metadata.namespace,
-          labels: { [LABEL_BATCH]: batch.metadata.name!, 'app.kubernetes.io/managed-by': 'cj-operator' },
-          ownerReferences: [ownerRef(batch)],
-        },
+        metadata: ownedObjectMeta(batch, name),
         type: 'Opaque',
         stringData: { DATABASE_URL: this.d.config.databaseUrl },
       },
