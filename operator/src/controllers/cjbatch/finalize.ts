@@ -308,7 +308,7 @@ export interface ResultsPart {
  * CSV for spreadsheets (`results.csv`). When they do not fit one ConfigMap, the essays (in rank
  * order) are split over `<name>`, `<name>-2`, … `<name>-<k>`: the first carries `parts: "k"`, the
  * grade distribution and the CSV header; concatenating the parts' `results.csv` in order gives the
- * whole CSV, and their `results.json` essays in order give every essay (`readResultsParts`).
+ * whole CSV, and their `results.json` essays in order give every essay (`joinResultsParts`).
  */
 export function resultsConfigMaps(
   r: BatchResults,
