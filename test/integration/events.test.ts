@@ -294,4 +294,33 @@ describe('result events on Kafka', () => {
     expect(new Set(mine.map((r) => r.event.id))).toEqual(new Set([row!.event_id]));
     expect(await outboxRows(uid)).toHaveLength(1);
   }, 420_000);
+
+  it('results larger than KAFKA_MAX_MESSAGE_BYTES travel as a reference to the results ConfigMap', async () => {
+    await operator.stop();
+    // The small sample's results are ≈ 4 kB: a 3,000-byte limit makes them "too large".
+    operator = await startOperator({
+      namespace: ns,
+      databaseUrl: dbUrl,
+      env: { KAFKA_BROKERS: kafka.brokers, KAFKA_MAX_MESSAGE_BYTES: '3000' },
+    });
+    const uid = await applyBatch('claim');
+    await waitTerminal('claim', 'Succeeded');
+    const status = await waitPublished('claim');
+    const mine = forBatch(await readTopic(kafka.brokers), uid);
+    expect(mine).toHaveLength(1);
+    const { event } = mine[0]!;
+    expect(validate(loadEventSchema('cj.batch.completed.v1'), event)).toEqual([]);
+    expect(event.data.results).toEqual([]);
+    expect(event.data.gradeDistribution).toEqual(status.result.gradeDistribution);
+    const cm = await getJson(['get', 'configmap', status.result.resultsConfigMap]);
+    const essays = JSON.parse(cm.data['results.json']).essays;
+    expect(essays).toHaveLength(12);
+    expect(event.data.resultsRef).toMatchObject({
+      configMap: status.result.resultsConfigMap,
+      parts: 1,
+      essays: 12,
+      bytes: Buffer.byteLength(JSON.stringify(essays)),
+    });
+    expect(event.data.resultsRef.reason).toContain('limit 3000 bytes');
+  }, 300_000);
 });
