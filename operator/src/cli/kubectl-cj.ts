@@ -227,18 +227,22 @@ async function resultsOf(client: KubeClient, ns: string, name: string) {
     );
   const cm = await get<{ data: Record<string, string> }>(client, resourcePath(CONFIGMAPS, ns, cmName));
   if (!cm) throw new UsageError(`results ConfigMap ${cmName} is missing`);
-  // Large batches: the rest of the essays are in <name>-2 … <name>-<parts>.
-  const parts = [cm.data];
-  for (let i = 2; i <= Number(cm.data.parts ?? 1); i++) {
+  return { batch: b, cm, cmName };
+}
+
+/** Every essay's results: large batches continue in <name>-2 … <name>-<parts>. */
+async function allResults(client: KubeClient, ns: string, cmName: string, first: Record<string, string>) {
+  const parts = [first];
+  for (let i = 2; i <= Number(first.parts ?? 1); i++) {
     const more = await get<{ data: Record<string, string> }>(
       client,
       resourcePath(CONFIGMAPS, ns, `${cmName}-${i}`),
     );
     if (!more)
-      throw new UsageError(`results ConfigMap ${cmName}-${i} (part ${i} of ${cm.data.parts}) is missing`);
+      throw new UsageError(`results ConfigMap ${cmName}-${i} (part ${i} of ${first.parts}) is missing`);
     parts.push(more.data);
   }
-  return { batch: b, cm, results: joinResultsParts(parts) };
+  return joinResultsParts(parts);
 }
 
 /**
@@ -269,7 +273,8 @@ async function results(a: Args): Promise<number> {
   const name = a.positional[0];
   if (!name) throw new UsageError('usage: kubectl cj results <batch> [-o table|csv|json]');
   const { ns, client } = await context(a.flags);
-  const { results: r } = await resultsOf(client, ns, name);
+  const { cm, cmName } = await resultsOf(client, ns, name);
+  const r = await allResults(client, ns, cmName, cm.data);
   const out = str(a.flags.output) ?? 'table';
   if (out === 'csv') process.stdout.write(r.csv);
   else if (out === 'json') console.log(JSON.stringify(r.json));
