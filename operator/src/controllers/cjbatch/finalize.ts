@@ -2,6 +2,7 @@
 // outbox pattern), so an event exists if and only if the outcome does, with one stable event id
 // per outcome. The relay (operator/src/outbox) publishes it to Kafka.
 import { randomUUID } from 'node:crypto';
+import { chunkWithin } from '../../../../runtime/src/llm/util.js';
 import type { Sql } from '../../../../runtime/src/store/db.js';
 import type { CJBatch, CJBatchStatus } from '../../api/index.js';
 
@@ -345,18 +346,16 @@ export function resultsConfigMaps(
     ].join(',')}\n`,
   }));
   const distribution = JSON.stringify(r.gradeDistribution);
-  // Greedy packing in rank order; every part holds at least one essay.
-  const chunks: (typeof rows)[] = [[]];
-  let used = Buffer.byteLength(header) + Buffer.byteLength(distribution) + 64;
-  for (const row of rows) {
-    const size = Buffer.byteLength(row.json) + Buffer.byteLength(row.csv) + 1;
-    if (used + size > budget && chunks[chunks.length - 1]!.length > 0) {
-      chunks.push([]);
-      used = 64;
-    }
-    chunks[chunks.length - 1]!.push(row);
-    used += size;
-  }
+  // Rank order, packed greedily; the first part's header and distribution are charged to every
+  // part, which keeps each within the budget and costs little.
+  const overhead = Buffer.byteLength(header) + Buffer.byteLength(distribution) + 64;
+  const chunks = chunkWithin(
+    rows,
+    Number.POSITIVE_INFINITY,
+    (row) => Buffer.byteLength(row.json) + Buffer.byteLength(row.csv) + 1,
+    budget - overhead,
+  );
+  if (chunks.length === 0) chunks.push([]);
   return chunks.map((chunk, i) => {
     const essays = `[${chunk.map((x) => x.json).join(',')}]`;
     const csv = chunk.map((x) => x.csv).join('');
