@@ -7,7 +7,7 @@
 import { poolUsage } from '../../runtime/src/llm/limiter/postgres.js';
 import { connect } from '../../runtime/src/store/db.js';
 import { migrate } from '../../runtime/src/store/migrate.js';
-import { isTransientDbError } from '../../runtime/src/store/transient.js';
+import { tolerateLostConnections } from '../../runtime/src/store/transient.js';
 import { loadConfig } from './config.js';
 import { CJBatchReconciler, type JobObject } from './controllers/cjbatch/reconciler.js';
 import { LLMProviderPoolReconciler } from './controllers/llmproviderpool/reconciler.js';
@@ -125,14 +125,10 @@ export async function main(): Promise<void> {
   // postgres.js can reject outside any awaited call when the server goes away (seen when Postgres
   // restarts): a lost connection is retried by the next reconcile, so it must not kill the process.
   // Anything else stays fatal, as Node's default would make it.
-  process.on('unhandledRejection', (err) => {
-    if (isTransientDbError(err)) {
-      log.warn({ err: String(err) }, 'database connection lost; reconciles retry');
-      return;
-    }
+  tolerateLostConnections((err) => {
     log.fatal({ err }, 'unhandled rejection');
     void stop(1);
-  });
+  }, log);
   for (const sig of ['SIGTERM', 'SIGINT'] as const)
     process.once(sig, () => {
       log.info({ signal: sig }, 'Shutting down');

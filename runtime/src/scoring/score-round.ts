@@ -5,7 +5,7 @@ import { plan } from '../cj/plan.js';
 import type { PlanInputJson, PlanResult } from '../cj/types.js';
 import { BatchConfigSchema } from '../store/batch-config.js';
 import type { Sql } from '../store/db.js';
-import { isTransientDbError, retryTransient } from '../store/transient.js';
+import { retryTransient, tolerateLostConnections } from '../store/transient.js';
 
 export interface RoundSummary {
   round: number;
@@ -33,18 +33,16 @@ export async function scoreRound(
   round: number,
   outageMs = 120_000,
 ): Promise<RoundSummary> {
-  // A dropped pooled connection can reject a promise postgres.js never hands out; that is the
-  // outage the retry rides out, not a reason to crash.
-  const ignore = (reason: unknown) => {
-    if (!isTransientDbError(reason)) throw reason;
-  };
-  process.on('unhandledRejection', ignore);
+  // Anything but a lost connection stays as fatal as Node's default makes it.
+  const untolerate = tolerateLostConnections((reason) => {
+    throw reason;
+  });
   try {
     return await retryTransient('score round', () => scoreRoundOnce(sql, uid, round), {
       deadlineMs: outageMs,
     });
   } finally {
-    process.off('unhandledRejection', ignore);
+    untolerate();
   }
 }
 

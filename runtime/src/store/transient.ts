@@ -56,3 +56,23 @@ export async function retryTransient<T>(what: string, fn: () => Promise<T>, o: T
     }
   }
 }
+
+/**
+ * postgres.js can reject a promise nobody awaits when a pooled connection drops (Postgres
+ * restarted): that is an outage the callers' retries ride out, not a reason to crash. Installs an
+ * `unhandledRejection` listener that only logs such rejections and hands every other one to
+ * `other` (which decides how fatal it is). Returns the function that removes the listener.
+ */
+export function tolerateLostConnections(other: (reason: unknown) => void, logger?: Logger): () => void {
+  const listener = (reason: unknown) => {
+    if (isTransientDbError(reason)) {
+      logger?.warn({ err: String(reason) }, 'a dropped database connection rejected an unawaited promise');
+      return;
+    }
+    other(reason);
+  };
+  process.on('unhandledRejection', listener);
+  return () => {
+    process.off('unhandledRejection', listener);
+  };
+}

@@ -36,7 +36,7 @@ import { PoolConfigSchema } from '../llm/types.js';
 import { sleep } from '../llm/util.js';
 import { getBatch, loadEssays } from '../store/batches.js';
 import { connect, type Sql } from '../store/db.js';
-import { isTransientDbError, retryTransient } from '../store/transient.js';
+import { isTransientDbError, retryTransient, tolerateLostConnections } from '../store/transient.js';
 import {
   type ClaimedRow,
   claimChunk,
@@ -145,18 +145,12 @@ export async function runWorker(env: WorkerEnv, opts: WorkerOptions = {}): Promi
   let renewal: NodeJS.Timeout | undefined;
   // Database calls ride out an outage (Postgres restarted) instead of failing the pod.
   const outageMs = env.dbOutageMs ?? 120_000;
-  // postgres.js may reject a promise nobody awaits when a pooled connection drops (after a
-  // transaction, e.g. the limiter's): that is the outage the retries below ride out, not a reason
-  // to crash with leases held. Anything else unhandled still fails the worker (exit 1).
-  const onUnhandled = (reason: unknown) => {
-    if (isTransientDbError(reason)) {
-      log?.warn({ err: String(reason) }, 'a dropped database connection rejected an unawaited promise');
-      return;
-    }
+  // A dropped pooled connection (e.g. after the limiter's transaction) must not crash the worker
+  // with leases held; anything else unhandled still fails the worker (exit 1).
+  const untolerate = tolerateLostConnections((reason) => {
     fatal ??= reason;
     stop.abort(reason);
-  };
-  process.on('unhandledRejection', onUnhandled);
+  }, log);
   const db = <T>(what: string, fn: () => Promise<T>) =>
     retryTransient(what, fn, { deadlineMs: outageMs, signal: stop.signal, ...(log ? { logger: log } : {}) });
 
@@ -397,7 +391,7 @@ export async function runWorker(env: WorkerEnv, opts: WorkerOptions = {}): Promi
     fatal ??= err;
   } finally {
     if (renewal) clearInterval(renewal);
-    process.off('unhandledRejection', onUnhandled);
+    untolerate();
     opts.signal?.removeEventListener('abort', onExternal);
     try {
       result.released = await releaseLeases(sql, [...held], env.owner);

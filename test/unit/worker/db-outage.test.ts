@@ -11,7 +11,11 @@ import { type FakeAnthropic, startFakeAnthropic } from '../../../runtime/src/fak
 import { connect, type Sql } from '../../../runtime/src/store/db.js';
 import { migrate } from '../../../runtime/src/store/migrate.js';
 import { readProgress } from '../../../runtime/src/store/progress.js';
-import { isTransientDbError, retryTransient } from '../../../runtime/src/store/transient.js';
+import {
+  isTransientDbError,
+  retryTransient,
+  tolerateLostConnections,
+} from '../../../runtime/src/store/transient.js';
 import { claimChunk, writeOutcome } from '../../../runtime/src/worker/claim.js';
 import { profilePath } from '../llm/helpers.js';
 import { poolConfig, rowsOf, seedBatch, spawnWorker, waitFor, workerEnv } from './helpers.js';
@@ -61,6 +65,23 @@ describe('transient database errors', () => {
       ),
     ).rejects.toThrow('duplicate key');
     expect(calls).toBe(1);
+  });
+
+  it('tolerates unhandled lost-connection rejections, hands others on, and can be removed', () => {
+    const others: unknown[] = [];
+    const untolerate = tolerateLostConnections((r) => others.push(r));
+    const lost = Object.assign(new Error('closed'), { code: 'CONNECTION_CLOSED' });
+    const bad = Object.assign(new Error('syntax'), { code: '42601' });
+    const p = Promise.resolve();
+    process.emit('unhandledRejection', lost, p);
+    process.emit('unhandledRejection', bad, p);
+    expect(others).toEqual([bad]);
+    untolerate();
+    const listeners = process.listeners('unhandledRejection').length;
+    const again = tolerateLostConnections(() => {});
+    expect(process.listeners('unhandledRejection')).toHaveLength(listeners + 1);
+    again();
+    expect(process.listeners('unhandledRejection')).toHaveLength(listeners);
   });
 });
 
