@@ -58,8 +58,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OperatorConfig
   };
 }
 
+/** The variable as a number, or `d` when it is unset or empty (NaN when it is not a number). */
+const numberOr = (env: NodeJS.ProcessEnv, k: string, d: number): number =>
+  env[k] === undefined || env[k] === '' ? d : Number(env[k]);
+
 function positiveInteger(env: NodeJS.ProcessEnv, k: string, d: number): number {
-  const v = env[k] === undefined || env[k] === '' ? d : Number(env[k]);
+  const v = numberOr(env, k, d);
   if (!Number.isInteger(v) || v <= 0)
     throw new Error(`${k} must be a positive whole number, not "${env[k]}"`);
   return v;
@@ -68,7 +72,7 @@ function positiveInteger(env: NodeJS.ProcessEnv, k: string, d: number): number {
 /** LEADER_LEASE_DURATION / LEADER_RENEW_DEADLINE / LEADER_RETRY_PERIOD in seconds; checked for sense. */
 function leaderLease(env: NodeJS.ProcessEnv): OperatorConfig['leaderLease'] {
   const seconds = (k: string, d: number) => {
-    const v = env[k] === undefined || env[k] === '' ? d : Number(env[k]);
+    const v = numberOr(env, k, d);
     if (!Number.isFinite(v) || v <= 0)
       throw new Error(`${k} must be a positive number of seconds, not "${env[k]}"`);
     return Math.round(v * 1000);
