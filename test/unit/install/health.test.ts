@@ -46,56 +46,47 @@ const pool = (status?: Obj, meta: Obj = {}): Obj => ({
   ...batch(status, meta),
   kind: 'LLMProviderPool',
 });
-const running = (phase: string, reason: string) =>
-  written({
-    observedGeneration: 1,
+/** A batch in `phase` with these conditions, as the operator writes it (plus `extra` status). */
+const batchIn = (phase: string, conditions: Obj[], extra: Obj = {}, meta: Obj = {}): Obj =>
+  batch(written({ observedGeneration: 1, phase, ...extra, conditions }), meta);
+const running = (phase: string, reason: string, meta: Obj = {}) =>
+  batchIn(
     phase,
-    progress: '12/60',
-    conditions: [
-      cond('PoolReady', 'True', 'PoolReady'),
-      cond('Progressing', 'True', reason, `round 1: 12/60`),
-    ],
-  });
+    [cond('PoolReady', 'True', 'PoolReady'), cond('Progressing', 'True', reason, `round 1: 12/60`)],
+    { progress: '12/60' },
+    meta,
+  );
 
 // [name, object, Argo CD status, message part, kstatus status]
 const cases: [string, Obj, string, string, string][] = [
   ['batch without status', batch(), 'Progressing', 'Waiting for the operator', 'Current'],
   [
     'batch Pending on a pool that is not Ready',
-    batch(
-      written({
-        observedGeneration: 1,
-        phase: 'Pending',
-        conditions: [
-          cond('PoolReady', 'False', 'PoolNotReady', 'pool p is not Ready'),
-          cond('Progressing', 'False', 'WaitingForPool'),
-        ],
-      }),
-    ),
+    batchIn('Pending', [
+      cond('PoolReady', 'False', 'PoolNotReady', 'pool p is not Ready'),
+      cond('Progressing', 'False', 'WaitingForPool'),
+    ]),
     'Progressing',
     'Waiting for the pool: pool p is not Ready',
     'InProgress',
   ],
   [
     'batch Comparing',
-    batch(running('Comparing', 'Comparing')),
+    running('Comparing', 'Comparing'),
     'Progressing',
     'Comparing (12/60 comparisons): round 1: 12/60',
     'InProgress',
   ],
-  ['batch Scoring', batch(running('Scoring', 'Scoring')), 'Progressing', 'Scoring', 'InProgress'],
+  ['batch Scoring', running('Scoring', 'Scoring'), 'Progressing', 'Scoring', 'InProgress'],
   [
     'batch Succeeded',
-    batch(
-      written({
-        observedGeneration: 1,
-        phase: 'Succeeded',
-        progress: '60/60',
-        conditions: [
-          cond('Succeeded', 'True', 'Converged', 'finished after 3 rounds: converged'),
-          cond('Progressing', 'False', 'Finished'),
-        ],
-      }),
+    batchIn(
+      'Succeeded',
+      [
+        cond('Succeeded', 'True', 'Converged', 'finished after 3 rounds: converged'),
+        cond('Progressing', 'False', 'Finished'),
+      ],
+      { progress: '60/60' },
     ),
     'Healthy',
     'finished after 3 rounds: converged (60/60 comparisons)',
@@ -103,59 +94,43 @@ const cases: [string, Obj, string, string, string][] = [
   ],
   [
     'batch Failed',
-    batch(
-      written({
-        observedGeneration: 1,
-        phase: 'Failed',
-        conditions: [
-          cond('Succeeded', 'False', 'RoundTimeout', 'round 1 timed out'),
-          cond('Progressing', 'False', 'RoundTimeout'),
-        ],
-      }),
-    ),
+    batchIn('Failed', [
+      cond('Succeeded', 'False', 'RoundTimeout', 'round 1 timed out'),
+      cond('Progressing', 'False', 'RoundTimeout'),
+    ]),
     'Degraded',
     'round 1 timed out',
     'Failed',
   ],
   [
     'batch with an invalid spec',
-    batch(
-      written({
-        observedGeneration: 1,
-        phase: 'Pending',
-        conditions: [
-          cond('InvalidSpec', 'True', 'ValidationFailed', 'spec.essays: fix it'),
-          cond('Progressing', 'False', 'InvalidSpec'),
-        ],
-      }),
-    ),
+    batchIn('Pending', [
+      cond('InvalidSpec', 'True', 'ValidationFailed', 'spec.essays: fix it'),
+      cond('Progressing', 'False', 'InvalidSpec'),
+    ]),
     'Degraded',
     'spec.essays: fix it',
     'Failed',
   ],
   [
     'batch suspended',
-    batch(
-      written({
-        observedGeneration: 1,
-        phase: 'Comparing',
-        conditions: [cond('Progressing', 'False', 'Suspended', 'spec.suspend is true: no new Jobs start')],
-      }),
-    ),
+    batchIn('Comparing', [
+      cond('Progressing', 'False', 'Suspended', 'spec.suspend is true: no new Jobs start'),
+    ]),
     'Suspended',
     'spec.suspend is true',
     'Current',
   ],
   [
     'batch with a generation the operator has not seen',
-    batch(running('Comparing', 'Comparing'), { generation: 2 }),
+    running('Comparing', 'Comparing', { generation: 2 }),
     'Progressing',
     'observe generation 2',
     'InProgress',
   ],
   [
     'batch being deleted',
-    batch(running('Comparing', 'Comparing'), { deletionTimestamp: '2026-01-01T00:00:00Z' }),
+    running('Comparing', 'Comparing', { deletionTimestamp: '2026-01-01T00:00:00Z' }),
     'Progressing',
     'Comparing',
     'Terminating',
