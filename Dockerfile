@@ -11,6 +11,7 @@ WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
+COPY contract ./contract
 COPY operator ./operator
 COPY runtime ./runtime
 COPY hack ./hack

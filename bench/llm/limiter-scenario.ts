@@ -64,18 +64,20 @@ export async function runLimiterScenario(o: LimiterScenarioOptions): Promise<Lim
   });
   try {
     const b = await seedBatch(o.db.sql, rows, processes);
-    const pool = poolConfig(srv.url, {
-      tier: 'custom',
-      limits: {
-        requestsPerMinute: rpm,
-        inputTokensPerMinute: 100_000_000,
-        outputTokensPerMinute: 10_000_000,
-        maxConcurrency: 64,
+    const pool = poolConfig(
+      srv.url,
+      {
+        tier: 'custom',
+        limits: {
+          requestsPerMinute: rpm,
+          inputTokensPerMinute: 100_000_000,
+          outputTokensPerMinute: 10_000_000,
+          maxConcurrency: 64,
+        },
+        promptCaching: { enabled: false },
       },
-      concurrency: 4,
-      promptCaching: { enabled: false },
-      limiter: { rampUp: { initialFraction: 0.25, duration: '3s' } },
-    });
+      { concurrency: 4, limiter: { rampUp: { initialFraction: 0.25, durationMs: 3_000 } } },
+    );
     const samples: Array<{ t: number; total: number; ok: number; limited: number }> = [];
     const t0 = Date.now();
     let halvedAt: number | null = null;

@@ -1,11 +1,11 @@
 #!/usr/bin/env node
+import { connect } from '../../runtime/src/store/db.js';
 /**
  * The operator process: migrate the database, serve probes and metrics, then (as Lease leader)
  * run the CJBatch and LLMProviderPool controllers and the outbox relay. Exits when leadership is
  * lost (the Deployment restarts it) and shuts down gracefully on SIGTERM.
  */
-import { poolUsage } from '../../runtime/src/llm/limiter/postgres.js';
-import { connect } from '../../runtime/src/store/db.js';
+import { poolUsage } from '../../runtime/src/store/limiter.js';
 import { migrate } from '../../runtime/src/store/migrate.js';
 import { tolerateLostConnections } from '../../runtime/src/store/transient.js';
 import { loadConfig } from './config.js';

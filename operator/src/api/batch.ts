@@ -2,6 +2,7 @@
 // The zod schemas below are the single source of truth (see pool.ts for how they are used).
 import type { V1ObjectMeta } from '@kubernetes/client-node';
 import { z } from 'zod';
+import { ABSOLUTE_MAX, LIMIT_FIELDS, type LimitField } from '../../../contract/src/tiers.js';
 import {
   type API_VERSION,
   basisPoints,
@@ -26,7 +27,6 @@ import {
   MAX_ESSAY_CHARS,
   NOT_BLANK_CEL,
 } from './essay-size.js';
-import { ABSOLUTE_MAX, LIMIT_FIELDS, type LimitField } from './tiers.js';
 
 export const MAX_INLINE_ESSAYS = 500;
 export const MAX_ANCHORS = 100;

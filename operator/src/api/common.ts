@@ -8,6 +8,7 @@
 // - every string and list has a bound, which keeps the CEL cost estimate inside the apiserver's
 //   budget and documents what is reasonable.
 import { z } from 'zod';
+import { DURATION_PATTERN } from '../../../contract/src/duration.js';
 
 export const GROUP = 'cj.huleedu.io';
 export const VERSION = 'v1alpha1';
@@ -69,21 +70,9 @@ export function withRules<S extends z.ZodType>(schema: S, rules: TwinRule<z.outp
   return refined.meta(celMeta(rules.map((r) => r.cel))) as unknown as S;
 }
 
-/** Go duration string that CEL's duration() accepts; at least one unit, no sign. */
-export const DURATION_PATTERN = '^([0-9]+(ms|s|m|h))+$';
+export { DURATION_PATTERN, parseDuration } from '../../../contract/src/duration.js';
 export const duration = (description: string) =>
   z.string().max(32).regex(new RegExp(DURATION_PATTERN)).describe(description);
-
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/** Parses "1h30m", "500ms" etc. into milliseconds; throws on anything else. */
-export function parseDuration(s: string): number {
-  if (!new RegExp(DURATION_PATTERN).test(s))
-    throw new Error(`invalid duration "${s}" (use e.g. 500ms, 30s, 1h30m)`);
-  let ms = 0;
-  for (const m of s.matchAll(/([0-9]+)(ms|s|m|h)/g)) ms += Number(m[1]) * UNIT_MS[m[2]!]!;
-  return ms;
-}
 
 /** Non-negative decimal string with at most 6 fractional digits: "3", "3.00", "0.375". */
 export const DECIMAL_PATTERN = '^(0|[1-9][0-9]{0,8})(\\.[0-9]{1,6})?$';

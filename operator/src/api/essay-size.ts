@@ -14,11 +14,12 @@
 // (about 4.5 characters per token) and close for other scripts. The runtime reconciles real
 // counts after each call; these bounds only keep impossible prompts out.
 
-import { estimateTokensUpperBound } from '../../../runtime/src/llm/prompt.js';
+import { estimateTokensUpperBound } from '../../../contract/src/tokens.js';
 
-/** Context window assumed when the pool does not set spec.contextWindowTokens (every current Claude model). */
-export const DEFAULT_CONTEXT_WINDOW_TOKENS = 200_000;
-export const MIN_CONTEXT_WINDOW_TOKENS = 4_096;
+export {
+  DEFAULT_CONTEXT_WINDOW_TOKENS,
+  MIN_CONTEXT_WINDOW_TOKENS,
+} from '../../../contract/src/pool-runtime.js';
 export const MAX_CONTEXT_WINDOW_TOKENS = 10_000_000;
 /** Tokens reserved in every prompt for the fixed instructions, the delimiters and the answer. */
 export const PROMPT_RESERVE_TOKENS = 2_048;

@@ -1,9 +1,10 @@
 // The cj.huleedu.io/v1alpha1 API: schemas (the source of truth), inferred types and helpers.
+
+export * from '../../../contract/src/tiers.js';
 export * from './batch.js';
 export * from './common.js';
 export * from './essay-size.js';
 export * from './pool.js';
-export * from './tiers.js';
 
 import { CJBatchSpecSchema, CJBatchStatusSchema } from './batch.js';
 import { LLMProviderPoolSpecSchema, LLMProviderPoolStatusSchema } from './pool.js';

@@ -4,6 +4,19 @@
 import type { V1ObjectMeta } from '@kubernetes/client-node';
 import { z } from 'zod';
 import {
+  BATCHING_MODES,
+  CACHE_TTLS,
+  MAX_BUNDLE_SIZE,
+  POOL_DEFAULTS,
+} from '../../../contract/src/pool-runtime.js';
+import {
+  ABSOLUTE_MAX,
+  LIMIT_FIELDS,
+  type LimitField,
+  TIER_CEILINGS,
+  TIER_NAMES,
+} from '../../../contract/src/tiers.js';
+import {
   type API_VERSION,
   conditions,
   configMapKey,
@@ -22,13 +35,11 @@ import {
   MAX_CONTEXT_WINDOW_TOKENS,
   MIN_CONTEXT_WINDOW_TOKENS,
 } from './essay-size.js';
-import { ABSOLUTE_MAX, LIMIT_FIELDS, type LimitField, TIER_CEILINGS, TIER_NAMES } from './tiers.js';
 
 export const PROVIDERS = ['anthropic', 'fake'] as const;
 /** Providers with an asynchronous batch API (batching.mode batch_api). */
 export const PROVIDERS_WITH_BATCH_API = ['anthropic'] as const;
-export const BATCHING_MODES = ['per_request', 'serial_bundle', 'batch_api'] as const;
-export const MAX_BUNDLE_SIZE = 64;
+export { BATCHING_MODES, MAX_BUNDLE_SIZE };
 
 const LIMIT_DESCRIPTIONS: Record<LimitField, string> = {
   requestsPerMinute:
@@ -73,14 +84,14 @@ export const RetrySchema = z
       .int()
       .min(1)
       .max(20)
-      .default(5)
+      .default(POOL_DEFAULTS.retry.maxAttempts)
       .describe('Attempts per comparison, including the first, before it is recorded as failed.'),
     initialBackoff: duration(
       'Backoff before the first retry; doubles per attempt with jitter (e.g. 500ms).',
-    ).default('500ms'),
+    ).default(POOL_DEFAULTS.retry.initialBackoff),
     maxBackoff: duration(
       'Upper bound for the backoff between attempts (e.g. 60s). Retry-After always wins.',
-    ).default('60s'),
+    ).default(POOL_DEFAULTS.retry.maxBackoff),
   })
   .describe(
     'Retries of failed provider calls (429, 5xx, timeouts). A Retry-After header is always honoured.',
@@ -90,7 +101,7 @@ export const BatchingSchema = z
   .object({
     mode: z
       .enum(BATCHING_MODES)
-      .default('per_request')
+      .default(POOL_DEFAULTS.batching.mode)
       .describe(
         'per_request: one API call per comparison. serial_bundle: bundleSize comparisons in one call. ' +
           'batch_api: the provider asynchronous batch API (50% cheaper, minutes to hours; anthropic only).',
@@ -103,11 +114,11 @@ export const BatchingSchema = z
         error: (iss) =>
           `bundleSize ${String(iss.input)} is out of range; set spec.batching.bundleSize between 1 and ${MAX_BUNDLE_SIZE}`,
       })
-      .default(1)
+      .default(POOL_DEFAULTS.batching.bundleSize)
       .describe('Comparisons per call in serial_bundle mode, 1..64.'),
     batchPollInterval: duration(
       'How often a submitted provider batch is polled in batch_api mode (e.g. 30s).',
-    ).default('30s'),
+    ).default(POOL_DEFAULTS.batching.batchPollInterval),
   })
   .meta({
     'x-kubernetes-validations': [
@@ -125,11 +136,11 @@ export const PromptCachingSchema = z
   .object({
     enabled: z
       .boolean()
-      .default(true)
+      .default(POOL_DEFAULTS.promptCaching.enabled)
       .describe('Cache the assignment and rubric prefix (cache reads cost ~10% of input).'),
     ttl: z
-      .enum(['5m', '1h'])
-      .default('5m')
+      .enum(CACHE_TTLS)
+      .default(POOL_DEFAULTS.promptCaching.ttl)
       .describe('Cache lifetime: 5m (write cost 1.25x input) or 1h (write cost 2x input).'),
   })
   .describe('Prompt caching of the shared prompt prefix.');
@@ -268,7 +279,7 @@ export const LLMProviderPoolSpecSchema = withRules(
         ),
       tier: z
         .enum(TIER_NAMES)
-        .default('start')
+        .default(POOL_DEFAULTS.tier)
         .describe(
           'Provider usage tier: start, build or scale cap spec.limits at the tier ceiling; custom ' +
             '(negotiated limits) has no ceiling and requires every field of spec.limits.',

@@ -7,7 +7,7 @@
 //
 // Lookups come in through `ctx` as async functions, so tests need no cluster.
 import type { z } from 'zod';
-import { detectInjection } from '../../../runtime/src/llm/prompt.js';
+import { detectInjection } from '../../../contract/src/injection.js';
 import {
   type CJBatchSpec,
   CJBatchSpecSchema,

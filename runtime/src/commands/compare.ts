@@ -1,18 +1,15 @@
 /**
  * `runtime compare`: the comparison worker of one shard of a CJBatch round (an indexed Job pod).
  *
- * Env: DATABASE_URL, BATCH_UID, ROUND, JOB_COMPLETION_INDEX (the shard), POD_NAME (lease owner),
- * CJ_POOL_KEY (`<namespace>/<name>` of the LLMProviderPool), CJ_POOL_CONFIG (the pool spec as
- * JSON), ANTHROPIC_API_KEY (from the pool's Secret), CJ_LEASE_SECONDS (default 60),
- * LOG_LEVEL (default info).
- *
- * Exit codes: 0 shard done; 1 unexpected; 3 provider auth failure (401/403, rows left pending);
- * 4 bad input; 143 SIGTERM (in-flight calls aborted, unfinished rows released to pending).
- * Never logs the API key or essay text.
+ * Env and exit codes: the Job contract (contract/src/job.ts) — DATABASE_URL, BATCH_UID, ROUND,
+ * JOB_COMPLETION_INDEX (the shard), POD_NAME (lease owner), CJ_POOL_KEY, CJ_POOL_CONFIG (the
+ * resolved pool runtime config), ANTHROPIC_API_KEY, CJ_LEASE_SECONDS (default 60); LOG_LEVEL
+ * (default info). Exit `authFailed` leaves the rows pending; `terminated` (SIGTERM) aborts
+ * in-flight calls and releases unfinished rows. Never logs the API key or essay text.
  */
 import pino from 'pino';
-import { EXIT, readWorkerEnv, runWorker } from '../worker/compare-worker.js';
-import { ConfigError } from '../worker/pool-config.js';
+import { type CompareEnv, EXIT, JobInputError, readCompareEnv } from '../../../contract/src/job.js';
+import { runWorker } from '../worker/compare-worker.js';
 
 /** Hard stop after SIGTERM, well within a 30 s termination grace period. */
 const TERM_DEADLINE_MS = 20_000;
@@ -26,11 +23,11 @@ export async function main(_argv: string[]): Promise<number> {
       censor: '[redacted]',
     },
   });
-  let env: ReturnType<typeof readWorkerEnv>;
+  let env: CompareEnv;
   try {
-    env = readWorkerEnv();
+    env = readCompareEnv(process.env, `pid-${process.pid}`);
   } catch (err) {
-    if (err instanceof ConfigError) {
+    if (err instanceof JobInputError) {
       logger.error({ reason: err.message }, 'bad input');
       return EXIT.badInput;
     }
@@ -55,7 +52,7 @@ export async function main(_argv: string[]): Promise<number> {
       round: env.round,
       shard: env.shard,
       pool: env.poolKey,
-      mode: env.pool.pool.mode,
+      mode: env.pool.mode,
     },
     'compare worker starting',
   );

@@ -17,6 +17,7 @@
  */
 import type Anthropic from '@anthropic-ai/sdk';
 import type { Logger } from 'pino';
+import { PoolRuntimeConfigSchema } from '../../../contract/src/pool-runtime.js';
 import { type BatchStore, MemoryBatchStore } from './batch-store.js';
 import { type ErrorClassification, LlmClient } from './client.js';
 import type { RateLimiter } from './limiter/types.js';
@@ -25,18 +26,17 @@ import { runBatches } from './modes/batch-api.js';
 import { AbortedError, type JobState, type ModeContext, newState } from './modes/context.js';
 import { askIndividually } from './modes/per-request.js';
 import { askBundle, planBundles } from './modes/serial-bundle.js';
-import {
-  type Assignment,
-  type ComparisonOutcome,
-  type PairJob,
-  type PoolConfig,
-  type PoolConfigInput,
-  PoolConfigSchema,
+import type {
+  Assignment,
+  ComparisonOutcome,
+  PairJob,
+  PoolRuntimeConfig,
+  PoolRuntimeConfigInput,
 } from './types.js';
 import { sleep as defaultSleep, mapPool, type Sleep } from './util.js';
 
 export interface ComparerOptions {
-  pool: PoolConfigInput;
+  pool: PoolRuntimeConfigInput;
   assignment: Assignment;
   /** An SDK client created with `maxRetries: 0` (see `createAnthropic`). */
   anthropic: Anthropic;
@@ -62,7 +62,7 @@ export interface CompareOptions {
 }
 
 export class Comparer {
-  readonly pool: PoolConfig;
+  readonly pool: PoolRuntimeConfig;
   readonly client: LlmClient;
   private readonly o: ComparerOptions;
   private readonly store: BatchStore;
@@ -71,7 +71,7 @@ export class Comparer {
 
   constructor(opts: ComparerOptions) {
     this.o = opts;
-    this.pool = PoolConfigSchema.parse(opts.pool);
+    this.pool = PoolRuntimeConfigSchema.parse(opts.pool);
     this.store = opts.batchStore ?? new MemoryBatchStore();
     this.client = new LlmClient({
       anthropic: opts.anthropic,

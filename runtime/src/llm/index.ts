@@ -11,12 +11,11 @@ export {
 export { type CompareOptions, Comparer, type ComparerOptions } from './comparer.js';
 export { type MemoryLimiterOptions, MemoryRateLimiter, UnlimitedRateLimiter } from './limiter/memory.js';
 export * from './limiter/types.js';
-export { estimateCostUsd, LlmMetrics } from './metrics.js';
+export { LlmMetrics } from './metrics.js';
 export { BatchPollError, customIdFor } from './modes/batch-api.js';
 export { AbortedError } from './modes/context.js';
 export {
   buildRequest,
-  detectInjection,
   injectionFlagsFor,
   PROMPT_VERSION,
   type RequestMeta,

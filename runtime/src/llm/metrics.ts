@@ -6,33 +6,13 @@
  * direction, reason).
  */
 import { Counter, Histogram, type Registry } from 'prom-client';
+import { estimateCostUsd } from '../../../contract/src/cost.js';
 import type { BatchingMode, CacheTtl, Pricing, TokenUsage } from './types.js';
 
 export interface MetricLabels {
   provider: string;
   model: string;
   mode: BatchingMode;
-}
-
-/** Estimated cost in USD of `usage` under `pricing` (cache prices default to 1.25×/2× write, 0.1× read). */
-export function estimateCostUsd(
-  usage: TokenUsage,
-  pricing: Pricing,
-  mode: BatchingMode,
-  ttl: CacheTtl = '5m',
-): number {
-  const write =
-    ttl === '1h'
-      ? (pricing.cacheWrite1hPerMTok ?? pricing.inputPerMTok * 2)
-      : (pricing.cacheWrite5mPerMTok ?? pricing.inputPerMTok * 1.25);
-  const read = pricing.cacheReadPerMTok ?? pricing.inputPerMTok * 0.1;
-  const usd =
-    (usage.input * pricing.inputPerMTok +
-      usage.output * pricing.outputPerMTok +
-      usage.cacheWrite * write +
-      usage.cacheRead * read) /
-    1_000_000;
-  return mode === 'batch_api' ? usd * (pricing.batchMultiplier ?? 0.5) : usd;
 }
 
 export class LlmMetrics {

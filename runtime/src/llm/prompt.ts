@@ -14,7 +14,9 @@
  */
 import { createHash } from 'node:crypto';
 import type Anthropic from '@anthropic-ai/sdk';
-import type { Assignment, CacheTtl, InjectionFlag, InjectionKind, PairJob } from './types.js';
+import { detectInjection } from '../../../contract/src/injection.js';
+import { estimateTokens } from '../../../contract/src/tokens.js';
+import type { Assignment, CacheTtl, InjectionFlag, PairJob } from './types.js';
 import { bundleVerdictJsonSchema, singleVerdictJsonSchema } from './verdict.js';
 
 /** Bumped whenever the wording of the static prefix changes (it is part of the cache key). */
@@ -38,26 +40,6 @@ export function unescapeEssay(text: string): string {
 
 export function sha256Hex(text: string): string {
   return createHash('sha256').update(text).digest('hex');
-}
-
-/** Rough token estimate (about 4 characters per token for English prose). Reconciled after the call. */
-export function estimateTokens(text: string): number {
-  return Math.ceil(text.length / 4);
-}
-
-/**
- * An upper bound for keeping prompts inside the context window (no tokenizer ships with us): one
- * token per 4 ASCII characters plus one per other character. Above the real count for English
- * prose (about 4.5 characters per token) and close for other scripts.
- */
-export function estimateTokensUpperBound(text: string): number {
-  let ascii = 0;
-  let other = 0;
-  for (const ch of text) {
-    if (ch.charCodeAt(0) < 0x80) ascii++;
-    else other++;
-  }
-  return Math.ceil(ascii / 4) + other;
 }
 
 export function buildStaticPrefix(assignment: Assignment): string {
@@ -147,54 +129,6 @@ export function parseDelimitedPairs(text: string): ParsedPair[] {
     out.push({ pairId: m[1]!, essayA: unescapeEssay(m[2]!), essayB: unescapeEssay(m[3]!) });
   }
   return out;
-}
-
-const INJECTION_PATTERNS: ReadonlyArray<readonly [InjectionKind, RegExp]> = [
-  [
-    'addresses_grader',
-    /\b(dear|hello|hi|attention|note to (the )?)\s*(grader|marker|examiner|teacher|judge|reviewer|assessor|ai|model|chatbot|claude|gpt)\b/i,
-  ],
-  ['addresses_grader', /\b(to|for) (the|any) (ai|grader|marker|examiner|language model|judge)\b/i],
-  [
-    'addresses_grader',
-    /\b(you are|you're) (an? )?(ai|grader|marker|examiner|language model|assistant|judge)\b/i,
-  ],
-  ['addresses_grader', /\bas an ai\b/i],
-  [
-    'instruction_override',
-    /\b(ignore|disregard|forget|override|bypass)\b[^.!?\n]{0,40}\b(instructions?|rubric|rules|prompt|criteria|guidelines|above|previous)\b/i,
-  ],
-  ['instruction_override', /\b(system prompt|new instructions?|developer mode|jailbreak)\b/i],
-  [
-    'verdict_request',
-    /\b(pick|choose|select|prefer|rank|grade|mark|rate|score)\b[^.!?\n]{0,30}\b(this|my|me)\b[^.!?\n]{0,30}\b(essay|response|answer|one|higher|highest|best|winner|first|top)\b/i,
-  ],
-  [
-    'verdict_request',
-    /\b(give|award)\b[^.!?\n]{0,20}\b(full marks|top marks|an? a\+?|the highest|maximum|a perfect)\b/i,
-  ],
-  ['verdict_request', /"?winner"?\s*[:=]\s*"?[ab]\b/i],
-  ['delimiter_spoof', /<\/?\s*(pair|essay_a|essay_b|system|instructions?)\b/i],
-  // The same tags pre-escaped or in look-alike brackets (fullwidth, angle quotes).
-  ['delimiter_spoof', /(&lt;|[＜‹〈<])\s*\/?\s*(pair|essay_a|essay_b)\b/i],
-  // Conversation role tags and chat-template tokens: an attempt to start a new turn.
-  ['delimiter_spoof', /(^|\n)\s*(human|assistant|system)\s*:/i],
-  [
-    'delimiter_spoof',
-    /<\|?\s*(im_start|im_end|endoftext|eot_id|start_header_id|end_header_id)\s*\|?>|\[\/?(inst|sys)\]|<<\/?sys>>/i,
-  ],
-  // A JSON verdict in the essay, in the answer's own shape.
-  ['verdict_request', /"(pair_id|judgements)"\s*:/i],
-  ['role_play', /\b(pretend|act as|roleplay|role-play|you must now)\b/i],
-];
-
-/** Heuristic detection of essay text aimed at the grader. Returns distinct kinds, in a stable order. */
-export function detectInjection(text: string): InjectionKind[] {
-  const kinds = new Set<InjectionKind>();
-  for (const [kind, re] of INJECTION_PATTERNS) {
-    if (re.test(text)) kinds.add(kind);
-  }
-  return [...kinds].sort();
 }
 
 export function injectionFlagsFor(job: PairJob): InjectionFlag[] {

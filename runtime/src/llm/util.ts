@@ -52,31 +52,3 @@ export function chunk<T>(items: readonly T[], size: number): T[][] {
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
 }
-
-/**
- * Consecutive groups of at most `maxCount` items whose summed `cost` stays within `budget`. An item
- * that alone exceeds the budget gets a group of its own (the call will then fail on its own, not
- * take its neighbours with it).
- */
-export function chunkWithin<T>(
-  items: readonly T[],
-  maxCount: number,
-  cost: (item: T) => number,
-  budget: number,
-): T[][] {
-  const out: T[][] = [];
-  let cur: T[] = [];
-  let used = 0;
-  for (const item of items) {
-    const c = cost(item);
-    if (cur.length > 0 && (cur.length >= maxCount || used + c > budget)) {
-      out.push(cur);
-      cur = [];
-      used = 0;
-    }
-    cur.push(item);
-    used += c;
-  }
-  if (cur.length > 0) out.push(cur);
-  return out;
-}

@@ -24,6 +24,7 @@
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { z } from 'zod';
+import { type CompareEnv, EXIT } from '../../../contract/src/job.js';
 import { PostgresBatchStore } from '../llm/batch-store-postgres.js';
 import { createAnthropic } from '../llm/client.js';
 import { Comparer } from '../llm/comparer.js';
@@ -32,7 +33,6 @@ import { LlmMetrics } from '../llm/metrics.js';
 import { BatchPollError, MAX_REQUESTS_PER_BATCH } from '../llm/modes/batch-api.js';
 import { AbortedError } from '../llm/modes/context.js';
 import type { Assignment, ComparisonOutcome, PairJob } from '../llm/types.js';
-import { PoolConfigSchema } from '../llm/types.js';
 import { sleep } from '../llm/util.js';
 import { getBatch, loadEssays } from '../store/batches.js';
 import { connect, type Sql } from '../store/db.js';
@@ -47,64 +47,6 @@ import {
   shardState,
   writeOutcome,
 } from './claim.js';
-import { ConfigError, parsePoolConfig, type WorkerPoolConfig } from './pool-config.js';
-
-export const EXIT = { done: 0, unexpected: 1, authFailed: 3, badInput: 4, terminated: 143 } as const;
-
-export interface WorkerEnv {
-  databaseUrl: string;
-  batchUid: string;
-  round: number;
-  shard: number;
-  /** Lease owner: the pod name. */
-  owner: string;
-  poolKey: string;
-  pool: WorkerPoolConfig;
-  apiKey: string;
-  leaseSeconds: number;
-  /** How long a database outage is ridden out (retries with backoff) before the worker fails. */
-  dbOutageMs: number;
-}
-
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** Read and check the environment contract; throws `ConfigError` (exit 4) with a key-free message. */
-export function readWorkerEnv(env: NodeJS.ProcessEnv = process.env): WorkerEnv {
-  const missing = [
-    'DATABASE_URL',
-    'BATCH_UID',
-    'ROUND',
-    'JOB_COMPLETION_INDEX',
-    'CJ_POOL_KEY',
-    'CJ_POOL_CONFIG',
-  ]
-    .filter((k) => !env[k])
-    .concat(env.ANTHROPIC_API_KEY?.trim() ? [] : ['ANTHROPIC_API_KEY']);
-  if (missing.length > 0) throw new ConfigError(`missing environment: ${missing.join(', ')}`);
-  const int = (k: string, min: number) => {
-    const v = Number(env[k]);
-    if (!Number.isInteger(v) || v < min) throw new ConfigError(`${k} must be an integer >= ${min}`);
-    return v;
-  };
-  if (!UUID_RE.test(env.BATCH_UID!)) throw new ConfigError('BATCH_UID must be a uid (uuid)');
-  const lease = env.CJ_LEASE_SECONDS ? Number(env.CJ_LEASE_SECONDS) : 60;
-  if (!Number.isFinite(lease) || lease < 1) throw new ConfigError('CJ_LEASE_SECONDS must be a number >= 1');
-  const outage = env.CJ_DB_OUTAGE_SECONDS ? Number(env.CJ_DB_OUTAGE_SECONDS) : 120;
-  if (!Number.isFinite(outage) || outage < 0)
-    throw new ConfigError('CJ_DB_OUTAGE_SECONDS must be a number >= 0');
-  return {
-    databaseUrl: env.DATABASE_URL!,
-    batchUid: env.BATCH_UID!,
-    round: int('ROUND', 0),
-    shard: int('JOB_COMPLETION_INDEX', 0),
-    owner: env.POD_NAME || `pid-${process.pid}`,
-    poolKey: env.CJ_POOL_KEY!,
-    pool: parsePoolConfig(env.CJ_POOL_CONFIG),
-    apiKey: env.ANTHROPIC_API_KEY!.trim(),
-    leaseSeconds: lease,
-    dbOutageMs: outage * 1000,
-  };
-}
 
 const AssignmentSchema = z.object({
   title: z.string().min(1),
@@ -127,10 +69,10 @@ export interface WorkerOptions {
   sql?: Sql;
 }
 
-export async function runWorker(env: WorkerEnv, opts: WorkerOptions = {}): Promise<WorkerResult> {
+export async function runWorker(env: CompareEnv, opts: WorkerOptions = {}): Promise<WorkerResult> {
   const log = opts.logger;
   const ref: ShardRef = { batchUid: env.batchUid, round: env.round, shard: env.shard };
-  const pool = PoolConfigSchema.parse(env.pool.pool);
+  const pool = env.pool;
   const lanes = pool.mode === 'batch_api' ? 1 : pool.concurrency;
   // Few connections per pod: many pods share one Postgres; lanes only hold one briefly.
   const sql = opts.sql ?? connect(env.databaseUrl, Math.min(4, lanes + 1));
@@ -176,11 +118,8 @@ export async function runWorker(env: WorkerEnv, opts: WorkerOptions = {}): Promi
       sql,
       poolKey: env.poolKey,
       owner: env.owner,
-      requestsPerMinute: env.pool.limits.requestsPerMinute,
-      inputTokensPerMinute: env.pool.limits.inputTokensPerMinute,
-      outputTokensPerMinute: env.pool.limits.outputTokensPerMinute,
-      maxConcurrency: env.pool.limits.maxConcurrency,
-      ...env.pool.limiter,
+      ...pool.limits,
+      ...pool.limiter,
     });
     await db('limiter init', () => limiter.init());
     const comparer = new Comparer({
@@ -188,7 +127,7 @@ export async function runWorker(env: WorkerEnv, opts: WorkerOptions = {}): Promi
       assignment,
       anthropic: createAnthropic({
         apiKey: env.apiKey,
-        ...(env.pool.baseURL ? { baseURL: env.pool.baseURL } : {}),
+        ...(pool.baseURL ? { baseURL: pool.baseURL } : {}),
       }),
       limiter,
       batchStore: new PostgresBatchStore(sql, `${env.batchUid}/r${env.round}/s${env.shard}`, env.batchUid),

@@ -1,11 +1,16 @@
 // serial_bundle never builds a prompt larger than the model's context window: long essays make
 // smaller bundles (hand-computed budgets below), short ones keep the configured bundle size.
 import { describe, expect, it } from 'vitest';
+import { chunkWithin } from '../../../contract/src/chunk.js';
+import {
+  decodePoolRuntimeConfig,
+  encodePoolRuntimeConfig,
+  resolvePoolRuntimeConfig,
+} from '../../../contract/src/pool-runtime.js';
+import { estimateTokensUpperBound } from '../../../contract/src/tokens.js';
 import { newState } from '../../../runtime/src/llm/modes/context.js';
 import { planBundles } from '../../../runtime/src/llm/modes/serial-bundle.js';
-import { buildStaticPrefix, estimateTokensUpperBound } from '../../../runtime/src/llm/prompt.js';
-import { chunkWithin } from '../../../runtime/src/llm/util.js';
-import { parsePoolConfig } from '../../../runtime/src/worker/pool-config.js';
+import { buildStaticPrefix } from '../../../runtime/src/llm/prompt.js';
 
 const assignment = { title: 'Phones', instructions: 'Argue a position.', rubric: 'Better argument wins.' };
 const states = (n: number, chars: number) =>
@@ -56,15 +61,17 @@ describe('planBundles', () => {
   });
 
   it('uses the pool context window from CJ_POOL_CONFIG (smaller window, smaller bundles)', () => {
-    const c = parsePoolConfig(
-      JSON.stringify({
-        provider: 'fake',
-        model: 'm',
-        contextWindowTokens: 32_000,
-        batching: { mode: 'serial_bundle', bundleSize: 8 },
-      }),
+    const c = decodePoolRuntimeConfig(
+      encodePoolRuntimeConfig(
+        resolvePoolRuntimeConfig({
+          provider: 'fake',
+          model: 'm',
+          contextWindowTokens: 32_000,
+          batching: { mode: 'serial_bundle', bundleSize: 8 },
+        }),
+      ),
     );
-    expect(c.pool.contextWindowTokens).toBe(32_000);
+    expect(c.contextWindowTokens).toBe(32_000);
     const bundles = planBundles(states(8, 20_000), { ...pool, contextWindowTokens: 32_000 }, assignment);
     // 2 × 5,000 + 320 = 10,320 per pair; 32,000 − 2,048 − prefix leaves room for 2.
     expect(bundles.map((b) => b.length)).toEqual([2, 2, 2, 2]);

@@ -4,7 +4,7 @@ import { createAnthropic } from '../../../runtime/src/llm/client.js';
 import { Comparer, type ComparerOptions } from '../../../runtime/src/llm/comparer.js';
 import { UnlimitedRateLimiter } from '../../../runtime/src/llm/limiter/memory.js';
 import type { RateLimiter } from '../../../runtime/src/llm/limiter/types.js';
-import type { Assignment, PairJob, PoolConfigInput } from '../../../runtime/src/llm/types.js';
+import type { Assignment, PairJob, PoolRuntimeConfigInput } from '../../../runtime/src/llm/types.js';
 
 export interface Fixture {
   assignment: Assignment;
@@ -38,7 +38,7 @@ export const FAST_RETRY = { maxAttempts: 5, initialBackoffMs: 5, maxBackoffMs: 4
 
 export function comparerFor(
   url: string,
-  pool: Partial<PoolConfigInput>,
+  pool: Partial<PoolRuntimeConfigInput>,
   extra: Partial<ComparerOptions> & { limiter?: RateLimiter; apiKey?: string } = {},
 ): Comparer {
   return new Comparer({

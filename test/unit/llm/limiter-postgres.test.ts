@@ -2,8 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type PostgresLimiterOptions,
   PostgresRateLimiter,
-  poolUsage,
 } from '../../../runtime/src/llm/limiter/postgres.js';
+import { poolUsage } from '../../../runtime/src/store/limiter.js';
 import { startTestDb, type TestDb } from '../worker/pg.js';
 
 let db: TestDb;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { detectInjection } from '../../../contract/src/injection.js';
 import {
   buildRequest,
-  detectInjection,
   escapeEssay,
   parseDelimitedPairs,
   sha256Hex,

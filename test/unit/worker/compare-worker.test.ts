@@ -80,7 +80,7 @@ describe('runtime compare', () => {
       workerEnv(db.url, { ...b, uid: '00000000-0000-4000-8000-000000000000' }, 0, poolConfig(srv.url)),
     );
     const badPool = spawnWorker(
-      workerEnv(db.url, b, 0, JSON.stringify({ model: 'x', retry: { initialBackoff: 'soon' } })),
+      workerEnv(db.url, b, 0, JSON.stringify({ model: 'x', retry: { initialBackoffMs: 'soon' } })),
     );
     const noKey = spawnWorker(workerEnv(db.url, b, 0, poolConfig(srv.url), { ANTHROPIC_API_KEY: '' }));
     expect(await unknown.exit, unknown.output()).toBe(4);

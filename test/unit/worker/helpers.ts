@@ -3,6 +3,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
+import {
+  encodePoolRuntimeConfig,
+  type PoolRuntimeConfigInput,
+  type PoolSpecForRuntime,
+  resolvePoolRuntimeConfig,
+} from '../../../contract/src/pool-runtime.js';
 import { repoRoot } from '../../../hack/lib/tools.js';
 import { registerBatch } from '../../../runtime/src/store/batches.js';
 import type { Sql } from '../../../runtime/src/store/db.js';
@@ -41,8 +47,16 @@ export async function seedBatch(sql: Sql, rows: number, shards: number, round = 
   return { uid, rows };
 }
 
-export function poolConfig(baseURL: string, extra: Record<string, unknown> = {}): string {
-  return JSON.stringify({
+/**
+ * CJ_POOL_CONFIG as the operator writes it: a pool spec (with `spec` merged over a fast test
+ * pool) resolved and encoded by the Job contract, plus runtime tuning the CRD does not have.
+ */
+export function poolConfig(
+  baseURL: string,
+  spec: Partial<PoolSpecForRuntime> = {},
+  tuning: Partial<PoolRuntimeConfigInput> = {},
+): string {
+  const resolved = resolvePoolRuntimeConfig({
     provider: 'fake',
     baseURL,
     model: 'claude-sonnet-5-5',
@@ -56,9 +70,13 @@ export function poolConfig(baseURL: string, extra: Record<string, unknown> = {})
     retry: { maxAttempts: 5, initialBackoff: '5ms', maxBackoff: '40ms' },
     batching: { mode: 'per_request' },
     promptCaching: { enabled: true, ttl: '5m' },
+    ...spec,
+  });
+  return encodePoolRuntimeConfig({
+    ...resolved,
     concurrency: 4,
-    limiter: { rampUp: { initialFraction: 1, duration: '0s' } },
-    ...extra,
+    limiter: { rampUp: { initialFraction: 1, durationMs: 0 } },
+    ...tuning,
   });
 }
 

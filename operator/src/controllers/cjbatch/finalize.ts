@@ -2,7 +2,7 @@
 // outbox pattern), so an event exists if and only if the outcome does, with one stable event id
 // per outcome. The relay (operator/src/outbox) publishes it to Kafka.
 import { randomUUID } from 'node:crypto';
-import { chunkWithin } from '../../../../runtime/src/llm/util.js';
+import { chunkWithin } from '../../../../contract/src/chunk.js';
 import type { Sql } from '../../../../runtime/src/store/db.js';
 import type { CJBatch, CJBatchStatus } from '../../api/index.js';
 

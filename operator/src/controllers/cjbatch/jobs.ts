@@ -1,15 +1,14 @@
-// The worker Jobs of a round, as plain manifests (pure functions, unit-tested). Every child is
-// owned by its CJBatch (garbage collection removes it with the batch), runs without a
-// service-account token, and meets the restricted Pod Security Standard.
+// The worker Jobs of a round, as plain manifests (pure functions). Every child is owned by its
+// CJBatch (garbage collection removes it with the batch), runs without a service-account token,
+// and meets the restricted Pod Security Standard. The command, environment and exit codes are
+// the Job contract's (contract/src/job.ts), which the workers read back.
+import { ENV, EXIT, workerCommand } from '../../../../contract/src/job.js';
+import { encodePoolRuntimeConfig, type PoolRuntimeConfig } from '../../../../contract/src/pool-runtime.js';
 import type { CJBatch } from '../../api/index.js';
 
 export const LABEL_BATCH = 'cj.huleedu.io/batch';
 export const LABEL_ROUND = 'cj.huleedu.io/round';
 export const LABEL_ROLE = 'cj.huleedu.io/role';
-
-/** Exit codes of `runtime compare` (see runtime/src/commands/compare.ts). */
-export const EXIT_AUTH = 3;
-export const EXIT_BAD_INPUT = 4;
 
 export interface JobContext {
   image: string;
@@ -17,7 +16,7 @@ export interface JobContext {
   /** Secret (owned by the batch) holding DATABASE_URL for workers. */
   workerSecret: string;
   serviceAccount?: string;
-  pool: { key: string; config: unknown; apiKeySecret: { name: string; key: string } };
+  pool: { key: string; config: PoolRuntimeConfig; apiKeySecret: { name: string; key: string } };
   leaseSeconds: number;
 }
 
@@ -79,11 +78,11 @@ function podSpec(batch: CJBatch, ctx: JobContext, command: string[], env: object
         command,
         env: [
           {
-            name: 'DATABASE_URL',
+            name: ENV.databaseUrl,
             valueFrom: { secretKeyRef: { name: ctx.workerSecret, key: 'DATABASE_URL' } },
           },
-          { name: 'BATCH_UID', value: batch.metadata.uid },
-          { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+          { name: ENV.batchUid, value: batch.metadata.uid },
+          { name: ENV.podName, valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
           ...env,
         ],
         ...(w?.resources ? { resources: w.resources } : {}),
@@ -113,19 +112,14 @@ export function scoringJob(batch: CJBatch, round: number, ctx: JobContext, attem
         rules: [
           {
             action: 'FailJob',
-            onExitCodes: { containerName: 'worker', operator: 'In', values: [EXIT_BAD_INPUT] },
+            onExitCodes: { containerName: 'worker', operator: 'In', values: [EXIT.badInput] },
           },
           { action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget' }] },
         ],
       },
       template: {
         metadata: { labels: meta(batch, '', round, 'scoring').labels },
-        spec: podSpec(
-          batch,
-          ctx,
-          ['node', '/app/dist/runtime/src/main.js', 'score'],
-          [{ name: 'ROUND', value: String(round) }],
-        ),
+        spec: podSpec(batch, ctx, workerCommand('score'), [{ name: ENV.round, value: String(round) }]),
       },
     },
   };
@@ -152,34 +146,29 @@ export function comparisonJob(batch: CJBatch, round: number, shards: number, ctx
         rules: [
           {
             action: 'FailJob',
-            onExitCodes: { containerName: 'worker', operator: 'In', values: [EXIT_AUTH] },
+            onExitCodes: { containerName: 'worker', operator: 'In', values: [EXIT.authFailed] },
           },
           {
             action: 'FailIndex',
-            onExitCodes: { containerName: 'worker', operator: 'In', values: [EXIT_BAD_INPUT] },
+            onExitCodes: { containerName: 'worker', operator: 'In', values: [EXIT.badInput] },
           },
           { action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget' }] },
         ],
       },
       template: {
         metadata: { labels: meta(batch, '', round, 'comparison').labels },
-        spec: podSpec(
-          batch,
-          ctx,
-          ['node', '/app/dist/runtime/src/main.js', 'compare'],
-          [
-            { name: 'ROUND', value: String(round) },
-            { name: 'CJ_POOL_KEY', value: ctx.pool.key },
-            { name: 'CJ_POOL_CONFIG', value: JSON.stringify(ctx.pool.config) },
-            { name: 'CJ_LEASE_SECONDS', value: String(ctx.leaseSeconds) },
-            {
-              name: 'ANTHROPIC_API_KEY',
-              valueFrom: {
-                secretKeyRef: { name: ctx.pool.apiKeySecret.name, key: ctx.pool.apiKeySecret.key },
-              },
+        spec: podSpec(batch, ctx, workerCommand('compare'), [
+          { name: ENV.round, value: String(round) },
+          { name: ENV.poolKey, value: ctx.pool.key },
+          { name: ENV.poolConfig, value: encodePoolRuntimeConfig(ctx.pool.config) },
+          { name: ENV.leaseSeconds, value: String(ctx.leaseSeconds) },
+          {
+            name: ENV.apiKey,
+            valueFrom: {
+              secretKeyRef: { name: ctx.pool.apiKeySecret.name, key: ctx.pool.apiKeySecret.key },
             },
-          ],
-        ),
+          },
+        ]),
       },
     },
   };

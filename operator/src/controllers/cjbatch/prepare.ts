@@ -2,10 +2,10 @@
 // the batch starts: essays, anchors, the assignment text and the frozen engine settings. ConfigMaps
 // are read once here; later edits to them do not change a running batch.
 
+import { type PoolRuntimeConfig, resolvePoolRuntimeConfig } from '../../../../contract/src/pool-runtime.js';
 import type { BatchConfig } from '../../../../runtime/src/store/batch-config.js';
 import type { BatchRegistration } from '../../../../runtime/src/store/batches.js';
 import type { CJBatch, LLMProviderPool } from '../../api/index.js';
-import { effectiveLimits } from '../../api/index.js';
 import { parseEssayConfigMap, resolveBudget } from '../../validation/index.js';
 
 export type ConfigMapGetter = (name: string) => Promise<{ data?: Record<string, string> } | undefined>;
@@ -98,19 +98,10 @@ export async function buildRegistration(batch: CJBatch, getCm: ConfigMapGetter):
 }
 
 /**
- * The pool settings a comparison worker reads from CJ_POOL_CONFIG (runtime/src/worker/pool-config.ts):
- * the pool's spec without the Secret reference, with the batch's overrides applied to the limits.
- * Overrides only ever tighten (admission checks it).
+ * The runtime config a comparison worker reads from CJ_POOL_CONFIG: the pool's spec without the
+ * Secret reference, resolved by the Job contract, with the batch's overrides applied to the
+ * limits. Overrides only ever tighten (admission checks it).
  */
-export function workerPoolConfig(pool: LLMProviderPool, batch: CJBatch) {
-  const { apiKeySecretRef: _secret, ...spec } = pool.spec;
-  const limits = {
-    ...effectiveLimits(spec.tier, spec.limits),
-    ...stripUndefined(batch.spec.overrides?.limits ?? {}),
-  };
-  return { ...spec, limits };
-}
-
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+export function workerPoolConfig(pool: LLMProviderPool, batch: CJBatch): PoolRuntimeConfig {
+  return resolvePoolRuntimeConfig(pool.spec, { limits: batch.spec.overrides?.limits });
 }

@@ -2,6 +2,8 @@
 // counters come from the database only, so they are cumulative across rounds and can never count
 // an error as a completion or exceed what was planned.
 
+import { estimateCostUsd } from '../../../../contract/src/cost.js';
+import { resolvePricing } from '../../../../contract/src/pool-runtime.js';
 import type { Progress } from '../../../../runtime/src/store/progress.js';
 import type { BatchPhase, CJBatch, CJBatchStatus, LLMProviderPool } from '../../api/index.js';
 import type { KstatusState } from '../../kube/kstatus.js';
@@ -21,19 +23,20 @@ export interface RoundInfo {
 export const condition = (status: CJBatchStatus | undefined, type: string) =>
   status?.conditions?.find((c) => c.type === type);
 
-/** USD from token counts and the pool's pricing (decimal strings), as a fixed-point string. */
+/**
+ * USD from the token counts and the pool's pricing, as a fixed-point string: the worker's formula
+ * (contract/src/cost.ts), so batch_api's discount and the 1-hour cache-write price apply here too.
+ */
 export function estimateUsd(p: Progress, pool: LLMProviderPool | undefined): string | undefined {
-  const pr = pool?.spec.pricing;
-  if (!pr) return undefined;
-  const n = (v: string | number | undefined, fallback: number) => (v === undefined ? fallback : Number(v));
-  const input = n(pr.inputPerMTok, 0);
-  const usd =
-    (p.inputTokens * input +
-      p.outputTokens * n(pr.outputPerMTok, 0) +
-      p.cacheReadTokens * n(pr.cacheReadPerMTok, input * 0.1) +
-      p.cacheWriteTokens * n(pr.cacheWritePerMTok, input * 1.25)) /
-    1e6;
-  return usd.toFixed(6);
+  const pricing = resolvePricing(pool?.spec.pricing);
+  if (!pricing || !pool) return undefined;
+  const usage = {
+    input: p.inputTokens,
+    output: p.outputTokens,
+    cacheRead: p.cacheReadTokens,
+    cacheWrite: p.cacheWriteTokens,
+  };
+  return estimateCostUsd(usage, pricing, pool.spec.batching.mode, pool.spec.promptCaching.ttl).toFixed(6);
 }
 
 export function mirrorProgress(

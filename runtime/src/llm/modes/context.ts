@@ -13,7 +13,7 @@ import {
   type ComparisonOutcome,
   type FailureReason,
   type PairJob,
-  type PoolConfig,
+  type PoolRuntimeConfig,
   type TokenUsage,
   zeroUsage,
 } from '../types.js';
@@ -39,7 +39,7 @@ export interface JobState {
 }
 
 export interface ModeContext {
-  pool: PoolConfig;
+  pool: PoolRuntimeConfig;
   assignment: Assignment;
   client: LlmClient;
   metrics?: LlmMetrics;

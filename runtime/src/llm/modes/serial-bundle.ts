@@ -7,9 +7,11 @@
  *
  * Usage of the bundle call is split evenly over its pairs; re-asks add to the pair re-asked.
  */
-import { buildStaticPrefix, estimateTokensUpperBound, sha256Hex } from '../prompt.js';
-import type { Assignment, PoolConfig } from '../types.js';
-import { chunkWithin, mapPool } from '../util.js';
+import { chunkWithin } from '../../../../contract/src/chunk.js';
+import { estimateTokensUpperBound } from '../../../../contract/src/tokens.js';
+import { buildStaticPrefix, sha256Hex } from '../prompt.js';
+import type { Assignment, PoolRuntimeConfig } from '../types.js';
+import { mapPool } from '../util.js';
 import { parseVerdictResponse } from '../verdict.js';
 import {
   AbortedError,
@@ -38,7 +40,7 @@ const BUNDLE_RESERVE_TOKENS = 2_048;
  */
 export function planBundles(
   states: JobState[],
-  pool: Pick<PoolConfig, 'bundleSize' | 'contextWindowTokens' | 'maxOutputTokensPerPair'>,
+  pool: Pick<PoolRuntimeConfig, 'bundleSize' | 'contextWindowTokens' | 'maxOutputTokensPerPair'>,
   assignment: Assignment,
 ): JobState[][] {
   const budget =

@@ -1,0 +1,10 @@
+// The contract: types, zod schemas and pure rules that the operator, the worker and the CLI share.
+// No I/O here, and nothing from operator/ or runtime/: they import the contract, never the reverse.
+export * from './chunk.js';
+export * from './cost.js';
+export * from './duration.js';
+export * from './injection.js';
+export * from './job.js';
+export * from './pool-runtime.js';
+export * from './tiers.js';
+export * from './tokens.js';
