@@ -114,8 +114,10 @@ async function main() {
     ...['--set', `crds.install=${chartOwnsCrds}`, '--set', 'fullnameOverride=cj-operator'],
     ...['--set', 'image.repository=cj-operator', '--set', 'image.tag=dev', '--set', 'replicas=1'],
     ...['--set-string', `database.url=${s.postgresUrl}`, '--set-string', `kafka.brokers=${s.kafkaBrokers}`],
-    // One namespace only: other operators (tests) may share this cluster.
-    ...['--set', `watchNamespace=${NS}`],
+    // The chart's defaults: namespaced mode (the release namespace only; other operators, e.g.
+    // tests, may share this cluster) and a Secret opt-in label on the sample's key. The fake judge
+    // is allowed next to the official endpoint (docs/security.md, "Egress").
+    ...['--set', `llm.allowedBaseURLs={https://api.anthropic.com,http://127.0.0.1:${FAKE_PORT}}`],
     // The process cluster has no Service routing and pods share the host network: the apiserver
     // calls the pod's own address and the pod binds it.
     ...['--set-string', 'webhook.url=https://$(POD_IP):9443', '--set', 'probes.address=podIP'],

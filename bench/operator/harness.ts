@@ -72,6 +72,8 @@ export async function startBenchOperator(
       DATABASE_URL: b.dbUrl,
       POD_NAMESPACE: b.ns,
       WATCH_NAMESPACE: b.ns,
+      // The fake judge listens on loopback (docs/security.md, "Egress").
+      LLM_ALLOWED_BASE_URLS: 'http://127.0.0.1:*',
       POD_NAME: `bench-operator-${b.ns}`,
       LEADER_ELECTION: 'false',
       OPERATOR_IMAGE: 'cj-operator:dev',

@@ -9,7 +9,13 @@ export type InjectionKind =
   | 'delimiter_spoof'
   | 'role_play';
 
-const INJECTION_PATTERNS: ReadonlyArray<readonly [InjectionKind, RegExp]> = [
+/**
+ * Run on untrusted essay text at admission and in every worker, so each must take time linear in
+ * the text: no two adjacent quantifiers that can match the same characters (`\s*\/?\s*`), no
+ * `\s*` that can run across line breaks from every line start. test/unit/llm/redos.test.ts checks
+ * each one with a static ReDoS checker (recheck) and times its worst inputs at n and 4n.
+ */
+export const INJECTION_PATTERNS: ReadonlyArray<readonly [InjectionKind, RegExp]> = [
   [
     'addresses_grader',
     /\b(dear|hello|hi|attention|note to (the )?)\s*(grader|marker|examiner|teacher|judge|reviewer|assessor|ai|model|chatbot|claude|gpt)\b/i,
@@ -36,9 +42,11 @@ const INJECTION_PATTERNS: ReadonlyArray<readonly [InjectionKind, RegExp]> = [
   ['verdict_request', /"?winner"?\s*[:=]\s*"?[ab]\b/i],
   ['delimiter_spoof', /<\/?\s*(pair|essay_a|essay_b|system|instructions?)\b/i],
   // The same tags pre-escaped or in look-alike brackets (fullwidth, angle quotes).
-  ['delimiter_spoof', /(&lt;|[＜‹〈<])\s*\/?\s*(pair|essay_a|essay_b)\b/i],
-  // Conversation role tags and chat-template tokens: an attempt to start a new turn.
-  ['delimiter_spoof', /(^|\n)\s*(human|assistant|system)\s*:/i],
+  ['delimiter_spoof', /(&lt;|[＜‹〈<])\s*(?:\/\s*)?(pair|essay_a|essay_b)\b/i],
+  // Conversation role tags and chat-template tokens: an attempt to start a new turn. Only
+  // horizontal whitespace around the role: a `\s*` here would rescan every following blank line
+  // from each line start (quadratic in the number of line breaks).
+  ['delimiter_spoof', /(?:^|\n)[^\S\n]*(human|assistant|system)[^\S\n]*:/i],
   [
     'delimiter_spoof',
     /<\|?\s*(im_start|im_end|endoftext|eot_id|start_header_id|end_header_id)\s*\|?>|\[\/?(inst|sys)\]|<<\/?sys>>/i,

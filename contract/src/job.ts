@@ -1,6 +1,7 @@
 // The Job contract between the operator (which writes the worker Jobs, operator/src/controllers/
 // cjbatch/jobs.ts) and the worker entry points (runtime/src/commands): the command, the
 // environment and the exit codes. Reading the environment is a pure function of the env record.
+import { baseUrlProblem, egressPolicyFromEnv } from './egress.js';
 import { decodePoolRuntimeConfig, PoolConfigError, type PoolRuntimeConfig } from './pool-runtime.js';
 
 /** The worker entry point inside the image. */
@@ -99,6 +100,16 @@ export function readCompareEnv(env: Env, fallbackOwner: string): CompareEnv {
   const outage = env[ENV.dbOutageSeconds] ? Number(env[ENV.dbOutageSeconds]) : 120;
   if (!Number.isFinite(outage) || outage < 0)
     throw new JobInputError(`${ENV.dbOutageSeconds} must be a number >= 0`);
+  const pool = decodePool(env[ENV.poolConfig]);
+  // The key goes only to an endpoint the platform allowed (the operator passes its allowlist;
+  // without one, only the provider's official endpoint), whatever the pool config says.
+  let egress: string | undefined;
+  try {
+    egress = baseUrlProblem(pool.baseURL, egressPolicyFromEnv(env));
+  } catch (e) {
+    throw new JobInputError((e as Error).message);
+  }
+  if (egress) throw new JobInputError(`${ENV.poolConfig} baseURL: ${egress}`);
   return {
     databaseUrl: env[ENV.databaseUrl]!,
     batchUid,
@@ -106,7 +117,7 @@ export function readCompareEnv(env: Env, fallbackOwner: string): CompareEnv {
     shard: int(env, ENV.shard, 0),
     owner: env[ENV.podName] || fallbackOwner,
     poolKey: env[ENV.poolKey]!,
-    pool: decodePool(env[ENV.poolConfig]),
+    pool,
     apiKey: env[ENV.apiKey]!.trim(),
     leaseSeconds: lease,
     dbOutageMs: outage * 1000,

@@ -1,10 +1,15 @@
 // Operator settings, read once from the environment (the chart sets them). Nothing here is secret
 // except DATABASE_URL, which is passed on to workers only through a Secret.
+import { type EgressPolicy, egressPolicyFromEnv } from '../../contract/src/egress.js';
+
 export interface OperatorConfig {
   /** Namespace the operator runs in (leases, webhook certificates). */
   namespace: string;
-  /** Only this namespace is watched when set (one operator per tenant or per test); else all. */
-  watchNamespace?: string;
+  /**
+   * Namespaced mode: only these namespaces are watched (and the operator needs RBAC in them
+   * only). Undefined: cluster-wide mode, every namespace (needs a ClusterRole).
+   */
+  watchNamespaces?: string[];
   /** Pod name: the leader-election identity. */
   identity: string;
   /** Image of the operator; workers run the same image unless spec.workers.image says otherwise. */
@@ -30,6 +35,8 @@ export interface OperatorConfig {
   leaseSeconds: number;
   /** Fail a batch when fewer than this share of finished comparisons succeeded (after 20). */
   minSuccessRate: number;
+  /** Provider base URLs a pool may send its API key to (LLM_ALLOWED_BASE_URLS). */
+  egress: EgressPolicy;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): OperatorConfig {
@@ -40,7 +47,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OperatorConfig
   };
   return {
     namespace: env.POD_NAMESPACE ?? 'cj-system',
-    watchNamespace: env.WATCH_NAMESPACE || undefined,
+    watchNamespaces: watchNamespaces(env),
     identity: env.POD_NAME ?? `cj-operator-${process.pid}`,
     image: env.OPERATOR_IMAGE ?? 'ghcr.io/huleedu/cj-operator:dev',
     imagePullPolicy: env.IMAGE_PULL_POLICY ?? 'IfNotPresent',
@@ -55,7 +62,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OperatorConfig
     leaderLease: leaderLease(env),
     leaseSeconds: Number(env.COMPARISON_LEASE_SECONDS ?? 60),
     minSuccessRate: Number(env.MIN_SUCCESS_RATE ?? 0.5),
+    egress: egressPolicyFromEnv(env),
   };
+}
+
+/** WATCH_NAMESPACES (comma-separated) and the older single WATCH_NAMESPACE, merged; unset = all. */
+function watchNamespaces(env: NodeJS.ProcessEnv): string[] | undefined {
+  const list = [env.WATCH_NAMESPACES ?? '', env.WATCH_NAMESPACE ?? '']
+    .flatMap((v) => v.split(/[\s,]+/))
+    .filter((n) => n.length > 0);
+  for (const n of list)
+    if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(n))
+      throw new Error(`WATCH_NAMESPACES: "${n}" is not a namespace name`);
+  return list.length > 0 ? [...new Set(list)] : undefined;
 }
 
 /** The variable as a number, or `d` when it is unset or empty (NaN when it is not a number). */

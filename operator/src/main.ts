@@ -14,10 +14,10 @@ import { LLMProviderPoolReconciler } from './controllers/llmproviderpool/reconci
 import { Controller, type Request } from './kube/controller.js';
 import { EventRecorder } from './kube/events.js';
 import { startHealthServer } from './kube/health.js';
-import { Informer } from './kube/informer.js';
 import { LeaderElector } from './kube/leader.js';
 import { createLogger } from './kube/log.js';
 import { createRegistry } from './kube/metrics.js';
+import { scopedInformer } from './kube/namespaces.js';
 import { KubeClient, type KubeObject } from './kube/rest.js';
 import { startRelay } from './outbox/relay.js';
 import { runWebhook } from './webhook/run.js';
@@ -36,14 +36,16 @@ export async function main(): Promise<void> {
   const applied = await migrate(sql);
   log.info({ applied }, 'Applied database migrations');
 
-  const scope = config.watchNamespace ? { namespace: config.watchNamespace } : {};
-  const batches = new Informer<KubeObject>(client, BATCHES, { registry, ...scope });
-  const pools = new Informer<KubeObject>(client, POOLS, { registry, ...scope });
-  const jobs = new Informer<JobObject>(client, JOBS, {
-    labelSelector: 'app.kubernetes.io/managed-by=cj-operator',
-    registry,
-    ...scope,
-  });
+  // Namespaced mode watches each listed namespace (a Role in each); cluster-wide mode everything.
+  const scope = config.watchNamespaces;
+  const batches = scopedInformer<KubeObject>(client, BATCHES, { registry }, scope);
+  const pools = scopedInformer<KubeObject>(client, POOLS, { registry }, scope);
+  const jobs = scopedInformer<JobObject>(
+    client,
+    JOBS,
+    { labelSelector: 'app.kubernetes.io/managed-by=cj-operator', registry },
+    scope,
+  );
   const recorder = new EventRecorder(client, 'cj-operator', config.identity);
   const shutdown = new AbortController();
   let leading = false;
@@ -85,6 +87,7 @@ export async function main(): Promise<void> {
       pools,
       batches,
       recorder,
+      egress: config.egress,
       // Live usage from the limiter shared by all worker pods of the pool.
       usage: async (key) => {
         const u = await poolUsage(sql, key);

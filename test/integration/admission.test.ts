@@ -8,6 +8,7 @@ import tls from 'node:tls';
 import * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
+import { parseEgressPolicy } from '../../contract/src/egress.js';
 import {
   KubeCertStore,
   kubeValidationContext,
@@ -51,7 +52,9 @@ beforeAll(async () => {
         renewBeforeMs: 12 * 3600_000,
       },
     },
-    contextFor: kubeValidationContext(kc, { checkSecrets: true }),
+    contextFor: kubeValidationContext(kc, {
+      egress: parseEgressPolicy(['https://api.anthropic.com', 'http://127.0.0.1:*']),
+    }),
     checkIntervalMs: 300,
     now: () => new Date(Date.now() + clockOffsetMs),
   });
@@ -548,12 +551,32 @@ describe('admission of valid manifests', () => {
     expect(r.stderr).toContain(
       'Warning: spec.anchors is empty: the batch will rank the essays but cannot grade them; add anchors covering at least two grades',
     );
+    // Admission never looks Secrets up: its answer must not tell whether a Secret exists.
     const p = pool('warn-pool', (x) => (x.spec.apiKeySecretRef.name = 'not-yet-created'));
     const rp = await kubectl(['create', '-n', ns, '-f', '-'], JSON.stringify(p));
     expect(rp.code).toBe(0);
-    expect(rp.stderr).toContain(
-      `Warning: spec.apiKeySecretRef: Secret "not-yet-created" not found in namespace "${ns}"; the pool stays Degraded until it exists`,
+    expect(rp.stderr).not.toContain('not-yet-created');
+    const rs = await kubectl(['create', '-n', ns, '-f', '-'], JSON.stringify(pool('warn-pool-2')));
+    expect(rs.code).toBe(0);
+    expect(rs.stderr).not.toContain('llm-api-key');
+  });
+
+  it('refuses a pool whose baseURL is not on the allowlist, or carries credentials', async () => {
+    const far = await kubectl(
+      ['create', '--dry-run=server', '-n', ns, '-f', '-'],
+      JSON.stringify(pool('far-pool', (x) => (x.spec.baseURL = 'http://169.254.169.254/latest'))),
     );
+    expect(far.code).not.toBe(0);
+    expect(far.stderr).toContain(
+      'spec.baseURL: http://169.254.169.254/latest is not an allowed provider endpoint; the platform allows https://api.anthropic.com,http://127.0.0.1:*',
+    );
+    const creds = await kubectl(
+      ['create', '--dry-run=server', '-n', ns, '-f', '-'],
+      JSON.stringify(pool('creds-pool', (x) => (x.spec.baseURL = 'http://u:hunter2@127.0.0.1:8089'))),
+    );
+    expect(creds.code).not.toBe(0);
+    expect(creds.stderr).toContain('spec.baseURL: must not carry credentials');
+    expect(creds.stderr).not.toContain('hunter2');
   });
 
   it('refuses changes to essays, anchors and the grade scale after creation, and allows other changes', async () => {

@@ -90,8 +90,13 @@ describe('Helm chart', () => {
       `database.url=${databaseUrl}`,
       '--set-string',
       `kafka.brokers=${stack().kafkaBrokers}`,
+      // Namespaced mode by default: the release namespace is the one watched. The fake judge
+      // listens on loopback: the platform allows it next to the official endpoint.
       '--set',
-      `watchNamespace=${ns}`,
+      `llm.allowedBaseURLs={https://api.anthropic.com,${fake.url}}`,
+      // The teachers' roles are cluster-scoped: one per cluster (the demo makes them).
+      '--set',
+      'rbac.teacherRoles.create=false',
       // The process kubelet has no Service routing: the apiserver calls the pod's own address.
       ...(WEBHOOK
         ? ['--set-string', 'webhook.url=https://$(POD_IP):9443']

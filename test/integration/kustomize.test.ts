@@ -40,7 +40,9 @@ function writeOverlay(dir: string, ns: string, id: string, databaseUrl: string):
     {
       op: 'add',
       path: `/webhooks/${i}/namespaceSelector`,
-      value: { matchLabels: { 'kubernetes.io/metadata.name': ns } },
+      value: {
+        matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: [ns] }],
+      },
     },
   ];
   const env = (name: string, value: string) => ({ name, value });
@@ -60,6 +62,9 @@ function writeOverlay(dir: string, ns: string, id: string, databaseUrl: string):
       del('apiextensions.k8s.io/v1', 'CustomResourceDefinition', 'llmproviderpools.cj.huleedu.io'),
       del('v1', 'Namespace', 'cj-system'),
       // The recipe: bindings name the ServiceAccount in the new namespace.
+      // The teachers' roles are cluster-scoped and shared with the other files (the demo's).
+      del('rbac.authorization.k8s.io/v1', 'ClusterRole', 'cj-editor'),
+      del('rbac.authorization.k8s.io/v1', 'ClusterRole', 'cj-viewer'),
       json({ kind: 'RoleBinding|ClusterRoleBinding' }, [
         { op: 'replace', path: '/subjects/0/namespace', value: ns },
       ]),
@@ -89,7 +94,8 @@ function writeOverlay(dir: string, ns: string, id: string, databaseUrl: string):
                       { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
                       env('OPERATOR_IMAGE', 'cj-operator:dev'),
                       env('KAFKA_BROKERS', stack().kafkaBrokers),
-                      env('WATCH_NAMESPACE', ns),
+                      env('WATCH_NAMESPACES', ns),
+                      env('LLM_ALLOWED_BASE_URLS', 'https://api.anthropic.com,http://127.0.0.1:*'),
                       // Pods share the host's network: bind the pod's own loopback address.
                       env('PROBE_ADDRESS', '$(POD_IP)'),
                       env('WEBHOOK_URL', 'https://$(POD_IP):9443'),

@@ -75,6 +75,8 @@ export async function startOperator(opts: {
       KAFKA_BROKERS: stack().kafkaBrokers,
       COMPARISON_LEASE_SECONDS: '15',
       LOG_LEVEL: 'info',
+      // The official endpoint and the fake servers the tests start on loopback (any port).
+      LLM_ALLOWED_BASE_URLS: 'https://api.anthropic.com,http://127.0.0.1:*',
       ...opts.env,
     },
   });
@@ -112,7 +114,8 @@ export function poolManifests(ns: string, baseURL: string, name = 'fake-pool', s
     {
       apiVersion: 'v1',
       kind: 'Secret',
-      metadata: { name: secret, namespace: ns },
+      // Opted in to pool use: the operator uses only Secrets with this label as API keys.
+      metadata: { name: secret, namespace: ns, labels: { 'cj.huleedu.io/llm-api-key': 'true' } },
       stringData: { apiKey: 'test-key-do-not-log' },
     },
     {

@@ -62,3 +62,52 @@ app.kubernetes.io/part-of: cj-operator
 {{- define "cj-operator.webhookSecretName" -}}
 {{- printf "%s-webhook-tls" (include "cj-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
+
+{{/*
+The namespaces the operator watches, comma-separated: empty in cluster-wide mode
+(rbac.clusterWide), else watchNamespaces or, when that is empty, the release namespace.
+*/}}
+{{- define "cj-operator.watchNamespaces" -}}
+{{- if not .Values.rbac.clusterWide }}
+{{- if .Values.watchNamespaces }}
+{{- join "," (uniq .Values.watchNamespaces) }}
+{{- else }}
+{{- .Release.Namespace }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Exactly the calls the reconcilers make in a watched namespace (docs/security.md). */}}
+{{- define "cj-operator.reconcilerRules" -}}
+# Informers (list/watch), finalizer add/remove (JSON patch), re-reads (get).
+- apiGroups: ["cj.huleedu.io"]
+  resources: ["cjbatches"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["cj.huleedu.io"]
+  resources: ["llmproviderpools"]
+  verbs: ["get", "list", "watch"]
+# Status is merge-patched.
+- apiGroups: ["cj.huleedu.io"]
+  resources: ["cjbatches/status", "llmproviderpools/status"]
+  verbs: ["patch"]
+# Jobs are owned by their CJBatch with blockOwnerDeletion.
+- apiGroups: ["cj.huleedu.io"]
+  resources: ["cjbatches/finalizers"]
+  verbs: ["update"]
+# Worker Jobs: created, watched (label app.kubernetes.io/managed-by=cj-operator), deleted on retry.
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["create", "get", "list", "watch", "delete"]
+# Results ConfigMaps (created; patched only when owned by the batch); essays/anchors ConfigMaps (get).
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "create", "patch"]
+# The pool's API key Secret (get; used only with label cj.huleedu.io/llm-api-key=true); the
+# worker Secret of each batch (created; patched only when owned by the batch).
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "create", "patch"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end }}

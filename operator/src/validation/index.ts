@@ -7,6 +7,7 @@
 //
 // Lookups come in through `ctx` as async functions, so tests need no cluster.
 import type { z } from 'zod';
+import { baseUrlProblem, type EgressPolicy, urlShapeProblem } from '../../../contract/src/egress.js';
 import { detectInjection } from '../../../contract/src/injection.js';
 import {
   type CJBatchSpec,
@@ -50,8 +51,12 @@ export interface ValidationContext {
   /** The pool's spec is parsed (and defaulted) here, so any object with a spec will do. */
   getPool(name: string): Promise<{ spec?: unknown } | undefined>;
   getConfigMap(name: string): Promise<DataObject | undefined>;
-  /** Optional: when given, a missing API-key Secret is reported as a warning. */
-  getSecret?(name: string): Promise<DataObject | undefined>;
+  /**
+   * The platform's allowlist of provider base URLs, where known (the webhook and the operator;
+   * not the CLI). Secrets are deliberately not looked up: admission must not tell a tenant
+   * whether a Secret or a key exists (the pool's status says what it needs).
+   */
+  egress?: EgressPolicy;
 }
 
 /** Batches with fewer essays than this get a warning: the ranking carries little information. */
@@ -122,18 +127,11 @@ export async function validatePool(pool: unknown, ctx: ValidationContext): Promi
     return result;
   }
   const spec = parsed.data;
-  if (ctx.getSecret) {
-    // A warning, not an error: GitOps tools may apply the pool before its Secret, and the pool
-    // reports Degraded until the Secret appears.
-    const secret = await ctx.getSecret(spec.apiKeySecretRef.name);
-    if (!secret) {
-      result.warnings.push(
-        `spec.apiKeySecretRef: Secret "${spec.apiKeySecretRef.name}" not found in namespace "${ctx.namespace}"; the pool stays Degraded until it exists`,
-      );
-    } else if (!secret.data?.[spec.apiKeySecretRef.key]) {
-      result.warnings.push(
-        `spec.apiKeySecretRef.key: Secret "${spec.apiKeySecretRef.name}" has no key "${spec.apiKeySecretRef.key}"; the pool stays Degraded until it does`,
-      );
+  {
+    const problem = ctx.egress ? baseUrlProblem(spec.baseURL, ctx.egress) : urlShapeProblem(spec.baseURL);
+    if (problem) {
+      result.errors.push({ field: 'spec.baseURL', message: problem });
+      return result;
     }
   }
   if (spec.provider === 'anthropic' && spec.baseURL?.startsWith('http://')) {

@@ -1,6 +1,7 @@
 // The ValidatingWebhookConfiguration the operator (or the chart) registers, and the lookups the
 // webhook uses against the cluster.
 import * as k8s from '@kubernetes/client-node';
+import type { EgressPolicy } from '../../../contract/src/egress.js';
 import { GROUP, type LLMProviderPool, VERSION } from '../api/index.js';
 import type { DataObject, ValidationContext } from '../validation/index.js';
 
@@ -73,12 +74,16 @@ async function orUndefined<T>(p: Promise<T>): Promise<T | undefined> {
   }
 }
 
-/** ValidationContext backed by the apiserver (needs get on pools, configmaps and secrets). */
-export function kubeValidationContext(kc: k8s.KubeConfig, opts: { checkSecrets?: boolean } = {}) {
+/**
+ * ValidationContext backed by the apiserver (needs get on pools and configmaps). Never reads
+ * Secrets: admission answers must not reveal whether a Secret or a key exists.
+ */
+export function kubeValidationContext(kc: k8s.KubeConfig, opts: { egress?: EgressPolicy } = {}) {
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const custom = kc.makeApiClient(k8s.CustomObjectsApi);
   return (namespace: string): ValidationContext => ({
     namespace,
+    ...(opts.egress ? { egress: opts.egress } : {}),
     getPool: (name) =>
       orUndefined(
         custom.getNamespacedCustomObject({
@@ -91,16 +96,5 @@ export function kubeValidationContext(kc: k8s.KubeConfig, opts: { checkSecrets?:
       ),
     getConfigMap: (name) =>
       orUndefined(core.readNamespacedConfigMap({ name, namespace }) as Promise<DataObject>),
-    ...(opts.checkSecrets
-      ? {
-          getSecret: async (name: string) => {
-            const s = await orUndefined(core.readNamespacedSecret({ name, namespace }));
-            // Only key presence matters here; never pass secret values around.
-            return s
-              ? { data: Object.fromEntries(Object.keys(s.data ?? {}).map((k) => [k, 'x'])) }
-              : undefined;
-          },
-        }
-      : {}),
   });
 }

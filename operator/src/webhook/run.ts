@@ -47,8 +47,14 @@ export async function runWebhook(
       ? { url: url.toString().replace(/\/$/, '') }
       : { service: { name: service, namespace: config.namespace, port: 443 } },
     failurePolicy: env.WEBHOOK_FAILURE_POLICY === 'Ignore' ? 'Ignore' : 'Fail',
-    ...(config.watchNamespace
-      ? { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': config.watchNamespace } } }
+    ...(config.watchNamespaces
+      ? {
+          namespaceSelector: {
+            matchExpressions: [
+              { key: 'kubernetes.io/metadata.name', operator: 'In', values: config.watchNamespaces },
+            ],
+          },
+        }
       : {}),
   });
   if (env.WEBHOOK_MANAGE_CONFIGURATION !== 'false') {
@@ -92,7 +98,7 @@ export async function runWebhook(
               ipAddresses: url ? [url.hostname] : ['127.0.0.1'],
             },
           },
-    contextFor: kubeValidationContext(kc, { checkSecrets: true }),
+    contextFor: kubeValidationContext(kc, { egress: config.egress }),
     log,
   });
   await server.refresh(); // inject the caBundle now that the configuration exists

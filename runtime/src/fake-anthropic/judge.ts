@@ -73,7 +73,7 @@ const CONNECTIVES = [
   'as a result',
 ];
 
-const ERROR_MARKERS = [
+export const ERROR_MARKERS = [
   /\bi\b/g, // lowercase pronoun "i"
   /\balot\b/gi,
   /\b(becuase|beleive|thier|definately|untill|wich|realy|dont|cant|wont|doesnt|isnt)\b/gi,
@@ -82,19 +82,32 @@ const ERROR_MARKERS = [
   /(^|[.!?]\s+)[a-z]/g, // sentence starting in lowercase
 ];
 
+const WORD_RE = /[a-z']+/g;
+// The lookbehind starts a match only at the first mark of a run ("!!!!" is scanned once, not
+// from every mark).
+const SENTENCE_END_RE = /(?<![.!?])[.!?]+\s/;
+const PARAGRAPH_BREAK_RE = /\n\s*\n/;
+/** The regexes run on essay text (checked for ReDoS in test/unit/llm/redos.test.ts). */
+export const HEURISTIC_PATTERNS: readonly RegExp[] = [
+  WORD_RE,
+  SENTENCE_END_RE,
+  PARAGRAPH_BREAK_RE,
+  ...ERROR_MARKERS,
+];
+
 /** Heuristic quality on a rough logit scale (about -3..3). Deterministic. */
 export function heuristicQuality(text: string): number {
-  const words = text.toLowerCase().match(/[a-z']+/g) ?? [];
+  const words = text.toLowerCase().match(WORD_RE) ?? [];
   const n = words.length;
   if (n === 0) return -4;
   const types = new Set(words).size;
   const ttr = types / Math.sqrt(2 * n); // Guiraud-like, stable across lengths
-  const sentences = text.split(/[.!?]+\s/).filter((s) => s.trim().length > 0).length || 1;
+  const sentences = text.split(SENTENCE_END_RE).filter((s) => s.trim().length > 0).length || 1;
   const avgLen = n / sentences;
   const lenPenalty = avgLen < 8 ? (8 - avgLen) * 0.15 : avgLen > 30 ? (avgLen - 30) * 0.08 : 0;
   const lower = text.toLowerCase();
   const connectives = CONNECTIVES.reduce((acc, c) => acc + (lower.includes(c) ? 1 : 0), 0);
-  const paragraphs = text.split(/\n\s*\n/).filter((p) => p.trim().length > 0).length;
+  const paragraphs = text.split(PARAGRAPH_BREAK_RE).filter((p) => p.trim().length > 0).length;
   const errors = ERROR_MARKERS.reduce((acc, re) => acc + (text.match(re)?.length ?? 0), 0);
   const lengthScore = Math.min(n, 300) / 300;
   const q =

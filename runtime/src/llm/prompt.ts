@@ -121,10 +121,14 @@ export interface ParsedPair {
  * Inverse of `renderPairs`: extract the pairs (unescaped essay text) from a user message. Used by
  * the fake server's judge; tolerant of surrounding text.
  */
+export const PAIRS_RE =
+  /<pair id="([^"<>]{1,64})">\n<essay_a>\n([^<]*)\n<\/essay_a>\n<essay_b>\n([^<]*)\n<\/essay_b>\n<\/pair>/g;
+
 export function parseDelimitedPairs(text: string): ParsedPair[] {
   const out: ParsedPair[] = [];
-  const re =
-    /<pair id="([^"<>]{1,64})">\n<essay_a>\n([\s\S]*?)\n<\/essay_a>\n<essay_b>\n([\s\S]*?)\n<\/essay_b>\n<\/pair>/g;
+  // Essays are escaped, so they hold no '<': [^<]* cannot run past the closing tag (a lazy
+  // [\s\S]*? from every unclosed <pair> would rescan the rest of the text).
+  const re = new RegExp(PAIRS_RE.source, 'g');
   for (const m of text.matchAll(re)) {
     out.push({ pairId: m[1]!, essayA: unescapeEssay(m[2]!), essayB: unescapeEssay(m[3]!) });
   }

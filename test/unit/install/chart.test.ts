@@ -12,7 +12,7 @@ const env = (dep: Obj) =>
   );
 
 describe('chart: webhook, self-managed certificate (default)', () => {
-  const objs = helmTemplate('rel', 'cj-system', [...BASE, 'watchNamespace=team-a']);
+  const objs = helmTemplate('rel', 'cj-system', [...BASE, 'watchNamespaces={team-a}']);
 
   it('renders the configuration the operator would register, without caBundle', () => {
     const vwc = get(objs, 'ValidatingWebhookConfiguration', 'rel-cj-operator-validating');
@@ -20,7 +20,9 @@ describe('chart: webhook, self-managed certificate (default)', () => {
       name: 'rel-cj-operator-validating',
       target: { service: { name: 'rel-cj-operator-webhook', namespace: 'cj-system', port: 443 } },
       failurePolicy: 'Fail',
-      namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'team-a' } },
+      namespaceSelector: {
+        matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: ['team-a'] }],
+      },
     });
     expect(vwc.webhooks).toEqual(operator.webhooks);
     for (const h of vwc.webhooks) expect(h.clientConfig.caBundle).toBeUndefined();

@@ -35,17 +35,23 @@ describe('kustomize base vs Helm chart', () => {
 
   it('grants identical RBAC rules with identical bindings', () => {
     const rbac = base.filter((o) => /^(Cluster)?Role(Binding)?$/.test(o.kind));
+    // Namespaced mode: the reconcilers' Role in the watched namespace (cj-system), no ClusterRole
+    // beyond the webhook's one object and the teachers' aggregated roles.
     expect(rbac.map(key).sort()).toEqual([
-      'ClusterRole /cj-operator',
+      'ClusterRole /cj-editor',
       'ClusterRole /cj-operator-webhook',
-      'ClusterRoleBinding /cj-operator',
+      'ClusterRole /cj-viewer',
       'ClusterRoleBinding /cj-operator-webhook',
+      'Role cj-system/cj-operator',
       'Role cj-system/cj-operator-self',
+      'RoleBinding cj-system/cj-operator',
       'RoleBinding cj-system/cj-operator-self',
     ]);
     for (const o of rbac) {
       const [x, y] = pair(o.kind, o.metadata.name, o.metadata.namespace ?? '');
       expect(x.rules, key(o)).toEqual(y.rules);
+      for (const l of Object.keys(y.metadata.labels ?? {}).filter((k) => k.startsWith('rbac.authorization')))
+        expect(x.metadata.labels?.[l], `${key(o)} label ${l}`).toBe(y.metadata.labels[l]);
       expect(x.roleRef, key(o)).toEqual(y.roleRef);
       expect(x.subjects, key(o)).toEqual(y.subjects);
     }

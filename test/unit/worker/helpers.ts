@@ -144,6 +144,8 @@ export function workerEnv(
     CJ_POOL_KEY: `test/pool-${b.uid.slice(0, 8)}`,
     CJ_POOL_CONFIG: pool,
     ANTHROPIC_API_KEY: 'sk-test-key',
+    // The fake servers of these tests listen on loopback (the operator passes its allowlist).
+    LLM_ALLOWED_BASE_URLS: 'http://127.0.0.1:*',
     ...extra,
   };
 }

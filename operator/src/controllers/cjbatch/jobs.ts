@@ -2,6 +2,7 @@
 // CJBatch (garbage collection removes it with the batch), runs without a service-account token,
 // and meets the restricted Pod Security Standard. The command, environment and exit codes are
 // the Job contract's (contract/src/job.ts), which the workers read back.
+import { ALLOWED_BASE_URLS_ENV } from '../../../../contract/src/egress.js';
 import { ENV, EXIT, workerCommand } from '../../../../contract/src/job.js';
 import { encodePoolRuntimeConfig, type PoolRuntimeConfig } from '../../../../contract/src/pool-runtime.js';
 import type { CJBatch } from '../../api/index.js';
@@ -18,6 +19,8 @@ export interface JobContext {
   serviceAccount?: string;
   pool: { key: string; config: PoolRuntimeConfig; apiKeySecret: { name: string; key: string } };
   leaseSeconds: number;
+  /** The operator's allowlist of provider base URLs; the worker checks it before any request. */
+  allowedBaseURLs?: string;
 }
 
 export function ownerRef(batch: CJBatch) {
@@ -162,6 +165,9 @@ export function comparisonJob(batch: CJBatch, round: number, shards: number, ctx
           { name: ENV.poolKey, value: ctx.pool.key },
           { name: ENV.poolConfig, value: encodePoolRuntimeConfig(ctx.pool.config) },
           { name: ENV.leaseSeconds, value: String(ctx.leaseSeconds) },
+          ...(ctx.allowedBaseURLs !== undefined
+            ? [{ name: ALLOWED_BASE_URLS_ENV, value: ctx.allowedBaseURLs }]
+            : []),
           {
             name: ENV.apiKey,
             valueFrom: {

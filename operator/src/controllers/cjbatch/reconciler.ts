@@ -4,6 +4,7 @@
 // the database and in deterministic child names, so a restarted or newly elected operator resumes
 // exactly where the last one stopped: no Job is created twice, no round is scored twice.
 
+import { baseUrlProblem, policyText } from '../../../../contract/src/egress.js';
 import { deleteBatchRows, getBatch, registerBatch } from '../../../../runtime/src/store/batches.js';
 import type { Sql } from '../../../../runtime/src/store/db.js';
 import { readProgress } from '../../../../runtime/src/store/progress.js';
@@ -133,7 +134,14 @@ export class CJBatchReconciler implements Reconciler {
       cond('InvalidSpec', 'False', 'Valid', 'the spec passed validation');
     }
 
-    const poolReady = pool?.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
+    const readyCond = pool?.status?.conditions?.find((c) => c.type === 'Ready');
+    // Ready for the pool's current spec only, and only towards an allowed endpoint: a baseURL
+    // edited since the pool's last check waits for the pool reconciler, which checks it again.
+    const poolReady =
+      !!pool &&
+      readyCond?.status === 'True' &&
+      (readyCond.observedGeneration ?? pool.metadata.generation) === pool.metadata.generation &&
+      baseUrlProblem(pool.spec.baseURL, this.d.config.egress) === undefined;
     if (!pool || !poolReady) {
       const why = !pool
         ? `LLMProviderPool "${batch.spec.providerPoolRef.name}" does not exist in namespace ${batch.metadata.namespace}`
@@ -593,6 +601,7 @@ export class CJBatchReconciler implements Reconciler {
         config: workerPoolConfig(pool, batch),
         apiKeySecret: pool.spec.apiKeySecretRef,
       },
+      allowedBaseURLs: policyText(this.d.config.egress),
       leaseSeconds: this.d.config.leaseSeconds,
     };
   }

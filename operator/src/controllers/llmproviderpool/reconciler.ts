@@ -1,7 +1,24 @@
-// The LLMProviderPool reconciler: Ready when the API-key Secret exists and a cheap auth check
-// passes (the token-counting endpoint: authenticated, free, never a model call); Degraded with a
-// reason otherwise. Batches on a pool that is not Ready wait; they never fail for it. A missing
-// Secret is polled, so creating it later is enough: no manual step.
+// The LLMProviderPool reconciler: Ready when the pool's base URL is on the platform's allowlist,
+// the API-key Secret exists and opted in to pool use (label cj.huleedu.io/llm-api-key=true), and
+// a cheap auth check passes (the token-counting endpoint: authenticated, free, never a model
+// call); Degraded with a reason otherwise. Batches on a pool that is not Ready wait; they never
+// fail for it. A missing Secret is polled, so creating it later is enough: no manual step.
+//
+// Order matters for safety: the base URL is checked before the Secret is even read, so a pool
+// aimed at a host nobody allowed makes the operator neither read the key nor open a connection
+// (no probing of internal addresses with the operator's network identity). A Secret without the
+// opt-in label is reported exactly like a missing one, so pool status does not tell a tenant
+// which other Secrets exist in the namespace.
+import {
+  baseUrlProblem,
+  DEFAULT_PROVIDER_BASE_URL,
+  type EgressPolicy,
+  egressPolicyFromEnv,
+  redactUrl,
+  SECRET_OPT_IN_LABEL,
+  SECRET_OPT_IN_VALUE,
+  secretOptedIn,
+} from '../../../../contract/src/egress.js';
 import type { CJBatch, LLMProviderPool, LLMProviderPoolStatus } from '../../api/index.js';
 import type { ReconcileContext, Reconciler, Request, Result } from '../../kube/controller.js';
 import type { EventRecorder } from '../../kube/events.js';
@@ -11,7 +28,7 @@ import { isNotFound, type KubeClient, type KubeObject, resourcePath } from '../.
 import { conditionSetter, patchStatusIfChanged, type SetCondition } from '../../kube/status.js';
 
 /** Degraded reasons only a person can fix (the others are retried and may pass by themselves). */
-const NEEDS_A_HUMAN = new Set(['SecretNotFound', 'SecretKeyMissing', 'AuthFailed']);
+const NEEDS_A_HUMAN = new Set(['SecretNotFound', 'SecretKeyMissing', 'AuthFailed', 'BaseURLNotAllowed']);
 
 /**
  * The pool's conditions for the outcome of its Secret and key check: Ready/Degraded, and the
@@ -37,7 +54,6 @@ export function setPoolConditions(
 
 const POOLS = { group: 'cj.huleedu.io', version: 'v1alpha1', plural: 'llmproviderpools' };
 const SECRETS = { group: '', version: 'v1', plural: 'secrets' };
-const DEFAULT_BASE_URL = 'https://api.anthropic.com';
 /** An auth check result is reused this long unless the pool or its Secret changes. */
 const AUTH_CHECK_TTL_MS = 5 * 60_000;
 
@@ -81,7 +97,7 @@ export const countTokensAuthCheck: AuthCheck = async (baseURL, apiKey, model) =>
     return {
       ok: false,
       reason: 'Unreachable',
-      message: `cannot reach ${baseURL}: ${(err as Error).message}`,
+      message: `cannot reach ${redactUrl(baseURL)}: ${redactUrl((err as Error).message)}`,
     };
   }
 };
@@ -92,13 +108,18 @@ export interface PoolDeps {
   batches: Informer<KubeObject>;
   recorder: EventRecorder;
   authCheck?: AuthCheck;
+  /** Base URLs a pool may send its key to; the environment's (LLM_ALLOWED_BASE_URLS) by default. */
+  egress?: EgressPolicy;
   /** Live usage from the shared limiter tables, when available. */
   usage?: (poolKey: string) => Promise<LLMProviderPoolStatus['usage'] | undefined>;
 }
 
 export class LLMProviderPoolReconciler implements Reconciler {
   private readonly authCache = new Map<string, { at: number; result: Awaited<ReturnType<AuthCheck>> }>();
-  constructor(private readonly d: PoolDeps) {}
+  private readonly egress: EgressPolicy;
+  constructor(private readonly d: PoolDeps) {
+    this.egress = d.egress ?? egressPolicyFromEnv();
+  }
 
   async reconcile(req: Request, _ctx: ReconcileContext): Promise<Result | undefined> {
     const pool = this.d.pools.get(req.namespace, req.name) as unknown as LLMProviderPool | undefined;
@@ -108,42 +129,7 @@ export class LLMProviderPoolReconciler implements Reconciler {
     const cond = conditionSetter(status, gen);
     status.observedGeneration = gen;
 
-    const ref = pool.spec.apiKeySecretRef;
-    let secret: { metadata?: { resourceVersion?: string }; data?: Record<string, string> } | undefined;
-    try {
-      secret = await this.d.client.get(resourcePath(SECRETS, req.namespace, ref.name));
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-    }
-    const key = secret?.data?.[ref.key]
-      ? Buffer.from(secret.data[ref.key]!, 'base64').toString().trim()
-      : undefined;
-    let ready: { ok: boolean; reason: string; message: string };
-    if (!secret)
-      ready = {
-        ok: false,
-        reason: 'SecretNotFound',
-        message: `Secret "${ref.name}" not found in ${req.namespace}; create it with key "${ref.key}"`,
-      };
-    else if (!key)
-      ready = {
-        ok: false,
-        reason: 'SecretKeyMissing',
-        message: `Secret "${ref.name}" has no key "${ref.key}"; add the API key under that key`,
-      };
-    else {
-      const cacheKey = `${pool.metadata.uid}/${gen}/${secret.metadata?.resourceVersion}`;
-      const cached = this.authCache.get(cacheKey);
-      if (cached && Date.now() - cached.at < AUTH_CHECK_TTL_MS) ready = cached.result;
-      else {
-        ready = await (this.d.authCheck ?? countTokensAuthCheck)(
-          pool.spec.baseURL ?? DEFAULT_BASE_URL,
-          key,
-          pool.spec.model,
-        );
-        this.authCache.set(cacheKey, { at: Date.now(), result: ready });
-      }
-    }
+    const ready = await this.check(pool, req.namespace);
     const wasReady = pool.status?.conditions?.find((c) => c.type === 'Ready')?.status;
     setPoolConditions(cond, ready);
     if (ready.ok && wasReady !== 'True')
@@ -165,5 +151,53 @@ export class LLMProviderPoolReconciler implements Reconciler {
     );
     // Poll: a missing Secret may appear, a refused key may be fixed, usage changes.
     return { requeueAfter: ready.ok ? 60_000 : 10_000 };
+  }
+
+  /** Egress first, then the Secret (opt-in, key), then the auth check (cached). */
+  private async check(
+    pool: LLMProviderPool,
+    namespace: string,
+  ): Promise<{ ok: boolean; reason: string; message: string }> {
+    const ref = pool.spec.apiKeySecretRef;
+    const egress = baseUrlProblem(pool.spec.baseURL, this.egress);
+    if (egress) return { ok: false, reason: 'BaseURLNotAllowed', message: `spec.baseURL: ${egress}` };
+    let secret:
+      | {
+          metadata?: { resourceVersion?: string; labels?: Record<string, string> };
+          data?: Record<string, string>;
+        }
+      | undefined;
+    try {
+      secret = await this.d.client.get(resourcePath(SECRETS, namespace, ref.name));
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    if (!secret || !secretOptedIn(secret))
+      return {
+        ok: false,
+        reason: 'SecretNotFound',
+        message:
+          `no Secret "${ref.name}" labelled ${SECRET_OPT_IN_LABEL}=${SECRET_OPT_IN_VALUE} in ${namespace}; ` +
+          `create it with key "${ref.key}" and that label (only labelled Secrets are ever used as API keys)`,
+      };
+    const raw = secret.data?.[ref.key];
+    const key = raw ? Buffer.from(raw, 'base64').toString().trim() : undefined;
+    if (!key)
+      return {
+        ok: false,
+        reason: 'SecretKeyMissing',
+        message: `Secret "${ref.name}" has no key "${ref.key}"; add the API key under that key`,
+      };
+    const gen = pool.metadata.generation ?? 0;
+    const cacheKey = `${pool.metadata.uid}/${gen}/${secret.metadata?.resourceVersion}`;
+    const cached = this.authCache.get(cacheKey);
+    if (cached && Date.now() - cached.at < AUTH_CHECK_TTL_MS) return cached.result;
+    const result = await (this.d.authCheck ?? countTokensAuthCheck)(
+      pool.spec.baseURL ?? DEFAULT_PROVIDER_BASE_URL,
+      key,
+      pool.spec.model,
+    );
+    this.authCache.set(cacheKey, { at: Date.now(), result });
+    return result;
   }
 }
