@@ -21,6 +21,11 @@ export const ENV = {
   leaseSeconds: 'CJ_LEASE_SECONDS',
   dbOutageSeconds: 'CJ_DB_OUTAGE_SECONDS',
   apiKey: 'ANTHROPIC_API_KEY',
+  /**
+   * `operator`: the pool's and the batch's limiter rows are the operator's; the worker's role only
+   * reserves through the limiter functions and never writes a row.
+   */
+  limiterRows: 'CJ_LIMITER_ROWS',
 } as const;
 
 /**
@@ -79,6 +84,8 @@ export interface CompareEnv {
   leaseSeconds: number;
   /** How long a database outage is ridden out (retries with backoff) before the worker fails. */
   dbOutageMs: number;
+  /** The limiter rows are kept by the operator (see ENV.limiterRows). */
+  limiterRowsByOperator: boolean;
 }
 
 /** The comparison Job's environment; throws `JobInputError` with a key-free message. */
@@ -121,6 +128,7 @@ export function readCompareEnv(env: Env, fallbackOwner: string): CompareEnv {
     apiKey: env[ENV.apiKey]!.trim(),
     leaseSeconds: lease,
     dbOutageMs: outage * 1000,
+    limiterRowsByOperator: env[ENV.limiterRows] === 'operator',
   };
 }
 

@@ -1,6 +1,7 @@
 // Operator settings, read once from the environment (the chart sets them). Nothing here is secret
 // except DATABASE_URL, which is passed on to workers only through a Secret.
 import { type EgressPolicy, egressPolicyFromEnv } from '../../contract/src/egress.js';
+import type { PlatformPolicy } from './validation/platform.js';
 
 export interface OperatorConfig {
   /** Namespace the operator runs in (leases, webhook certificates). */
@@ -37,6 +38,20 @@ export interface OperatorConfig {
   minSuccessRate: number;
   /** Provider base URLs a pool may send its API key to (LLM_ALLOWED_BASE_URLS). */
   egress: EgressPolicy;
+  /**
+   * Images `spec.workers.image` may name besides the operator's own (WORKER_IMAGES, comma-separated;
+   * an entry ending in `*` is a prefix). Empty: workers run the operator's image only.
+   */
+  workerImages: string[];
+  /**
+   * Topics `spec.output.kafkaTopic` may name (KAFKA_ALLOWED_TOPICS, comma-separated; an entry
+   * ending in `*` is a prefix). Empty: only the configured KAFKA_TOPIC.
+   */
+  kafkaAllowedTopics: string[];
+  /** Longest a provider's retry-after may block a pool (MAX_RETRY_AFTER_SECONDS, default 600). */
+  maxRetryAfterMs: number;
+  /** Upper bound of one batch's Postgres connections (its role's CONNECTION LIMIT). */
+  maxBatchDbConnections: number;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): OperatorConfig {
@@ -63,6 +78,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OperatorConfig
     leaseSeconds: Number(env.COMPARISON_LEASE_SECONDS ?? 60),
     minSuccessRate: Number(env.MIN_SUCCESS_RATE ?? 0.5),
     egress: egressPolicyFromEnv(env),
+    workerImages: list(env.WORKER_IMAGES),
+    kafkaAllowedTopics: list(env.KAFKA_ALLOWED_TOPICS),
+    maxRetryAfterMs: positiveInteger(env, 'MAX_RETRY_AFTER_SECONDS', 600) * 1000,
+    maxBatchDbConnections: positiveInteger(env, 'MAX_BATCH_DB_CONNECTIONS', 64),
   };
 }
 
@@ -76,6 +95,12 @@ function watchNamespaces(env: NodeJS.ProcessEnv): string[] | undefined {
       throw new Error(`WATCH_NAMESPACES: "${n}" is not a namespace name`);
   return list.length > 0 ? [...new Set(list)] : undefined;
 }
+
+const list = (v: string | undefined) =>
+  (v ?? '')
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
 
 /** The variable as a number, or `d` when it is unset or empty (NaN when it is not a number). */
 const numberOr = (env: NodeJS.ProcessEnv, k: string, d: number): number =>
@@ -107,4 +132,14 @@ function leaderLease(env: NodeJS.ProcessEnv): OperatorConfig['leaderLease'] {
         `got ${l.retryPeriodMs / 1000}s, ${l.renewDeadlineMs / 1000}s, ${l.durationMs / 1000}s`,
     );
   return l;
+}
+
+/** The platform's choices tenants must stay within (admission and the reconciler use the same). */
+export function platformPolicy(c: OperatorConfig): PlatformPolicy {
+  return {
+    operatorImage: c.image,
+    workerImages: c.workerImages,
+    defaultTopic: c.kafkaTopic,
+    allowedTopics: c.kafkaAllowedTopics,
+  };
 }

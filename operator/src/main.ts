@@ -7,8 +7,10 @@ import { connect } from '../../runtime/src/store/db.js';
  */
 import { poolUsage } from '../../runtime/src/store/limiter.js';
 import { migrate } from '../../runtime/src/store/migrate.js';
+import { deleteLimiterRow, upsertLimiterRow } from '../../runtime/src/store/tenancy.js';
 import { tolerateLostConnections } from '../../runtime/src/store/transient.js';
-import { loadConfig } from './config.js';
+import { loadConfig, platformPolicy } from './config.js';
+import { poolLimiterSettings } from './controllers/cjbatch/prepare.js';
 import { CJBatchReconciler, type JobObject } from './controllers/cjbatch/reconciler.js';
 import { LLMProviderPoolReconciler } from './controllers/llmproviderpool/reconciler.js';
 import { Controller, type Request } from './kube/controller.js';
@@ -20,6 +22,7 @@ import { createRegistry } from './kube/metrics.js';
 import { scopedInformer } from './kube/namespaces.js';
 import { KubeClient, type KubeObject } from './kube/rest.js';
 import { startRelay } from './outbox/relay.js';
+import { topicAllowed } from './validation/platform.js';
 import { runWebhook } from './webhook/run.js';
 
 const BATCHES = { group: 'cj.huleedu.io', version: 'v1alpha1', plural: 'cjbatches' };
@@ -88,6 +91,14 @@ export async function main(): Promise<void> {
       batches,
       recorder,
       egress: config.egress,
+      limiter: {
+        sync: (pool) =>
+          upsertLimiterRow(sql, `${pool.metadata.namespace}/${pool.metadata.name}`, {
+            ...poolLimiterSettings(pool),
+            maxBlockMs: config.maxRetryAfterMs,
+          }),
+        remove: (key) => deleteLimiterRow(sql, key),
+      },
       // Live usage from the limiter shared by all worker pods of the pool.
       usage: async (key) => {
         const u = await poolUsage(sql, key);
@@ -112,7 +123,14 @@ export async function main(): Promise<void> {
     log.info({ identity: config.identity }, 'Started leading');
     if (!config.kafkaBrokers) log.warn('KAFKA_BROKERS is not set: result events stay in the outbox');
     const relay = config.kafkaBrokers
-      ? startRelay({ sql, brokers: config.kafkaBrokers, log, registry, signal })
+      ? startRelay({
+          sql,
+          brokers: config.kafkaBrokers,
+          log,
+          registry,
+          signal,
+          topicAllowed: (t) => topicAllowed(platformPolicy(config), t),
+        })
       : undefined;
     await Promise.all([batchController.start(signal), poolController.start(signal), relay]);
   };

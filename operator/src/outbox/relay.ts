@@ -6,6 +6,15 @@
 import { Kafka, logLevel, type Producer } from 'kafkajs';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Sql } from '../../../runtime/src/store/db.js';
+import {
+  markSent,
+  outboxBacklog,
+  parkEvent,
+  recordFailure,
+  recordFailureAll,
+  type OutboxRow as StoredRow,
+  unsentEvents,
+} from '../../../runtime/src/store/outbox.js';
 import type { Logger } from '../kube/log.js';
 
 export interface RelayOptions {
@@ -17,7 +26,38 @@ export interface RelayOptions {
   pollMs?: number;
   /** Partitions for topics the relay creates (auto-creation is off on production brokers). */
   partitions?: number;
+  /**
+   * Topics the platform allows (KAFKA_TOPIC, KAFKA_ALLOWED_TOPICS); an event for any other topic
+   * is parked, never sent. Admission refuses such topics too; this holds when it was bypassed.
+   */
+  topicAllowed?: (topic: string) => boolean;
 }
+
+/**
+ * Kafka errors that are the record's or its topic's own fault: retrying cannot help, and other
+ * events must not wait behind it (kafkajs protocol error types).
+ */
+const POISON_TYPES = new Set([
+  'INVALID_TOPIC_EXCEPTION',
+  'TOPIC_AUTHORIZATION_FAILED',
+  'MESSAGE_TOO_LARGE',
+  'RECORD_LIST_TOO_LARGE',
+  'INVALID_RECORD',
+  'POLICY_VIOLATION',
+  'INVALID_REQUIRED_ACKS',
+]);
+/** A row that failed this many times while other rows went through is parked too. */
+export const PARK_AFTER_ATTEMPTS = 3;
+/** This many failures in a row with no success in between: the broker, not a row, is the problem. */
+const OUTAGE_AFTER_FAILURES = 3;
+
+const errorType = (err: unknown): string | undefined => {
+  const e = err as { type?: unknown; cause?: unknown; errors?: unknown };
+  if (typeof e?.type === 'string') return e.type;
+  if (Array.isArray(e?.errors)) for (const x of e.errors) if (errorType(x)) return errorType(x);
+  return e?.cause ? errorType(e.cause) : undefined;
+};
+export const isPoison = (err: unknown) => POISON_TYPES.has(errorType(err) ?? '');
 
 export async function startRelay(o: RelayOptions): Promise<void> {
   const published = new Counter({
@@ -30,9 +70,19 @@ export async function startRelay(o: RelayOptions): Promise<void> {
     help: 'Failed publish attempts',
     registers: [o.registry],
   });
+  const parkedTotal = new Counter({
+    name: 'cj_outbox_parked_total',
+    help: 'Events set aside because Kafka refused them for their own sake (see the batch condition)',
+    registers: [o.registry],
+  });
   const pending = new Gauge({
     name: 'cj_outbox_pending',
     help: 'Unsent events in the outbox',
+    registers: [o.registry],
+  });
+  const parkedGauge = new Gauge({
+    name: 'cj_outbox_parked',
+    help: 'Unsent events parked with a reason',
     registers: [o.registry],
   });
   const oldest = new Gauge({
@@ -49,14 +99,22 @@ export async function startRelay(o: RelayOptions): Promise<void> {
   let producer: Producer | undefined;
   const knownTopics = new Set<string>();
   let backoff = INITIAL_BACKOFF_MS;
+  const park = async (r: StoredRow, reason: string) => {
+    await parkEvent(o.sql, r.event_id, reason);
+    parkedTotal.inc();
+    o.log.warn(
+      { eventId: r.event_id, batchUid: r.batch_uid, topic: r.topic, reason },
+      'Parked an outbox event Kafka cannot take; other events go on',
+    );
+  };
   while (!o.signal.aborted) {
     try {
-      const rows = await o.sql`
-        SELECT event_id, topic, key, payload, event_type FROM outbox WHERE sent_at IS NULL ORDER BY created_at LIMIT 50`;
-      const [stats] = await o.sql`
-        SELECT count(*)::int AS n, extract(epoch FROM now() - min(created_at))::float AS age FROM outbox WHERE sent_at IS NULL`;
-      pending.set(stats!.n);
-      oldest.set(stats!.age ?? 0);
+      const rows = await unsentEvents(o.sql, 50);
+      const stats = await outboxBacklog(o.sql);
+      pending.set(stats.n);
+      parkedGauge.set(stats.parked);
+      oldest.set(stats.age);
+      let progressed = false;
       if (rows.length > 0) {
         if (!producer) {
           producer = kafka.producer({
@@ -66,33 +124,68 @@ export async function startRelay(o: RelayOptions): Promise<void> {
           });
           await producer.connect();
         }
-        await ensureTopics(
+        const sendable: StoredRow[] = [];
+        for (const r of rows) {
+          if (o.topicAllowed && !o.topicAllowed(r.topic))
+            await park(
+              r,
+              `topic "${r.topic}" is not allowed on this platform (Helm value kafka.allowedTopics)`,
+            );
+          else sendable.push(r);
+        }
+        const topicErrors = await ensureTopics(
           kafka,
-          rows.map((r) => r.topic as string),
+          sendable.map((r) => r.topic),
           knownTopics,
           o.partitions ?? 3,
         );
-        for (const r of rows) {
-          await producer.send({
-            topic: r.topic,
-            acks: -1,
-            messages: [toKafkaMessage(r as unknown as OutboxRow)],
-          });
-          await o.sql`UPDATE outbox SET sent_at = now(), attempts = attempts + 1, last_error = NULL WHERE event_id = ${r.event_id}`;
-          published.inc();
-          o.log.info({ eventId: r.event_id, type: r.event_type, topic: r.topic }, 'Published result event');
+        let failedInARow = 0;
+        let lastError: unknown;
+        const failed: { r: StoredRow; msg: string }[] = [];
+        for (const r of sendable) {
+          try {
+            const topicError = topicErrors.get(r.topic);
+            if (topicError) throw topicError;
+            await producer.send({ topic: r.topic, acks: -1, messages: [toKafkaMessage(r)] });
+            await markSent(o.sql, r.event_id);
+            published.inc();
+            progressed = true;
+            failedInARow = 0;
+            o.log.info({ eventId: r.event_id, type: r.event_type, topic: r.topic }, 'Published result event');
+          } catch (err) {
+            failures.inc();
+            const msg = (err as Error).message ?? String(err);
+            if (isPoison(err)) {
+              await park(r, `Kafka refused the event: ${msg}`);
+              progressed = true;
+              continue;
+            }
+            lastError = err;
+            // Several failures with no success in between: the broker is away, back off.
+            if (++failedInARow >= OUTAGE_AFTER_FAILURES && !progressed) throw err;
+            failed.push({ r, msg });
+          }
+        }
+        if (!progressed && lastError) throw lastError;
+        for (const { r, msg } of failed) {
+          await recordFailure(o.sql, [r.event_id], msg);
+          // It failed again while others went through: it is this row, not the broker.
+          if (r.attempts + 1 >= PARK_AFTER_ATTEMPTS)
+            await park(
+              r,
+              `publishing failed ${r.attempts + 1} times while other events went through: ${msg}`,
+            );
         }
       }
       backoff = INITIAL_BACKOFF_MS;
-      await sleep(rows.length > 0 ? 0 : (o.pollMs ?? 1000), o.signal);
+      await sleep(progressed ? 0 : (o.pollMs ?? 1000), o.signal);
     } catch (err) {
       failures.inc();
       o.log.warn(
         { err: (err as Error).message, retryInMs: backoff },
         'Outbox relay cannot publish; backing off',
       );
-      await o.sql`UPDATE outbox SET attempts = attempts + 1, last_error = ${(err as Error).message.slice(0, 500)}
-                   WHERE sent_at IS NULL`.catch(() => {});
+      await recordFailureAll(o.sql, (err as Error).message ?? String(err)).catch(() => {});
       await producer?.disconnect().catch(() => {});
       producer = undefined;
       // A broker that came back may have lost the topic (a new cluster): verify it again.
@@ -137,23 +230,39 @@ export function toKafkaMessage(r: OutboxRow) {
   };
 }
 
-async function ensureTopics(kafka: Kafka, topics: string[], known: Set<string>, partitions: number) {
+/**
+ * Creates missing topics, one request each so that one refused topic does not fail the others;
+ * returns the error of each topic that could not be made ready. Listing the topics failing (the
+ * broker is away) throws.
+ */
+async function ensureTopics(
+  kafka: Kafka,
+  topics: string[],
+  known: Set<string>,
+  partitions: number,
+): Promise<Map<string, unknown>> {
+  const errors = new Map<string, unknown>();
   const missing = [...new Set(topics)].filter((t) => !known.has(t));
-  if (missing.length === 0) return;
+  if (missing.length === 0) return errors;
   const admin = kafka.admin();
   await admin.connect();
   try {
     const existing = new Set(await admin.listTopics());
-    const create = missing.filter((t) => !existing.has(t));
-    if (create.length > 0)
-      await admin.createTopics({
-        waitForLeaders: true,
-        topics: create.map((topic) => ({ topic, numPartitions: partitions })),
-      });
-    for (const t of missing) known.add(t);
+    for (const topic of missing) {
+      if (!existing.has(topic)) {
+        try {
+          await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: partitions }] });
+        } catch (err) {
+          errors.set(topic, err);
+          continue;
+        }
+      }
+      known.add(topic);
+    }
   } finally {
     await admin.disconnect();
   }
+  return errors;
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

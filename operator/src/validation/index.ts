@@ -27,6 +27,7 @@ import {
   MAX_ESSAY_CHARS,
   PROMPT_RESERVE_TOKENS,
 } from '../api/index.js';
+import { type PlatformPolicy, platformErrors } from './platform.js';
 
 export interface FieldError {
   /** Dotted path with list indexes, e.g. `spec.essays.configMapRefs[1].name`. */
@@ -57,6 +58,8 @@ export interface ValidationContext {
    * whether a Secret or a key exists (the pool's status says what it needs).
    */
   egress?: EgressPolicy;
+  /** Optional: the platform's allowed worker images and topics (the operator's settings). */
+  platform?: PlatformPolicy;
 }
 
 /** Batches with fewer essays than this get a warning: the ranking carries little information. */
@@ -220,6 +223,7 @@ export async function validateBatch(batch: unknown, ctx: ValidationContext): Pro
     return result;
   }
   const spec = parsed.data;
+  if (ctx.platform) result.errors.push(...platformErrors(spec, ctx.platform));
 
   const poolSpec = await checkPool(spec, ctx, err);
   const assignmentTokens = await checkAssignment(spec, ctx, err);

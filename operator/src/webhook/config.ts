@@ -4,6 +4,7 @@ import * as k8s from '@kubernetes/client-node';
 import type { EgressPolicy } from '../../../contract/src/egress.js';
 import { GROUP, type LLMProviderPool, VERSION } from '../api/index.js';
 import type { DataObject, ValidationContext } from '../validation/index.js';
+import type { PlatformPolicy } from '../validation/platform.js';
 
 export type FailurePolicy = 'Fail' | 'Ignore';
 
@@ -78,12 +79,16 @@ async function orUndefined<T>(p: Promise<T>): Promise<T | undefined> {
  * ValidationContext backed by the apiserver (needs get on pools and configmaps). Never reads
  * Secrets: admission answers must not reveal whether a Secret or a key exists.
  */
-export function kubeValidationContext(kc: k8s.KubeConfig, opts: { egress?: EgressPolicy } = {}) {
+export function kubeValidationContext(
+  kc: k8s.KubeConfig,
+  opts: { egress?: EgressPolicy; platform?: PlatformPolicy } = {},
+) {
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const custom = kc.makeApiClient(k8s.CustomObjectsApi);
   return (namespace: string): ValidationContext => ({
     namespace,
     ...(opts.egress ? { egress: opts.egress } : {}),
+    ...(opts.platform ? { platform: opts.platform } : {}),
     getPool: (name) =>
       orUndefined(
         custom.getNamespacedCustomObject({

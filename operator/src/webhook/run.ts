@@ -15,7 +15,7 @@
 //                                we only patch in the caBundle, the Secret's data and, for
 //                                WEBHOOK_URL targets, the real URL.
 import * as k8s from '@kubernetes/client-node';
-import type { OperatorConfig } from '../config.js';
+import { type OperatorConfig, platformPolicy } from '../config.js';
 import type { KubeClient } from '../kube/rest.js';
 import { kubeValidationContext, webhookConfiguration } from './config.js';
 import { KubeCertStore } from './kube-store.js';
@@ -98,7 +98,7 @@ export async function runWebhook(
               ipAddresses: url ? [url.hostname] : ['127.0.0.1'],
             },
           },
-    contextFor: kubeValidationContext(kc, { egress: config.egress }),
+    contextFor: kubeValidationContext(kc, { egress: config.egress, platform: platformPolicy(config) }),
     log,
   });
   await server.refresh(); // inject the caBundle now that the configuration exists

@@ -120,6 +120,8 @@ export async function runWorker(env: CompareEnv, opts: WorkerOptions = {}): Prom
       owner: env.owner,
       ...pool.limits,
       ...pool.limiter,
+      // Rows kept by the operator: the worker's role can only reserve (never write a row).
+      ...(env.limiterRowsByOperator ? { managed: false } : {}),
     });
     await db('limiter init', () => limiter.init());
     const comparer = new Comparer({

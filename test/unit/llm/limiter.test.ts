@@ -148,6 +148,9 @@ describe('MemoryRateLimiter', () => {
       6000,
     );
     expect(parseRetryAfterMs(new Headers({}))).toBeUndefined();
+    // a hostile or broken server cannot park a worker for months: clamped to 10 minutes
+    expect(parseRetryAfterMs(new Headers({ 'retry-after': '10000000' }))).toBe(600_000);
+    expect(parseRetryAfterMs(new Headers({ 'retry-after-ms': '1e12' }), 0, 5_000)).toBe(5_000);
     const p = parseRateLimitHeaders({ 'anthropic-ratelimit-output-tokens-remaining': '1000' });
     expect(p.outputTokens).toEqual({ limit: undefined, remaining: 1000, resetMs: undefined });
   });

@@ -169,3 +169,73 @@ describe('per-batch roles', () => {
     expect(await dropBatchRole(db.sql, UID_B)).toBe(true);
   });
 });
+
+describe('shared pools', () => {
+  const UID_C = '00000000-0000-4000-8000-00000000000c';
+  const UID_D = '00000000-0000-4000-8000-00000000000d';
+  const pool = 'ns-shared/pool';
+
+  it("one batch's override of 1 request/minute leaves the other batch's limit (and the pool's row) unchanged", async () => {
+    await register(UID_C, 'c');
+    await register(UID_D, 'd');
+    await upsertLimiterRow(db.sql, pool, { ...limits, ...noRamp }); // 600/min, burst 10
+    await upsertLimiterRow(db.sql, batchLimiterKey(UID_C), {
+      ...limits,
+      ...noRamp,
+      requestsPerMinute: 1,
+    });
+    const c = as(
+      workerDatabaseUrl(
+        db.url,
+        await createBatchRole(db.sql, { uid: UID_C, poolKey: pool, connectionLimit: 3 }),
+      ),
+    );
+    const d = as(
+      workerDatabaseUrl(
+        db.url,
+        await createBatchRole(db.sql, { uid: UID_D, poolKey: pool, connectionLimit: 3 }),
+      ),
+    );
+    const opts = { poolKey: pool, owner: 'w', ...limits, managed: false } as const;
+    const slow = new PostgresRateLimiter({ sql: c, ...opts });
+    const fast = new PostgresRateLimiter({ sql: d, ...opts });
+    const est = { inputTokens: 1, outputTokens: 1 };
+    await slow.reserve(est); // the batch bucket's single token
+    const waitedFor = new AbortController();
+    const second = slow.reserve(est, waitedFor.signal);
+    const t0 = Date.now();
+    for (let i = 0; i < 8; i++) await fast.reserve(est);
+    expect(Date.now() - t0).toBeLessThan(3_000); // 8 of the pool's burst of 10, no waiting for C
+    // C's second request waits for its own bucket (~60 s at 1/min), not granted meanwhile
+    const raced = await Promise.race([
+      second.then(() => 'granted'),
+      new Promise((r) => setTimeout(() => r('waiting'), 1500)),
+    ]);
+    expect(raced).toBe('waiting');
+    waitedFor.abort();
+    await second.catch(() => {});
+    const [row] = await db.sql`SELECT rpm FROM llm_pool_limiter WHERE pool_key = ${pool}`;
+    expect(row!.rpm).toBe(600);
+  });
+
+  it('a retry-after of 10,000,000 s blocks the pool for at most its clamp', async () => {
+    const key = 'ns-clamp/pool';
+    await upsertLimiterRow(db.sql, key, { ...limits, ...noRamp, maxBlockMs: 1_500 });
+    const l = new PostgresRateLimiter({ sql: db.sql, poolKey: key, owner: 'w', ...limits, managed: false });
+    await l.blockUntil(Date.now() + 10_000_000 * 1000);
+    const [b] = await db.sql`
+      SELECT extract(epoch FROM blocked_until - clock_timestamp()) * 1000 AS ms FROM llm_pool_limiter WHERE pool_key = ${key}`;
+    expect(Number(b!.ms)).toBeGreaterThan(0);
+    expect(Number(b!.ms)).toBeLessThanOrEqual(1_500);
+    const t0 = Date.now();
+    await l.reserve({ inputTokens: 1, outputTokens: 1 });
+    expect(Date.now() - t0).toBeLessThan(4_000);
+    // the default clamp is ten minutes
+    await upsertLimiterRow(db.sql, key, { ...limits, ...noRamp });
+    await l.blockUntil(Date.now() + 10_000_000 * 1000);
+    const [c] = await db.sql`
+      SELECT extract(epoch FROM blocked_until - clock_timestamp()) * 1000 AS ms FROM llm_pool_limiter WHERE pool_key = ${key}`;
+    expect(Number(c!.ms)).toBeLessThanOrEqual(600_000);
+    expect(Number(c!.ms)).toBeGreaterThan(590_000);
+  });
+});

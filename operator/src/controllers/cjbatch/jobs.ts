@@ -12,9 +12,10 @@ export const LABEL_ROUND = 'cj.huleedu.io/round';
 export const LABEL_ROLE = 'cj.huleedu.io/role';
 
 export interface JobContext {
+  /** The operator's image, or `spec.workers.image` when the platform allows it (jobContext). */
   image: string;
   imagePullPolicy: string;
-  /** Secret (owned by the batch) holding DATABASE_URL for workers. */
+  /** Secret (owned by the batch) holding the batch role's DATABASE_URL for workers. */
   workerSecret: string;
   serviceAccount?: string;
   pool: { key: string; config: PoolRuntimeConfig; apiKeySecret: { name: string; key: string } };
@@ -76,7 +77,7 @@ function podSpec(batch: CJBatch, ctx: JobContext, command: string[], env: object
     containers: [
       {
         name: 'worker',
-        image: w?.image ?? ctx.image,
+        image: ctx.image,
         imagePullPolicy: ctx.imagePullPolicy,
         command,
         env: [
@@ -168,6 +169,7 @@ export function comparisonJob(batch: CJBatch, round: number, shards: number, ctx
           ...(ctx.allowedBaseURLs !== undefined
             ? [{ name: ALLOWED_BASE_URLS_ENV, value: ctx.allowedBaseURLs }]
             : []),
+          { name: ENV.limiterRows, value: 'operator' },
           {
             name: ENV.apiKey,
             valueFrom: {

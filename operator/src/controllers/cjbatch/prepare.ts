@@ -5,6 +5,7 @@
 import { type PoolRuntimeConfig, resolvePoolRuntimeConfig } from '../../../../contract/src/pool-runtime.js';
 import type { BatchConfig } from '../../../../runtime/src/store/batch-config.js';
 import type { BatchRegistration } from '../../../../runtime/src/store/batches.js';
+import type { LimiterRowSettings } from '../../../../runtime/src/store/tenancy.js';
 import type { CJBatch, LLMProviderPool } from '../../api/index.js';
 import { parseEssayConfigMap, resolveBudget } from '../../validation/index.js';
 
@@ -99,9 +100,41 @@ export async function buildRegistration(batch: CJBatch, getCm: ConfigMapGetter):
 
 /**
  * The runtime config a comparison worker reads from CJ_POOL_CONFIG: the pool's spec without the
- * Secret reference, resolved by the Job contract, with the batch's overrides applied to the
- * limits. Overrides only ever tighten (admission checks it).
+ * Secret reference, resolved by the Job contract. Limits stay the pool's: a batch's overrides live
+ * in the batch's own limiter row (batchLimiterSettings), never in the pool's; a tighter
+ * maxConcurrency override only lowers the worker's lanes.
  */
 export function workerPoolConfig(pool: LLMProviderPool, batch: CJBatch): PoolRuntimeConfig {
-  return resolvePoolRuntimeConfig(pool.spec, { limits: batch.spec.overrides?.limits });
+  const base = resolvePoolRuntimeConfig(pool.spec);
+  const own = batchLimiterSettings(pool, batch);
+  return own ? { ...base, concurrency: Math.min(base.concurrency, own.maxConcurrency) } : base;
+}
+
+/** The pool's limiter row: the pool's own limits (tier ceilings where the spec leaves them out). */
+export function poolLimiterSettings(pool: LLMProviderPool): LimiterRowSettings {
+  const c = resolvePoolRuntimeConfig(pool.spec);
+  return {
+    ...c.limits,
+    ...(c.limiter.safetyFactor !== undefined ? { safetyFactor: c.limiter.safetyFactor } : {}),
+    ...(c.limiter.burstSeconds !== undefined ? { burstSeconds: c.limiter.burstSeconds } : {}),
+    ...(c.limiter.rampUp ? { rampUp: c.limiter.rampUp } : {}),
+  };
+}
+
+/**
+ * The batch's own limiter row, when it has overrides: each limit is the smaller of the override
+ * and the pool's, so an override admitted while the webhook was down still only tightens.
+ */
+export function batchLimiterSettings(pool: LLMProviderPool, batch: CJBatch): LimiterRowSettings | undefined {
+  const o = batch.spec.overrides?.limits;
+  if (!o || Object.values(o).every((v) => v === undefined)) return undefined;
+  const p = poolLimiterSettings(pool);
+  const min = (a: number | undefined, b: number) => (a === undefined ? b : Math.max(1, Math.min(a, b)));
+  return {
+    ...p,
+    requestsPerMinute: min(o.requestsPerMinute, p.requestsPerMinute),
+    inputTokensPerMinute: min(o.inputTokensPerMinute, p.inputTokensPerMinute),
+    outputTokensPerMinute: min(o.outputTokensPerMinute, p.outputTokensPerMinute),
+    maxConcurrency: min(o.maxConcurrency, p.maxConcurrency),
+  };
 }

@@ -7,10 +7,21 @@
 import { baseUrlProblem, policyText } from '../../../../contract/src/egress.js';
 import { deleteBatchRows, getBatch, registerBatch } from '../../../../runtime/src/store/batches.js';
 import type { Sql } from '../../../../runtime/src/store/db.js';
+import { batchEventState } from '../../../../runtime/src/store/outbox.js';
 import { readProgress } from '../../../../runtime/src/store/progress.js';
+import {
+  batchLimiterKey,
+  batchRoleName,
+  createBatchRole,
+  deleteLimiterRow,
+  dropBatchRole,
+  retireBatchRole,
+  upsertLimiterRow,
+  workerDatabaseUrl,
+} from '../../../../runtime/src/store/tenancy.js';
 import type { CJBatch, CJBatchStatus, LLMProviderPool } from '../../api/index.js';
 import { parseDuration } from '../../api/index.js';
-import type { OperatorConfig } from '../../config.js';
+import { type OperatorConfig, platformPolicy } from '../../config.js';
 import type { ReconcileContext, Reconciler, Request, Result } from '../../kube/controller.js';
 import type { EventRecorder } from '../../kube/events.js';
 import { addFinalizer, removeFinalizer } from '../../kube/finalizer.js';
@@ -19,11 +30,11 @@ import { setKstatusConditions } from '../../kube/kstatus.js';
 import { isNotFound, type KubeClient, type KubeObject, resourcePath } from '../../kube/rest.js';
 import { conditionSetter, patchStatusIfChanged, type SetCondition } from '../../kube/status.js';
 import { validateBatch } from '../../validation/index.js';
+import { imageAllowed } from '../../validation/platform.js';
 import {
   commitOutcome,
   committedOutcome,
   completedEventData,
-  eventSent,
   explainSummary,
   failedEventData,
   readResults,
@@ -42,7 +53,13 @@ import {
   scoringJob,
   scoringJobName,
 } from './jobs.js';
-import { buildRegistration, InputError, workerPoolConfig } from './prepare.js';
+import {
+  batchLimiterSettings,
+  buildRegistration,
+  InputError,
+  poolLimiterSettings,
+  workerPoolConfig,
+} from './prepare.js';
 import { batchKstatus, condition, isTerminal, mirrorProgress, type RoundInfo } from './status.js';
 
 export const FINALIZER = 'cj.huleedu.io/finalizer';
@@ -76,6 +93,8 @@ export interface CJBatchDeps {
 const now = () => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 export class CJBatchReconciler implements Reconciler {
+  /** Batches whose worker Secret this process has verified (uid). */
+  private readonly secretsChecked = new Set<string>();
   constructor(private readonly d: CJBatchDeps) {}
 
   async reconcile(req: Request, ctx: ReconcileContext): Promise<Result | undefined> {
@@ -188,7 +207,18 @@ export class CJBatchReconciler implements Reconciler {
         `loaded the essays; budget ${reg.budget_total} (${reg.budget_source})`,
       );
     }
-    await this.ensureWorkerSecret(batch);
+    const secretProblem = await this.ensureWorkerSecret(batch, pool);
+    if (secretProblem) {
+      cond('Progressing', 'False', 'WorkerSecretConflict', secretProblem);
+      if (condition(status, 'Progressing')?.reason !== 'WorkerSecretConflict')
+        this.d.recorder.event(
+          batch as unknown as KubeObject,
+          'Warning',
+          'WorkerSecretConflict',
+          secretProblem,
+        );
+      return { status, requeueAfter: 30_000 };
+    }
     const latest = await this.latestRound(uid);
     const progress = await this.mirror(batch, status, pool, reg, latest);
     const jobCtx = this.jobContext(batch, pool);
@@ -281,6 +311,7 @@ export class CJBatchReconciler implements Reconciler {
     const { job, attempt } = this.currentJob(batch, round, 'comparison');
     const state = jobState(job);
     if (state === 'missing') {
+      await this.ensureLimiterRows(batch);
       await this.createJob(batch, comparisonJob(batch, round, shards, ctx, attempt));
       status.currentJobs = {
         ...status.currentJobs,
@@ -343,6 +374,7 @@ export class CJBatchReconciler implements Reconciler {
         'ComparisonJobRetried',
         `comparison Job ${job!.metadata!.name} ended (${f.reason}: ${f.message}); starting another`,
       );
+      await this.ensureLimiterRows(batch);
       await this.createJob(batch, comparisonJob(batch, round, shards, ctx, attempt + 1));
     }
     return { status, requeueAfter: Math.min(30_000, Math.max(1_000, timeout - (Date.now() - started))) };
@@ -377,6 +409,8 @@ export class CJBatchReconciler implements Reconciler {
         FIELD_MANAGER,
       );
     }
+    // The batch's database role is done: no login, no rows, no limiter (its workers have exited).
+    await retireBatchRole(this.d.sql, batch.metadata.uid!);
     const eventId = await commitOutcome(this.d.sql, batch, {
       outcome: 'succeeded',
       reason: latest.reason,
@@ -432,6 +466,7 @@ export class CJBatchReconciler implements Reconciler {
     // Counters as of the failure (a timed-out round's open pairs were just marked failed).
     const reg = await getBatch(this.d.sql, batch.metadata.uid!);
     if (reg) await this.mirror(batch, status, this.poolOf(batch), reg);
+    await retireBatchRole(this.d.sql, batch.metadata.uid!);
     const eventId = await commitOutcome(this.d.sql, batch, {
       outcome: 'failed',
       reason,
@@ -470,20 +505,31 @@ export class CJBatchReconciler implements Reconciler {
       | undefined;
   }
 
-  /** Terminal batches only wait for their event to be published. */
+  /** Terminal batches only wait for their event to be published (or parked, with its reason). */
   private async afterTerminal(batch: CJBatch, status: CJBatchStatus, cond: SetCondition) {
     if (condition(status, 'EventPublished')?.status === 'True') return { status };
-    const [row] = await this.d.sql`
-      SELECT event_id, sent_at FROM outbox WHERE batch_uid = ${batch.metadata.uid!} ORDER BY created_at LIMIT 1`;
-    if (row && (await eventSent(this.d.sql, row.event_id))) {
-      cond('EventPublished', 'True', 'Published', `event ${row.event_id} was published to Kafka`);
+    const ev = await batchEventState(this.d.sql, batch.metadata.uid!);
+    if (ev?.sent) {
+      cond('EventPublished', 'True', 'Published', `event ${ev.eventId} was published to Kafka`);
       this.d.recorder.event(
         batch as unknown as KubeObject,
         'Normal',
         'EventPublished',
-        `event ${row.event_id} published`,
+        `event ${ev.eventId} published`,
       );
       return { status };
+    }
+    if (ev?.parkedReason) {
+      const message = `event ${ev.eventId} was set aside and will not be retried: ${ev.parkedReason}; the results are in the results ConfigMap`;
+      if (condition(status, 'EventPublished')?.reason !== 'EventParked')
+        this.d.recorder.event(
+          batch as unknown as KubeObject,
+          'Warning',
+          'EventParked',
+          message.slice(0, 1000),
+        );
+      cond('EventPublished', 'False', 'EventParked', message.slice(0, 32_000));
+      return { status, requeueAfter: 300_000 };
     }
     return { status, requeueAfter: 5_000 };
   }
@@ -495,6 +541,10 @@ export class CJBatchReconciler implements Reconciler {
       await deleteBatchRows(this.d.sql, batch.metadata.uid!);
       ctx.log.info({ uid: batch.metadata.uid }, 'Deleted the batch rows from the database');
     }
+    // The role goes whatever the retention: retained rows are the operator's, not the tenant's.
+    if (!(await dropBatchRole(this.d.sql, batch.metadata.uid!)))
+      ctx.log.warn({ uid: batch.metadata.uid }, 'Could not drop the batch role; it stays NOLOGIN');
+    this.secretsChecked.delete(batch.metadata.uid!);
     // Jobs, pods and ConfigMaps go with the garbage collector (owner references).
     await removeFinalizer(this.d.client, this.path(batch), batch as unknown as KubeObject, FINALIZER);
     return undefined;
@@ -575,24 +625,73 @@ export class CJBatchReconciler implements Reconciler {
     }
   }
 
-  private async ensureWorkerSecret(batch: CJBatch) {
+  /**
+   * The `<batch>-worker` Secret holds the batch role's database URL, never the operator's. The
+   * password exists only there: when the Secret is missing (first start, or a tenant deleted it)
+   * the role gets a fresh password and the Secret is created, never forced over someone else's
+   * object. Returns a problem to show when the name is taken by an object the batch does not own.
+   */
+  private async ensureWorkerSecret(batch: CJBatch, pool: LLMProviderPool): Promise<string | undefined> {
+    const uid = batch.metadata.uid!;
+    if (this.secretsChecked.has(uid)) return undefined;
     const name = `${batch.metadata.name}-worker`;
-    await this.d.client.apply(
-      resourcePath(SECRETS, batch.metadata.namespace, name),
-      {
-        apiVersion: 'v1',
-        kind: 'Secret',
-        metadata: ownedObjectMeta(batch, name),
-        type: 'Opaque',
-        stringData: { DATABASE_URL: this.d.config.databaseUrl },
-      },
-      FIELD_MANAGER,
-    );
+    const path = resourcePath(SECRETS, batch.metadata.namespace, name);
+    const role = batchRoleName(uid);
+    let existing: { metadata?: KubeObject['metadata']; data?: Record<string, string> } | undefined;
+    try {
+      existing = await this.d.client.get(path);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    if (existing && !existing.metadata?.ownerReferences?.some((o) => o.uid === uid))
+      return `Secret ${name} exists and is not owned by this batch; delete or rename it (the operator never takes over an object it did not create)`;
+    if (existing && secretUser(existing.data?.DATABASE_URL) === role) {
+      this.secretsChecked.add(uid);
+      return undefined;
+    }
+    const creds = await createBatchRole(this.d.sql, {
+      uid,
+      poolKey: `${pool.metadata.namespace}/${pool.metadata.name}`,
+      connectionLimit: batchConnectionLimit(batch, this.d.config.maxBatchDbConnections),
+    });
+    const secret = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: ownedObjectMeta(batch, name),
+      type: 'Opaque',
+      stringData: { DATABASE_URL: workerDatabaseUrl(this.d.config.databaseUrl, creds) },
+    };
+    // Ours but stale (a Secret from before per-batch roles): replace its data.
+    if (existing) await this.d.client.apply(path, secret, FIELD_MANAGER);
+    else await this.d.client.create(resourcePath(SECRETS, batch.metadata.namespace), secret);
+    this.secretsChecked.add(uid);
+    return undefined;
+  }
+
+  /**
+   * The limiter rows the batch's workers reserve from: the pool's (its own limits, written by the
+   * operator only) and, with overrides, the batch's own (clamped to the pool, so it only tightens).
+   */
+  private async ensureLimiterRows(batch: CJBatch) {
+    const pool = this.poolOf(batch);
+    if (!pool) return;
+    const maxBlockMs = this.d.config.maxRetryAfterMs;
+    await upsertLimiterRow(this.d.sql, `${pool.metadata.namespace}/${pool.metadata.name}`, {
+      ...poolLimiterSettings(pool),
+      maxBlockMs,
+    });
+    const own = batchLimiterSettings(pool, batch);
+    const key = batchLimiterKey(batch.metadata.uid!);
+    if (own) await upsertLimiterRow(this.d.sql, key, { ...own, maxBlockMs });
+    else await deleteLimiterRow(this.d.sql, key);
   }
 
   private jobContext(batch: CJBatch, pool: LLMProviderPool): JobContext {
+    const wanted = batch.spec.workers?.image;
     return {
-      image: this.d.config.image,
+      // Admission and the start-time validation refuse an image the platform does not allow; a
+      // spec edited after the start still never gets one.
+      image: wanted && imageAllowed(platformPolicy(this.d.config), wanted) ? wanted : this.d.config.image,
       imagePullPolicy: this.d.config.imagePullPolicy,
       workerSecret: `${batch.metadata.name}-worker`,
       ...(this.d.config.workerServiceAccount ? { serviceAccount: this.d.config.workerServiceAccount } : {}),
@@ -610,6 +709,7 @@ export class CJBatchReconciler implements Reconciler {
     const ns = batch.metadata.namespace!;
     return {
       namespace: ns,
+      platform: platformPolicy(this.d.config),
       getPool: async (name: string) =>
         this.d.pools.get(ns, name) as unknown as { spec?: unknown } | undefined,
       getConfigMap: (name: string) => this.getConfigMap(batch, name),
@@ -639,6 +739,25 @@ export class CJBatchReconciler implements Reconciler {
   private jobPath(batch: CJBatch, name: string) {
     return resourcePath(JOBS, batch.metadata.namespace, name);
   }
+}
+
+/** The user name in a database URL, if it parses. */
+function secretUser(b64: string | undefined): string | undefined {
+  if (!b64) return undefined;
+  try {
+    return decodeURIComponent(new URL(Buffer.from(b64, 'base64').toString()).username);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A batch's database connections: each comparison pod opens at most 4, the scoring pod 2, and a
+ * replacement pod may overlap its predecessor; capped by the platform's MAX_BATCH_DB_CONNECTIONS.
+ */
+export function batchConnectionLimit(batch: CJBatch, max: number): number {
+  const parallelism = batch.spec.workers?.parallelism ?? 2;
+  return Math.min(max, parallelism * 4 + 4);
 }
 
 const ignore404 = (err: unknown) => {

@@ -112,6 +112,11 @@ export interface PoolDeps {
   egress?: EgressPolicy;
   /** Live usage from the shared limiter tables, when available. */
   usage?: (poolKey: string) => Promise<LLMProviderPoolStatus['usage'] | undefined>;
+  /** The pool's limiter row: kept at the pool's limits while it exists, removed with it. */
+  limiter?: {
+    sync(pool: LLMProviderPool): Promise<void>;
+    remove(poolKey: string): Promise<void>;
+  };
 }
 
 export class LLMProviderPoolReconciler implements Reconciler {
@@ -123,7 +128,11 @@ export class LLMProviderPoolReconciler implements Reconciler {
 
   async reconcile(req: Request, _ctx: ReconcileContext): Promise<Result | undefined> {
     const pool = this.d.pools.get(req.namespace, req.name) as unknown as LLMProviderPool | undefined;
-    if (!pool) return undefined;
+    if (!pool) {
+      // Deleted: its limiter row (and reservations) must not outlive it.
+      await this.d.limiter?.remove(`${req.namespace}/${req.name}`);
+      return undefined;
+    }
     const gen = pool.metadata.generation ?? 0;
     const status: LLMProviderPoolStatus = structuredClone(pool.status ?? {});
     const cond = conditionSetter(status, gen);
@@ -141,6 +150,7 @@ export class LLMProviderPoolReconciler implements Reconciler {
       .filter((b) => (b as unknown as CJBatch).spec?.providerPoolRef?.name === req.name)
       .filter((b) => !['Succeeded', 'Failed'].includes((b as unknown as CJBatch).status?.phase ?? ''));
     status.batches = { count: using.length, names: using.slice(0, 50).map((b) => b.metadata!.name!) };
+    if (ready.ok) await this.d.limiter?.sync(pool);
     const usage = await this.d.usage?.(`${req.namespace}/${req.name}`).catch(() => undefined);
     if (usage) status.usage = usage;
     await patchStatusIfChanged(

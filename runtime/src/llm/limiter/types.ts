@@ -108,21 +108,27 @@ export function parseRateLimitHeaders(h: HeaderSource): ServerLimits {
   };
 }
 
+/** The longest wait a provider's retry-after may impose on a call (the pool row has its own clamp). */
+export const MAX_RETRY_AFTER_MS = 600_000;
+
 /**
- * Parse `retry-after-ms` (float ms) or `retry-after` (seconds, or an HTTP date) into ms.
- * Returns undefined when absent or unusable.
+ * Parse `retry-after-ms` (float ms) or `retry-after` (seconds, or an HTTP date) into ms, at most
+ * `maxMs` (a hostile or broken server must not park a worker for days). Returns undefined when
+ * absent or unusable.
  */
 export function parseRetryAfterMs(
   h: HeaderSource | undefined | null,
   nowMs = Date.now(),
+  maxMs = MAX_RETRY_AFTER_MS,
 ): number | undefined {
   if (!h) return undefined;
+  const clamp = (ms: number) => Math.min(ms, maxMs);
   const ms = num(getHeader(h, 'retry-after-ms'));
-  if (ms !== undefined && ms >= 0) return ms;
+  if (ms !== undefined && ms >= 0) return clamp(ms);
   const raw = getHeader(h, 'retry-after');
   if (raw === undefined) return undefined;
   const secs = num(raw);
-  if (secs !== undefined) return secs >= 0 ? secs * 1000 : undefined;
+  if (secs !== undefined) return secs >= 0 ? clamp(secs * 1000) : undefined;
   const date = Date.parse(raw);
-  return Number.isFinite(date) ? Math.max(0, date - nowMs) : undefined;
+  return Number.isFinite(date) ? clamp(Math.max(0, date - nowMs)) : undefined;
 }
