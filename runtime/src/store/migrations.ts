@@ -634,4 +634,23 @@ REVOKE ALL ON FUNCTION cj_create_batch_role(uuid, text, text, integer), cj_retir
   cj_drop_batch_role(uuid) FROM PUBLIC;
 `,
   },
+  {
+    version: 5,
+    name: 'tenancy: policies evaluate the caller once per statement',
+    sql: `
+-- A sub-select makes cj_my_batch() an init plan: evaluated once per statement, not once per row a
+-- scan visits (the scoring pass reads every comparison of its batch).
+ALTER POLICY own_batch ON batches USING (uid = (SELECT cj_my_batch()));
+ALTER POLICY own_batch ON essays USING (batch_uid = (SELECT cj_my_batch()))
+  WITH CHECK (batch_uid = (SELECT cj_my_batch()));
+ALTER POLICY own_batch ON rounds USING (batch_uid = (SELECT cj_my_batch()))
+  WITH CHECK (batch_uid = (SELECT cj_my_batch()));
+ALTER POLICY own_batch ON comparisons USING (batch_uid = (SELECT cj_my_batch()))
+  WITH CHECK (batch_uid = (SELECT cj_my_batch()));
+ALTER POLICY own_batch ON scores USING (batch_uid = (SELECT cj_my_batch()))
+  WITH CHECK (batch_uid = (SELECT cj_my_batch()));
+ALTER POLICY own_batch ON llm_provider_batches USING (batch_uid = (SELECT cj_my_batch()))
+  WITH CHECK (batch_uid = (SELECT cj_my_batch()));
+`,
+  },
 ];
