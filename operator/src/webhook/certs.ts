@@ -1,14 +1,15 @@
-// Certificates for the webhook's serving endpoint, made with the `openssl` CLI (Node can read
-// X.509 but not create it, and we add no dependency for it). EC P-256 keys: fast to generate and
-// accepted by the apiserver's Go TLS stack.
-import { execFile } from 'node:child_process';
-import { randomBytes, X509Certificate } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { promisify } from 'node:util';
+// Certificates for the webhook's serving endpoint, made in-process with @peculiar/x509 on Node's
+// WebCrypto (Node can read X.509 but not create it; the runtime image has no `openssl` binary).
+// EC P-256 keys: fast to generate and accepted by the apiserver's Go TLS stack.
+// @peculiar/x509 resolves its algorithm providers through tsyringe, which needs this polyfill
+// loaded first.
+import 'reflect-metadata';
+import { createPrivateKey, randomBytes, webcrypto, X509Certificate } from 'node:crypto';
+import * as x509 from '@peculiar/x509';
 
-const run = promisify(execFile);
+// The library's types name the DOM's Crypto; Node's webcrypto is that API.
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+type CryptoKey = webcrypto.CryptoKey;
 
 export interface KeyPair {
   cert: string; // PEM
@@ -21,106 +22,80 @@ export interface ServingCertOptions {
   validityDays: number;
 }
 
-async function withTmp<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'cj-webhook-certs-'));
-  try {
-    return await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+const EC = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
+const DAY = 86_400_000;
+// Back-dated a little: a node whose clock runs behind ours must not see a not-yet-valid cert.
+const SKEW_MS = 5 * 60_000;
+
+const newKeys = () =>
+  webcrypto.subtle.generateKey(EC, true, ['sign', 'verify']) as Promise<webcrypto.CryptoKeyPair>;
+
+async function keyPem(key: CryptoKey): Promise<string> {
+  const der = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', key));
+  const b64 = der.toString('base64').replace(/.{64}/g, '$&\n');
+  return `-----BEGIN PRIVATE KEY-----\n${b64.replace(/\n$/, '')}\n-----END PRIVATE KEY-----\n`;
 }
 
-const EC = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-
-async function openssl(args: string[]): Promise<void> {
-  try {
-    await run('openssl', args, { timeout: 30_000 });
-  } catch (e) {
-    const err = e as { stderr?: string; message: string };
-    throw new Error(`openssl ${args[0]} failed: ${err.stderr || err.message}`);
-  }
+/** Any PEM private key (PKCS#8, or SEC1 from older releases' openssl) as a WebCrypto signing key. */
+function signingKey(pem: string): Promise<CryptoKey> {
+  const der = createPrivateKey(pem).export({ type: 'pkcs8', format: 'der' });
+  return webcrypto.subtle.importKey('pkcs8', der, EC, false, ['sign']) as Promise<CryptoKey>;
 }
+
+// Positive 128-bit serial (RFC 5280: at most 20 octets, non-negative).
+const serial = () =>
+  randomBytes(16)
+    .toString('hex')
+    .replace(/^[89a-f]/, '1');
+
+const validity = (days: number) => {
+  const now = Date.now();
+  return { notBefore: new Date(now - SKEW_MS), notAfter: new Date(now + days * DAY) };
+};
 
 export async function generateCA(commonName: string, validityDays: number): Promise<KeyPair> {
-  return withTmp(async (dir) => {
-    const key = path.join(dir, 'ca.key');
-    const cert = path.join(dir, 'ca.crt');
-    await openssl([
-      'req',
-      '-x509',
-      '-new',
-      ...EC,
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-days',
-      String(validityDays),
-      '-subj',
-      `/CN=${commonName}`,
-      '-set_serial',
-      serial(),
-      '-addext',
-      'basicConstraints=critical,CA:TRUE',
-      '-addext',
-      'keyUsage=critical,keyCertSign,cRLSign',
-    ]);
-    return { cert: await readFile(cert, 'utf8'), key: await readFile(key, 'utf8') };
+  const keys = await newKeys();
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: serial(),
+    name: [{ CN: [commonName] }],
+    ...validity(validityDays),
+    signingAlgorithm: EC,
+    keys,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    ],
   });
+  return { cert: cert.toString('pem'), key: await keyPem(keys.privateKey) };
 }
 
 export async function generateServingCert(ca: KeyPair, opts: ServingCertOptions): Promise<KeyPair> {
   if (opts.dnsNames.length + opts.ipAddresses.length === 0)
     throw new Error('a serving certificate needs a DNS name or IP');
-  return withTmp(async (dir) => {
-    const f = (n: string) => path.join(dir, n);
-    await writeFile(f('ca.crt'), ca.cert);
-    await writeFile(f('ca.key'), ca.key, { mode: 0o600 });
-    const san = [...opts.dnsNames.map((d) => `DNS:${d}`), ...opts.ipAddresses.map((ip) => `IP:${ip}`)].join(
-      ',',
-    );
-    await writeFile(
-      f('ext.cnf'),
-      `subjectAltName=${san}\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n`,
-    );
-    const cn = opts.dnsNames[0] ?? opts.ipAddresses[0]!;
-    await openssl([
-      'req',
-      '-new',
-      ...EC,
-      '-keyout',
-      f('tls.key'),
-      '-out',
-      f('tls.csr'),
-      '-subj',
-      `/CN=${cn}`,
-    ]);
-    await openssl([
-      'x509',
-      '-req',
-      '-in',
-      f('tls.csr'),
-      '-CA',
-      f('ca.crt'),
-      '-CAkey',
-      f('ca.key'),
-      '-set_serial',
-      serial(),
-      '-days',
-      String(opts.validityDays),
-      '-extfile',
-      f('ext.cnf'),
-      '-out',
-      f('tls.crt'),
-    ]);
-    return { cert: await readFile(f('tls.crt'), 'utf8'), key: await readFile(f('tls.key'), 'utf8') };
+  const issuer = new x509.X509Certificate(ca.cert);
+  const keys = await newKeys();
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: serial(),
+    subject: [{ CN: [opts.dnsNames[0] ?? opts.ipAddresses[0]!] }],
+    issuer: issuer.subject,
+    ...validity(opts.validityDays),
+    signingAlgorithm: EC,
+    publicKey: keys.publicKey,
+    signingKey: await signingKey(ca.key),
+    extensions: [
+      new x509.SubjectAlternativeNameExtension([
+        ...opts.dnsNames.map((value) => ({ type: 'dns' as const, value })),
+        ...opts.ipAddresses.map((value) => ({ type: 'ip' as const, value })),
+      ]),
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
+      await x509.AuthorityKeyIdentifierExtension.create(issuer),
+    ],
   });
+  return { cert: cert.toString('pem'), key: await keyPem(keys.privateKey) };
 }
-
-const serial = () =>
-  `0x${randomBytes(16)
-    .toString('hex')
-    .replace(/^[89a-f]/, '1')}`;
 
 /** Splits a PEM bundle into its certificates (newest CA first by our convention). */
 export function splitPem(bundle: string): string[] {

@@ -1,11 +1,14 @@
 // Certificates and their rotation with an in-memory store and a controllable clock, and the HTTPS
 // server's hot swap: a new certificate is served without refusing a request.
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import https from 'node:https';
 import type tls from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   DEFAULT_POLICY,
   ensureCerts,
+  generateCA,
+  generateServingCert,
   issuedBy,
   MemoryCertStore,
   type RotationPolicy,
@@ -26,6 +29,52 @@ const policy: RotationPolicy = {
   caRenewBeforeMs: 30 * HOUR,
   caPropagationMs: 1_000,
 };
+
+describe('generateCA / generateServingCert (in-process, no openssl)', () => {
+  it('makes a P-256 CA and a serving cert for the given names, signed by it', async () => {
+    const ca = await generateCA('cj-webhook-ca', 2);
+    const caX = new X509Certificate(ca.cert);
+    expect(caX.ca).toBe(true);
+    expect(caX.subject).toBe('CN=cj-webhook-ca');
+    expect(caX.checkPrivateKey(createPrivateKey(ca.key))).toBe(true);
+    const leaf = await generateServingCert(ca, {
+      dnsNames: ['cj-webhook.cj-system.svc'],
+      ipAddresses: ['127.0.0.1'],
+      validityDays: 1,
+    });
+    const x = new X509Certificate(leaf.cert);
+    expect(x.ca).toBe(false);
+    expect(x.subjectAltName).toBe('DNS:cj-webhook.cj-system.svc, IP Address:127.0.0.1');
+    expect(x.keyUsage).toEqual(['1.3.6.1.5.5.7.3.1']); // serverAuth
+    expect(x.checkPrivateKey(createPrivateKey(leaf.key))).toBe(true);
+    expect(issuedBy(leaf.cert, ca.cert)).toBe(true);
+    expect(issuedBy(leaf.cert, (await generateCA('other', 1)).cert)).toBe(false);
+    const days = (Date.parse(x.validTo) - Date.now()) / 86_400_000;
+    expect(days).toBeGreaterThan(0.99);
+    expect(days).toBeLessThanOrEqual(1);
+  });
+
+  it('signs with a CA key stored in SEC1 form (what openssl wrote in earlier releases)', async () => {
+    const ca = await generateCA('legacy', 1);
+    const sec1 = createPrivateKey(ca.key).export({ type: 'sec1', format: 'pem' }).toString();
+    const leaf = await generateServingCert(
+      { cert: ca.cert, key: sec1 },
+      {
+        dnsNames: ['x'],
+        ipAddresses: [],
+        validityDays: 1,
+      },
+    );
+    expect(issuedBy(leaf.cert, ca.cert)).toBe(true);
+  });
+
+  it('refuses a serving cert without any name', async () => {
+    const ca = await generateCA('c', 1);
+    await expect(generateServingCert(ca, { dnsNames: [], ipAddresses: [], validityDays: 1 })).rejects.toThrow(
+      /DNS name or IP/,
+    );
+  });
+});
 
 describe('ensureCerts', () => {
   it('creates a CA and a serving cert once, then leaves them alone', async () => {
@@ -55,8 +104,8 @@ describe('ensureCerts', () => {
     const store = new MemoryCertStore();
     const t0 = Date.now();
     const a = await ensureCerts(store, policy, () => new Date(t0));
-    // 20 h in, the 48 h CA is inside its 30 h renewal window. (Its successor gets 10 days: openssl
-    // dates certificates by the real clock, and a 2-day successor would already look old here.)
+    // 20 h in, the 48 h CA is inside its 30 h renewal window. (Its successor gets 10 days:
+    // certificates are dated by the real clock, and a 2-day successor would already look old here.)
     const t1 = t0 + 20 * HOUR;
     const later = { ...policy, caValidityDays: 10 };
     const b = await ensureCerts(store, later, () => new Date(t1));
