@@ -77,5 +77,6 @@ docker exec "$cid" sh -euc '
   rm -f /kind/images.tar /tmp/containerd.log
   kill "$pid"; wait "$pid" || true'
 docker commit -c 'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]' -c 'CMD []' "$cid" "$IMG_KIND_NODE" >/dev/null
+docker rm -f "$cid" >/dev/null
 docker rmi "$IMG_KIND_NODE-stage" >/dev/null
 log "node image: $IMG_KIND_NODE ($((SECONDS - t0))s, $(docker image inspect -f '{{.Size}}' "$IMG_KIND_NODE" | numfmt --to=iec))"
