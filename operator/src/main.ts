@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { connect } from '../../runtime/src/store/db.js';
+import { connect } from '../../runtime/src/store/index.js';
 /**
  * The operator process: migrate the database, serve probes and metrics, then (as Lease leader)
  * run the CJBatch and LLMProviderPool controllers and the outbox relay. Exits when leadership is

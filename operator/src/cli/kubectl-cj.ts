@@ -9,8 +9,8 @@
  * Global: -n/--namespace (default: the kubeconfig context's namespace).
  */
 import * as k8s from '@kubernetes/client-node';
+import { type BatchResults, joinResultsParts } from '../../../contract/src/results.js';
 import { CJBatchSpecSchema, estimateTokens, LLMProviderPoolSpecSchema } from '../api/index.js';
-import { type BatchResults, joinResultsParts } from '../controllers/cjbatch/finalize.js';
 import { isNotFound, KubeClient, resourcePath } from '../kube/rest.js';
 import { essayLimitFor, formatErrors, validateBatch } from '../validation/index.js';
 import { oversizedEssays, readAnchors, readAssignment, readEssays, SourceError } from './essays.js';

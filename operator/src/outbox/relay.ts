@@ -5,7 +5,7 @@
 // knowing the binding; `ce_id`/`ce_type` headers are added for routing and dedupe without parsing.
 import { Kafka, logLevel, type Producer } from 'kafkajs';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { Sql } from '../../../runtime/src/store/db.js';
+import type { Sql } from '../../../runtime/src/store/index.js';
 import {
   markSent,
   outboxBacklog,

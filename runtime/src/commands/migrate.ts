@@ -2,7 +2,7 @@
  * `runtime migrate`: applies the database migrations (idempotent, safe to run from several
  * replicas at once). The operator runs it before its controllers start.
  */
-import { connect } from '../store/db.js';
+import { connect } from '../store/index.js';
 import { migrate } from '../store/migrate.js';
 
 export async function main(_argv: string[]): Promise<number> {

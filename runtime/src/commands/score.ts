@@ -4,7 +4,7 @@
  */
 import { EXIT, JobInputError, readScoreEnv } from '../../../contract/src/job.js';
 import { BadInput, scoreRound } from '../scoring/score-round.js';
-import { connect } from '../store/db.js';
+import { connect } from '../store/index.js';
 
 export async function main(_argv: string[]): Promise<number> {
   let env: ReturnType<typeof readScoreEnv>;

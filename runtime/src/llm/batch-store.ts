@@ -8,31 +8,14 @@
  * window is one local write.) Keys are stable for the same set of comparisons, round and chunk,
  * so the same work maps to the same record after a restart.
  *
- * The Postgres implementation (one row per key, in the pool's schema) comes with the worker;
- * `MemoryBatchStore` serves tests and `FileBatchStore` a single-process CLI run.
+ * The interface is the contract's (contract/src/provider-batch.ts); the Postgres implementation is
+ * the store's. Here: `MemoryBatchStore` for tests and `FileBatchStore` for a single-process CLI run.
  */
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import type { BatchRecord, BatchStore } from '../../../contract/src/provider-batch.js';
 
-export interface BatchRecord {
-  /** Stable submission key: `<prefix>:<sha of comparison ids>:r<round>:c<chunk>`. */
-  key: string;
-  providerBatchId: string;
-  round: number;
-  /** custom_id → comparisonId, for every request in the batch. */
-  customIds: Record<string, string>;
-  /** ISO time of submission. */
-  submittedAt: string;
-  state: 'submitted' | 'ended' | 'collected';
-}
-
-export interface BatchStore {
-  get(key: string): Promise<BatchRecord | undefined>;
-  /** Insert or replace; durable when resolved. */
-  put(record: BatchRecord): Promise<void>;
-  setState(key: string, state: BatchRecord['state']): Promise<void>;
-  list(): Promise<BatchRecord[]>;
-}
+export type { BatchRecord, BatchStore };
 
 export class MemoryBatchStore implements BatchStore {
   private readonly records = new Map<string, BatchRecord>();

@@ -21,12 +21,12 @@ import Anthropic, {
   APIUserAbortError,
 } from '@anthropic-ai/sdk';
 import type { Logger } from 'pino';
+import { sleep as defaultSleep, type Sleep } from '../../../contract/src/sleep.js';
 import type { RateLimiter, TokenEstimate } from './limiter/types.js';
 import { parseRetryAfterMs } from './limiter/types.js';
 import type { LlmMetrics, MetricLabels } from './metrics.js';
 import type { RequestMeta } from './prompt.js';
 import type { FailureReason, Pricing, RetryPolicy, TokenUsage } from './types.js';
-import { sleep as defaultSleep, type Sleep } from './util.js';
 
 export type Message = Anthropic.Message;
 export type MessageCreateParams = Anthropic.MessageCreateParamsNonStreaming;

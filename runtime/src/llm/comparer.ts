@@ -18,6 +18,7 @@
 import type Anthropic from '@anthropic-ai/sdk';
 import type { Logger } from 'pino';
 import { PoolRuntimeConfigSchema } from '../../../contract/src/pool-runtime.js';
+import { sleep as defaultSleep, type Sleep } from '../../../contract/src/sleep.js';
 import { type BatchStore, MemoryBatchStore } from './batch-store.js';
 import { type ErrorClassification, LlmClient } from './client.js';
 import type { RateLimiter } from './limiter/types.js';
@@ -33,7 +34,7 @@ import type {
   PoolRuntimeConfig,
   PoolRuntimeConfigInput,
 } from './types.js';
-import { sleep as defaultSleep, mapPool, type Sleep } from './util.js';
+import { mapPool } from './util.js';
 
 export interface ComparerOptions {
   pool: PoolRuntimeConfigInput;

@@ -1,28 +1,5 @@
 /** Small helpers shared by the LLM runtime. */
 
-export type Sleep = (ms: number, signal?: AbortSignal) => Promise<void>;
-
-/** Sleep that rejects with the signal's reason when aborted. */
-export const sleep: Sleep = (ms, signal) =>
-  new Promise<void>((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(signal.reason ?? new Error('aborted'));
-      return;
-    }
-    const t = setTimeout(
-      () => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-      },
-      Math.max(0, ms),
-    );
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal?.reason ?? new Error('aborted'));
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-
 /** Run `fn` over `items` with at most `limit` in flight; results keep the input order. A worker stops at its first error. */
 export async function mapPool<T, R>(
   items: readonly T[],

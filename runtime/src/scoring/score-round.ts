@@ -3,8 +3,8 @@
 // same round (a restarted pod) finds the round row and changes nothing, so no pair is planned twice.
 import { plan } from '../cj/plan.js';
 import type { PlanInputJson, PlanResult } from '../cj/types.js';
-import { BatchConfigSchema } from '../store/batch-config.js';
-import type { Sql } from '../store/db.js';
+import type { Sql } from '../store/index.js';
+import { readScoringInput, scoredRound, writeRound } from '../store/rounds.js';
 import { retryTransient, tolerateLostConnections } from '../store/transient.js';
 
 export interface RoundSummary {
@@ -47,81 +47,52 @@ export async function scoreRound(
 }
 
 async function scoreRoundOnce(sql: Sql, uid: string, round: number): Promise<RoundSummary> {
-  const [batch] = await sql`SELECT config, budget_total FROM batches WHERE uid = ${uid}`;
-  if (!batch) throw new BadInput(`batch ${uid} is not registered in the database`);
-  const existing =
-    await sql`SELECT decision, reason, pairs FROM rounds WHERE batch_uid = ${uid} AND round = ${round}`;
-  if (existing.length > 0) {
-    const r = existing[0]!;
-    return { round, decision: r.decision, reason: r.reason, nextPairs: r.pairs, alreadyScored: true };
-  }
-  const config = BatchConfigSchema.parse(batch.config);
-  const essays = await sql`SELECT essay_id, grade FROM essays WHERE batch_uid = ${uid} ORDER BY essay_id`;
-  const judged = await sql`
-    SELECT essay_a, essay_b, winner, confidence FROM comparisons
-     WHERE batch_uid = ${uid} AND status = 'succeeded' ORDER BY id`;
-  const open = await sql`
-    SELECT essay_a, essay_b FROM comparisons WHERE batch_uid = ${uid} AND status IN ('pending', 'leased')`;
-  const history = await sql`SELECT history FROM rounds WHERE batch_uid = ${uid} ORDER BY round`;
-
-  const input: PlanInputJson = {
-    essays: essays.map((e) =>
+  // A round row exists only while its batch row does (rows cascade with the batch).
+  const r = await scoredRound(sql, uid, round);
+  if (r) return { round, decision: r.decision, reason: r.reason, nextPairs: r.pairs, alreadyScored: true };
+  const input = await readScoringInput(sql, uid);
+  if (!input) throw new BadInput(`batch ${uid} is not registered in the database`);
+  const { config } = input;
+  const planInput: PlanInputJson = {
+    essays: input.essays.map((e) =>
       e.grade ? { id: e.essay_id, anchor: { grade: e.grade } } : { id: e.essay_id },
     ),
     grades: config.grades,
-    comparisons: judged.map((c) => ({
+    comparisons: input.judged.map((c) => ({
       a: c.essay_a,
       b: c.essay_b,
       winner: c.winner === 'A' ? 'a' : 'b',
       confidence: toConfidence(c.confidence),
     })),
-    pending: open.map((c) => ({ a: c.essay_a, b: c.essay_b })),
-    history: history.map((h) => h.history),
+    pending: input.open.map((c) => ({ a: c.essay_a, b: c.essay_b })),
+    history: input.history as PlanInputJson['history'],
     settings: {
       seed: `${config.seed}:${round}`,
       roundSize: config.roundSize,
-      budget: batch.budget_total,
+      budget: input.budgetTotal,
       ...(config.maxPerEssay ? { maxPerEssay: config.maxPerEssay } : {}),
       stopping: config.stopping,
     },
   };
-  const result: PlanResult = plan(input);
+  const result: PlanResult = plan(planInput);
   const pairs = result.decision.action === 'continue' ? result.nextPairs : [];
-
-  await sql.begin(async (tx) => {
-    const inserted = await tx`
-      INSERT INTO rounds (batch_uid, round, decision, reason, pairs, shards, stability, summary, history)
-      VALUES (${uid}, ${round}, ${result.decision.action}, ${result.decision.reason}, ${pairs.length},
-              ${config.shards}, ${tx.json(result.stability as never)},
-              ${tx.json({ decision: result.decision, quality: result.quality, counts: result.counts } as never)},
-              ${tx.json(result.snapshot as never)})
-      ON CONFLICT DO NOTHING RETURNING round`;
-    if (inserted.length === 0) return; // a concurrent run of the same round won
-    const grades = new Map(result.grades.map((g) => [g.id, g]));
-    const rows = result.scores.map((s) => ({
-      batch_uid: uid,
-      essay_id: s.id,
-      round,
-      theta: s.score,
-      se: s.sd,
+  const grades = new Map(result.grades.map((g) => [g.id, g]));
+  await writeRound(sql, uid, round, {
+    decision: result.decision.action,
+    reason: result.decision.reason,
+    shards: config.shards,
+    stability: result.stability,
+    summary: { decision: result.decision, quality: result.quality, counts: result.counts },
+    snapshot: result.snapshot,
+    scores: result.scores.map((s) => ({
+      id: s.id,
+      score: s.score,
+      sd: s.sd,
       rank: s.rank,
-      is_anchor: s.anchor,
-      grade: grades.has(s.id) ? (tx.json(grades.get(s.id) as never) as unknown) : null,
-    }));
-    for (let i = 0; i < rows.length; i += 500)
-      await tx`
-        INSERT INTO scores ${tx(rows.slice(i, i + 500) as never)}
-        ON CONFLICT (batch_uid, essay_id) DO UPDATE SET round = EXCLUDED.round, theta = EXCLUDED.theta,
-          se = EXCLUDED.se, rank = EXCLUDED.rank, grade = EXCLUDED.grade`;
-    const next = pairs.map((p, i) => ({
-      batch_uid: uid,
-      round: round + 1,
-      shard: i % config.shards,
-      essay_a: p.a,
-      essay_b: p.b,
-    }));
-    for (let i = 0; i < next.length; i += 500)
-      await tx`INSERT INTO comparisons ${tx(next.slice(i, i + 500))}`;
+      anchor: s.anchor,
+      ...(grades.has(s.id) ? { grade: grades.get(s.id) } : {}),
+    })),
+    nextPairs: pairs,
   });
   return {
     round,

@@ -2,6 +2,7 @@
 // CJBatch starts. Re-running it (operator restart, requeue) changes nothing: the budget and its
 // source are fixed by the first write and never changed by a continuation.
 import { createHash } from 'node:crypto';
+import type postgres from 'postgres';
 import type { Sql } from './db.js';
 
 export interface EssayRow {
@@ -40,7 +41,7 @@ export async function registerBatch(sql: Sql, b: BatchRegistration): Promise<Bat
   return sql.begin(async (tx) => {
     const inserted = await tx`
       INSERT INTO batches (uid, namespace, name, config, budget_total, budget_source)
-      VALUES (${b.uid}, ${b.namespace}, ${b.name}, ${tx.json(b.config as never)}, ${b.budgetTotal}, ${b.budgetSource})
+      VALUES (${b.uid}, ${b.namespace}, ${b.name}, ${tx.json(b.config as postgres.JSONValue)}, ${b.budgetTotal}, ${b.budgetSource})
       ON CONFLICT (uid) DO NOTHING RETURNING uid`;
     if (inserted.length > 0) {
       const rows = [
@@ -71,6 +72,13 @@ export async function registerBatch(sql: Sql, b: BatchRegistration): Promise<Bat
 export async function getBatch(sql: Sql, uid: string): Promise<BatchRow | undefined> {
   const [row] = await sql<BatchRow[]>`SELECT * FROM batches WHERE uid = ${uid}`;
   return row;
+}
+
+/** The shards each comparison Job of the batch has (frozen in its config at registration). */
+export async function batchShards(sql: Sql, uid: string): Promise<number | undefined> {
+  const [r] = await sql<{ shards: number | null }[]>`
+    SELECT (config->>'shards')::int AS shards FROM batches WHERE uid = ${uid}`;
+  return r?.shards ?? undefined;
 }
 
 /** Removes every row of a batch (essays, rounds, comparisons, scores cascade). Idempotent. */

@@ -1,6 +1,6 @@
 // The pool-wide limiter's row (`llm_pool_limiter`, migrations 2–3) as the store reads it, the
 // bucket arithmetic over it, and the pool's usage that the operator shows in the pool's status.
-// The limiter's algorithm is described in runtime/src/llm/limiter/postgres.ts.
+// The limiter that runs on them is runtime/src/worker/pool-limiter.ts.
 import type { Sql } from './db.js';
 
 export interface LimiterRow {
@@ -131,4 +131,67 @@ export async function poolUsage(sql: Sql, poolKey: string): Promise<PoolUsage | 
       ...(row.server_otpm !== null ? { outputTokensPerMinute: row.server_otpm } : {}),
     },
   };
+}
+
+// The limiter's statements. Each is one call of a SECURITY DEFINER function (migrations), which
+// locks the pool row only while it runs and checks that the caller may use the pool.
+
+export interface ReserveResult {
+  o_granted: boolean;
+  o_wait_ms: number;
+  o_why: 'granted' | 'blocked' | 'concurrency' | 'tokens';
+  o_cap_req: number;
+  o_cap_in: number;
+  o_cap_out: number;
+}
+
+/** One grant attempt under the row lock (`cj_limiter_reserve`). */
+export async function limiterReserve(
+  sql: Sql,
+  r: {
+    poolKey: string;
+    id: string;
+    owner: string;
+    requests: number;
+    inputTokens: number;
+    outputTokens: number;
+    leaseMs: number;
+    rampIdleResetMs: number;
+    slotPollMs: number;
+  },
+): Promise<ReserveResult> {
+  const [row] = await sql<
+    ReserveResult[]
+  >`SELECT * FROM cj_limiter_reserve(${r.poolKey}, ${r.id}::uuid, ${r.owner},
+      ${r.requests}::float8, ${r.inputTokens}::float8, ${r.outputTokens}::float8,
+      ${r.leaseMs}::float8, ${r.rampIdleResetMs}::float8, ${r.slotPollMs}::float8)`;
+  if (!row) throw new Error('cj_limiter_reserve returned nothing');
+  return row;
+}
+
+/** Settle a reservation once with the usage the provider reported (0 refunds the estimate). */
+export async function limiterSettle(sql: Sql, id: string, usedIn: number, usedOut: number): Promise<void> {
+  await sql`SELECT cj_limiter_settle(${id}::uuid, ${usedIn}::float8, ${usedOut}::float8)`;
+}
+
+/** Delete the pool's old settled or expired reservations. */
+export async function limiterPrune(sql: Sql, poolKey: string): Promise<void> {
+  await sql`SELECT cj_limiter_prune(${poolKey})`;
+}
+
+/** Block the whole pool for `delayMs` on the database clock (capped by the row's max_block_ms). */
+export async function limiterBlock(sql: Sql, poolKey: string, delayMs: number): Promise<void> {
+  await sql`SELECT cj_limiter_block(${poolKey}, ${delayMs}::float8)`;
+}
+
+/** Server-reported limits and remaining counts per dimension (null: unchanged). */
+export async function limiterObserve(
+  sql: Sql,
+  poolKey: string,
+  limit: Record<Dim, number | null>,
+  remaining: Record<Dim, number | null>,
+): Promise<void> {
+  await sql`SELECT cj_limiter_observe(${poolKey},
+    ${limit.req}::float8, ${limit.in}::float8, ${limit.out}::float8,
+    ${remaining.req}::float8, ${remaining.in}::float8, ${remaining.out}::float8)`;
 }

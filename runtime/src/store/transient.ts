@@ -5,7 +5,7 @@
  * once.
  */
 import type { Logger } from 'pino';
-import { sleep } from '../llm/util.js';
+import { sleep } from '../../../contract/src/sleep.js';
 
 const NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND']);
 /** postgres.js connection errors. */

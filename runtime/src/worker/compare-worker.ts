@@ -25,18 +25,14 @@ import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { z } from 'zod';
 import { type CompareEnv, EXIT } from '../../../contract/src/job.js';
-import { PostgresBatchStore } from '../llm/batch-store-postgres.js';
+import { sleep } from '../../../contract/src/sleep.js';
 import { createAnthropic } from '../llm/client.js';
 import { Comparer } from '../llm/comparer.js';
-import { PostgresRateLimiter } from '../llm/limiter/postgres.js';
 import { LlmMetrics } from '../llm/metrics.js';
 import { BatchPollError, MAX_REQUESTS_PER_BATCH } from '../llm/modes/batch-api.js';
 import { AbortedError } from '../llm/modes/context.js';
 import type { Assignment, ComparisonOutcome, PairJob } from '../llm/types.js';
-import { sleep } from '../llm/util.js';
 import { getBatch, loadEssays } from '../store/batches.js';
-import { connect, type Sql } from '../store/db.js';
-import { isTransientDbError, retryTransient, tolerateLostConnections } from '../store/transient.js';
 import {
   type ClaimedRow,
   claimChunk,
@@ -46,7 +42,12 @@ import {
   type ShardRef,
   shardState,
   writeOutcome,
-} from './claim.js';
+  writeOutcomes,
+} from '../store/claims.js';
+import { connect, type Sql } from '../store/index.js';
+import { PostgresBatchStore } from '../store/provider-batches.js';
+import { isTransientDbError, retryTransient, tolerateLostConnections } from '../store/transient.js';
+import { PostgresRateLimiter } from './pool-limiter.js';
 
 const AssignmentSchema = z.object({
   title: z.string().min(1),
@@ -276,12 +277,7 @@ export async function runWorker(env: CompareEnv, opts: WorkerOptions = {}): Prom
               } else {
                 let tries = 0;
                 const written = await db('write outcomes', () =>
-                  sql.begin(async (tx) => {
-                    const retry = tries++ > 0;
-                    const ok: boolean[] = [];
-                    for (const o of outcomes) ok.push(await writeOutcome(tx, o, env.owner, retry));
-                    return ok;
-                  }),
+                  writeOutcomes(sql, outcomes, env.owner, tries++ > 0),
                 );
                 outcomes.forEach((o, k) => {
                   count(o, written[k]!);

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { poolUsage } from '../../../runtime/src/store/limiter.js';
 import {
   type PostgresLimiterOptions,
   PostgresRateLimiter,
-} from '../../../runtime/src/llm/limiter/postgres.js';
-import { poolUsage } from '../../../runtime/src/store/limiter.js';
+} from '../../../runtime/src/worker/pool-limiter.js';
 import { startTestDb, type TestDb } from '../worker/pg.js';
 
 let db: TestDb;

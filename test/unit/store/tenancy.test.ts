@@ -1,7 +1,6 @@
 // Per-batch roles against a real Postgres: what the credentials in a worker Secret can and cannot do.
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PostgresRateLimiter } from '../../../runtime/src/llm/limiter/postgres.js';
 import { registerBatch } from '../../../runtime/src/store/batches.js';
 import {
   batchLimiterKey,
@@ -11,6 +10,7 @@ import {
   upsertLimiterRow,
   workerDatabaseUrl,
 } from '../../../runtime/src/store/tenancy.js';
+import { PostgresRateLimiter } from '../../../runtime/src/worker/pool-limiter.js';
 import { startTestDb, type TestDb } from '../worker/pg.js';
 
 let db: TestDb;

@@ -8,6 +8,7 @@ import type { Started } from '../../../hack/lib/proc.js';
 import { stopPid } from '../../../hack/lib/proc.js';
 import { restartPostgresProcess, startPostgres } from '../../../hack/services/postgres.js';
 import { type FakeAnthropic, startFakeAnthropic } from '../../../runtime/src/fake-anthropic/server.js';
+import { claimChunk, writeOutcome } from '../../../runtime/src/store/claims.js';
 import { connect, type Sql } from '../../../runtime/src/store/db.js';
 import { migrate } from '../../../runtime/src/store/migrate.js';
 import { readProgress } from '../../../runtime/src/store/progress.js';
@@ -16,7 +17,6 @@ import {
   retryTransient,
   tolerateLostConnections,
 } from '../../../runtime/src/store/transient.js';
-import { claimChunk, writeOutcome } from '../../../runtime/src/worker/claim.js';
 import { profilePath } from '../llm/helpers.js';
 import { poolConfig, rowsOf, seedBatch, spawnWorker, waitFor, workerEnv } from './helpers.js';
 

@@ -5,10 +5,22 @@
 // exactly where the last one stopped: no Job is created twice, no round is scored twice.
 
 import { baseUrlProblem, policyText } from '../../../../contract/src/egress.js';
-import { deleteBatchRows, getBatch, registerBatch } from '../../../../runtime/src/store/batches.js';
-import type { Sql } from '../../../../runtime/src/store/db.js';
+import {
+  batchShards,
+  deleteBatchRows,
+  getBatch,
+  registerBatch,
+} from '../../../../runtime/src/store/batches.js';
+import type { Sql } from '../../../../runtime/src/store/index.js';
 import { batchEventState } from '../../../../runtime/src/store/outbox.js';
 import { readProgress } from '../../../../runtime/src/store/progress.js';
+import {
+  failOpenComparisons,
+  latestRound,
+  openComparisons,
+  type RoundRow,
+  scoredRound,
+} from '../../../../runtime/src/store/rounds.js';
 import {
   batchLimiterKey,
   batchRoleName,
@@ -60,7 +72,7 @@ import {
   poolLimiterSettings,
   workerPoolConfig,
 } from './prepare.js';
-import { batchKstatus, condition, isTerminal, mirrorProgress, type RoundInfo } from './status.js';
+import { batchKstatus, condition, isTerminal, mirrorProgress } from './status.js';
 
 export const FINALIZER = 'cj.huleedu.io/finalizer';
 export const FIELD_MANAGER = 'cj-operator';
@@ -269,9 +281,7 @@ export class CJBatchReconciler implements Reconciler {
     } else if (state === 'failed' || state === 'complete') {
       // The Job may have finished after this reconcile read the rounds table: look again before
       // calling it a failure (the informer can be ahead of our earlier database read).
-      const [scored] = await this.d.sql`
-        SELECT 1 FROM rounds WHERE batch_uid = ${batch.metadata.uid!} AND round = ${round}`;
-      if (scored) return { status, requeueAfter: 1 };
+      if (await scoredRound(this.d.sql, batch.metadata.uid!, round)) return { status, requeueAfter: 1 };
       // complete without a round row (or failed): try again with a fresh Job, a few times.
       const f =
         state === 'failed'
@@ -333,9 +343,7 @@ export class CJBatchReconciler implements Reconciler {
         .delete(this.jobPath(batch, job!.metadata!.name!), { propagationPolicy: 'Background' })
         .catch(ignore404);
       const share = planned ? done / planned : 0;
-      await this.d.sql`
-        UPDATE comparisons SET status = 'failed', failure_reason = 'round_timeout', lease_owner = NULL, completed_at = now()
-         WHERE batch_uid = ${batch.metadata.uid!} AND round = ${round} AND status IN ('pending', 'leased')`;
+      await failOpenComparisons(this.d.sql, batch.metadata.uid!, round, 'round_timeout');
       if (share < TIMEOUT_RECOVERY_SHARE)
         return this.fail(
           batch,
@@ -354,10 +362,8 @@ export class CJBatchReconciler implements Reconciler {
     }
     if (state === 'failed' || state === 'complete') {
       // As with scoring: the Job may have finished after this reconcile read the progress.
-      const [open] = await this.d.sql`
-        SELECT count(*)::int AS n FROM comparisons
-         WHERE batch_uid = ${batch.metadata.uid!} AND round = ${round} AND status IN ('pending', 'leased')`;
-      if (open!.n === 0) return { status, requeueAfter: 1 };
+      if ((await openComparisons(this.d.sql, batch.metadata.uid!, round)) === 0)
+        return { status, requeueAfter: 1 };
       // The Job ended but some pairs are still open (auth failure, a failed index, released leases).
       const f = state === 'failed' ? jobFailure(job!) : { reason: 'Incomplete', message: 'pairs left open' };
       if (attempt + 1 >= MAX_JOB_ATTEMPTS)
@@ -384,7 +390,7 @@ export class CJBatchReconciler implements Reconciler {
     batch: CJBatch,
     status: CJBatchStatus,
     reg: { config: Record<string, unknown> },
-    latest: RoundInfo,
+    latest: RoundRow,
     cond: SetCondition,
   ) {
     this.setPhase(batch, status, 'Finalizing');
@@ -403,7 +409,7 @@ export class CJBatchReconciler implements Reconciler {
           metadata: ownedObjectMeta(batch, name),
           data:
             part.suffix === ''
-              ? { ...part.data, 'summary.json': JSON.stringify(explainSummary(latest as never, status)) }
+              ? { ...part.data, 'summary.json': JSON.stringify(explainSummary(latest, status)) }
               : part.data,
         },
         FIELD_MANAGER,
@@ -556,7 +562,7 @@ export class CJBatchReconciler implements Reconciler {
     status: CJBatchStatus,
     pool: LLMProviderPool | undefined,
     reg: { budget_total: number; budget_source: 'spec' | 'default' },
-    latest?: RoundInfo,
+    latest?: RoundRow,
   ) {
     const p = await readProgress(this.d.sql, batch.metadata.uid!);
     Object.assign(
@@ -572,15 +578,12 @@ export class CJBatchReconciler implements Reconciler {
     return p;
   }
 
-  private async latestRound(uid: string): Promise<RoundInfo | undefined> {
-    const [r] = await this.d.sql`
-      SELECT round, decision, reason, pairs, stability, summary FROM rounds WHERE batch_uid = ${uid} ORDER BY round DESC LIMIT 1`;
-    return r as RoundInfo | undefined;
+  private latestRound(uid: string): Promise<RoundRow | undefined> {
+    return latestRound(this.d.sql, uid);
   }
 
-  private async shards(uid: string): Promise<number | undefined> {
-    const [r] = await this.d.sql`SELECT (config->>'shards')::int AS shards FROM batches WHERE uid = ${uid}`;
-    return r?.shards;
+  private shards(uid: string): Promise<number | undefined> {
+    return batchShards(this.d.sql, uid);
   }
 
   private setPhase(batch: CJBatch, status: CJBatchStatus, phase: NonNullable<CJBatchStatus['phase']>) {

@@ -5,20 +5,9 @@
 import { estimateCostUsd } from '../../../../contract/src/cost.js';
 import { resolvePricing } from '../../../../contract/src/pool-runtime.js';
 import type { Progress } from '../../../../runtime/src/store/progress.js';
+import type { RoundRow } from '../../../../runtime/src/store/rounds.js';
 import type { BatchPhase, CJBatch, CJBatchStatus, LLMProviderPool } from '../../api/index.js';
 import type { KstatusState } from '../../kube/kstatus.js';
-
-export interface RoundInfo {
-  round: number;
-  decision: 'continue' | 'stop';
-  reason: string;
-  pairs: number;
-  stability: { rankSpearman: number | null; gradeChangeShare: number | null };
-  summary: {
-    quality?: { reliability?: { eap: number | null }; meanModalProbability?: number | null };
-    counts?: { essays: number };
-  };
-}
 
 export const condition = (status: CJBatchStatus | undefined, type: string) =>
   status?.conditions?.find((c) => c.type === type);
@@ -43,7 +32,7 @@ export function mirrorProgress(
   status: CJBatchStatus,
   p: Progress,
   budget: { total: number; source: 'spec' | 'default' },
-  latest: RoundInfo | undefined,
+  latest: RoundRow | undefined,
   pool: LLMProviderPool | undefined,
 ): CJBatchStatus {
   const essays = latest?.summary.counts?.essays ?? 0;

@@ -11,7 +11,7 @@
  * drives it negative, so a single huge request cannot starve forever.
  */
 import { randomUUID } from 'node:crypto';
-import { sleep as defaultSleep, type Sleep } from '../util.js';
+import { sleep as defaultSleep, type Sleep } from '../../../../contract/src/sleep.js';
 import {
   type ActualUsage,
   type HeaderSource,

@@ -3,6 +3,7 @@
  * `JobState` that accumulates attempts and usage until exactly one outcome is settled for it.
  */
 import type { Logger } from 'pino';
+import type { Sleep } from '../../../../contract/src/sleep.js';
 import type { BatchStore } from '../batch-store.js';
 import type { LlmClient } from '../client.js';
 import type { LlmMetrics } from '../metrics.js';
@@ -17,7 +18,6 @@ import {
   type TokenUsage,
   zeroUsage,
 } from '../types.js';
-import type { Sleep } from '../util.js';
 import type { Verdict } from '../verdict.js';
 
 export class AbortedError extends Error {

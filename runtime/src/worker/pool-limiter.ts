@@ -1,5 +1,6 @@
 /**
- * The pool-wide rate limiter: token buckets in Postgres, shared by every process and pod of an
+ * The pool-wide rate limiter (the worker's: it implements runtime/src/llm's `RateLimiter` over the
+ * store's limiter functions, runtime/src/store/limiter.ts): token buckets in Postgres, shared by every process and pod of an
  * LLMProviderPool (one row per pool in `llm_pool_limiter`, migration 2). This is what keeps N
  * worker pods under ONE limit — the failure of gateways that enforce per replica (N replicas let
  * N times the limit through) cannot happen, because every grant is debited from the same row
@@ -33,10 +34,7 @@
  * All times are the database's clock (`clock_timestamp()`), so pods with skewed clocks agree.
  */
 import { randomUUID } from 'node:crypto';
-import type { Sql } from '../../store/db.js';
-import { type Dim, type PoolUsage, poolUsage } from '../../store/limiter.js';
-import { upsertLimiterRow } from '../../store/tenancy.js';
-import { sleep as defaultSleep, type Sleep } from '../util.js';
+import { sleep as defaultSleep, type Sleep } from '../../../contract/src/sleep.js';
 import {
   type ActualUsage,
   type HeaderSource,
@@ -45,7 +43,19 @@ import {
   type RateLimiter,
   type Reservation,
   type TokenEstimate,
-} from './types.js';
+} from '../llm/limiter/types.js';
+import type { Sql } from '../store/index.js';
+import {
+  type Dim,
+  limiterBlock,
+  limiterObserve,
+  limiterPrune,
+  limiterReserve,
+  limiterSettle,
+  type PoolUsage,
+  poolUsage,
+} from '../store/limiter.js';
+import { upsertLimiterRow } from '../store/tenancy.js';
 
 export interface PostgresLimiterOptions {
   sql: Sql;
@@ -167,19 +177,15 @@ export class PostgresRateLimiter implements RateLimiter {
   }): Promise<Attempt> {
     const o = this.o;
     const id = randomUUID();
-    const [r] = await this.sql<
-      {
-        o_granted: boolean;
-        o_wait_ms: number;
-        o_why: 'granted' | 'blocked' | 'concurrency' | 'tokens';
-        o_cap_req: number;
-        o_cap_in: number;
-        o_cap_out: number;
-      }[]
-    >`SELECT * FROM cj_limiter_reserve(${this.poolKey}, ${id}::uuid, ${o.owner},
-        ${want.requests}::float8, ${want.inputTokens}::float8, ${want.outputTokens}::float8,
-        ${o.leaseMs ?? 180_000}::float8, ${o.rampIdleResetMs ?? 600_000}::float8, ${o.slotPollMs ?? 50}::float8)`;
-    if (!r) throw new Error('cj_limiter_reserve returned nothing');
+    const r = await limiterReserve(this.sql, {
+      poolKey: this.poolKey,
+      id,
+      owner: o.owner,
+      ...want,
+      leaseMs: o.leaseMs ?? 180_000,
+      rampIdleResetMs: o.rampIdleResetMs ?? 600_000,
+      slotPollMs: o.slotPollMs ?? 50,
+    });
     if (r.o_why !== 'tokens' && r.o_why !== 'granted') return { waitMs: r.o_wait_ms, why: r.o_why };
     this.lastCapacity = { req: r.o_cap_req, in: r.o_cap_in, out: r.o_cap_out };
     if (!r.o_granted) return { waitMs: r.o_wait_ms, why: 'tokens' };
@@ -191,13 +197,13 @@ export class PostgresRateLimiter implements RateLimiter {
     // back to the pool's bucket (and the batch's), capped at capacity; `null` refunds the tokens.
     const usedIn = actual ? Math.max(0, Math.round(actual.inputTokens)) : 0;
     const usedOut = actual ? Math.max(0, Math.round(actual.outputTokens)) : 0;
-    await this.sql`SELECT cj_limiter_settle(${reservation.id}::uuid, ${usedIn}::float8, ${usedOut}::float8)`;
+    await limiterSettle(this.sql, reservation.id, usedIn, usedOut);
     if (++this.reconciles % 200 === 0) await this.prune();
   }
 
   /** Delete reservations older than two minutes that are settled or whose lease expired. */
   async prune(): Promise<void> {
-    await this.sql`SELECT cj_limiter_prune(${this.poolKey})`;
+    await limiterPrune(this.sql, this.poolKey);
   }
 
   async blockUntil(untilMs: number): Promise<void> {
@@ -206,7 +212,7 @@ export class PostgresRateLimiter implements RateLimiter {
     await this.init();
     // On the database clock (pods with skewed clocks block the same interval), and never longer
     // than the row's max_block_ms whatever a provider's retry-after says.
-    await this.sql`SELECT cj_limiter_block(${this.poolKey}, ${delay}::float8)`;
+    await limiterBlock(this.sql, this.poolKey, delay);
   }
 
   async observeHeaders(headers: HeaderSource): Promise<void> {
@@ -236,9 +242,7 @@ export class PostgresRateLimiter implements RateLimiter {
     if (Object.values(limit).every((v) => v === null) && Object.values(remaining).every((v) => v === null))
       return;
     await this.init();
-    await this.sql`SELECT cj_limiter_observe(${this.poolKey},
-      ${limit.req}::float8, ${limit.in}::float8, ${limit.out}::float8,
-      ${remaining.req}::float8, ${remaining.in}::float8, ${remaining.out}::float8)`;
+    await limiterObserve(this.sql, this.poolKey, limit, remaining);
     for (const [d, server] of seen) this.seenServer[d] = server;
   }
 

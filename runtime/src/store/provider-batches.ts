@@ -8,8 +8,9 @@
  * that scope's records. `batchUid`, when given, ties the rows to the CJBatch so they are deleted
  * with it.
  */
-import type { Sql } from '../store/db.js';
-import type { BatchRecord, BatchStore } from './batch-store.js';
+
+import type { BatchRecord, BatchStore } from '../../../contract/src/provider-batch.js';
+import type { Sql } from './db.js';
 
 interface Row {
   key: string;

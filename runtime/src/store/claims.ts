@@ -1,5 +1,5 @@
 /**
- * The comparison worker's SQL: claim a chunk of a shard with leases, renew them, write each
+ * Claims: the comparison worker's queries — claim a chunk of a shard with leases, renew them, write each
  * outcome exactly once, release what is unfinished.
  *
  * Row life cycle: `pending` → (claim) `leased` by `lease_owner` until `lease_expires` →
@@ -14,8 +14,8 @@
  */
 
 import type postgres from 'postgres';
-import type { ComparisonOutcome, Confidence } from '../llm/types.js';
-import type { Sql } from '../store/db.js';
+import type { ComparisonOutcome, Confidence } from '../../../contract/src/outcome.js';
+import type { Sql } from './db.js';
 
 /** A connection or an open transaction. */
 export type Querier = Sql | postgres.TransactionSql;
@@ -177,4 +177,18 @@ export async function shardState(sql: Sql, s: ShardRef, owner: string): Promise<
     leasedByOthers: r!.others,
     nextExpiryMs: r!.next_ms === null ? null : Number(r!.next_ms),
   };
+}
+
+/** Writes a chunk's outcomes in one transaction (batch_api: all or nothing); one flag per outcome. */
+export async function writeOutcomes(
+  sql: Sql,
+  outcomes: readonly ComparisonOutcome[],
+  owner: string,
+  retry = false,
+): Promise<boolean[]> {
+  return sql.begin(async (tx) => {
+    const ok: boolean[] = [];
+    for (const o of outcomes) ok.push(await writeOutcome(tx, o, owner, retry));
+    return ok;
+  });
 }

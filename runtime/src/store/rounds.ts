@@ -1,0 +1,149 @@
+// Rounds: what the scoring pass writes (the decision, the scores, the next round's pairs, in one
+// transaction) and what it and the reconciler read back.
+import type postgres from 'postgres';
+import { type BatchConfig, BatchConfigSchema } from './batch-config.js';
+import type { Sql } from './db.js';
+
+/** A JSON document as the driver takes it (the engine's results are plain JSON). */
+const json = (tx: Sql | postgres.TransactionSql, v: unknown) => tx.json(v as postgres.JSONValue);
+
+/** The latest round as the reconciler mirrors it into the batch status. */
+export interface RoundRow {
+  round: number;
+  decision: 'continue' | 'stop';
+  reason: string;
+  pairs: number;
+  stability: { rankSpearman: number | null; gradeChangeShare: number | null };
+  summary: {
+    quality?: { reliability?: { eap: number | null }; meanModalProbability?: number | null };
+    counts?: { essays: number };
+  };
+}
+
+export async function latestRound(sql: Sql, uid: string): Promise<RoundRow | undefined> {
+  const [r] = await sql<RoundRow[]>`
+    SELECT round, decision, reason, pairs, stability, summary FROM rounds
+     WHERE batch_uid = ${uid} ORDER BY round DESC LIMIT 1`;
+  return r;
+}
+
+/** The round's decision once it is scored (a rerun of the same round finds it). */
+export async function scoredRound(
+  sql: Sql,
+  uid: string,
+  round: number,
+): Promise<Pick<RoundRow, 'decision' | 'reason' | 'pairs'> | undefined> {
+  const [r] = await sql<Pick<RoundRow, 'decision' | 'reason' | 'pairs'>[]>`
+    SELECT decision, reason, pairs FROM rounds WHERE batch_uid = ${uid} AND round = ${round}`;
+  return r;
+}
+
+/** Everything the scoring pass reads: the frozen config, the anchors, every verdict, the history. */
+export interface ScoringInput {
+  config: BatchConfig;
+  budgetTotal: number;
+  essays: { essay_id: string; grade: string | null }[];
+  judged: { essay_a: string; essay_b: string; winner: 'A' | 'B'; confidence: number | null }[];
+  open: { essay_a: string; essay_b: string }[];
+  /** The engine's snapshot of each earlier round, in order. */
+  history: unknown[];
+}
+
+/** The scoring input of a batch, or undefined when the batch is not registered. */
+export async function readScoringInput(sql: Sql, uid: string): Promise<ScoringInput | undefined> {
+  const [batch] = await sql<{ config: unknown; budget_total: number }[]>`
+    SELECT config, budget_total FROM batches WHERE uid = ${uid}`;
+  if (!batch) return undefined;
+  const config = BatchConfigSchema.parse(batch.config);
+  const essays = await sql<ScoringInput['essays']>`
+    SELECT essay_id, grade FROM essays WHERE batch_uid = ${uid} ORDER BY essay_id`;
+  const judged = await sql<ScoringInput['judged']>`
+    SELECT essay_a, essay_b, winner, confidence FROM comparisons
+     WHERE batch_uid = ${uid} AND status = 'succeeded' ORDER BY id`;
+  const open = await sql<ScoringInput['open']>`
+    SELECT essay_a, essay_b FROM comparisons WHERE batch_uid = ${uid} AND status IN ('pending', 'leased')`;
+  const history = await sql<{ history: unknown }[]>`
+    SELECT history FROM rounds WHERE batch_uid = ${uid} ORDER BY round`;
+  return {
+    config,
+    budgetTotal: batch.budget_total,
+    essays: [...essays],
+    judged: [...judged],
+    open: [...open],
+    history: history.map((h) => h.history),
+  };
+}
+
+/** What one scoring pass writes. */
+export interface RoundWrite {
+  decision: 'continue' | 'stop';
+  reason: string;
+  shards: number;
+  stability: unknown;
+  summary: unknown;
+  /** The engine's snapshot, read back as `history` by the next pass. */
+  snapshot: unknown;
+  scores: { id: string; score: number; sd: number; rank: number; anchor: boolean; grade?: unknown }[];
+  /** The next round's pairs, dealt to shards in order. */
+  nextPairs: { a: string; b: string }[];
+}
+
+/**
+ * Writes the round, its scores and the next round's pairs in one transaction. Returns false when
+ * a concurrent run of the same round won (then nothing is written twice).
+ */
+export async function writeRound(sql: Sql, uid: string, round: number, w: RoundWrite): Promise<boolean> {
+  return sql.begin(async (tx) => {
+    const inserted = await tx`
+      INSERT INTO rounds (batch_uid, round, decision, reason, pairs, shards, stability, summary, history)
+      VALUES (${uid}, ${round}, ${w.decision}, ${w.reason}, ${w.nextPairs.length},
+              ${w.shards}, ${json(tx, w.stability)}, ${json(tx, w.summary)}, ${json(tx, w.snapshot)})
+      ON CONFLICT DO NOTHING RETURNING round`;
+    if (inserted.length === 0) return false;
+    const rows = w.scores.map((s) => ({
+      batch_uid: uid,
+      essay_id: s.id,
+      round,
+      theta: s.score,
+      se: s.sd,
+      rank: s.rank,
+      is_anchor: s.anchor,
+      grade: s.grade === undefined ? null : json(tx, s.grade),
+    }));
+    for (let i = 0; i < rows.length; i += 500)
+      await tx`
+        INSERT INTO scores ${tx(rows.slice(i, i + 500))}
+        ON CONFLICT (batch_uid, essay_id) DO UPDATE SET round = EXCLUDED.round, theta = EXCLUDED.theta,
+          se = EXCLUDED.se, rank = EXCLUDED.rank, grade = EXCLUDED.grade`;
+    const next = w.nextPairs.map((p, i) => ({
+      batch_uid: uid,
+      round: round + 1,
+      shard: i % w.shards,
+      essay_a: p.a,
+      essay_b: p.b,
+    }));
+    for (let i = 0; i < next.length; i += 500)
+      await tx`INSERT INTO comparisons ${tx(next.slice(i, i + 500))}`;
+    return true;
+  });
+}
+
+/** Comparisons of the round not yet final (pending or leased). */
+export async function openComparisons(sql: Sql, uid: string, round: number): Promise<number> {
+  const [r] = await sql<{ n: number }[]>`
+    SELECT count(*)::int AS n FROM comparisons
+     WHERE batch_uid = ${uid} AND round = ${round} AND status IN ('pending', 'leased')`;
+  return r!.n;
+}
+
+/** A round past its timeout: its open comparisons fail with `reason` (never counted as completed). */
+export async function failOpenComparisons(
+  sql: Sql,
+  uid: string,
+  round: number,
+  reason: string,
+): Promise<void> {
+  await sql`
+    UPDATE comparisons SET status = 'failed', failure_reason = ${reason}, lease_owner = NULL, completed_at = now()
+     WHERE batch_uid = ${uid} AND round = ${round} AND status IN ('pending', 'leased')`;
+}
