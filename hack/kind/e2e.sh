@@ -105,7 +105,7 @@ run_suite() {
     CJ_E2E_IMAGE_ID=$(docker image inspect -f '{{.Id}}' "$IMAGE") \
     CJ_E2E_JUDGE_IMAGE=$JUDGE_IMAGE \
     CJ_E2E_POSTGRES_IMAGE=$IMG_POSTGRES CJ_E2E_KAFKA_IMAGE=$IMG_KAFKA \
-    CJ_E2E_KUBECTL=$(command -v kubectl) CJ_E2E_HELM=$(command -v helm) \
+    CJ_E2E_KUBECTL=$(command -v kubectl) CJ_E2E_HELM=$(command -v helm) CJ_E2E_NODE=$CLUSTER-control-plane \
     CJ_E2E_HEALTH_DIR=$CJ_CACHE/health/lua-$GOPHER_LUA_VERSION-kstatus-$CLI_UTILS_VERSION \
     npx vitest run --project e2e
 }

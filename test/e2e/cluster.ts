@@ -23,6 +23,8 @@ export const env = {
   kafkaImage: need('CJ_E2E_KAFKA_IMAGE'),
   kubectl: need('CJ_E2E_KUBECTL'),
   helm: need('CJ_E2E_HELM'),
+  // The kind node's container (for crictl), on the Docker engine DOCKER_HOST names.
+  node: need('CJ_E2E_NODE'),
 };
 
 export const CHART = path.join(repoRoot, 'charts/cj-operator');
@@ -56,6 +58,7 @@ function run(bin: string, args: string[], input?: string, timeoutMs = 300_000): 
 
 export const kubectl = (args: string[], input?: string) => run(env.kubectl, args, input);
 export const helm = (args: string[]) => run(env.helm, args, undefined, 600_000);
+export const dockerExecNode = (args: string[]) => run('docker', ['exec', env.node, ...args]);
 
 /** Runs and returns stdout; a non-zero exit throws with the command and its stderr. */
 export async function ok(p: Promise<Run>, what: string): Promise<string> {

@@ -11,7 +11,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { repoRoot } from '../../hack/lib/tools.js';
 import { argoHealth, kstatus } from '../unit/install/health-tools.js';
-import { CHART, env, getJson, helm, helmOk, kubectl, kubectlOk, SAMPLES, waitFor } from './cluster.js';
+import {
+  CHART,
+  dockerExecNode,
+  env,
+  getJson,
+  helm,
+  helmOk,
+  kubectl,
+  kubectlOk,
+  ok,
+  SAMPLES,
+  waitFor,
+} from './cluster.js';
 
 const SYSTEM = 'cj-system';
 const NS = 'cj-e2e';
@@ -222,8 +234,13 @@ describe('e2e on kind: the real image, installed with Helm', () => {
     for (const p of pods.items) {
       const c = p.status.containerStatuses[0];
       expect(c.image).toContain(env.image);
-      // containerd's image id is the image config digest: the same image docker built.
-      expect(c.imageID).toContain(env.imageId.replace(/^sha256:/, ''));
+      // The image the pod runs, as the node's containerd knows it (kind load imports it under a
+      // repo digest): its config digest is the image id docker build produced.
+      const img = JSON.parse(
+        await ok(dockerExecNode(['crictl', 'inspecti', '-o', 'json', c.image]), 'crictl'),
+      );
+      expect(img.status.id).toBe(env.imageId);
+      expect(img.status.repoDigests).toContain(c.imageID);
       expect(c.ready).toBe(true);
     }
   }, 600_000);
@@ -296,31 +313,44 @@ describe('e2e on kind: the real image, installed with Helm', () => {
         b.spec.workers = { ...(b.spec.workers ?? {}), parallelism: 2 };
       }),
     ]);
-    const running = await waitFor(
-      'a running comparison pod of batch killed',
+    const runningCompare = async () => {
+      await phaseOf('killed');
+      const pods = await getJson(
+        'pods',
+        '-n',
+        NS,
+        '-l',
+        'cj.huleedu.io/batch=killed,cj.huleedu.io/role=comparison',
+      );
+      return pods.items.find((p: Obj) => p.status.containerStatuses?.[0]?.state?.running);
+    };
+    // The kubelet's view of a worker while it runs: our uid, a read-only root, no token. (A pod
+    // may finish between the listing and the exec: then look at the next one.)
+    const seen = await waitFor(
+      'a look inside a running comparison pod',
       async () => {
-        await phaseOf('killed');
-        const pods = await getJson(
-          'pods',
-          '-n',
-          NS,
-          '-l',
-          'cj.huleedu.io/batch=killed,cj.huleedu.io/role=compare',
-        );
-        return pods.items.find(
-          (p: Obj) => p.status.phase === 'Running' && p.status.containerStatuses?.[0]?.ready !== false,
-        );
+        const p = await runningCompare();
+        if (!p) return undefined;
+        const v = await inside(NS, p.metadata.name, p.spec.containers[0].name);
+        return v.ids ? { ...v, image: p.spec.containers[0].image } : undefined;
       },
       300_000,
-      500,
+      200,
     );
-    const name = running.metadata.name as string;
-    // The kubelet's view of a worker while it runs: our uid, a read-only root, no token.
-    const seen = await inside(NS, name, running.spec.containers[0].name);
-    expect(seen).toEqual({ ids: '65532 65532', root: 'EROFS', tmp: 'ok', token: 'false' });
-    expect(running.spec.containers[0].image).toBe(env.image);
+    expect(seen).toEqual({ ids: '65532 65532', root: 'EROFS', tmp: 'ok', token: 'false', image: env.image });
+    // Kill one while it runs (force: no grace period), then check it really was mid-round.
+    const victim = await waitFor('a running comparison pod to kill', runningCompare, 300_000, 200);
+    const name = victim.metadata.name as string;
     await kubectlOk(['delete', 'pod', name, '-n', NS, '--grace-period=0', '--force']);
+    const index = victim.metadata.annotations['batch.kubernetes.io/job-completion-index'];
+    const job = victim.metadata.labels['batch.kubernetes.io/job-name'] ?? victim.metadata.labels['job-name'];
     const done = await succeeded('killed');
+    // The Job ran that index again in a new pod (the killed one never reported success).
+    const again = await getJson('pods', '-n', NS, '-l', `batch.kubernetes.io/job-name=${job}`);
+    const sameIndex = again.items.filter(
+      (p: Obj) => p.metadata.annotations['batch.kubernetes.io/job-completion-index'] === index,
+    );
+    expect(sameIndex.some((p: Obj) => p.metadata.name !== name && p.status.phase === 'Succeeded')).toBe(true);
     const c = done.status.comparisons;
     expect(c.completed).toBe(c.planned);
     expect(c.pending ?? 0).toBe(0);
