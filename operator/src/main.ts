@@ -53,15 +53,20 @@ export async function main(): Promise<void> {
   const shutdown = new AbortController();
   let leading = false;
 
+  let webhook: Awaited<ReturnType<typeof runWebhook>>;
   const health = await startHealthServer({
     host: config.probeAddress,
     port: config.probePort,
     registry,
     healthz: () => !leading || [batches, pools, jobs].every((i) => i.isHealthy()),
-    readyz: () => !leading || [batches, pools, jobs].every((i) => i.hasSynced()),
+    // Ready only once the webhook listens (when enabled): a Service endpoint must not receive
+    // admission calls it would refuse at the TCP level.
+    readyz: () =>
+      (webhook !== undefined || !process.env.WEBHOOK_PORT) &&
+      (!leading || [batches, pools, jobs].every((i) => i.hasSynced())),
   });
   log.info({ port: config.probePort }, 'Serving /healthz, /readyz and /metrics');
-  const webhook = await runWebhook(config, client, (msg, fields) => log.info(fields ?? {}, msg));
+  webhook = await runWebhook(config, client, (msg, fields) => log.info(fields ?? {}, msg));
 
   const batchController = new Controller({
     name: 'cjbatch',

@@ -51,12 +51,18 @@ export function essayTokenLimit(contextWindowTokens: number, assignmentTokens: n
 // The CEL rules below and their TypeScript twins produce the same messages.
 
 /**
- * An essay must have some text: not empty and not only whitespace. The CRD's CEL rule checks
+ * An essay must have some text: not empty and not only whitespace or zero-width characters. The CRD's CEL rule checks
  * only emptiness (size() is constant-cost); trim() over 500 essays of 50,000 characters exceeds
  * the apiserver's cost budget. The rule's TypeScript twin also refuses whitespace-only text, so
  * the webhook (and the controller, and the CLI) refuse it with the same message.
  */
-export const isBlank = (text: string): boolean => text.trim() === '';
+export function isBlank(text: string): boolean {
+  // Stops at the first visible character, so an ordinary essay costs a few steps.
+  for (const ch of text) if (!INVISIBLE.has(ch) && ch.trim() !== '') return false;
+  return true;
+}
+/** Characters that show nothing but are not whitespace to String.trim (zero-width and friends). */
+const INVISIBLE = new Set(['\u200B', '\u200C', '\u200D', '\u2060', '\uFEFF', '\u00AD', '\u180E', '\u034F']);
 export const NOT_BLANK_CEL = 'size() > 0';
 
 export const emptyEssayMessage = (what: string, id: string) =>

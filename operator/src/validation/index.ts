@@ -8,7 +8,7 @@
 // Lookups come in through `ctx` as async functions, so tests need no cluster.
 import type { z } from 'zod';
 import { baseUrlProblem, type EgressPolicy, urlShapeProblem } from '../../../contract/src/egress.js';
-import { detectInjection } from '../../../contract/src/injection.js';
+import { detectInjection, type InjectionKind } from '../../../contract/src/injection.js';
 import {
   type CJBatchSpec,
   CJBatchSpecSchema,
@@ -21,11 +21,13 @@ import {
   essayTokenLimit,
   estimateTokens,
   ID_PATTERN,
+  isBlank,
   LIMIT_FIELDS,
   type LLMProviderPoolSpec,
   LLMProviderPoolSpecSchema,
   MAX_ESSAY_CHARS,
   PROMPT_RESERVE_TOKENS,
+  parseDuration,
 } from '../api/index.js';
 import { type PlatformPolicy, platformErrors } from './platform.js';
 
@@ -64,6 +66,22 @@ export interface ValidationContext {
 
 /** Batches with fewer essays than this get a warning: the ranking carries little information. */
 export const SMALL_BATCH = 4;
+/**
+ * Caps on what a batch may load, counted after its ConfigMaps are read (inline essays alone are
+ * bounded by the schema; 50 ConfigMaps of 1 MiB are not). Beyond these the pair selection and
+ * the database rows of one batch would cost every other tenant.
+ */
+export const MAX_ESSAYS_TOTAL = 5_000;
+export const MAX_TEXT_BYTES_TOTAL = 32 * 1024 * 1024;
+/**
+ * A batch's name is a label value on its Jobs and pods (at most 63 characters); longer names
+ * would be admitted and then fail every child write.
+ */
+export const MAX_BATCH_NAME = 63;
+/** A round shorter than this cannot even schedule its pods; it would time out round after round. */
+export const MIN_ROUND_TIMEOUT_MS = 60_000;
+/** The limits of the inline assignment texts, applied to ConfigMap values too. */
+const ASSIGNMENT_MAX_CHARS = { title: 1_000, instructions: 20_000, rubric: 20_000 } as const;
 const ID_RE = new RegExp(ID_PATTERN);
 
 /** Formats a zod issue path as a Kubernetes field path: spec.essays.inline[2].id. */
@@ -213,10 +231,18 @@ interface TextItem {
   where: string;
 }
 
+/**
+ * Lets timers and I/O run between stretches of CPU work on large input: the webhook validates on
+ * the event loop that also renews the operator's leader Lease.
+ */
+const breathe = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 export async function validateBatch(batch: unknown, ctx: ValidationContext): Promise<ValidationResult> {
   const result: ValidationResult = { errors: [], warnings: [] };
   const err = (field: string, message: string) => result.errors.push({ field, message });
+  await breathe();
   const parsed = CJBatchSpecSchema.safeParse(specOf(batch)?.spec);
+  await breathe();
   const early = specErrors(specOf(batch)?.spec, parsed.error);
   if (!parsed.success || early.length > 0) {
     result.errors.push(...early);
@@ -224,6 +250,17 @@ export async function validateBatch(batch: unknown, ctx: ValidationContext): Pro
   }
   const spec = parsed.data;
   if (ctx.platform) result.errors.push(...platformErrors(spec, ctx.platform));
+  const name = (batch as { metadata?: { name?: unknown } }).metadata?.name;
+  if (typeof name === 'string' && name.length > MAX_BATCH_NAME)
+    err(
+      'metadata.name',
+      `"${name.slice(0, 20)}..." is ${name.length} characters; a CJBatch name may have at most ${MAX_BATCH_NAME} (it labels the batch's Jobs and pods); choose a shorter name`,
+    );
+  if (parseDuration(spec.timeouts.round) < MIN_ROUND_TIMEOUT_MS)
+    err(
+      'spec.timeouts.round',
+      `${spec.timeouts.round} is too short for a round (pods must start, compare and be scored); set at least 1m`,
+    );
 
   const poolSpec = await checkPool(spec, ctx, err);
   const assignmentTokens = await checkAssignment(spec, ctx, err);
@@ -295,9 +332,29 @@ export async function validateBatch(batch: unknown, ctx: ValidationContext): Pro
       }
     }
   }
+  // Caps and the budget rule over every source, now that the ConfigMaps are read.
+  const itemCount = essays.size + anchors.length;
+  if (itemCount > MAX_ESSAYS_TOTAL)
+    err(
+      'spec.essays',
+      `${itemCount} essays and anchors (inline and from ConfigMaps) is more than the ${MAX_ESSAYS_TOTAL} one batch may hold; split the class into several batches`,
+    );
+  const textBytes = texts.reduce((n, t) => n + Buffer.byteLength(t.text), 0);
+  if (textBytes > MAX_TEXT_BYTES_TOTAL)
+    err(
+      'spec.essays',
+      `the essays and anchors hold ${textBytes} bytes of text, more than the ${MAX_TEXT_BYTES_TOTAL} one batch may hold; split the class into several batches`,
+    );
+  const maxComparisons = spec.budget?.maxComparisons;
+  if (maxComparisons !== undefined && spec.essays.configMapRefs?.length && maxComparisons * 2 < itemCount)
+    err(
+      'spec.budget.maxComparisons',
+      `maxComparisons ${maxComparisons} cannot include each of the ${itemCount} essays and anchors (with those read from ConfigMaps) even once; set spec.budget.maxComparisons to at least ${Math.floor((itemCount + 1) / 2)}`,
+    );
   // Essays too large for one comparison prompt of the pool's model. Texts over the static bound
   // already have an error of their own (schema or ConfigMap parsing).
   if (poolSpec) {
+    await breathe();
     const limit = essayLimitFor(spec.providerPoolRef.name, poolSpec, assignmentTokens);
     const oversized = texts
       .map((t) => ({
@@ -342,7 +399,18 @@ export async function validateBatch(batch: unknown, ctx: ValidationContext): Pro
       'spec.anchors is empty: the batch will rank the essays but cannot grade them; add anchors covering at least two grades',
     );
   }
-  const injection = injectionWarning(texts);
+  // Scanned a slice at a time (about 256 KB of text between breaths).
+  const kinds = new Map<TextItem, InjectionKind[]>();
+  let scanned = 0;
+  for (const t of texts) {
+    kinds.set(t, detectInjection(t.text));
+    scanned += t.text.length;
+    if (scanned > 256_000) {
+      scanned = 0;
+      await breathe();
+    }
+  }
+  const injection = injectionWarning(texts, (t) => kinds.get(t as TextItem) ?? detectInjection(t.text));
   if (injection) result.warnings.push(injection);
   return result;
 }
@@ -400,10 +468,16 @@ async function checkAssignment(
   for (const part of ['title', 'instructions', 'rubric'] as const) {
     const ref = spec.assignment[part].configMapKeyRef;
     if (!ref) {
-      tokens += estimateTokens(spec.assignment[part].value ?? '');
+      const value = spec.assignment[part].value ?? '';
+      if (isBlank(value))
+        err(
+          `spec.assignment.${part}.value`,
+          `the assignment ${part} is empty or only whitespace or invisible characters; write the ${part}`,
+        );
+      tokens += estimateTokens(value);
       continue;
     }
-    const { problem, value } = await keyValue(ctx, ref.name, ref.key);
+    const { problem, value } = await keyValue(ctx, ref.name, ref.key, ASSIGNMENT_MAX_CHARS[part]);
     if (problem) err(`spec.assignment.${part}.configMapKeyRef`, problem);
     else tokens += estimateTokens(value ?? '');
   }
@@ -414,6 +488,7 @@ async function keyValue(
   ctx: ValidationContext,
   name: string,
   key: string,
+  maxChars?: number,
 ): Promise<{ problem?: string; value?: string }> {
   const cm = await ctx.getConfigMap(name);
   if (!cm)
@@ -423,8 +498,20 @@ async function keyValue(
   const value = cm.data?.[key];
   if (value === undefined)
     return { problem: `ConfigMap "${name}" has no key "${key}"; add the key or fix configMapKeyRef.key` };
-  if (value.trim() === '')
-    return { problem: `ConfigMap "${name}" key "${key}" is empty; put the text in it` };
+  if (isBlank(value))
+    return {
+      problem: `ConfigMap "${name}" key "${key}" is empty (or only whitespace or invisible characters); put the text in it`,
+    };
+  if (maxChars === undefined) return { value }; // essays and anchors: essayTextProblem decides
+  const nul = value.indexOf('\u0000');
+  if (nul >= 0)
+    return {
+      problem: `ConfigMap "${name}" key "${key}" contains a NUL character (U+0000) at character ${nul}, which cannot be stored; remove it`,
+    };
+  if (codePoints(value) > maxChars)
+    return {
+      problem: `ConfigMap "${name}" key "${key}" has ${codePoints(value)} characters, more than the ${maxChars} allowed here; shorten it`,
+    };
   return { value };
 }
 
@@ -434,12 +521,11 @@ async function keyValue(
  * ignore such requests, and each of their comparisons carries an `injection:<A|B>:<kind>` flag.
  * Ids and kinds only: never essay text.
  */
-export function injectionWarning(
-  items: readonly { what: string; id: string; text: string }[],
+export function injectionWarning<T extends { what: string; id: string; text: string }>(
+  items: readonly T[],
+  kindsOf: (item: T) => readonly string[] = (i) => detectInjection(i.text),
 ): string | undefined {
-  const flagged = items
-    .map((i) => ({ id: i.id, kinds: detectInjection(i.text) }))
-    .filter((f) => f.kinds.length > 0);
+  const flagged = items.map((i) => ({ id: i.id, kinds: kindsOf(i) })).filter((f) => f.kinds.length > 0);
   if (flagged.length === 0) return undefined;
   const kinds = [...new Set(flagged.flatMap((f) => f.kinds))].sort();
   const ids = flagged.slice(0, MAX_FLAGGED_IDS).map((f) => f.id);
@@ -474,7 +560,7 @@ export function parseEssayConfigMap(
         errors.push(
           `ConfigMap "${name}" key "${key}" is not a valid essay id; use letters, digits, '-', '_' and '.'`,
         );
-      } else if (value.trim() === '') {
+      } else if (isBlank(value)) {
         errors.push(`ConfigMap "${name}" key "${key}" is empty; put the essay text in it or remove the key`);
       } else if (codePoints(value) > MAX_ESSAY_CHARS || value.includes('\u0000')) {
         errors.push(`ConfigMap "${name}" key "${key}": ${essayTextProblem('essay', key, value)}`);
@@ -496,7 +582,7 @@ export function parseEssayConfigMap(
         errors.push(
           `${at} has no valid "id"; give every line a non-empty id of letters, digits, '-', '_' and '.'`,
         );
-      } else if (typeof text !== 'string' || text.trim() === '') {
+      } else if (typeof text !== 'string' || isBlank(text)) {
         errors.push(`${at} (id "${id}") has no text; give every line a non-empty "text"`);
       } else if (codePoints(text) > MAX_ESSAY_CHARS || text.includes('\u0000')) {
         errors.push(`${at}: ${essayTextProblem('essay', id, text)}`);

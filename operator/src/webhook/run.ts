@@ -9,11 +9,14 @@
 //   WEBHOOK_FAILURE_POLICY       Fail | Ignore (default Fail)
 //   WEBHOOK_CONFIGURATION_NAME   the ValidatingWebhookConfiguration (cluster-scoped; one per release)
 //   WEBHOOK_SECRET_NAME          the Secret holding the CA and serving certificate (selfManaged)
+//   WEBHOOK_CLIENT_CA_FILE       PEM CA: serve only clients with a certificate from it (the
+//                                apiserver's, when its AdmissionConfiguration gives it one)
 //   WEBHOOK_MANAGE_CONFIGURATION true (default): register the configuration with server-side
 //                                apply. false: the installer (Helm chart, kustomize base)
 //                                renders it, and the Secret, so that uninstalling removes them;
 //                                we only patch in the caBundle, the Secret's data and, for
 //                                WEBHOOK_URL targets, the real URL.
+import { readFile } from 'node:fs/promises';
 import * as k8s from '@kubernetes/client-node';
 import { type OperatorConfig, platformPolicy } from '../config.js';
 import type { KubeClient } from '../kube/rest.js';
@@ -99,6 +102,7 @@ export async function runWebhook(
             },
           },
     contextFor: kubeValidationContext(kc, { egress: config.egress, platform: platformPolicy(config) }),
+    ...(env.WEBHOOK_CLIENT_CA_FILE ? { clientCA: await readFile(env.WEBHOOK_CLIENT_CA_FILE, 'utf8') } : {}),
     log,
   });
   await server.refresh(); // inject the caBundle now that the configuration exists

@@ -33,8 +33,53 @@ export interface WebhookServerOptions {
   /** For tests: the clock rotation decisions use. */
   now?: Clock;
   log?: (msg: string, fields?: Record<string, unknown>) => void;
-  /** Largest AdmissionReview body accepted (a CJBatch with inline essays can be large). */
+  /**
+   * Largest AdmissionReview body accepted. The apiserver sends at most about 3 MiB (its own
+   * request limit), so anything larger is not from it: refused from Content-Length, unread.
+   */
   maxBodyBytes?: number;
+  /**
+   * Reviews validated at once; the rest wait (up to `maxQueued`, then 429). Validation is CPU
+   * work on the event loop that also renews the leader Lease: a burst of large reviews must
+   * queue, not pile up (docs/security.md, "Hostile input").
+   */
+  maxConcurrent?: number;
+  maxQueued?: number;
+  /**
+   * PEM CA bundle: when set, only clients with a certificate from it are served (the apiserver
+   * presents one when its admission configuration names a client certificate for this webhook).
+   */
+  clientCA?: string;
+}
+
+/** Lets timers and I/O (the Lease renewal among them) run before the next stretch of CPU work. */
+const breathe = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** A counting semaphore with a bounded queue: `run` refuses (returns undefined) when it is full. */
+export function limiter(maxConcurrent: number, maxQueued: number) {
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  return {
+    get active() {
+      return active;
+    },
+    get queued() {
+      return waiting.length;
+    },
+    async run<T>(fn: () => Promise<T>): Promise<{ value: T } | undefined> {
+      if (active >= maxConcurrent) {
+        if (waiting.length >= maxQueued) return undefined;
+        await new Promise<void>((resolve) => waiting.push(resolve));
+      } else active++;
+      try {
+        return { value: await fn() };
+      } finally {
+        const next = waiting.shift();
+        if (next) next();
+        else active--;
+      }
+    },
+  };
 }
 
 export interface WebhookServer {
@@ -48,10 +93,14 @@ export interface WebhookServer {
 
 export async function startWebhookServer(opts: WebhookServerOptions): Promise<WebhookServer> {
   const log = opts.log ?? (() => {});
-  const maxBody = opts.maxBodyBytes ?? 8 * 1024 * 1024;
+  const maxBody = opts.maxBodyBytes ?? 4 * 1024 * 1024;
+  // One at a time: validation is synchronous CPU work between its lookups, so a second review in
+  // parallel only lengthens the stretches the Lease renewal must wait through.
+  const gate = limiter(opts.maxConcurrent ?? 1, opts.maxQueued ?? 16);
+  const clientAuth = opts.clientCA ? { ca: opts.clientCA, requestCert: true, rejectUnauthorized: true } : {};
   let current = await loadTls(opts);
   const server = https.createServer(
-    { key: current.key, cert: current.cert, minVersion: 'TLSv1.2' },
+    { key: current.key, cert: current.cert, minVersion: 'TLSv1.2', ...clientAuth },
     (req, res) => {
       handle(req, res).catch((e) => {
         log('webhook request failed', { error: String(e) });
@@ -59,6 +108,10 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
       });
     },
   );
+  // A client that sends slowly holds a socket, never the event loop; drop it after these.
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  server.maxHeadersCount = 100;
 
   async function handle(req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) {
     const url = new URL(req.url ?? '/', 'https://x');
@@ -70,23 +123,38 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
       res.writeHead(404).end();
       return;
     }
+    const tooLarge = () => {
+      res.writeHead(413, { 'content-type': 'text/plain', connection: 'close' });
+      res.end(`AdmissionReview larger than ${maxBody} bytes`);
+      req.destroy();
+    };
+    if (Number(req.headers['content-length'] ?? 0) > maxBody) return tooLarge();
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const c of req) {
       size += (c as Buffer).length;
-      if (size > maxBody) {
-        res.writeHead(413).end();
-        return;
-      }
+      if (size > maxBody) return tooLarge();
       chunks.push(c as Buffer);
     }
-    let body: { request?: { uid?: string; name?: string; namespace?: string; kind?: { kind?: string } } };
-    try {
-      body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-    } catch {
-      res.writeHead(400, { 'content-type': 'text/plain' }).end('body is not JSON');
+    const outcome = await gate.run(() => decide(Buffer.concat(chunks)));
+    if (!outcome) {
+      res.writeHead(429, { 'content-type': 'text/plain', 'retry-after': '1' }).end('too many reviews');
       return;
     }
+    const { status, type, text } = outcome.value;
+    res.writeHead(status, { 'content-type': type }).end(text);
+  }
+
+  /** Parses and validates one review; yields to the event loop first (the Lease renews there). */
+  async function decide(raw: Buffer): Promise<{ status: number; type: string; text: string }> {
+    await breathe();
+    let body: { request?: { uid?: string; name?: string; namespace?: string; kind?: { kind?: string } } };
+    try {
+      body = JSON.parse(raw.toString('utf8'));
+    } catch {
+      return { status: 400, type: 'text/plain', text: 'body is not JSON' };
+    }
+    await breathe();
     try {
       const out = await review(body, opts.contextFor);
       log('admission reviewed', {
@@ -95,17 +163,16 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
         namespace: body.request?.namespace,
         allowed: out.response?.allowed,
       });
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(out));
+      return { status: 200, type: 'application/json', text: JSON.stringify(out) };
     } catch (e) {
-      if (e instanceof BadReview) {
-        res.writeHead(400, { 'content-type': 'text/plain' }).end(e.message);
-        return;
-      }
+      if (e instanceof BadReview) return { status: 400, type: 'text/plain', text: e.message };
       // Lookups failed (e.g. the apiserver was briefly unavailable): refuse with a reason to retry
       // rather than admit an object nobody checked.
       const uid = body?.request?.uid ?? '';
-      res.writeHead(200, { 'content-type': 'application/json' }).end(
-        JSON.stringify({
+      return {
+        status: 200,
+        type: 'application/json',
+        text: JSON.stringify({
           apiVersion: 'admission.k8s.io/v1',
           kind: 'AdmissionReview',
           response: {
@@ -118,7 +185,7 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
             },
           },
         }),
-      );
+      };
     }
   }
 
@@ -134,7 +201,12 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
       try {
         const next = await loadTls(opts);
         if (next.cert === current.cert && next.key === current.key) return false;
-        server.setSecureContext({ key: next.key, cert: next.cert, minVersion: 'TLSv1.2' });
+        server.setSecureContext({
+          key: next.key,
+          cert: next.cert,
+          minVersion: 'TLSv1.2',
+          ...(opts.clientCA ? { ca: opts.clientCA } : {}),
+        });
         log('webhook serving certificate swapped', { from: serialOf(current.cert), to: serialOf(next.cert) });
         current = next;
         return true;

@@ -270,3 +270,85 @@ describe('validatePool', () => {
     expect(r.errors[0]!.field).toBe('spec');
   });
 });
+
+describe('validateBatch: the holes admission closes', () => {
+  const named = (name: string, mutate: (b: Obj) => void = () => {}) =>
+    batch((b) => {
+      b.metadata = { name };
+      mutate(b);
+    });
+
+  it('refuses names over 63 characters (they label every Job and pod)', async () => {
+    const r = await validateBatch(named('b'.repeat(64)), ctx());
+    expect(r.errors.map((e) => e.field)).toEqual(['metadata.name']);
+    expect((await validateBatch(named('b'.repeat(63)), ctx())).errors).toEqual([]);
+  });
+
+  it('refuses a round timeout under a minute', async () => {
+    const r = await validateBatch(
+      named('t', (b) => (b.spec.timeouts = { round: '5s' })),
+      ctx(),
+    );
+    expect(r.errors).toEqual([
+      {
+        field: 'spec.timeouts.round',
+        message: '5s is too short for a round (pods must start, compare and be scored); set at least 1m',
+      },
+    ]);
+  });
+
+  it('refuses zero-width-only essays and assignment texts, inline and from ConfigMaps, and NUL in them', async () => {
+    const zw = '\u200B\u200D\uFEFF \n';
+    const inline = await validateBatch(
+      named('z', (b) => (b.spec.essays.inline[0].text = zw)),
+      ctx(),
+    );
+    expect(inline.errors.map((e) => e.field)).toEqual(['spec.essays.inline[0].text']);
+    const title = await validateBatch(
+      named('z', (b) => (b.spec.assignment.title = { value: zw })),
+      ctx(),
+    );
+    expect(title.errors.map((e) => e.field)).toEqual(['spec.assignment.title.value']);
+    const fromCm = (text: string) =>
+      validateBatch(
+        named('z', (b) => (b.spec.assignment.rubric = { configMapKeyRef: { name: 'a', key: 'rubric' } })),
+        ctx({ a: { data: { rubric: text } } }),
+      );
+    expect((await fromCm(zw)).errors[0]).toMatchObject({
+      field: 'spec.assignment.rubric.configMapKeyRef',
+      message: expect.stringContaining('is empty'),
+    });
+    expect((await fromCm('good\u0000rubric')).errors[0]).toMatchObject({
+      field: 'spec.assignment.rubric.configMapKeyRef',
+      message: expect.stringContaining('NUL character (U+0000) at character 4'),
+    });
+    expect((await fromCm('r'.repeat(20_001))).errors[0]?.message).toContain('more than the 20000 allowed');
+    const essayCm = await validateBatch(
+      named('z', (b) => (b.spec.essays = { configMapRefs: [{ name: 'e', format: 'perKey' }] })),
+      ctx({ e: { data: { e1: 'an essay', e2: zw } } }),
+    );
+    expect(essayCm.errors.map((e) => e.message).join()).toContain('key "e2" is empty');
+  });
+
+  it('caps essays after reading ConfigMaps, and applies the budget rule to them', async () => {
+    const many = Object.fromEntries(Array.from({ length: 5_001 }, (_, i) => [`e${i}`, `essay number ${i}`]));
+    const capped = await validateBatch(
+      named('c', (b) => {
+        b.spec.essays = { configMapRefs: [{ name: 'many', format: 'perKey' }] };
+        delete b.spec.budget;
+      }),
+      ctx({ many: { data: many } }),
+    );
+    expect(capped.errors.map((e) => e.message).join()).toContain('more than the 5000 one batch may hold');
+    const budget = await validateBatch(
+      named('c', (b) => {
+        b.spec.essays = { configMapRefs: [{ name: 'some', format: 'perKey' }] };
+        b.spec.budget = { maxComparisons: 3 };
+      }),
+      ctx({
+        some: { data: Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`e${i}`, `essay ${i}`])) },
+      }),
+    );
+    expect(budget.errors.map((e) => e.field)).toContain('spec.budget.maxComparisons');
+  });
+});

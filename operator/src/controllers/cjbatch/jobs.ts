@@ -2,6 +2,7 @@
 // CJBatch (garbage collection removes it with the batch), runs without a service-account token,
 // and meets the restricted Pod Security Standard. The command, environment and exit codes are
 // the Job contract's (contract/src/job.ts), which the workers read back.
+import { createHash } from 'node:crypto';
 import { ALLOWED_BASE_URLS_ENV } from '../../../../contract/src/egress.js';
 import { ENV, EXIT, workerCommand } from '../../../../contract/src/job.js';
 import { encodePoolRuntimeConfig, type PoolRuntimeConfig } from '../../../../contract/src/pool-runtime.js';
@@ -45,11 +46,24 @@ export function ownedObjectMeta(batch: CJBatch, name: string, labels: Record<str
   };
 }
 
+/**
+ * `<batch>-<suffix>`, or when that exceeds the 63 characters a Job name may have (it becomes a
+ * label value on the Job's pods), the batch name shortened and followed by a hash of it, so
+ * different batches still get different names. Deterministic like the plain form.
+ */
+export function childName(batch: string, suffix: string): string {
+  const full = `${batch}-${suffix}`;
+  if (full.length <= 63) return full;
+  const hash = createHash('sha256').update(batch).digest('hex').slice(0, 8);
+  const head = batch.slice(0, Math.max(1, 63 - suffix.length - hash.length - 2)).replace(/[-.]+$/, '');
+  return `${head}-${hash}-${suffix}`;
+}
+
 /** Job names are deterministic: a restarted operator finds its Jobs instead of creating new ones. */
 export const scoringJobName = (batch: string, round: number, attempt = 0) =>
-  `${batch}-score-${round}${attempt ? `-${attempt}` : ''}`;
+  childName(batch, `score-${round}${attempt ? `-${attempt}` : ''}`);
 export const comparisonJobName = (batch: string, round: number, attempt = 0) =>
-  `${batch}-compare-${round}${attempt ? `-${attempt}` : ''}`;
+  childName(batch, `compare-${round}${attempt ? `-${attempt}` : ''}`);
 
 const restrictedContainer = {
   allowPrivilegeEscalation: false,

@@ -117,7 +117,19 @@ export class CJBatchReconciler implements Reconciler {
       await addFinalizer(this.d.client, this.path(batch), batch as unknown as KubeObject, FINALIZER);
     }
     const status: CJBatchStatus = structuredClone(batch.status ?? {});
-    const out = await this.step(batch, status);
+    let out: { status: CJBatchStatus; requeueAfter?: number };
+    try {
+      out = await this.step(batch, status);
+    } catch (err) {
+      if (!(err instanceof ForeignChildError)) throw err;
+      // Someone else's object holds a name the batch needs: say so and wait (never take it over).
+      const cond = conditionSetter(status, batch.metadata.generation ?? 0);
+      if (condition(status, 'InvalidSpec')?.status !== 'True')
+        this.d.recorder.event(batch as unknown as KubeObject, 'Warning', 'NameTaken', err.message);
+      cond('InvalidSpec', 'True', 'NameTaken', err.message);
+      cond('Progressing', 'False', 'InvalidSpec', 'rename the batch or remove the other object');
+      out = { status, requeueAfter: 60_000 };
+    }
     await this.writeStatus(batch, out.status);
     return out.requeueAfter ? { requeueAfter: out.requeueAfter } : undefined;
   }
@@ -200,8 +212,14 @@ export class CJBatchReconciler implements Reconciler {
       try {
         const registration = await buildRegistration(batch, (name) => this.getConfigMap(batch, name));
         reg = await registerBatch(this.d.sql, registration);
-      } catch (err) {
-        if (!(err instanceof InputError)) throw err;
+      } catch (caught) {
+        // The database refusing the input itself (a value it cannot store) is the spec's fault
+        // too: retrying would fail the same way forever.
+        const dbRefused = inputRefusedByDatabase(caught);
+        if (!(caught instanceof InputError) && !dbRefused) throw caught;
+        const err = dbRefused
+          ? new InputError(`the database cannot store this batch's input: ${dbRefused}`)
+          : (caught as InputError);
         cond('InvalidSpec', 'True', 'InputUnreadable', err.message);
         cond(
           'Progressing',
@@ -401,19 +419,15 @@ export class CJBatchReconciler implements Reconciler {
     const parts = resultsConfigMaps(results, grades);
     for (const part of parts) {
       const name = `${cmName}${part.suffix}`;
-      await this.d.client.apply(
-        resourcePath(CONFIGMAPS, batch.metadata.namespace, name),
-        {
-          apiVersion: 'v1',
-          kind: 'ConfigMap',
-          metadata: ownedObjectMeta(batch, name),
-          data:
-            part.suffix === ''
-              ? { ...part.data, 'summary.json': JSON.stringify(explainSummary(latest, status)) }
-              : part.data,
-        },
-        FIELD_MANAGER,
-      );
+      await this.applyOwned(batch, CONFIGMAPS, name, {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: ownedObjectMeta(batch, name),
+        data:
+          part.suffix === ''
+            ? { ...part.data, 'summary.json': JSON.stringify(explainSummary(latest, status)) }
+            : part.data,
+      });
     }
     // The batch's database role is done: no login, no rows, no limiter (its workers have exited).
     await retireBatchRole(this.d.sql, batch.metadata.uid!);
@@ -629,6 +643,37 @@ export class CJBatchReconciler implements Reconciler {
   }
 
   /**
+   * Server-side apply of a child that only this batch may own: created when missing, and
+   * refused (ForeignChildError) when an object of that name exists without this batch as its
+   * owner, instead of a forced apply taking a stranger's object over.
+   */
+  private async applyOwned(batch: CJBatch, gvr: typeof SECRETS, name: string, body: object) {
+    const path = resourcePath(gvr, batch.metadata.namespace, name);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      let cur: KubeObject | undefined;
+      try {
+        cur = await this.d.client.get<KubeObject>(path);
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+      if (cur) {
+        if (!cur.metadata?.ownerReferences?.some((o) => o.uid === batch.metadata.uid))
+          throw new ForeignChildError(
+            `${gvr.plural === 'secrets' ? 'Secret' : 'ConfigMap'} "${name}" already exists in ${batch.metadata.namespace} and does not belong to this batch; the operator will not take it over: rename the CJBatch or delete that object`,
+          );
+        await this.d.client.apply(path, body, FIELD_MANAGER);
+        return;
+      }
+      try {
+        await this.d.client.create(resourcePath(gvr, batch.metadata.namespace), body);
+        return;
+      } catch (err) {
+        if ((err as { status?: number }).status !== 409) throw err; // created meanwhile: check again
+      }
+    }
+  }
+
+  /**
    * The `<batch>-worker` Secret holds the batch role's database URL, never the operator's. The
    * password exists only there: when the Secret is missing (first start, or a tenant deleted it)
    * the role gets a fresh password and the Secret is created, never forced over someone else's
@@ -742,6 +787,19 @@ export class CJBatchReconciler implements Reconciler {
   private jobPath(batch: CJBatch, name: string) {
     return resourcePath(JOBS, batch.metadata.namespace, name);
   }
+}
+
+/** An object the batch needs to create exists and belongs to someone else. */
+class ForeignChildError extends Error {}
+
+/**
+ * The Postgres message when an error is the database refusing a value of the input (SQLSTATE
+ * class 22, data exception: NUL bytes, invalid encodings, values too long; 54: too large).
+ */
+function inputRefusedByDatabase(err: unknown): string | undefined {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code !== 'string' || !/^(22|54)/.test(code)) return undefined;
+  return `${(err as Error).message} (SQLSTATE ${code})`;
 }
 
 /** The user name in a database URL, if it parses. */
