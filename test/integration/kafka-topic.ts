@@ -1,7 +1,7 @@
 // Reading a Kafka topic whole in tests: every record up to the high watermark, by a fresh
 // consumer group, so a test sees exactly what a new subscriber would.
 import { randomBytes } from 'node:crypto';
-import { Kafka, logLevel } from 'kafkajs';
+import { type IHeaders, Kafka, logLevel } from 'kafkajs';
 
 /** The operator's default topic for result events. */
 export const RESULT_TOPIC = 'cj.batch.events';
@@ -14,8 +14,28 @@ export interface Record_ {
   event: any;
 }
 
+/** A record as the broker returned it: bytes, headers untouched (kafkajs gives Buffers). */
+export interface RawRecord {
+  partition: number;
+  offset: string;
+  key: Buffer | null;
+  headers: IHeaders;
+  value: Buffer;
+}
+
 /** Every record of the topic up to its high watermark, read by a fresh consumer group. */
 export async function readTopic(brokers: string, topic = RESULT_TOPIC): Promise<Record_[]> {
+  return (await readRawTopic(brokers, topic)).map((r) => ({
+    partition: r.partition,
+    offset: r.offset,
+    key: r.key?.toString() ?? '',
+    headers: Object.fromEntries(Object.entries(r.headers).map(([h, v]) => [h, String(v)])),
+    event: JSON.parse(r.value.toString()),
+  }));
+}
+
+/** Every record of the topic up to its high watermark, raw, read by a fresh consumer group. */
+export async function readRawTopic(brokers: string, topic = RESULT_TOPIC): Promise<RawRecord[]> {
   const k = new Kafka({ clientId: 'test-topic-reader', brokers: [brokers], logLevel: logLevel.NOTHING });
   const admin = k.admin();
   await admin.connect();
@@ -25,7 +45,7 @@ export async function readTopic(brokers: string, topic = RESULT_TOPIC): Promise<
   const want = new Map(offsets.filter((o) => Number(o.high) > 0).map((o) => [o.partition, Number(o.high)]));
   if (want.size === 0) return [];
   const consumer = k.consumer({ groupId: `topic-reader-${randomBytes(4).toString('hex')}` });
-  const out: Record_[] = [];
+  const out: RawRecord[] = [];
   await consumer.connect();
   try {
     await consumer.subscribe({ topic, fromBeginning: true });
@@ -41,11 +61,9 @@ export async function readTopic(brokers: string, topic = RESULT_TOPIC): Promise<
             out.push({
               partition,
               offset: message.offset,
-              key: message.key?.toString() ?? '',
-              headers: Object.fromEntries(
-                Object.entries(message.headers ?? {}).map(([h, v]) => [h, String(v)]),
-              ),
-              event: JSON.parse(message.value!.toString()),
+              key: message.key,
+              headers: message.headers ?? {},
+              value: message.value!,
             });
             if (Number(message.offset) + 1 >= want.get(partition)!) done.add(partition);
             if (done.size === want.size) {

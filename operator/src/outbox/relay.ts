@@ -1,8 +1,8 @@
 // The outbox relay (leader only): publishes committed result events to Kafka and marks them sent.
 // Delivery is at least once with a stable event id (a crash between publish and mark re-sends the
-// same id; consumers dedupe on it). Events are CloudEvents in structured mode: the whole envelope
-// is the JSON value (content-type application/cloudevents+json), so any consumer reads it without
-// knowing the binding; `ce_id`/`ce_type` headers are added for routing and dedupe without parsing.
+// same id; consumers dedupe on it). Events are CloudEvents in structured mode only: the whole
+// envelope is the JSON value (content-type application/cloudevents+json), with no `ce_` headers,
+// which the Python SDK would take for binary mode (docs/events.md).
 import { Kafka, logLevel, type Producer } from 'kafkajs';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Sql } from '../../../runtime/src/store/index.js';
@@ -214,19 +214,14 @@ export interface OutboxRow {
 
 /**
  * The Kafka record of an outbox row: CloudEvents structured mode (the envelope is the value), key =
- * batch UID (all events of a batch on one partition, in order). `ce_id`/`ce_type` headers duplicate
- * the envelope's id and type so consumers can dedupe and route without parsing the value; SDKs read
- * the record as structured because of the content-type header and ignore them.
+ * batch UID (all events of a batch on one partition, in order). The content type is the only
+ * header: SDKs that see any `ce_` header read the record as binary mode and miss the attributes.
  */
 export function toKafkaMessage(r: OutboxRow) {
   return {
     key: r.key,
     value: JSON.stringify(r.payload),
-    headers: {
-      'content-type': 'application/cloudevents+json; charset=utf-8',
-      ce_id: r.event_id,
-      ce_type: r.event_type,
-    },
+    headers: { 'content-type': 'application/cloudevents+json; charset=utf-8' },
   };
 }
 

@@ -252,15 +252,11 @@ describe('json-schema-subset', () => {
 });
 
 describe('relay', () => {
-  it('writes structured-mode records keyed by the batch UID with ce_id/ce_type headers', () => {
+  it('writes structured-mode records keyed by the batch UID, content-type the only header (no ce_ headers)', () => {
     const e = completed();
     const m = toKafkaMessage({ event_id: e.id, event_type: e.type, topic: 't', key: UID, payload: e });
     expect(m.key).toBe(UID);
-    expect(m.headers).toEqual({
-      'content-type': 'application/cloudevents+json; charset=utf-8',
-      ce_id: EVENT_ID,
-      ce_type: EVENT_COMPLETED,
-    });
+    expect(m.headers).toEqual({ 'content-type': 'application/cloudevents+json; charset=utf-8' });
     expect(JSON.parse(m.value)).toEqual(e);
   });
 
