@@ -168,7 +168,7 @@ async function main() {
 
   console.log(`▶ kubectl cj status ${BATCH}`);
   try {
-    cj(['status', BATCH]);
+    cj(['status', BATCH, '--watch']);
   } catch {
     console.error(`The batch failed; see: kubectl describe cjbatch ${BATCH} -n ${NS}`);
     process.exit(1);

@@ -2,7 +2,7 @@
 // loopback with state under /dev/shm. `npm run dev:up` starts a named, long-lived stack; the
 // integration tests start their own (or reuse the dev stack when it is running). Every component
 // runs detached and is stopped by the pid we recorded, never by name.
-import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, lstatSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { type EtcdRestart, restartEtcdProcess, startControlPlane } from './cluster/control-plane.js';
@@ -171,6 +171,16 @@ export function writeExtras(name: string, extras: Started[]): void {
   writeFileSync(path.join(stackDir(name), 'extras.json'), JSON.stringify(extras, null, 2));
 }
 
+/** Regular files, directories and links; not sockets, FIFOs or devices (or what vanished). */
+function copyable(p: string): boolean {
+  try {
+    const s = lstatSync(p);
+    return s.isFile() || s.isDirectory() || s.isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
 export async function stopStack(name: string): Promise<boolean> {
   const dir = stackDir(name);
   const file = path.join(dir, 'stack.json');
@@ -184,7 +194,8 @@ export async function stopStack(name: string): Promise<boolean> {
   rmSync(keep, { recursive: true, force: true });
   cpSync(dir, keep, {
     recursive: true,
-    filter: (src) => !/(pgdata|etcd|kafka\/logs|volumes|pki)$/.test(src),
+    // Sockets and FIFOs (Postgres' .s.PGSQL.<port>) cannot be copied: ERR_FS_CP_SOCKET.
+    filter: (src) => !/(pgdata|etcd|kafka\/logs|volumes|pki)$/.test(src) && copyable(src),
   });
   rmSync(dir, { recursive: true, force: true });
   return true;

@@ -1,233 +1,342 @@
 #!/usr/bin/env node
 /**
- * kubectl-cj: the teacher's and pipeline's CLI (kubectl finds it as `kubectl cj` when it is on PATH).
- *   kubectl cj submit <dir|file.jsonl> --pool P [--name N] [--anchors anchors.jsonl] [--grades F,E,D,C,B,A]
- *                     [--assignment assignment.json] [--budget N] [--wait]
- *   kubectl cj status <batch> [--once]     live progress: bar, round, stability, time left, cost
- *   kubectl cj results <batch> [-o table|csv|json]
- *   kubectl cj explain <batch>             why it stopped; judge quality
- * Global: -n/--namespace (default: the kubeconfig context's namespace).
+ * kubectl-cj: the teacher's and pipeline's CLI. On PATH as `kubectl-cj`, kubectl runs it as
+ * `kubectl cj`. Commands: submit, status, results, explain, version (`kubectl cj --help`).
+ * Shipped as one bundled file (hack/cli/build.ts) that needs only Node ≥ 20.
  */
-import * as k8s from '@kubernetes/client-node';
-import { type BatchResults, joinResultsParts } from '../../../contract/src/results.js';
-import { CJBatchSpecSchema, estimateTokens, LLMProviderPoolSpecSchema } from '../api/index.js';
-import { isNotFound, KubeClient, resourcePath } from '../kube/rest.js';
-import { essayLimitFor, formatErrors, validateBatch } from '../validation/index.js';
-import { oversizedEssays, readAnchors, readAssignment, readEssays, SourceError } from './essays.js';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import YAML from 'yaml';
+import { joinResultsParts } from '../../../contract/src/results.js';
+import { ApiError, type KubeClient, resourcePath } from '../kube/rest.js';
+import {
+  type Command,
+  choice,
+  commandHelp,
+  type Parsed,
+  parse,
+  parseDuration,
+  rootHelp,
+  splitCommand,
+  UsageError,
+  wantsHelp,
+} from './args.js';
+import { apiFailure, type Conn, connect, loadKubeConfig } from './connect.js';
+import { SourceError } from './essays.js';
+import { type BatchView, explainText, resultsTable, statusLine } from './render.js';
+import {
+  BATCHES,
+  buildSubmission,
+  CONFIGMAPS,
+  createSubmission,
+  get,
+  inTeacherTerms,
+  serverDryRun,
+} from './submit.js';
 
 export { invalidUtf8Offset, readEssays } from './essays.js';
+export { explainText, resultsTable, statusLine } from './render.js';
 
-const BATCHES = { group: 'cj.huleedu.io', version: 'v1alpha1', plural: 'cjbatches' };
-const POOLS = { group: 'cj.huleedu.io', version: 'v1alpha1', plural: 'llmproviderpools' };
-const CONFIGMAPS = { group: '', version: 'v1', plural: 'configmaps' };
+declare const __CJ_VERSION__: string | undefined;
 
-class UsageError extends Error {}
-
-interface Args {
-  positional: string[];
-  flags: Record<string, string | true>;
-}
-
-function parseArgs(argv: string[]): Args {
-  const positional: string[] = [];
-  const flags: Record<string, string | true> = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '-n' || a === '-o') flags[a === '-n' ? 'namespace' : 'output'] = argv[++i] ?? '';
-    else if (a.startsWith('--')) {
-      const [k, v] = a.slice(2).split('=', 2) as [string, string | undefined];
-      if (v !== undefined) flags[k] = v;
-      else if (['wait', 'once', 'help'].includes(k)) flags[k] = true;
-      else flags[k] = argv[++i] ?? '';
-    } else positional.push(a);
+/** Set by the bundler; from a checkout, read from package.json. */
+export function version(): string {
+  if (typeof __CJ_VERSION__ === 'string') return __CJ_VERSION__;
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++, dir = path.dirname(dir)) {
+    const p = path.join(dir, 'package.json');
+    if (existsSync(p)) return (JSON.parse(readFileSync(p, 'utf8')) as { version: string }).version;
   }
-  return { positional, flags };
+  return 'unknown';
 }
 
-const str = (v: string | true | undefined) => (typeof v === 'string' ? v : undefined);
+const OUTPUT = (formats: string) => ({
+  name: 'output',
+  short: 'o',
+  value: '<format>',
+  help: `Output format: ${formats}`,
+});
 
-async function context(flags: Args['flags']) {
-  const kc = new k8s.KubeConfig();
-  kc.loadFromDefault();
-  const ns = str(flags.namespace) ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default';
-  return { kc, ns, client: await KubeClient.fromDefault() };
+export const COMMANDS: Command[] = [
+  {
+    name: 'submit',
+    summary: "Submit a class's essays as a CJBatch",
+    usage: '<folder|essays.jsonl> --pool <pool> [flags]',
+    args: [1, 1],
+    flags: [
+      { name: 'pool', value: '<pool>', help: 'LLMProviderPool that judges the essays (required)' },
+      {
+        name: 'name',
+        value: '<name>',
+        help: "Batch name (default: the folder's name, e.g. class-9a)",
+      },
+      {
+        name: 'anchors',
+        value: '<file>',
+        help: 'Anchor essays with known grades, JSONL (default: anchors.jsonl in the folder)',
+      },
+      {
+        name: 'assignment',
+        value: '<file>',
+        help: 'Title, instructions and rubric, JSON (default: assignment.json in the folder)',
+      },
+      { name: 'grades', value: '<list>', help: 'Grade scale, lowest first (default: F,E,D,C,B,A)' },
+      { name: 'budget', value: '<n>', help: 'Most comparisons to run (default: computed by the operator)' },
+      {
+        name: 'dry-run',
+        value: '<mode>',
+        help: 'none, client (check the files offline, write nothing) or server (the apiserver checks too)',
+      },
+      { name: 'wait', help: 'Wait until the batch finishes, printing progress' },
+      {
+        name: 'timeout',
+        value: '<duration>',
+        help: 'With --wait: give up waiting after this long (e.g. 30m; 0 = never)',
+      },
+      OUTPUT('name or yaml|json (the objects, e.g. with --dry-run)'),
+    ],
+    outputs: ['name', 'yaml', 'json'],
+    examples: [
+      '# Check a class folder without a cluster (essays/, anchors.jsonl, assignment.json):',
+      'kubectl cj submit ./class-9a --pool anthropic --dry-run=client',
+      '# Submit it as cjbatch/class-9a and wait at most an hour:',
+      'kubectl cj submit ./class-9a --pool anthropic --wait --timeout 1h',
+    ],
+  },
+  {
+    name: 'status',
+    summary: "Show a batch's progress: comparisons, round, stability, cost",
+    usage: '<batch> [flags]',
+    args: [1, 1],
+    flags: [
+      {
+        name: 'watch',
+        short: 'w',
+        help: 'Keep printing progress until the batch finishes (a line per change when piped)',
+      },
+      {
+        name: 'timeout',
+        value: '<duration>',
+        help: 'With --watch: stop after this long (e.g. 30m; 0 = never)',
+      },
+      OUTPUT('table (default), json or yaml (the batch status)'),
+    ],
+    outputs: ['table', 'json', 'yaml'],
+    examples: ['kubectl cj status class-9a', 'kubectl cj status class-9a --watch | tee progress.log'],
+  },
+  {
+    name: 'results',
+    summary: 'Show the ranking and grades of a finished batch',
+    usage: '<batch> [flags]',
+    args: [1, 1],
+    flags: [OUTPUT('table (default), csv, json or yaml')],
+    outputs: ['table', 'csv', 'json', 'yaml'],
+    examples: ['kubectl cj results class-9a', 'kubectl cj results class-9a -o csv > class-9a.csv'],
+  },
+  {
+    name: 'explain',
+    summary: 'Explain why a batch stopped and how reliable the judge was',
+    usage: '<batch> [flags]',
+    args: [1, 1],
+    flags: [OUTPUT('table (default), json or yaml')],
+    outputs: ['table', 'json', 'yaml'],
+    examples: ['kubectl cj explain class-9a'],
+  },
+  {
+    name: 'version',
+    summary: 'Print the version of kubectl-cj',
+    usage: '[flags]',
+    args: [0, 0],
+    flags: [OUTPUT('name (default), json or yaml')],
+    outputs: ['name', 'json', 'yaml'],
+    examples: ['kubectl cj version'],
+  },
+];
+
+const str = (v: string | boolean | undefined) => (typeof v === 'string' ? v : undefined);
+const connFlags = (p: Parsed) => ({
+  kubeconfig: str(p.values.kubeconfig),
+  context: str(p.values.context),
+  namespace: str(p.values.namespace),
+});
+
+function print(format: 'json' | 'yaml', obj: unknown) {
+  process.stdout.write(format === 'json' ? `${JSON.stringify(obj, null, 2)}\n` : YAML.stringify(obj));
 }
 
-// ---------------------------------------------------------------- submit
-async function submit(a: Args): Promise<number> {
-  const source = a.positional[0];
-  const pool = str(a.flags.pool);
-  if (!source || !pool)
-    throw new UsageError('usage: kubectl cj submit <dir|essays.jsonl> --pool <pool> [--wait]');
-  const { ns, client } = await context(a.flags);
-  const name =
-    str(a.flags.name) ?? `cj-${new Date().toISOString().slice(0, 19).replace(/[-:T]/g, '').toLowerCase()}`;
-  const { essays: fileEssays, problems } = readEssays(source);
-  const anchorsFile = str(a.flags.anchors);
-  const anchorItems = anchorsFile ? readAnchors(anchorsFile, problems) : [];
-  const assignmentFile = str(a.flags.assignment);
-  const assignment = assignmentFile
-    ? readAssignment(assignmentFile)
-    : { title: name, instructions: 'Write an essay.', rubric: 'Which essay is better overall?' };
-  // Essays too large for the pool's model, named by file (the webhook would name ConfigMap lines).
-  const poolObj = await get<{ spec?: unknown }>(client, resourcePath(POOLS, ns, pool));
-  const poolSpec = LLMProviderPoolSpecSchema.safeParse(poolObj?.spec);
-  if (poolSpec.success) {
-    const assignmentTokens =
-      estimateTokens(assignment.title) +
-      estimateTokens(assignment.instructions) +
-      estimateTokens(assignment.rubric);
-    const limit = essayLimitFor(pool, poolSpec.data, assignmentTokens);
-    problems.push(
-      ...oversizedEssays('essay', fileEssays, limit),
-      ...oversizedEssays('anchor', anchorItems, limit),
+// ---------------------------------------------------------------- commands
+async function submit(p: Parsed, use: (c: Conn) => void): Promise<number> {
+  const dryRun = choice('dry-run', str(p.values['dry-run']) ?? 'none', ['none', 'client', 'server'] as const);
+  const output = p.values.output
+    ? choice('output', str(p.values.output)!, ['name', 'yaml', 'json'] as const)
+    : undefined;
+  const pool = str(p.values.pool);
+  if (!pool)
+    throw new UsageError(
+      "--pool is required: the LLMProviderPool that judges the essays (list them: kubectl get llmproviderpools)\nSee 'kubectl cj submit --help'.",
     );
+  if (p.values.timeout !== undefined && !p.values.wait) throw new UsageError('--timeout needs --wait');
+  const timeoutMs = parseDuration('timeout', str(p.values.timeout) ?? '0');
+  let conn: Conn | undefined;
+  let namespace: string;
+  if (dryRun === 'client') {
+    // Offline: the namespace from -n or the kubeconfig's context if there is one, else default.
+    namespace = str(p.values.namespace) ?? offlineNamespace(p);
+  } else {
+    conn = await connect(connFlags(p));
+    use(conn);
+    namespace = conn.namespace;
   }
-  if (problems.length > 0) {
-    const shown = problems.slice(0, 20);
-    const more = problems.length > shown.length ? `\n  ... and ${problems.length - shown.length} more` : '';
+  const b = await buildSubmission(
+    {
+      source: p.positionals[0]!,
+      pool,
+      name: str(p.values.name),
+      anchors: str(p.values.anchors),
+      assignment: str(p.values.assignment),
+      grades: str(p.values.grades),
+      budget: str(p.values.budget),
+      namespace,
+    },
+    conn?.client,
+  );
+  if (b.problems.length > 0) {
+    const shown = b.problems.slice(0, 20);
+    const more =
+      b.problems.length > shown.length ? `\n  ... and ${b.problems.length - shown.length} more` : '';
     console.error(`The batch was not submitted (nothing was written):\n  ${shown.join('\n  ')}${more}`);
     return 2;
   }
-  const essays = fileEssays.map(({ id, text }) => ({ id, text }));
-  const anchors = anchorItems.map(({ id, grade, text }) => ({ id, grade, text }));
-  const grades = (str(a.flags.grades) ?? 'F,E,D,C,B,A').split(',').map((g) => g.trim());
-  // Essays travel in a ConfigMap (JSONL) so a large class never hits the object size of the CJBatch.
-  const cmName = `${name}-essays`;
-  const spec = {
-    providerPoolRef: { name: pool },
-    assignment: {
-      title: { value: assignment.title },
-      instructions: { value: assignment.instructions },
-      rubric: { value: assignment.rubric },
-    },
-    essays: { configMapRefs: [{ name: cmName, format: 'jsonl' }] },
-    ...(anchors.length ? { anchors } : {}),
-    gradeScale: { grades },
-    ...(str(a.flags.budget) ? { budget: { maxComparisons: Number(a.flags.budget) } } : {}),
-  };
-  const cm = {
-    apiVersion: 'v1',
-    kind: 'ConfigMap',
-    metadata: { name: cmName, namespace: ns, labels: { 'cj.huleedu.io/batch': name } },
-    data: { 'essays.jsonl': `${essays.map((e) => JSON.stringify(e)).join('\n')}\n` },
-  };
-  const batch = {
-    apiVersion: 'cj.huleedu.io/v1alpha1',
-    kind: 'CJBatch',
-    metadata: { name, namespace: ns },
-    spec,
-  };
-  // Same checks as the webhook, before anything is written: nothing half-submitted.
-  const parsed = CJBatchSpecSchema.safeParse(spec);
-  const v = await validateBatch(batch, {
-    namespace: ns,
-    getPool: async (n) => get(client, resourcePath(POOLS, ns, n)),
-    getConfigMap: async (n) => (n === cmName ? cm : get(client, resourcePath(CONFIGMAPS, ns, n))),
-  });
-  if (!parsed.success || v.errors.length > 0) {
-    console.error(`The batch was not submitted:\n${formatErrors(v.errors)}`);
-    if (!parsed.success)
-      for (const i of parsed.error.issues) console.error(`  spec.${i.path.join('.')}: ${i.message}`);
-    return 2;
+  for (const w of b.warnings) console.error(`Warning: ${w}`);
+  const objects = { apiVersion: 'v1', kind: 'List', items: [b.configMap, b.batch] };
+  if (dryRun !== 'none') {
+    const notes =
+      dryRun === 'server'
+        ? await serverDryRun(conn!.client, b, namespace).catch((err) => refusedInTeacherTerms(err, b))
+        : [
+            `configmap/${b.configMap.metadata.name} created (dry run)`,
+            `cjbatch.cj.huleedu.io/${b.name} created (dry run)`,
+          ];
+    if (output === 'json' || output === 'yaml') print(output, objects);
+    else console.log(notes.join('\n'));
+    console.error(
+      `${b.essays.length} essays and ${b.anchors.length} anchors checked${dryRun === 'client' ? ` offline (pool "${pool}" not checked; --dry-run=server checks it)` : ''}; nothing was written.`,
+    );
+    return 0;
   }
-  for (const w of v.warnings) console.error(`Warning: ${w}`);
-  await client.apply(resourcePath(CONFIGMAPS, ns, cmName), cm, 'kubectl-cj');
-  const created = await client.create<{ metadata: { uid: string } }>(resourcePath(BATCHES, ns), batch);
-  // Tie the essays' ConfigMap to the batch so deleting the batch removes it.
-  await client.mergePatch(resourcePath(CONFIGMAPS, ns, cmName), {
-    metadata: {
-      ownerReferences: [{ apiVersion: batch.apiVersion, kind: 'CJBatch', name, uid: created.metadata.uid }],
-    },
-  });
-  console.log(
-    `cjbatch/${name} submitted in ${ns}: ${essays.length} essays, ${anchors.length} anchors, pool ${pool}`,
-  );
-  return a.flags.wait ? watch(client, ns, name, false) : 0;
+  await createSubmission(conn!.client, b, namespace).catch((err) => refusedInTeacherTerms(err, b));
+  if (output === 'json' || output === 'yaml') print(output, objects);
+  else if (output === 'name') console.log(`cjbatch.cj.huleedu.io/${b.name}`);
+  else
+    console.log(
+      `cjbatch/${b.name} submitted in ${namespace}: ${b.essays.length} essays, ${b.anchors.length} anchors, pool ${pool}`,
+    );
+  return p.values.wait ? watch(conn!.client, namespace, b.name, timeoutMs) : 0;
 }
 
-async function get<T>(client: KubeClient, p: string): Promise<T | undefined> {
+/**
+ * A refusal by the apiserver (webhook, quota, policy), its messages in terms of the teacher's
+ * files. Whatever was created before the refusal has been removed again.
+ */
+function refusedInTeacherTerms(err: unknown, b: Awaited<ReturnType<typeof buildSubmission>>): never {
+  if (err instanceof ApiError && err.status >= 400 && err.status !== 401) {
+    const where = {
+      source: path.dirname(b.essays[0]?.from ?? '.'),
+      cmName: b.configMap.metadata.name,
+      essays: b.essays,
+      anchors: b.anchors,
+    };
+    throw new UsageError(
+      `The batch was not submitted (nothing was written): ${inTeacherTerms({ field: '', message: err.message }, where)}`,
+    );
+  }
+  throw err;
+}
+
+function offlineNamespace(p: Parsed): string {
   try {
-    return await client.get<T>(p);
-  } catch (err) {
-    if (isNotFound(err)) return undefined;
-    throw err;
+    const { kc } = loadKubeConfig(connFlags(p));
+    const ctx = str(p.values.context) ?? kc.getCurrentContext();
+    return kc.getContextObject(ctx)?.namespace ?? 'default';
+  } catch {
+    return 'default';
   }
 }
 
-// ---------------------------------------------------------------- status
-interface BatchView {
-  status?: {
-    phase?: string;
-    round?: number;
-    comparisons?: { completed?: number; failed?: number; pending?: number };
-    budget?: { total?: number; source?: string };
-    stability?: { rankCorrelation?: number; reliability?: number; meanGradeConfidence?: number };
-    cost?: { estimatedUSD?: string; inputTokens?: number; outputTokens?: number };
-    conditions?: { type: string; status: string; reason: string; message: string }[];
-    startTime?: string;
-    result?: { resultsConfigMap?: string };
-  };
-}
-
-export function statusLine(b: BatchView, now = Date.now()): string {
-  const s = b.status ?? {};
-  const done = s.comparisons?.completed ?? 0;
-  const total = s.budget?.total ?? 0;
-  const width = 24;
-  const filled = total ? Math.min(width, Math.round((done / total) * width)) : 0;
-  const elapsed = s.startTime ? (now - Date.parse(s.startTime)) / 1000 : 0;
-  const rate = elapsed > 0 ? done / elapsed : 0;
-  const left = rate > 0 && total > done ? ` ~${Math.ceil((total - done) / rate)}s left (at most)` : '';
-  const stab =
-    s.stability?.rankCorrelation !== undefined ? ` stability ${s.stability.rankCorrelation.toFixed(3)}` : '';
-  const cost = s.cost?.estimatedUSD ? ` $${Number(s.cost.estimatedUSD).toFixed(4)}` : '';
-  const failed = s.comparisons?.failed ? ` (${s.comparisons.failed} failed)` : '';
-  return `${'█'.repeat(filled)}${'░'.repeat(width - filled)} ${done}/${total || '?'}${failed} ${s.phase ?? 'Pending'} round ${s.round ?? 0}${stab}${cost}${s.phase === 'Comparing' || s.phase === 'Scoring' ? left : ''}`;
-}
-
-async function watch(client: KubeClient, ns: string, name: string, once: boolean): Promise<number> {
+/**
+ * Prints progress until the batch ends (or `timeoutMs` passes; 0 = never). On a terminal it
+ * redraws one line; piped, it prints a line whenever the progress changes.
+ */
+async function watch(client: KubeClient, ns: string, name: string, timeoutMs: number): Promise<number> {
   const tty = process.stdout.isTTY;
+  const deadline = timeoutMs > 0 ? Date.now() + timeoutMs : Number.POSITIVE_INFINITY;
+  let last = '';
   for (;;) {
     const b = await get<BatchView>(client, resourcePath(BATCHES, ns, name));
     if (!b) {
-      console.error(`cjbatch ${name} not found in ${ns}`);
+      console.error(`cjbatch ${name} not found in namespace ${ns}`);
       return 1;
     }
     const line = statusLine(b);
     const phase = b.status?.phase;
     const terminal = phase === 'Succeeded' || phase === 'Failed';
-    if (tty && !once) process.stdout.write(`\r\x1b[2K${line}`);
-    else if (once || terminal) console.log(line);
-    if (terminal || once) {
-      if (tty && !once) process.stdout.write('\n');
+    if (tty) process.stdout.write(`\r\x1b[2K${line}`);
+    else {
+      // The time-left estimate changes every second; a new line only when the progress does.
+      const key = line.replace(/ ~\d+s left.*$/, '');
+      if (key !== last) console.log(line);
+      last = key;
+    }
+    if (terminal) {
+      if (tty) process.stdout.write('\n');
       const c = b.status?.conditions?.find((x) => x.type === 'Succeeded');
-      if (terminal && c) console.log(`${phase}: ${c.reason} — ${c.message}`);
-      else if (!terminal) {
-        const waiting = b.status?.conditions?.find(
-          (x) => x.status === 'False' && ['PoolReady', 'Progressing'].includes(x.type),
-        );
-        if (waiting) console.log(`${waiting.type}: ${waiting.reason} — ${waiting.message}`);
-      }
+      if (c) console.log(`${phase}: ${c.reason} — ${c.message}`);
       return phase === 'Failed' ? 1 : 0;
     }
-    await new Promise((r) => setTimeout(r, 1000));
+    if (Date.now() >= deadline) {
+      if (tty) process.stdout.write('\n');
+      console.error(
+        `timed out after ${timeoutMs / 1000}s waiting for cjbatch/${name} (phase ${phase ?? 'Pending'}); it keeps running: kubectl cj status ${name} -n ${ns} --watch`,
+      );
+      return 1;
+    }
+    await new Promise((r) => setTimeout(r, Math.min(1000, Math.max(0, deadline - Date.now()))));
   }
 }
 
-// ---------------------------------------------------------------- results
+async function status(p: Parsed, conn: Conn): Promise<number> {
+  const name = p.positionals[0]!;
+  const output = choice('output', str(p.values.output) ?? 'table', ['table', 'json', 'yaml'] as const);
+  if (p.values.timeout !== undefined && !p.values.watch) throw new UsageError('--timeout needs --watch');
+  if (p.values.watch && output !== 'table') throw new UsageError('--watch prints the table; leave out -o');
+  if (p.values.watch)
+    return watch(conn.client, conn.namespace, name, parseDuration('timeout', str(p.values.timeout) ?? '0'));
+  const b = await get<BatchView>(conn.client, resourcePath(BATCHES, conn.namespace, name));
+  if (!b) throw new UsageError(`cjbatch ${name} not found in namespace ${conn.namespace}`);
+  if (output !== 'table') {
+    print(output, b.status ?? {});
+    return 0;
+  }
+  console.log(statusLine(b));
+  const waiting = b.status?.conditions?.find(
+    (x) => x.status === 'False' && ['PoolReady', 'Progressing', 'Succeeded'].includes(x.type),
+  );
+  if (waiting) console.log(`${waiting.type}: ${waiting.reason} — ${waiting.message}`);
+  return 0;
+}
 
 async function resultsOf(client: KubeClient, ns: string, name: string) {
   const b = await get<BatchView>(client, resourcePath(BATCHES, ns, name));
-  if (!b) throw new UsageError(`cjbatch ${name} not found in ${ns}`);
+  if (!b) throw new UsageError(`cjbatch ${name} not found in namespace ${ns}`);
   const cmName = b.status?.result?.resultsConfigMap;
   if (!cmName)
     throw new UsageError(
-      `cjbatch ${name} has no results yet (phase ${b.status?.phase ?? 'Pending'}); try: kubectl cj status ${name}`,
+      `cjbatch ${name} has no results yet (phase ${b.status?.phase ?? 'Pending'}); try: kubectl cj status ${name} --watch`,
     );
   const cm = await get<{ data: Record<string, string> }>(client, resourcePath(CONFIGMAPS, ns, cmName));
   if (!cm) throw new UsageError(`results ConfigMap ${cmName} is missing`);
-  return { batch: b, cm, cmName };
+  return { cm, cmName };
 }
 
 /** Every essay's results: large batches continue in <name>-2 … <name>-<parts>. */
@@ -245,139 +354,115 @@ async function allResults(client: KubeClient, ns: string, cmName: string, first:
   return joinResultsParts(parts);
 }
 
-/**
- * The teacher's table: the class's essays, best first. RANK counts the class's essays only (the
- * stored `rank` runs over essays and anchors together, so it skips the anchors' places).
- */
-export function resultsTable(r: BatchResults): string {
-  const rows = r.essays.filter((e) => !e.anchor).sort((x, y) => x.rank - y.rank);
-  const lines = ['RANK  ESSAY                SCORE ±   SE  GRADE  P(GRADE)  80% INTERVAL'];
-  for (const [t, e] of rows.entries()) {
-    const g = e.grade;
-    lines.push(
-      `${String(t + 1).padStart(4)}  ${e.essayId.padEnd(18).slice(0, 18)} ${e.score.toFixed(2).padStart(7)} ± ${e.se.toFixed(2)}  ${(g?.assigned ?? '-').padEnd(5)}  ${g ? g.assignedProbability.toFixed(2).padStart(8) : '       -'}  ${g ? `${g.interval80[0]}–${g.interval80[1]}` : ''}${e.flags?.length ? '  !' : ''}`,
-    );
-  }
-  lines.push('', `grades: ${r.gradeDistribution.map((g) => `${g.grade} ${g.count}`).join(', ')}`);
-  const flagged = rows.filter((e) => e.flags?.length);
-  if (flagged.length > 0)
-    lines.push(
-      `! possible prompt injection (judged as data; worth a read): ${flagged
-        .map((e) => `${e.essayId} (${e.flags!.map((f) => f.replace('injection:', '')).join(', ')})`)
-        .join('; ')}`,
-    );
-  return lines.join('\n');
-}
-
-async function results(a: Args): Promise<number> {
-  const name = a.positional[0];
-  if (!name) throw new UsageError('usage: kubectl cj results <batch> [-o table|csv|json]');
-  const { ns, client } = await context(a.flags);
-  const { cm, cmName } = await resultsOf(client, ns, name);
-  const r = await allResults(client, ns, cmName, cm.data);
-  const out = str(a.flags.output) ?? 'table';
-  if (out === 'csv') process.stdout.write(r.csv);
-  else if (out === 'json') console.log(JSON.stringify(r.json));
-  else if (out === 'table') console.log(resultsTable(r.json));
-  else throw new UsageError(`-o ${out}: use table, csv or json`);
+async function results(p: Parsed, conn: Conn): Promise<number> {
+  const output = choice('output', str(p.values.output) ?? 'table', ['table', 'csv', 'json', 'yaml'] as const);
+  const { cm, cmName } = await resultsOf(conn.client, conn.namespace, p.positionals[0]!);
+  const r = await allResults(conn.client, conn.namespace, cmName, cm.data);
+  if (output === 'csv') process.stdout.write(r.csv);
+  else if (output === 'json') console.log(JSON.stringify(r.json));
+  else if (output === 'yaml') print('yaml', r.json);
+  else console.log(resultsTable(r.json));
   return 0;
 }
 
-// ---------------------------------------------------------------- explain
-interface Summary {
-  stoppedBecause?: string;
-  rounds?: number;
-  checks?: { name: string; value: number | null; target: number; pass: boolean }[];
-  judge?: {
-    positionConsistency?: number;
-    reversedPairs?: number;
-    lapse?: number;
-    bias?: number;
-    aWinShare?: number;
-  };
-  reliability?: { eap?: number; splitHalf?: number };
-  expectedSpearman?: number;
-  meanModalProbability?: number;
-  connected?: boolean;
-  anchorCalibration?: {
-    heldOut: number;
-    exact?: number;
-    adjacent?: number;
-    qwk?: number;
-    coverage80?: number;
-  } | null;
-}
-
-export function explainText(summary: Summary): string {
-  const f = (v: unknown, d = 3) => (typeof v === 'number' ? v.toFixed(d) : 'n/a');
-  const lines = [`Stopped because: ${summary.stoppedBecause} after ${summary.rounds} rounds.`];
-  for (const c of summary.checks ?? [])
-    lines.push(`  ${c.pass ? '✓' : '✗'} ${c.name}: ${f(c.value)} (target ${f(c.target)})`);
-  const j = summary.judge ?? {};
-  lines.push(
-    '',
-    'Judge quality:',
-    `  position consistency (both orders agree): ${f(j.positionConsistency)} over ${j.reversedPairs ?? 0} reversed pairs`,
-    `  model lapse rate (effective, below the judge's true rate): ${f(j.lapse)}; first-position bias: ${f(j.bias)} logits; A-wins share: ${f(j.aWinShare)}`,
-    '',
-    `Reliability: EAP ${f(summary.reliability?.eap)}, split-half ${f(summary.reliability?.splitHalf)}; expected Spearman with the true order ${f(summary.expectedSpearman)}`,
-    `Mean P(modal grade): ${f(summary.meanModalProbability)}; graph connected: ${summary.connected}`,
-  );
-  const cal = summary.anchorCalibration;
-  if (cal)
-    lines.push(
-      `Held-out anchors (${cal.heldOut}): exact ${f(cal.exact)}, adjacent ${f(cal.adjacent)}, QWK ${f(cal.qwk)}, 80% interval coverage ${f(cal.coverage80)}`,
-    );
-  return lines.join('\n');
-}
-
-async function explain(a: Args): Promise<number> {
-  const name = a.positional[0];
-  if (!name) throw new UsageError('usage: kubectl cj explain <batch>');
-  const { ns, client } = await context(a.flags);
-  const { cm } = await resultsOf(client, ns, name);
+async function explain(p: Parsed, conn: Conn): Promise<number> {
+  const output = choice('output', str(p.values.output) ?? 'table', ['table', 'json', 'yaml'] as const);
+  const { cm } = await resultsOf(conn.client, conn.namespace, p.positionals[0]!);
   if (!cm.data['summary.json'])
     throw new UsageError('this batch was finished by an older operator: no summary.json');
-  console.log(explainText(JSON.parse(cm.data['summary.json'])));
+  const summary = JSON.parse(cm.data['summary.json']);
+  if (output === 'table') console.log(explainText(summary));
+  else print(output, summary);
   return 0;
 }
 
-async function main(argv: string[]): Promise<number> {
-  const [cmd, ...rest] = argv;
-  const a = parseArgs(rest);
+function printVersion(p: Parsed): number {
+  const output = choice('output', str(p.values.output) ?? 'name', ['name', 'json', 'yaml'] as const);
+  const v = { clientVersion: { name: 'kubectl-cj', version: version(), node: process.version } };
+  if (output === 'name') console.log(`kubectl-cj ${version()}`);
+  else print(output, v);
+  return 0;
+}
+
+// ---------------------------------------------------------------- main
+export async function main(argv: string[]): Promise<number> {
+  const { name, rest } = splitCommand(argv);
+  if (argv.includes('--version') && (!name || name === 'version'))
+    return printVersion({ values: {}, positionals: [] });
+  if (!name || name === 'help') {
+    const topic = name === 'help' ? rest.find((a) => !a.startsWith('-')) : undefined;
+    const cmd = COMMANDS.find((c) => c.name === topic);
+    if (cmd) {
+      process.stdout.write(commandHelp(cmd));
+      return 0;
+    }
+    if (topic) {
+      console.error(`unknown command "${topic}"\nRun 'kubectl cj --help' for the commands.`);
+      return 2;
+    }
+    // `kubectl cj` alone, -h, --help, help: the overview. Anything else is a mistake.
+    const asked = name === 'help' || wantsHelp(argv);
+    (asked ? process.stdout : process.stderr).write(rootHelp(COMMANDS, version()));
+    return asked ? 0 : 2;
+  }
+  const cmd = COMMANDS.find((c) => c.name === name);
+  if (!cmd) {
+    const { nearest } = await import('./args.js');
+    const guess = nearest(
+      name,
+      COMMANDS.map((c) => c.name),
+    );
+    console.error(
+      `unknown command "${name}" for "kubectl cj"${guess ? `; did you mean ${guess}?` : ''}\nRun 'kubectl cj --help' for the commands.`,
+    );
+    return 2;
+  }
+  if (wantsHelp(rest)) {
+    process.stdout.write(commandHelp(cmd));
+    return 0;
+  }
+  let conn: Conn | undefined;
   try {
-    switch (cmd) {
+    const p = parse(cmd, rest);
+    const withConn = async (f: (p: Parsed, c: Conn) => Promise<number>) => {
+      conn = await connect(connFlags(p));
+      return f(p, conn);
+    };
+    switch (cmd.name) {
       case 'submit':
-        return await submit(a);
-      case 'status': {
-        if (!a.positional[0]) throw new UsageError('usage: kubectl cj status <batch> [--once]');
-        const { ns, client } = await context(a.flags);
-        return await watch(client, ns, a.positional[0], !!a.flags.once);
-      }
+        return await submit(p, (c) => {
+          conn = c;
+        });
+      case 'status':
+        return await withConn(status);
       case 'results':
-        return await results(a);
+        return await withConn(results);
       case 'explain':
-        return await explain(a);
+        return await withConn(explain);
       default:
-        console.error('usage: kubectl cj <submit|status|results|explain> ... (see --help of each)');
-        return 2;
+        return printVersion(p);
     }
   } catch (err) {
     if (err instanceof UsageError || err instanceof SourceError) {
-      console.error(err.message);
+      console.error(`error: ${err.message}`);
       return 2;
     }
-    throw err;
+    const words = conn ? apiFailure(err, conn) : undefined;
+    console.error(`error: ${words ?? (err as Error)?.message ?? err}`);
+    return 1;
+  } finally {
+    conn?.client.close();
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('kubectl-cj')) {
+// Run as a program (kubectl-cj on PATH, the built .js, or the .ts through tsx), not when imported.
+if (/^kubectl-cj(\.js|\.ts)?$/.test(path.basename(process.argv[1] ?? ''))) {
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;
     },
     (err) => {
-      console.error(err?.message ?? err);
+      console.error(`error: ${err?.message ?? err}`);
       process.exitCode = 1;
     },
   );

@@ -151,6 +151,14 @@ export class KubeClient {
   static async fromDefault(opts: { registry?: Registry; timeoutMs?: number } = {}): Promise<KubeClient> {
     const kc = new KubeConfig();
     kc.loadFromDefault();
+    return KubeClient.fromKubeConfig(kc, opts);
+  }
+
+  /** From a loaded kubeconfig at its current context (the CLI picks the file and context). */
+  static async fromKubeConfig(
+    kc: KubeConfig,
+    opts: { registry?: Registry; timeoutMs?: number; userAgent?: string } = {},
+  ): Promise<KubeClient> {
     const cluster = kc.getCurrentCluster();
     if (!cluster) throw new Error('kubeconfig has no current cluster');
     const probe: https.RequestOptions = {};

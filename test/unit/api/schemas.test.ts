@@ -26,6 +26,10 @@ describe('LLMProviderPool spec schema', () => {
     expect(spec.batching).toEqual({ mode: 'per_request', bundleSize: 1, batchPollInterval: '30s' });
     expect(spec.promptCaching).toEqual({ enabled: true, ttl: '5m' });
     expect(LLMProviderPoolSpecSchema.safeParse(sample('llmproviderpool.yaml').spec).success).toBe(true);
+    // The anthropic sample: the real API, no baseURL override.
+    const anthropic = LLMProviderPoolSpecSchema.parse(sample('anthropic/llmproviderpool.yaml').spec);
+    expect(anthropic.provider).toBe('anthropic');
+    expect(anthropic.baseURL).toBeUndefined();
   });
 
   it('refuses limits above the tier ceiling with the same message as the CEL rule', () => {

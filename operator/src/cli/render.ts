@@ -1,0 +1,106 @@
+// What kubectl-cj prints: the status line, the teacher's results table, the explain text. Pure
+// functions of the batch and its results (unit-tested without a cluster).
+import type { BatchResults } from '../../../contract/src/results.js';
+
+// ---------------------------------------------------------------- status
+export interface BatchView {
+  status?: {
+    phase?: string;
+    round?: number;
+    comparisons?: { completed?: number; failed?: number; pending?: number };
+    budget?: { total?: number; source?: string };
+    stability?: { rankCorrelation?: number; reliability?: number; meanGradeConfidence?: number };
+    cost?: { estimatedUSD?: string; inputTokens?: number; outputTokens?: number };
+    conditions?: { type: string; status: string; reason: string; message: string }[];
+    startTime?: string;
+    result?: { resultsConfigMap?: string };
+  };
+}
+
+export function statusLine(b: BatchView, now = Date.now()): string {
+  const s = b.status ?? {};
+  const done = s.comparisons?.completed ?? 0;
+  const total = s.budget?.total ?? 0;
+  const width = 24;
+  const filled = total ? Math.min(width, Math.round((done / total) * width)) : 0;
+  const elapsed = s.startTime ? (now - Date.parse(s.startTime)) / 1000 : 0;
+  const rate = elapsed > 0 ? done / elapsed : 0;
+  const left = rate > 0 && total > done ? ` ~${Math.ceil((total - done) / rate)}s left (at most)` : '';
+  const stab =
+    s.stability?.rankCorrelation !== undefined ? ` stability ${s.stability.rankCorrelation.toFixed(3)}` : '';
+  const cost = s.cost?.estimatedUSD ? ` $${Number(s.cost.estimatedUSD).toFixed(4)}` : '';
+  const failed = s.comparisons?.failed ? ` (${s.comparisons.failed} failed)` : '';
+  return `${'█'.repeat(filled)}${'░'.repeat(width - filled)} ${done}/${total || '?'}${failed} ${s.phase ?? 'Pending'} round ${s.round ?? 0}${stab}${cost}${s.phase === 'Comparing' || s.phase === 'Scoring' ? left : ''}`;
+}
+
+/**
+ * The teacher's table: the class's essays, best first. RANK counts the class's essays only (the
+ * stored `rank` runs over essays and anchors together, so it skips the anchors' places).
+ */
+export function resultsTable(r: BatchResults): string {
+  const rows = r.essays.filter((e) => !e.anchor).sort((x, y) => x.rank - y.rank);
+  const lines = ['RANK  ESSAY                SCORE ±   SE  GRADE  P(GRADE)  80% INTERVAL'];
+  for (const [t, e] of rows.entries()) {
+    const g = e.grade;
+    lines.push(
+      `${String(t + 1).padStart(4)}  ${e.essayId.padEnd(18).slice(0, 18)} ${e.score.toFixed(2).padStart(7)} ± ${e.se.toFixed(2)}  ${(g?.assigned ?? '-').padEnd(5)}  ${g ? g.assignedProbability.toFixed(2).padStart(8) : '       -'}  ${g ? `${g.interval80[0]}–${g.interval80[1]}` : ''}${e.flags?.length ? '  !' : ''}`,
+    );
+  }
+  lines.push('', `grades: ${r.gradeDistribution.map((g) => `${g.grade} ${g.count}`).join(', ')}`);
+  const flagged = rows.filter((e) => e.flags?.length);
+  if (flagged.length > 0)
+    lines.push(
+      `! possible prompt injection (judged as data; worth a read): ${flagged
+        .map((e) => `${e.essayId} (${e.flags!.map((f) => f.replace('injection:', '')).join(', ')})`)
+        .join('; ')}`,
+    );
+  return lines.join('\n');
+}
+
+// ---------------------------------------------------------------- explain
+export interface Summary {
+  stoppedBecause?: string;
+  rounds?: number;
+  checks?: { name: string; value: number | null; target: number; pass: boolean }[];
+  judge?: {
+    positionConsistency?: number;
+    reversedPairs?: number;
+    lapse?: number;
+    bias?: number;
+    aWinShare?: number;
+  };
+  reliability?: { eap?: number; splitHalf?: number };
+  expectedSpearman?: number;
+  meanModalProbability?: number;
+  connected?: boolean;
+  anchorCalibration?: {
+    heldOut: number;
+    exact?: number;
+    adjacent?: number;
+    qwk?: number;
+    coverage80?: number;
+  } | null;
+}
+
+export function explainText(summary: Summary): string {
+  const f = (v: unknown, d = 3) => (typeof v === 'number' ? v.toFixed(d) : 'n/a');
+  const lines = [`Stopped because: ${summary.stoppedBecause} after ${summary.rounds} rounds.`];
+  for (const c of summary.checks ?? [])
+    lines.push(`  ${c.pass ? '✓' : '✗'} ${c.name}: ${f(c.value)} (target ${f(c.target)})`);
+  const j = summary.judge ?? {};
+  lines.push(
+    '',
+    'Judge quality:',
+    `  position consistency (both orders agree): ${f(j.positionConsistency)} over ${j.reversedPairs ?? 0} reversed pairs`,
+    `  model lapse rate (effective, below the judge's true rate): ${f(j.lapse)}; first-position bias: ${f(j.bias)} logits; A-wins share: ${f(j.aWinShare)}`,
+    '',
+    `Reliability: EAP ${f(summary.reliability?.eap)}, split-half ${f(summary.reliability?.splitHalf)}; expected Spearman with the true order ${f(summary.expectedSpearman)}`,
+    `Mean P(modal grade): ${f(summary.meanModalProbability)}; graph connected: ${summary.connected}`,
+  );
+  const cal = summary.anchorCalibration;
+  if (cal)
+    lines.push(
+      `Held-out anchors (${cal.heldOut}): exact ${f(cal.exact)}, adjacent ${f(cal.adjacent)}, QWK ${f(cal.qwk)}, 80% interval coverage ${f(cal.coverage80)}`,
+    );
+  return lines.join('\n');
+}
