@@ -205,7 +205,9 @@ it('a batch the apiserver refuses after its ConfigMap was made leaves nothing be
       ['submit', path.join(dir, 'essays'), '--pool', 'fake-pool', '--name', 'refused'],
       other,
     );
-    expect(again.stderr).toBe('');
+    expect(again.stderr).toBe(
+      'Warning: there are no anchors (anchors.jsonl in the class folder, or --anchors): the batch will rank the essays but cannot grade them; add anchors covering at least two grades\n',
+    );
     expect(again.stdout).toContain('cjbatch/refused submitted');
   } finally {
     await deleteNamespace(other);

@@ -200,6 +200,10 @@ export function inTeacherTerms(e: FieldError, w: Where): string {
         (_, i) => w.anchors[Number(i)]?.from ?? `${w.anchorsFile} (anchor ${Number(i) + 1})`,
       )
       .replace(/spec\.essays\.configMapRefs\[0\](\.\w+)?/g, w.source)
+      .replace(
+        /^spec\.anchors is empty/,
+        'there are no anchors (anchors.jsonl in the class folder, or --anchors)',
+      )
       .replace(/^spec\.anchors\b/, w.anchorsFile ?? '--anchors');
   let field = fix(e.field);
   const message = fix(e.message).replace(/spec\.gradeScale\.grades/g, 'the grade scale (--grades)');
