@@ -65,6 +65,8 @@ async function renderChart(scoped: boolean): Promise<Obj[]> {
     CHART,
     '-n',
     ns,
+    '--kube-version',
+    toolPaths().versions.KUBE_VERSION!,
     '--set',
     'crds.install=false',
     '--set-string',

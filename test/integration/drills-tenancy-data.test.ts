@@ -314,7 +314,7 @@ describe('tenant data isolation', () => {
     expect(cond.status).toBe('False');
     expect(cond.message).toMatch(/MESSAGE_TOO_LARGE|too large|larger than/i);
     expect((await getBatch('small-topic')).status.phase).toBe('Succeeded');
-    const ids = new Set((await readTopic(stack().kafkaBrokers, RESULT_TOPIC)).map((r) => r.headers.ce_id));
+    const ids = new Set((await readTopic(stack().kafkaBrokers, RESULT_TOPIC)).map((r) => r.event.id));
     for (const o of others) expect(ids.has(o.id)).toBe(true);
     const [p] = await op`SELECT parked_at, sent_at, last_error FROM outbox WHERE event_id = ${poisonId}`;
     expect(p!.sent_at).toBeNull();

@@ -16,7 +16,16 @@ function docs(text: string): Obj[] {
 
 export function helmTemplate(release: string, namespace: string, sets: string[] = []): Obj[] {
   const helm = requireTool(toolPaths().helm, 'helm');
-  const args = ['template', release, CHART, '-n', namespace];
+  // The chart's kubeVersion rules out helm template's default (v1.20): render for the tested version.
+  const args = [
+    'template',
+    release,
+    CHART,
+    '-n',
+    namespace,
+    '--kube-version',
+    toolPaths().versions.KUBE_VERSION!,
+  ];
   for (const s of sets) args.push('--set', s);
   return docs(
     execFileSync(helm, args, {
