@@ -26,6 +26,19 @@ export interface Metrics {
   meanModal: number;
   /** Mean number of grades in the 80% interval. */
   width: number;
+  /** Pairs of students where the higher score has the lower assigned grade. */
+  inversions?: number;
+  /** Mean judged comparisons per anchor and per student. */
+  perAnchor?: number;
+  perStudent?: number;
+}
+
+/** Pairs (x, y) of students with score_x > score_y and grade_x < grade_y. */
+export function countInversions(scores: number[], grades: number[]): number {
+  let bad = 0;
+  for (let x = 0; x < scores.length; x++)
+    for (let y = 0; y < scores.length; y++) if (scores[x]! > scores[y]! && grades[x]! < grades[y]!) bad++;
+  return bad;
 }
 
 type Comp = { a: string; b: string; winner: 'a' | 'b' | 'tie' };
@@ -62,9 +75,17 @@ export function metricsOf(world: World, out: PlanResult, comparisons: number): M
     if (tg[t]! >= gi.get(g.interval80[0])! && tg[t]! <= gi.get(g.interval80[1])!) cover++;
     if (g.modalProbability < 0.99) soft++;
   });
+  const anchorSet = new Set(world.anchorIds);
+  const judged = (anchor: boolean): number => {
+    const rows = out.scores.filter((s) => anchorSet.has(s.id) === anchor);
+    return rows.length ? rows.reduce((t, s) => t + s.comparisons, 0) / rows.length : Number.NaN;
+  };
   return {
     comparisons,
     perEssay: (2 * comparisons) / world.ids.length,
+    inversions: countInversions(est, pg),
+    perAnchor: judged(true),
+    perStudent: judged(false),
     spearman: spearman(truth, est),
     kendall: kendall(truth, est),
     exact: tg.filter((g, t) => g === pg[t]).length / ids.length,
@@ -234,6 +255,7 @@ export function runSeed(
         notOneHot: 0,
         meanModal: 1,
         width: 1,
+        inversions: countInversions(est, pg),
       });
       next++;
     }

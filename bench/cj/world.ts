@@ -21,6 +21,12 @@ export interface JudgeConfig {
    * P = Φ(Δ/(s√2) + β).
    */
   noise?: 'logistic' | 'thurstone' | 'probit';
+  /**
+   * Essay-specific misperception: the judge perceives essay i as θ_i + m·δ_i with a persistent
+   * δ_i ~ N(0, 1) drawn once per world (World.offset), so its errors about an essay are correlated
+   * across comparisons (a real LLM's pet likes). 0 or absent: none.
+   */
+  misperception?: number;
 }
 
 /** Standard normal CDF (Abramowitz–Stegun 7.1.26 via erf, |error| < 1.5e-7). */
@@ -57,11 +63,15 @@ export interface WorldConfig {
   anchors: number;
   grades: number;
   sd: number;
+  /** Population share of each grade band, lowest first (default: K equal bands). */
+  bands?: number[];
   /**
    * `band` (default): each anchor drawn from the population restricted to its grade band;
-   * `quantile`: anchor r of m in grade g sits at the population quantile (g + (r+1)/(m+1))/K.
+   * `quantile`: anchor r of m in grade g sits at the population quantile (g + (r+1)/(m+1))/K;
+   * `edge`: each anchor drawn from the outer 15% (population mass) of its band at one of its
+   * inner edges (chosen at random for middle bands), i.e. next to a grade boundary.
    */
-  anchorPlacement?: 'band' | 'quantile';
+  anchorPlacement?: 'band' | 'quantile' | 'edge';
 }
 
 export interface World {
@@ -72,11 +82,17 @@ export interface World {
   studentIds: string[];
   gradeLabels: string[];
   cuts: number[];
+  /** Persistent perception offset per essay id, N(0, 1) (scaled by JudgeConfig.misperception). */
+  offset: Map<string, number>;
 }
 
 export function makeWorld(seed: number, cfg: WorldConfig): World {
   const rng = createRng(seed, 'world');
-  const cuts = Array.from({ length: cfg.grades - 1 }, (_, j) => cfg.sd * normInv((j + 1) / cfg.grades));
+  const bands = cfg.bands ?? Array.from({ length: cfg.grades }, () => 1 / cfg.grades);
+  const total = bands.reduce((s, b) => s + b, 0);
+  const cum: number[] = [0];
+  for (const b of bands) cum.push(cum[cum.length - 1]! + b / total);
+  const cuts = Array.from({ length: cfg.grades - 1 }, (_, j) => cfg.sd * normInv(cum[j + 1]!));
   const gradeOf = (t: number): number => cuts.filter((c) => c < t).length;
   const theta = new Map<string, number>();
   const grade = new Map<string, number>();
@@ -95,7 +111,14 @@ export function makeWorld(seed: number, cfg: WorldConfig): World {
     if (cfg.anchorPlacement === 'quantile') {
       const per = Math.ceil(cfg.anchors / cfg.grades);
       const r = Math.floor(i / cfg.grades);
-      t = cfg.sd * normInv((g + (r + 1) / (per + 1)) / cfg.grades);
+      t = cfg.sd * normInv(cum[g]! + ((r + 1) / (per + 1)) * (cum[g + 1]! - cum[g]!));
+    } else if (cfg.anchorPlacement === 'edge') {
+      const lo = cum[g]!;
+      const hi = cum[g + 1]!;
+      const width = 0.15 * (hi - lo);
+      const upper = g === 0 ? true : g === cfg.grades - 1 ? false : rng.next() < 0.5;
+      const q = upper ? hi - width * rng.next() : lo + width * rng.next();
+      t = cfg.sd * normInv(Math.min(1 - 1e-9, Math.max(1e-9, q)));
     } else while (gradeOf(t) !== g) t = cfg.sd * rng.normal();
     const id = `a${String(i).padStart(3, '0')}`;
     theta.set(id, t);
@@ -103,10 +126,18 @@ export function makeWorld(seed: number, cfg: WorldConfig): World {
     anchorIds.push(id);
   }
   const gradeLabels = Array.from({ length: cfg.grades }, (_, g) => `G${g + 1}`);
-  return { ids: [...studentIds, ...anchorIds], theta, grade, anchorIds, studentIds, gradeLabels, cuts };
+  const ids = [...studentIds, ...anchorIds];
+  const perception = createRng(seed, 'perception');
+  const offset = new Map(ids.map((id) => [id, perception.normal()]));
+  return { ids, theta, grade, anchorIds, studentIds, gradeLabels, cuts, offset };
 }
 
 export function judge(world: World, a: string, b: string, cfg: JudgeConfig, rng: Rng): 'a' | 'b' {
-  const p = judgeProbability(world.theta.get(a)!, world.theta.get(b)!, cfg);
+  const m = cfg.misperception ?? 0;
+  const p = judgeProbability(
+    world.theta.get(a)! + m * world.offset.get(a)!,
+    world.theta.get(b)! + m * world.offset.get(b)!,
+    cfg,
+  );
   return rng.next() < p ? 'a' : 'b';
 }

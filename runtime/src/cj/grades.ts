@@ -241,7 +241,11 @@ export interface GradeSummary {
   interval: [number, number];
 }
 
-export function summarize(probabilities: number[], decision: GradeDecision = 'modal'): GradeSummary {
+export function summarize(
+  probabilities: number[],
+  decision: GradeDecision = 'modal',
+  assignedGrade?: number,
+): GradeSummary {
   let modal = 0;
   let expected = 0;
   for (let g = 0; g < probabilities.length; g++) {
@@ -254,7 +258,7 @@ export function summarize(probabilities: number[], decision: GradeDecision = 'mo
   // average and so over-covers (0.9–0.99 in the benchmark); this set holds 0.8 on average, so
   // with calibrated probabilities it covers ≈ 80%.
   // The set grows from the assigned grade, so it always contains the grade that is reported.
-  const assigned = decideGrade(probabilities, decision);
+  const assigned = assignedGrade ?? decideGrade(probabilities, decision);
   let lo = assigned;
   let hi = assigned;
   let mass = probabilities[assigned]!;
@@ -278,6 +282,76 @@ export function summarize(probabilities: number[], decision: GradeDecision = 'mo
   };
 }
 
+export interface GradeProjection {
+  rows: GradeSummary[];
+  /**
+   * Point boundaries on the score scale: per boundary the median of its posterior draws. The
+   * draws' boundaries are sorted in every draw, so these medians are sorted too.
+   */
+  boundaries: Float64Array;
+}
+
+/** Median of a sample (sorted copy). */
+function median(xs: Float64Array): number {
+  if (xs.length === 0) return Number.NaN;
+  const s = Float64Array.from(xs).sort();
+  const h = s.length >> 1;
+  return s.length % 2 === 1 ? s[h]! : (s[h - 1]! + s[h]!) / 2;
+}
+
+/**
+ * The assigned (headline) grades as a monotone function of the reported scores, so a higher
+ * score never gets a lower grade (a teacher who sees a lower-ranked essay with a higher grade
+ * stops trusting the table). `median`: the grade of the score against the point boundaries (each
+ * boundary's posterior median), one set of boundaries for every essay: the score-scale version of
+ * the per-essay posterior median, which, computed essay by essay, inverted the ranking when two
+ * close essays had different posterior spreads or correlations with the anchors. `modal`/`mean`:
+ * the per-essay rule made monotone in the score by isotonic regression (PAV), rounded.
+ */
+export function monotoneGrades(
+  probabilities: number[][],
+  scores: ArrayLike<number>,
+  boundaries: ArrayLike<number>,
+  decision: GradeDecision,
+): number[] {
+  const n = probabilities.length;
+  if (decision === 'median') {
+    return Array.from({ length: n }, (_, t) => {
+      let g = 0;
+      while (g < boundaries.length && boundaries[g]! < scores[t]!) g++;
+      return g;
+    });
+  }
+  const order = Array.from({ length: n }, (_, t) => t).sort((x, y) => scores[x]! - scores[y]!);
+  const raw = order.map((t) => decideGrade(probabilities[t]!, decision));
+  const fitted = isotonic(raw, new Float64Array(n).fill(1));
+  const out = new Array<number>(n);
+  const k = probabilities[0]?.length ?? 1;
+  order.forEach((t, r) => {
+    out[t] = Math.min(k - 1, Math.max(0, Math.floor(fitted[r]! + 0.5 + 1e-9)));
+  });
+  return out;
+}
+
+/** Throws when a higher score has a lower assigned grade (an internal invariant of plan()). */
+export function assertMonotone(scores: ArrayLike<number>, assigned: ArrayLike<number>): void {
+  const order = Array.from({ length: assigned.length }, (_, t) => t).sort((x, y) => scores[x]! - scores[y]!);
+  let best = Number.NEGATIVE_INFINITY;
+  let bestScore = Number.NEGATIVE_INFINITY;
+  for (const t of order) {
+    const g = assigned[t]!;
+    // Only a strictly higher score must not have a lower grade.
+    if (g < best && scores[t]! > bestScore)
+      throw new Error(
+        `internal: grade inversion (score ${scores[t]} graded ${g} below a lower score's ${best})`,
+      );
+    if (g > best) {
+      best = g;
+      bestScore = scores[t]!;
+    }
+  }
+}
+
 /** Grade probabilities for `items` from draws, with boundaries re-drawn per posterior draw. */
 export function projectGrades(
   draws: Float64Array[],
@@ -287,22 +361,42 @@ export function projectGrades(
   rng: Rng,
   decision: GradeDecision = 'modal',
 ): GradeSummary[] {
+  return gradeProjection(draws, anchors, k, items, rng, decision).rows;
+}
+
+/**
+ * Grade probabilities for `items` (draw frequencies) and point boundaries. With `scores` (the
+ * reported score of each item), the assigned grade is monotone in the score (monotoneGrades);
+ * without, it is the per-essay decision rule.
+ */
+export function gradeProjection(
+  draws: Float64Array[],
+  anchors: AnchorGrade[],
+  k: number,
+  items: number[],
+  rng: Rng,
+  decision: GradeDecision = 'modal',
+  scores?: ArrayLike<number>,
+): GradeProjection {
   const counts = items.map(() => new Float64Array(k));
   const tau = boundaryJitter(draws, anchors, k);
-  for (const draw of draws) {
+  const drawn = Array.from({ length: Math.max(0, k - 1) }, () => new Float64Array(draws.length));
+  draws.forEach((draw, s) => {
     const b = drawBoundaries(draw, anchors, k, rng, tau);
+    for (let j = 0; j < b.length; j++) drawn[j]![s] = b[j]!;
     for (let t = 0; t < items.length; t++) {
       const c = counts[t]!;
       const g = gradeOf(draw[items[t]!]!, b);
       c[g] = c[g]! + 1;
     }
-  }
-  return counts.map((c) =>
-    summarize(
-      Array.from(c, (v) => v / draws.length),
-      decision,
-    ),
-  );
+  });
+  const boundaries = Float64Array.from(drawn, median);
+  const probabilities = counts.map((c) => Array.from(c, (v) => v / draws.length));
+  const assigned = scores ? monotoneGrades(probabilities, scores, boundaries, decision) : undefined;
+  return {
+    rows: probabilities.map((p, t) => summarize(p, decision, assigned?.[t])),
+    boundaries,
+  };
 }
 
 export interface CalibrationReport {
@@ -328,12 +422,21 @@ export function leaveOneAnchorOut(
   k: number,
   rng: Rng,
   decision: GradeDecision = 'modal',
+  means?: ArrayLike<number>,
 ): CalibrationReport {
   const rows: CalibrationReport['anchors'] = [];
   for (const held of anchors) {
     const rest = anchors.filter((a) => a !== held);
     if (new Set(rest.map((a) => a.grade)).size < 2) continue;
-    const [predicted] = projectGrades(draws, rest, k, [held.item], rng, decision);
+    const [predicted] = gradeProjection(
+      draws,
+      rest,
+      k,
+      [held.item],
+      rng,
+      decision,
+      means ? [means[held.item]!] : undefined,
+    ).rows;
     rows.push({ item: held.item, grade: held.grade, predicted: predicted! });
   }
   const n = rows.length;

@@ -6,7 +6,13 @@
  */
 import { connectivity } from './connectivity.js';
 import { type FitProblem, fitEmpiricalBayes, fitMap } from './fit.js';
-import { type AnchorGrade, type GradeSummary, leaveOneAnchorOut, projectGrades } from './grades.js';
+import {
+  type AnchorGrade,
+  assertMonotone,
+  type GradeSummary,
+  gradeProjection,
+  leaveOneAnchorOut,
+} from './grades.js';
 import { outcomeValue } from './model.js';
 import { eapReliability, positionReport, splitHalf } from './reliability.js';
 import { createRng } from './rng.js';
@@ -127,15 +133,29 @@ export function planParsed(state: PlanState): PlanResult {
   let gradeRows: GradeSummary[] = [];
   let calibration: PlanResult['quality']['calibration'] = null;
   if (hasGrades) {
-    gradeRows = projectGrades(
+    const studentScores = students.map((i) => post.mean[i]!);
+    gradeRows = gradeProjection(
       post.draws,
       anchors,
       K,
       students,
       createRng(s.seed, `grades/${m}`),
       s.gradeDecision,
+      studentScores,
+    ).rows;
+    // Invariant: a higher reported score never has a lower headline grade.
+    assertMonotone(
+      studentScores,
+      gradeRows.map((g) => g.assigned),
     );
-    const cal = leaveOneAnchorOut(post.draws, anchors, K, createRng(s.seed, `loao/${m}`), s.gradeDecision);
+    const cal = leaveOneAnchorOut(
+      post.draws,
+      anchors,
+      K,
+      createRng(s.seed, `loao/${m}`),
+      s.gradeDecision,
+      post.mean,
+    );
     calibration = {
       heldOut: cal.heldOut,
       exact: orNull(cal.exact),
