@@ -91,8 +91,13 @@ export interface Run {
     signal: boolean;
     misfits: number;
   };
+  /** quality.judge.anchorSpread at each checkpoint (ours). */
+  spreadAt?: (number | null)[];
   ms: number;
 }
+
+/** Extra settings for our engine while tuning: CJ_SETTINGS='{"spreadRatio":99}'. */
+const EXTRA = JSON.parse(process.env.CJ_SETTINGS ?? '{}') as Record<string, unknown>;
 
 function worldOf(cell: Cell, seed: number): World {
   const cfg: WorldConfig = {
@@ -107,11 +112,6 @@ function worldOf(cell: Cell, seed: number): World {
 }
 
 const DEFAULT_RELIABILITY = Stopping.parse({}).reliability;
-
-type Quality = ReturnType<typeof plan>['quality'] & {
-  judge: { extraSd?: number | null; signal?: boolean };
-  misfit?: { flagged: number };
-};
 
 export function runOursGrid(world: World, jcfg: JudgeConfig, seed: number, cell: Cell): Run {
   const t0 = performance.now();
@@ -149,18 +149,19 @@ export function runOursGrid(world: World, jcfg: JudgeConfig, seed: number, cell:
         c.name === 'reliability' ? (c.value ?? -1) >= DEFAULT_RELIABILITY : c.pass,
       );
     if (!out.stop && wouldStop) {
-      const q = res.quality as Quality;
+      const q = res.quality;
       out.stop = {
         early: m < cell.budget,
         metrics: metricsOf(world, res, m),
         claimedSpearman: res.quality.expectedSpearman ?? null,
         extraSd: q.judge.extraSd ?? null,
-        signal: q.judge.signal ?? false,
+        signal: (q.judge.extraSdApplied ?? 0) > 0,
         misfits: q.misfit?.flagged ?? 0,
       };
     }
     while (checkpoints.length > 0 && m >= checkpoints[0]!) {
       out.checkpoints.push(metricsOf(world, res, m));
+      (out.spreadAt ??= []).push(res.quality.judge.anchorSpread ?? null);
       checkpoints.shift();
     }
     if (checkpoints.length === 0 || res.nextPairs.length === 0) break;
@@ -171,17 +172,25 @@ export function runOursGrid(world: World, jcfg: JudgeConfig, seed: number, cell:
   return out;
 }
 
-function runTask(cellName: string, seed: number): Run[] {
+/** `--policies ours` or `seed` runs one side only (tuning reuses the seed policy's runs). */
+function runTask(cellName: string, seed: number, policies: string): Run[] {
   const cell = CELLS.find((c) => c.name === cellName)!;
   const world = worldOf(cell, seed);
   const jcfg = JUDGES[cell.judge]!;
-  const ours = runOursGrid(world, jcfg, seed, cell);
-  const t0 = performance.now();
-  const seedRun = runSeed(world, jcfg, seed, cell.checkpoints);
-  return [
-    ours,
-    { cell: cell.name, seed, policy: 'seed', checkpoints: seedRun.checkpoints, ms: performance.now() - t0 },
-  ];
+  const out: Run[] = [];
+  if (policies !== 'seed') out.push(runOursGrid(world, jcfg, seed, cell));
+  if (policies !== 'ours') {
+    const t0 = performance.now();
+    const seedRun = runSeed(world, jcfg, seed, cell.checkpoints);
+    out.push({
+      cell: cell.name,
+      seed,
+      policy: 'seed',
+      checkpoints: seedRun.checkpoints,
+      ms: performance.now() - t0,
+    });
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------- summary
@@ -196,7 +205,17 @@ const f = (x: number, d = 3): string => (Number.isFinite(x) ? x.toFixed(d) : '�
 const sgn = (x: number, d = 3): string =>
   Number.isFinite(x) ? `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(d)}` : '–';
 
-export function summarize(runs: Run[]): string {
+export function summarize(all: Run[]): string {
+  // Only seeds complete in every cell present, both policies (a run cut short leaves the rest out).
+  const cellsPresent = [...new Set(all.filter((r) => r.policy === 'ours').map((r) => r.cell))];
+  const complete = new Set(
+    [...new Set(all.map((r) => r.seed))].filter((s) =>
+      cellsPresent.every((c) =>
+        ['ours', 'seed'].every((p) => all.some((r) => r.cell === c && r.seed === s && r.policy === p)),
+      ),
+    ),
+  );
+  const runs = all.filter((r) => complete.has(r.seed));
   const lines: string[] = [];
   const log = (s = ''): void => {
     lines.push(s);
@@ -316,7 +335,11 @@ function seedRange(spec: string): number[] {
 async function main(): Promise<void> {
   const summaryFile = arg('--summary');
   if (summaryFile) {
-    const runs = readFileSync(summaryFile, 'utf8')
+    // Several files may be joined with commas (for example tuning runs of ours + cached seed runs).
+    const runs = summaryFile
+      .split(',')
+      .map((file) => readFileSync(file, 'utf8'))
+      .join('\n')
       .split('\n')
       .filter(Boolean)
       .map((l) => JSON.parse(l) as Run);
@@ -330,18 +353,15 @@ async function main(): Promise<void> {
   const cells = (arg('--cells') ?? CELLS.map((c) => c.name).join(',')).split(',');
   for (const c of cells) if (!CELLS.some((x) => x.name === c)) throw new Error(`unknown cell ${c}`);
   const outFile = arg('--out') ?? '/tmp/cj-grid.jsonl';
-  // Expensive cells first, so the parts finish together.
-  const tasks = cells
-    .flatMap((c) => seeds.map((s) => ({ c, s })))
-    .sort(
-      (x, y) => CELLS.find((c) => c.name === y.c)!.students - CELLS.find((c) => c.name === x.c)!.students,
-    );
+  // Seed-major order: if a run must be cut short, every cell has the same completed seeds.
+  const tasks = seeds.flatMap((s) => cells.map((c) => ({ c, s })));
   const part = arg('--part');
   if (part) {
     const [k, of] = part.split('/').map(Number);
     for (let t = k!; t < tasks.length; t += of!) {
       const { c, s } = tasks[t]!;
-      for (const r of runTask(c, s)) appendFileSync(outFile, `${JSON.stringify(r)}\n`);
+      for (const r of runTask(c, s, arg('--policies') ?? 'both'))
+        appendFileSync(outFile, `${JSON.stringify(r)}\n`);
     }
     return;
   }

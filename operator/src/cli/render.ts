@@ -68,10 +68,16 @@ export interface Summary {
     lapse?: number;
     bias?: number;
     aWinShare?: number;
+    extraSd?: number;
+    extraSdApplied?: number;
+    anchorSpread?: number | null;
   };
   reliability?: { eap?: number; splitHalf?: number };
   expectedSpearman?: number;
   meanModalProbability?: number;
+  comparisonsPerAnchor?: number | null;
+  comparisonsPerStudent?: number | null;
+  misfit?: { flagged: number; essays: string[] };
   connected?: boolean;
   anchorCalibration?: {
     heldOut: number;
@@ -94,9 +100,20 @@ export function explainText(summary: Summary): string {
     `  position consistency (both orders agree): ${f(j.positionConsistency)} over ${j.reversedPairs ?? 0} reversed pairs`,
     `  model lapse rate (effective, below the judge's true rate): ${f(j.lapse)}; first-position bias: ${f(j.bias)} logits; A-wins share: ${f(j.aWinShare)}`,
     '',
+    `  extra per-essay SD from the anchors' known grades: ${f(j.extraSd)} logits (applied: ${f(j.extraSdApplied)}); anchors' within-grade spread / band width: ${f(j.anchorSpread, 2)}`,
+    '',
     `Reliability: EAP ${f(summary.reliability?.eap)}, split-half ${f(summary.reliability?.splitHalf)}; expected Spearman with the true order ${f(summary.expectedSpearman)}`,
     `Mean P(modal grade): ${f(summary.meanModalProbability)}; graph connected: ${summary.connected}`,
+    '  (EAP reliability, expected Spearman and grade confidence are model-based: they assume the judge errs',
+    '  at random. A judge that is consistently wrong about some essays is only seen through the anchors;',
+    '  the extra SD above widens them when the anchors show it.)',
   );
+  if (summary.comparisonsPerAnchor !== undefined)
+    lines.push(
+      `Comparisons per anchor ${f(summary.comparisonsPerAnchor, 1)}, per student ${f(summary.comparisonsPerStudent, 1)}`,
+    );
+  if (summary.misfit && summary.misfit.flagged > 0)
+    lines.push(`Misfitting essays (judge inconsistent about them): ${summary.misfit.essays.join(', ')}`);
   const cal = summary.anchorCalibration;
   if (cal)
     lines.push(

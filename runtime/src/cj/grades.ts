@@ -118,20 +118,83 @@ export function boundaryJitter(
   return tau;
 }
 
-/** Draws one set of K−1 sorted boundaries from one posterior draw of the scores. */
+/**
+ * The population's distribution function in one draw: piecewise linear through the sorted
+ * scores of the population essays at plotting positions (i + ½)/n, extended linearly beyond the
+ * ends with the mean spacing of the outer five gaps. Grades are bands of the population, so
+ * anchors placed anywhere inside their band are spread evenly over it on this scale (not on the
+ * score scale, where the outer bands of a bell-shaped population are much wider).
+ */
+export interface PopulationScale {
+  toRank(x: number): number;
+  fromRank(r: number): number;
+}
+
+export function populationScale(draw: ArrayLike<number>, population: ArrayLike<number>): PopulationScale {
+  const v = Float64Array.from({ length: population.length }, (_, t) => draw[population[t]!]!).sort();
+  const n = v.length;
+  const tail = Math.min(5, n - 1);
+  const lowSlope = Math.max(1e-9, (v[tail]! - v[0]!) / tail) * n; // score per unit rank
+  const highSlope = Math.max(1e-9, (v[n - 1]! - v[n - 1 - tail]!) / tail) * n;
+  const p0 = 0.5 / n;
+  const p1 = (n - 0.5) / n;
+  return {
+    toRank(x) {
+      if (x <= v[0]!) return p0 - (v[0]! - x) / lowSlope;
+      if (x >= v[n - 1]!) return p1 + (x - v[n - 1]!) / highSlope;
+      let lo = 0;
+      let hi = n - 1;
+      while (hi - lo > 1) {
+        const mid = (lo + hi) >> 1;
+        if (v[mid]! <= x) lo = mid;
+        else hi = mid;
+      }
+      const gap = v[hi]! - v[lo]!;
+      return (lo + 0.5 + (gap > 0 ? (x - v[lo]!) / gap : 0)) / n;
+    },
+    fromRank(r) {
+      if (r <= p0) return v[0]! - (p0 - r) * lowSlope;
+      if (r >= p1) return v[n - 1]! + (r - p1) * highSlope;
+      const pos = r * n - 0.5;
+      const lo = Math.floor(pos);
+      return v[lo]! + (pos - lo) * (v[Math.min(n - 1, lo + 1)]! - v[lo]!);
+    },
+  };
+}
+
+/** Fewest population essays for which boundaries are placed on the population scale. */
+export const MIN_POPULATION = 10;
+
+/** One population scale per draw (sorted once, shared by every boundary draw of that draw). */
+export function populationScales(
+  draws: Float64Array[],
+  population: ArrayLike<number>,
+): PopulationScale[] | undefined {
+  if (population.length < MIN_POPULATION) return undefined;
+  return draws.map((d) => populationScale(d, population));
+}
+
+/**
+ * Draws one set of K−1 sorted boundaries from one posterior draw of the scores. With
+ * `population` (the draw's populationScale over the non-anchor essays), grade centres and their
+ * midpoints are taken on the population scale and mapped back to scores; otherwise on the score
+ * scale.
+ */
 export function drawBoundaries(
   draw: ArrayLike<number>,
   anchors: AnchorGrade[],
   k: number,
   rng: Rng,
   tau?: ArrayLike<number>,
+  population?: PopulationScale,
 ): Float64Array {
   const b = new Float64Array(Math.max(0, k - 1));
   if (anchors.length === 0) return b;
+  const scale = population ?? { toRank: (x: number) => x, fromRank: (r: number) => r };
   const sum = new Float64Array(k);
   const cnt = new Float64Array(k);
   for (const a of anchors) {
-    sum[a.grade] = sum[a.grade]! + draw[a.item]!;
+    sum[a.grade] = sum[a.grade]! + scale.toRank(draw[a.item]!);
     cnt[a.grade] = cnt[a.grade]! + 1;
   }
   const present: number[] = [];
@@ -141,8 +204,14 @@ export function drawBoundaries(
   const fitted = Float64Array.from(present, (g) => sum[g]! / cnt[g]!).sort();
   const gMin = present[0]!;
   const gMax = present[present.length - 1]!;
-  const width = gMax > gMin ? Math.max(0.1, (fitted[fitted.length - 1]! - fitted[0]!) / (gMax - gMin)) : 1;
-  // Centre of every grade: anchored grades from the isotonic fit, others interpolated/extrapolated.
+  const minWidth = population ? 1e-3 : 0.1;
+  const width =
+    gMax > gMin
+      ? Math.max(minWidth, (fitted[fitted.length - 1]! - fitted[0]!) / (gMax - gMin))
+      : population
+        ? 1 / k
+        : 1;
+  // Centre of every grade: anchored grades from the sorted means, others interpolated/extrapolated.
   const centre = new Float64Array(k);
   for (let g = 0; g < k; g++) {
     if (g <= gMin) centre[g] = fitted[0]! - (gMin - g) * width;
@@ -165,7 +234,7 @@ export function drawBoundaries(
     for (let j = 0; j < a.grade; j++) if (x < above[j]!) above[j] = x;
   }
   for (let j = 0; j < k - 1; j++) {
-    const mid = (centre[j]! + centre[j + 1]!) / 2;
+    const mid = scale.fromRank((centre[j]! + centre[j + 1]!) / 2);
     const t = tau ? tau[j]! : 0;
     const lo = below[j]!;
     const hi = above[j]!;
@@ -361,7 +430,7 @@ export function projectGrades(
   rng: Rng,
   decision: GradeDecision = 'modal',
 ): GradeSummary[] {
-  return gradeProjection(draws, anchors, k, items, rng, decision).rows;
+  return gradeProjection(draws, anchors, k, items, rng, { decision }).rows;
 }
 
 /**
@@ -375,20 +444,24 @@ export function gradeProjection(
   k: number,
   items: number[],
   rng: Rng,
-  decision: GradeDecision = 'modal',
-  scores?: ArrayLike<number>,
+  opts: {
+    decision?: GradeDecision;
+    scores?: ArrayLike<number>;
+    scales?: PopulationScale[];
+    /** Extra per-essay SD (judge misperception) integrated out analytically. */
+    extraSd?: number;
+  } = {},
 ): GradeProjection {
+  const decision = opts.decision ?? 'modal';
+  const scores = opts.scores;
+  const extra = opts.extraSd ?? 0;
   const counts = items.map(() => new Float64Array(k));
   const tau = boundaryJitter(draws, anchors, k);
   const drawn = Array.from({ length: Math.max(0, k - 1) }, () => new Float64Array(draws.length));
   draws.forEach((draw, s) => {
-    const b = drawBoundaries(draw, anchors, k, rng, tau);
+    const b = drawBoundaries(draw, anchors, k, rng, tau, opts.scales?.[s]);
     for (let j = 0; j < b.length; j++) drawn[j]![s] = b[j]!;
-    for (let t = 0; t < items.length; t++) {
-      const c = counts[t]!;
-      const g = gradeOf(draw[items[t]!]!, b);
-      c[g] = c[g]! + 1;
-    }
+    for (let t = 0; t < items.length; t++) addGrade(counts[t]!, draw[items[t]!]!, b, extra);
   });
   const boundaries = Float64Array.from(drawn, median);
   const probabilities = counts.map((c) => Array.from(c, (v) => v / draws.length));
@@ -397,6 +470,80 @@ export function gradeProjection(
     rows: probabilities.map((p, t) => summarize(p, decision, assigned?.[t])),
     boundaries,
   };
+}
+
+/**
+ * Adds one draw's grade to `counts`: the grade of x among the boundaries, or, with an extra SD,
+ * the probability of each grade when x carries extra N(0, extra²) noise (integrated exactly).
+ */
+function addGrade(counts: Float64Array, x: number, b: Float64Array, extra: number): void {
+  if (!(extra > 0)) {
+    const g = gradeOf(x, b);
+    counts[g] = counts[g]! + 1;
+    return;
+  }
+  let below = 0;
+  for (let g = 0; g < counts.length; g++) {
+    const upTo = g < b.length ? normCdf((b[g]! - x) / extra) : 1;
+    counts[g] = counts[g]! + Math.max(0, upTo - below);
+    below = upTo;
+  }
+}
+
+/**
+ * Anchor spread: what a persistent misperception does to the anchors' known grades. Anchors of
+ * one grade sit somewhere inside their band, so their true scores spread like a draw across it:
+ * within-grade variance ≈ w²/12 for a band of width w (uniform placement), w ≈ the spacing of the
+ * neighbouring grade centres. A judge that perceives each essay with a persistent offset δ ~
+ * N(0, τ²) adds τ² to that spread, and no fit statistic of its own comparisons can see it (the
+ * offsets fit Bradley–Terry exactly). Over the inner grades (≥ 2 anchors, both neighbours
+ * anchored), per posterior draw: SS = Σ within-grade sum of squares, EX = Σ (n_g − 1)·sp_g²/12 with
+ * sp_g = (centre_{g+1} − centre_{g−1})/2, SS corrected for the posterior variance. ratio = SS/E[EX]
+ * (≈ 1 without misperception, larger with it); extra variance per essay = (SS − E[EX])/Σ(n_g − 1).
+ */
+export const MIN_SPREAD_DF = 3;
+
+export function anchorSpread(
+  draws: Float64Array[],
+  anchors: AnchorGrade[],
+  k: number,
+): { ratio: number; extraVar: number; df: number } {
+  const cnt = new Float64Array(k);
+  for (const a of anchors) cnt[a.grade] = cnt[a.grade]! + 1;
+  const inner: number[] = [];
+  for (let g = 1; g < k - 1; g++) if (cnt[g]! >= 2 && cnt[g - 1]! > 0 && cnt[g + 1]! > 0) inner.push(g);
+  const df = inner.reduce((t, g) => t + cnt[g]! - 1, 0);
+  // Fewer than MIN_SPREAD_DF degrees of freedom say too little (one inner grade of two anchors
+  // gave spurious ratios early in a consistent judge's run): the caller falls back.
+  if (df < MIN_SPREAD_DF || draws.length === 0) return { ratio: Number.NaN, extraVar: 0, df };
+  let ss = 0;
+  let ex = 0;
+  const sum = new Float64Array(k);
+  const meanOf = new Float64Array(draws[0]!.length);
+  for (const d of draws) {
+    for (const a of anchors) meanOf[a.item] = meanOf[a.item]! + d[a.item]! / draws.length;
+    sum.fill(0);
+    for (const a of anchors) sum[a.grade] = sum[a.grade]! + d[a.item]!;
+    for (const a of anchors) {
+      if (!inner.includes(a.grade)) continue;
+      ss += (d[a.item]! - sum[a.grade]! / cnt[a.grade]!) ** 2;
+    }
+    for (const g of inner) {
+      const sp = (sum[g + 1]! / cnt[g + 1]! - sum[g - 1]! / cnt[g - 1]!) / 2;
+      ex += ((cnt[g]! - 1) * sp * sp) / 12;
+    }
+  }
+  ss /= draws.length;
+  ex /= draws.length;
+  // The spread of the posterior means overstates the true spread by the posterior variance and
+  // the draws' spread by twice that: 2·SS(means) − E[SS(draw)] removes it (a moment estimate).
+  sum.fill(0);
+  for (const a of anchors) sum[a.grade] = sum[a.grade]! + meanOf[a.item]!;
+  let ssMeans = 0;
+  for (const a of anchors)
+    if (inner.includes(a.grade)) ssMeans += (meanOf[a.item]! - sum[a.grade]! / cnt[a.grade]!) ** 2;
+  ss = 2 * ssMeans - ss;
+  return { ratio: ex > 0 ? ss / ex : Number.NaN, extraVar: Math.max(0, (ss - ex) / df), df };
 }
 
 export interface CalibrationReport {
@@ -410,11 +557,39 @@ export interface CalibrationReport {
   /** Mean Brier score of the grade probabilities. */
   brier: number;
   anchors: { item: number; grade: number; predicted: GradeSummary }[];
+  /** The judge's extra per-essay SD estimated from the held-out anchors (see judgeExtraSd). */
+  extra: ExtraSd;
 }
+
+export interface ExtraSd {
+  /** Maximum-likelihood extra SD (logits) on the grid EXTRA_GRID. */
+  sd: number;
+  /** Likelihood-ratio statistic 2·(ℓ(sd) − ℓ(0)). */
+  lr: number;
+  /** The SD applied to every essay's uncertainty: `sd` when lr ≥ EXTRA_LR, else 0. */
+  applied: number;
+}
+
+/** Candidate extra SDs (logits): 0 to 3 in steps of 0.05. */
+export const EXTRA_GRID = Float64Array.from({ length: 61 }, (_, t) => t * 0.05);
+/**
+ * Likelihood-ratio threshold for widening: 2.71 is the 5% point of the ½χ²₀ + ½χ²₁ mixture that
+ * a variance on the boundary of its range follows under the null (Self & Liang 1987).
+ */
+export const EXTRA_LR = 2.71;
 
 /**
  * Leave-one-anchor-out calibration: each anchor's grade is predicted from its own posterior draws
  * and boundaries drawn from the other anchors, then compared with its known grade.
+ *
+ * The same held-out predictions estimate what no fit statistic of one judge can see: a judge that
+ * misperceives each essay by a persistent offset δ ~ N(0, τ²) fits Bradley–Terry exactly (the
+ * offsets are absorbed into the scores), but then held-out anchors land further from their known
+ * grades than the posterior expects. With the boundaries b^(s) of the other anchors in draw s and
+ * the held-out anchor's drawn score x^(s), P_τ(known grade g) = mean_s [Φ((b_g − x)/τ) −
+ * Φ((b_{g−1} − x)/τ)]; τ̂ maximises Σ_anchors log P_τ over EXTRA_GRID. τ̂ is applied (every essay's
+ * uncertainty widened by it, grade probabilities and claims included) when the likelihood ratio
+ * against τ = 0 passes EXTRA_LR; the report below then uses the widened predictions.
  */
 export function leaveOneAnchorOut(
   draws: Float64Array[],
@@ -423,22 +598,57 @@ export function leaveOneAnchorOut(
   rng: Rng,
   decision: GradeDecision = 'modal',
   means?: ArrayLike<number>,
+  scales?: PopulationScale[],
+  /**
+   * Extra SD to apply instead of the held-out likelihood's (from anchorSpread, when the anchors
+   * allow it: on the tuning seeds the likelihood's maximum overshot the misperception it found).
+   */
+  forceExtra?: number,
 ): CalibrationReport {
-  const rows: CalibrationReport['anchors'] = [];
-  for (const held of anchors) {
-    const rest = anchors.filter((a) => a !== held);
-    if (new Set(rest.map((a) => a.grade)).size < 2) continue;
-    const [predicted] = gradeProjection(
-      draws,
-      rest,
-      k,
-      [held.item],
-      rng,
-      decision,
-      means ? [means[held.item]!] : undefined,
-    ).rows;
-    rows.push({ item: held.item, grade: held.grade, predicted: predicted! });
+  const S = draws.length;
+  const held: { item: number; grade: number; bounds: Float64Array[]; x: Float64Array }[] = [];
+  const ll = new Float64Array(EXTRA_GRID.length);
+  for (const a of anchors) {
+    const rest = anchors.filter((r) => r !== a);
+    if (new Set(rest.map((r) => r.grade)).size < 2) continue;
+    const tau = boundaryJitter(draws, rest, k);
+    const bounds = draws.map((d, s) => drawBoundaries(d, rest, k, rng, tau, scales?.[s]));
+    const x = Float64Array.from(draws, (d) => d[a.item]!);
+    held.push({ item: a.item, grade: a.grade, bounds, x });
+    EXTRA_GRID.forEach((t, gi) => {
+      let p = 0;
+      for (let s = 0; s < S; s++) {
+        const b = bounds[s]!;
+        const lo = a.grade > 0 ? b[a.grade - 1]! : Number.NEGATIVE_INFINITY;
+        const hi = a.grade < k - 1 ? b[a.grade]! : Number.POSITIVE_INFINITY;
+        const xs = x[s]!;
+        p += t > 0 ? normCdf((hi - xs) / t) - normCdf((lo - xs) / t) : xs > lo && xs <= hi ? 1 : 0;
+      }
+      // Half a draw of slack: a finite sample of draws never proves a probability of 0.
+      ll[gi] = ll[gi]! + Math.log((p + 0.5) / (S + 1));
+    });
   }
+  let best = 0;
+  for (let gi = 1; gi < ll.length; gi++) if (ll[gi]! > ll[best]! + 1e-12) best = gi;
+  const lr = held.length > 0 ? 2 * (ll[best]! - ll[0]!) : 0;
+  const extra: ExtraSd = {
+    sd: EXTRA_GRID[best]!,
+    lr,
+    applied: forceExtra ?? (lr >= EXTRA_LR ? EXTRA_GRID[best]! : 0),
+  };
+  const rows: CalibrationReport['anchors'] = held.map((h) => {
+    const counts = new Float64Array(k);
+    for (let s = 0; s < S; s++) addGrade(counts, h.x[s]!, h.bounds[s]!, extra.applied);
+    const probabilities = Array.from(counts, (c) => c / S);
+    let assigned: number | undefined;
+    if (means) {
+      const point = Float64Array.from({ length: Math.max(0, k - 1) }, (_, j) =>
+        median(Float64Array.from(h.bounds, (b) => b[j]!)),
+      );
+      assigned = gradeOf(means[h.item]!, point);
+    }
+    return { item: h.item, grade: h.grade, predicted: summarize(probabilities, decision, assigned) };
+  });
   const n = rows.length;
   const mean = (f: (r: (typeof rows)[number]) => number): number =>
     n === 0 ? Number.NaN : rows.reduce((s, r) => s + f(r), 0) / n;
@@ -461,5 +671,6 @@ export function leaveOneAnchorOut(
       r.predicted.probabilities.reduce((s, p, g) => s + (p - (g === r.grade ? 1 : 0)) ** 2, 0),
     ),
     anchors: rows,
+    extra,
   };
 }

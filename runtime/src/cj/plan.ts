@@ -8,11 +8,15 @@ import { connectivity } from './connectivity.js';
 import { type FitProblem, fitEmpiricalBayes, fitMap } from './fit.js';
 import {
   type AnchorGrade,
+  anchorSpread,
   assertMonotone,
+  type ExtraSd,
   type GradeSummary,
   gradeProjection,
   leaveOneAnchorOut,
+  populationScales,
 } from './grades.js';
+import { misfit } from './misfit.js';
 import { outcomeValue } from './model.js';
 import { eapReliability, positionReport, splitHalf } from './reliability.js';
 import { createRng } from './rng.js';
@@ -23,6 +27,22 @@ import { PlanInput, type PlanInputJson, type PlanResult, type PlanState } from '
 import { laplace } from './uncertainty.js';
 
 const orNull = (v: number): number | null => (Number.isFinite(v) ? v : null);
+const meanOf = (xs: number[]): number => (xs.length ? xs.reduce((s, x) => s + x, 0) / xs.length : Number.NaN);
+
+/** Draws with independent N(0, sd²) noise added to every estimated score (fixed anchors stay). */
+function widenDraws(
+  draws: Float64Array[],
+  fixed: Float64Array,
+  sd: number,
+  rng: ReturnType<typeof createRng>,
+): Float64Array[] {
+  const use = Math.min(draws.length, 100);
+  return Array.from({ length: use }, (_, s) => {
+    const d = Float64Array.from(draws[Math.floor((s * draws.length) / use)]!);
+    for (let i = 0; i < d.length; i++) if (Number.isNaN(fixed[i]!)) d[i] = d[i]! + sd * rng.normal();
+    return d;
+  });
+}
 
 /** Validates (applying defaults) and plans. Throws a ZodError on invalid input. */
 export function plan(input: PlanInputJson | PlanState): PlanResult {
@@ -129,25 +149,24 @@ export function planParsed(state: PlanState): PlanResult {
     isFixed,
   );
 
-  // Grades.
+  // Grades. Leave-one-anchor-out first: it estimates the judge's extra per-essay SD, which
+  // widens every essay's uncertainty (grade probabilities, reported SDs and the stop's claims).
   let gradeRows: GradeSummary[] = [];
+  let pointBoundaries: Float64Array = new Float64Array(0);
   let calibration: PlanResult['quality']['calibration'] = null;
+  let extra: ExtraSd = { sd: 0, lr: 0, applied: 0 };
+  let spread = { ratio: Number.NaN, extraVar: 0, df: 0 };
   if (hasGrades) {
     const studentScores = students.map((i) => post.mean[i]!);
-    gradeRows = gradeProjection(
-      post.draws,
-      anchors,
-      K,
-      students,
-      createRng(s.seed, `grades/${m}`),
-      s.gradeDecision,
-      studentScores,
-    ).rows;
-    // Invariant: a higher reported score never has a lower headline grade.
-    assertMonotone(
-      studentScores,
-      gradeRows.map((g) => g.assigned),
-    );
+    const scales = s.boundaryScale === 'population' ? populationScales(post.draws, students) : undefined;
+    spread = anchorSpread(post.draws, anchors, K);
+    // The anchors' spread decides when it can be computed (≥ 2 anchors in an inner grade);
+    // otherwise the held-out likelihood does.
+    const spreadSd = Number.isFinite(spread.ratio)
+      ? spread.ratio >= s.spreadRatio
+        ? Math.sqrt(spread.extraVar)
+        : 0
+      : undefined;
     const cal = leaveOneAnchorOut(
       post.draws,
       anchors,
@@ -155,6 +174,22 @@ export function planParsed(state: PlanState): PlanResult {
       createRng(s.seed, `loao/${m}`),
       s.gradeDecision,
       post.mean,
+      scales,
+      s.widenByAnchors ? spreadSd : 0,
+    );
+    extra = s.widenByAnchors ? cal.extra : { ...cal.extra, applied: 0 };
+    const projection = gradeProjection(post.draws, anchors, K, students, createRng(s.seed, `grades/${m}`), {
+      decision: s.gradeDecision,
+      scores: studentScores,
+      scales,
+      extraSd: extra.applied,
+    });
+    gradeRows = projection.rows;
+    pointBoundaries = projection.boundaries;
+    // Invariant: a higher reported score never has a lower headline grade.
+    assertMonotone(
+      studentScores,
+      gradeRows.map((g) => g.assigned),
     );
     calibration = {
       heldOut: cal.heldOut,
@@ -171,14 +206,24 @@ export function planParsed(state: PlanState): PlanResult {
       })),
     };
   }
+  // Widened uncertainty: SD² + extra² for every estimated essay, and draws with that extra noise
+  // for the expected Spearman (what the stop claims).
+  const widenedSd = Float64Array.from(post.sd, (v, i) =>
+    Number.isNaN(fixed[i]!) ? Math.hypot(v, extra.applied) : v,
+  );
+  const claimDraws =
+    extra.applied > 0
+      ? widenDraws(post.draws, fixed, extra.applied, createRng(s.seed, `widen/${m}`))
+      : post.draws;
+  const fitCheck = misfit(fit.theta, fit.bias, fit.lapse, obs);
   const meanModal =
     gradeRows.length > 0
       ? gradeRows.reduce((t, g) => t + g.modalProbability, 0) / gradeRows.length
       : Number.NaN;
 
   // Quality.
-  const eap = eapReliability(post.mean, post.sd, targetItems);
-  const expSpearman = expectedSpearman(post.draws, post.mean, targetItems);
+  const eap = eapReliability(post.mean, widenedSd, targetItems);
+  const expSpearman = expectedSpearman(claimDraws, post.mean, targetItems);
   const half = s.splitHalf
     ? splitHalf(problem, fit.lapse, targetItems, createRng(s.seed, `split/${m}`))
     : Number.NaN;
@@ -259,16 +304,21 @@ export function planParsed(state: PlanState): PlanResult {
       // of the boundary nearest to it. Lowering their variance is what decides grades, and it
       // is what sends comparisons to the anchors that define those boundaries.
       const bounds = anchorBoundaries(anchors, post.mean);
-      students.forEach((i, t) => {
-        const g = gradeRows[t];
-        if (!g || bounds.length === 0) return;
-        let best = bounds[0]!;
-        for (const b of bounds)
-          if (Math.abs(post.mean[i]! - b.at) < Math.abs(post.mean[i]! - best.at)) best = b;
-        const w = s.gradeFocus * (1 - g.modalProbability);
-        if (w > 0)
-          targets.push({ items: [i, ...best.items], coefs: [1, ...best.coefs.map((c) => -c)], weight: w });
-      });
+      if (s.gradeTargets === 'jacobian') {
+        targets.push(...gradeTargets(post, students, bounds, pointBoundaries, s.gradeFocus));
+        // Anchors are worth what they do for the boundaries, which the contrasts carry.
+        for (const a of anchors) weights[a.item] = 0;
+      } else
+        students.forEach((i, t) => {
+          const g = gradeRows[t];
+          if (!g || bounds.length === 0) return;
+          let best = bounds[0]!;
+          for (const b of bounds)
+            if (Math.abs(post.mean[i]! - b.at) < Math.abs(post.mean[i]! - best.at)) best = b;
+          const w = s.gradeFocus * (1 - g.modalProbability);
+          if (w > 0)
+            targets.push({ items: [i, ...best.items], coefs: [1, ...best.coefs.map((c) => -c)], weight: w });
+        });
     } else {
       students.forEach((i, t) => {
         const g = gradeRows[t];
@@ -319,12 +369,15 @@ export function planParsed(state: PlanState): PlanResult {
     scores: essays.map((e, i) => ({
       id: e.id,
       score: post.mean[i]!,
-      sd: post.sd[i]!,
+      sd: widenedSd[i]!,
       rank: rank[i]!,
       comparisons: judgedCount[i]!,
       slotAShare: judgedCount[i]! > 0 ? judgedA[i]! / judgedCount[i]! : null,
       component: judgedGraph.componentOf[i]!,
       anchor: isAnchor[i]!,
+      infit: orNull(fitCheck.infit[i]!),
+      outfit: orNull(fitCheck.outfit[i]!),
+      misfit: fitCheck.flagged[i]!,
     })),
     grades: gradeRows.map((g, t) => ({
       id: essays[students[t]!]!.id,
@@ -353,6 +406,10 @@ export function planParsed(state: PlanState): PlanResult {
         aWinShare: orNull(position.aWinShare),
         reversedPairs: position.reversedPairs,
         positionConsistency: orNull(position.consistency),
+        extraSd: extra.sd,
+        extraSdLr: extra.lr,
+        extraSdApplied: extra.applied,
+        anchorSpread: orNull(spread.ratio),
       },
       connectivity: {
         connected: judgedGraph.connected,
@@ -366,6 +423,13 @@ export function planParsed(state: PlanState): PlanResult {
       calibration,
       priorSd: problem.priorSd,
       expectedSpearman: orNull(expSpearman),
+      comparisonsPerAnchor: orNull(meanOf(anchors.map((a) => judgedCount[a.item]!))),
+      comparisonsPerStudent: orNull(meanOf(students.map((i) => judgedCount[i]!))),
+      misfit: {
+        threshold: orNull(fitCheck.threshold),
+        flagged: fitCheck.flagged.filter(Boolean).length,
+        essays: essays.filter((_, i) => fitCheck.flagged[i]).map((e) => e.id),
+      },
     },
     counts: { essays: n, comparisons: m, pending: pending.length, distinctPairs, budget },
     snapshot: {
@@ -376,6 +440,56 @@ export function planParsed(state: PlanState): PlanResult {
       ...(Number.isFinite(expSpearman) ? { expectedSpearman: expSpearman } : {}),
     },
   };
+}
+
+/**
+ * Grade contrasts. The grade of essay i is the number of boundaries below its score, ≈ G_i =
+ * Σ_k Φ((θ_i − b_k)/s_ik), so by the delta method Var G_i ≈ Var(J_iᵀθ) with J_i = Σ_k
+ * φ(z_ik)/s_ik·(e_i − c_k), where b_k ≈ c_kᵀθ is boundary k as a linear form of the anchors
+ * that define it, z_ik = (μ_i − b̂_k)/s_ik with b̂_k the point boundary, s_ik² = Var(θ_i − c_kᵀθ).
+ * Σ_i Var G_i is the expected squared grade error that QWK charges, so the design weight of each
+ * essay, and of each anchor through c_k, follows from how much its variance moves expected grade
+ * accuracy, instead of a fixed weight for anchors: an essay far from every boundary gets ≈ 0, an
+ * anchor that defines a boundary many undecided essays sit near gets the sum of their pulls.
+ * Normalised so the mean J_ii² is 1, times `gradeFocus` (the same footing as the rank contrasts).
+ */
+function gradeTargets(
+  post: ReturnType<typeof laplace>,
+  students: number[],
+  bounds: { at: number; items: number[]; coefs: number[] }[],
+  point: Float64Array,
+  focus: number,
+): { items: number[]; coefs: number[]; weight: number }[] {
+  if (bounds.length === 0 || !(focus > 0)) return [];
+  const rows: { items: number[]; coefs: number[]; jii: number }[] = [];
+  for (const i of students) {
+    const coef = new Map<number, number>([[i, 0]]);
+    let jii = 0;
+    bounds.forEach((b, k) => {
+      let v = post.cov(i, i);
+      b.items.forEach((a, r) => {
+        v -= 2 * b.coefs[r]! * post.cov(i, a);
+        b.items.forEach((c, q) => {
+          v += b.coefs[r]! * b.coefs[q]! * post.cov(a, c);
+        });
+      });
+      const sd = Math.sqrt(Math.max(v, 1e-12));
+      const at = point[k] ?? b.at;
+      const z = (post.mean[i]! - at) / sd;
+      const w = Math.exp(-0.5 * z * z) / (2.5066282746310002 * sd);
+      if (w < 1e-6) return;
+      jii += w;
+      b.items.forEach((a, r) => {
+        coef.set(a, (coef.get(a) ?? 0) - w * b.coefs[r]!);
+      });
+    });
+    coef.set(i, jii);
+    if (jii > 0) rows.push({ items: [...coef.keys()], coefs: [...coef.values()], jii });
+  }
+  let m = 0;
+  for (const r of rows) m += r.jii ** 2;
+  m /= Math.max(1, rows.length);
+  return rows.map((r) => ({ items: r.items, coefs: r.coefs, weight: m > 0 ? focus / m : 0 }));
 }
 
 /** Boundaries between consecutive anchored grades: midpoint of the grade centres, as a linear form. */

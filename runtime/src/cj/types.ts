@@ -71,7 +71,7 @@ export const Stopping = z.object({
     .number()
     .min(0)
     .max(1)
-    .default(0.962)
+    .default(0.955)
     .describe(
       'Min posterior expected Spearman with the true order (quality.expectedSpearman), in this call and in the latest snapshot of `history` when it has one; 0 disables.',
     ),
@@ -144,6 +144,31 @@ export const Settings = z.object({
     .describe(
       'Rule for the assigned (headline) grade from the grade probabilities: modal = most probable grade; median = posterior median (least expected absolute error); mean = rounded posterior mean (least expected squared error). Pair selection and stopping use the modal grade either way.',
     ),
+  boundaryScale: z
+    .enum(['population', 'score'])
+    .default('score')
+    .describe(
+      "Where grade centres and their midpoints are taken: population = on the non-anchor essays' distribution (rank) scale, robust to unequal bands and to anchors anywhere inside their band (needs ≥ 10 non-anchor essays; fewer fall back to score); score = on the score scale.",
+    ),
+  gradeTargets: z
+    .enum(['jacobian', 'nearest'])
+    .default('nearest')
+    .describe(
+      "Design targets for grades: jacobian = delta-method variance of each essay's grade over all boundaries (weights from the expected change in grade accuracy); nearest = the essay against its nearest boundary, weighted by 1 − P(modal).",
+    ),
+  widenByAnchors: z
+    .boolean()
+    .default(true)
+    .describe(
+      "Widen every essay's uncertainty by the judge's extra per-essay SD estimated from held-out anchors (quality.judge.extraSd) when its likelihood ratio passes 2.71.",
+    ),
+  spreadRatio: z
+    .number()
+    .positive()
+    .default(1.8)
+    .describe(
+      "Widen by the anchors' excess within-grade spread (quality.judge.anchorSpread) when it is at least this many times what band widths explain.",
+    ),
   anchorWeight: z
     .number()
     .min(0)
@@ -199,6 +224,14 @@ export const ScoreOut = z.object({
   slotAShare: num,
   component: z.number().int().describe('Index into quality.connectivity.components.'),
   anchor: z.boolean(),
+  infit: num.optional().describe('Information-weighted mean square residual of its comparisons (≈ 1 fits).'),
+  outfit: num.optional().describe('Unweighted mean square residual of its comparisons (≈ 1 fits).'),
+  misfit: z
+    .boolean()
+    .optional()
+    .describe(
+      'Infit above the mean + 2 SD over essays with ≥ 6 comparisons: the judge is inconsistent about it.',
+    ),
 });
 
 export const GradeOut = z.object({
@@ -265,6 +298,24 @@ export const PlanOutput = z.object({
       aWinShare: num,
       reversedPairs: z.number().int(),
       positionConsistency: num,
+      extraSd: z
+        .number()
+        .optional()
+        .describe(
+          "Judge's extra per-essay SD (logits) estimated from held-out anchors' distance from their known grades: persistent misperception no fit statistic can see.",
+        ),
+      extraSdLr: z.number().optional().describe('Likelihood-ratio statistic of extraSd against 0.'),
+      anchorSpread: num
+        .optional()
+        .describe(
+          "Anchors' within-grade spread over what their bands' widths explain (≈ 1 for a judge that perceives essays as they are; null with fewer than 2 anchors in inner grades).",
+        ),
+      extraSdApplied: z
+        .number()
+        .optional()
+        .describe(
+          'Extra SD added to every essay (extraSd when extraSdLr ≥ 2.71, else 0): uncertainty and claims are widened by it.',
+        ),
     }),
     connectivity: z.object({
       connected: z.boolean(),
@@ -275,7 +326,15 @@ export const PlanOutput = z.object({
     priorSd: z.number().optional().describe('Prior SD of scores used in the fit (estimated or fixed).'),
     expectedSpearman: num
       .optional()
-      .describe('Posterior expected Spearman between true and reported scores (non-anchor essays).'),
+      .describe(
+        'Model-based: posterior expected Spearman between true and reported scores (non-anchor essays), widened by extraSdApplied.',
+      ),
+    comparisonsPerAnchor: num.optional().describe('Mean judged comparisons per anchor.'),
+    comparisonsPerStudent: num.optional().describe('Mean judged comparisons per non-anchor essay.'),
+    misfit: z
+      .object({ threshold: num, flagged: z.number().int(), essays: z.array(id) })
+      .optional()
+      .describe('Essays whose infit exceeds the threshold (mean + 2 SD over essays).'),
   }),
   counts: z.object({
     essays: z.number().int(),

@@ -252,6 +252,9 @@ export function explainSummary(
       judge?: unknown;
       expectedSpearman?: unknown;
       meanModalProbability?: unknown;
+      comparisonsPerAnchor?: unknown;
+      comparisonsPerStudent?: unknown;
+      misfit?: unknown;
       connectivity?: { connected?: boolean; components?: unknown[] };
       calibration?: {
         heldOut?: number;
@@ -273,6 +276,9 @@ export function explainSummary(
     reliability: s.quality?.reliability,
     expectedSpearman: s.quality?.expectedSpearman,
     meanModalProbability: s.quality?.meanModalProbability,
+    comparisonsPerAnchor: s.quality?.comparisonsPerAnchor,
+    comparisonsPerStudent: s.quality?.comparisonsPerStudent,
+    misfit: s.quality?.misfit,
     judge: s.quality?.judge,
     connected: s.quality?.connectivity?.connected,
     components: s.quality?.connectivity?.components?.length,

@@ -1,0 +1,95 @@
+import { describe, expect, it } from 'vitest';
+import { EXTRA_LR, leaveOneAnchorOut } from '../../../runtime/src/cj/grades.js';
+import { misfit } from '../../../runtime/src/cj/misfit.js';
+import { plan } from '../../../runtime/src/cj/plan.js';
+import { createRng } from '../../../runtime/src/cj/rng.js';
+
+/** Draws tightly around given anchor scores (posterior SD 0.05): anchors 2 per grade of 6. */
+function anchorDraws(scores: number[], seed: number): Float64Array[] {
+  const rng = createRng(seed, 'draws');
+  return Array.from({ length: 200 }, () => Float64Array.from(scores, (x) => x + 0.05 * rng.normal()));
+}
+
+describe("judge's extra per-essay SD from held-out anchors", () => {
+  const anchors = Array.from({ length: 12 }, (_, item) => ({ item, grade: Math.floor(item / 2) }));
+  const centre = anchors.map((a, t) => a.grade * 1.2 + (t % 2 === 0 ? -0.25 : 0.25));
+
+  it('is zero and not applied when anchors sit inside their bands', () => {
+    const cal = leaveOneAnchorOut(anchorDraws(centre, 1), anchors, 6, createRng(2), 'median');
+    expect(cal.extra.sd).toBe(0);
+    expect(cal.extra.applied).toBe(0);
+    expect(cal.coverage80).toBe(1);
+  });
+
+  it('is found and applied when anchors are perceived a band away from their grades', () => {
+    const rng = createRng(3, 'offsets');
+    const perceived = centre.map((x) => x + 1.2 * rng.normal());
+    const cal = leaveOneAnchorOut(anchorDraws(perceived, 4), anchors, 6, createRng(5), 'median');
+    expect(cal.extra.lr).toBeGreaterThanOrEqual(EXTRA_LR);
+    expect(cal.extra.sd).toBeGreaterThan(0.3);
+    expect(cal.extra.applied).toBe(cal.extra.sd);
+  });
+});
+
+describe('misfit', () => {
+  it('flags the essay the judge is inconsistent about, and only it', () => {
+    const rng = createRng(7, 'misfit');
+    const n = 30;
+    const truth = Array.from({ length: n }, () => 1.5 * rng.normal());
+    const a: number[] = [];
+    const b: number[] = [];
+    const y: number[] = [];
+    for (let k = 0; k < 900; k++) {
+      const i = rng.int(n);
+      const j = (i + 1 + rng.int(n - 1)) % n;
+      // Essay 0: coin flips (the judge cannot make up its mind about it); others: logistic.
+      const p = i === 0 || j === 0 ? 0.5 : 1 / (1 + Math.exp(-(truth[i]! - truth[j]!)));
+      a.push(i);
+      b.push(j);
+      y.push(rng.next() < p ? 1 : 0);
+    }
+    // Essay 0's fitted score sits at the middle, where coin flips against far essays surprise.
+    const theta = Float64Array.from(truth, (t, i) => (i === 0 ? 0 : t));
+    const fit = misfit(theta, 0, 0, {
+      a: Int32Array.from(a),
+      b: Int32Array.from(b),
+      y: Float64Array.from(y),
+    });
+    expect(fit.flagged[0]).toBe(true);
+    expect(fit.flagged.filter(Boolean).length).toBeLessThanOrEqual(2);
+    const others = Array.from(fit.infit).slice(1);
+    expect(others.reduce((s, x) => s + x, 0) / others.length).toBeGreaterThan(0.7);
+    expect(others.reduce((s, x) => s + x, 0) / others.length).toBeLessThan(1.3);
+  });
+
+  it('plan() reports infit/outfit per essay, flagged essays, and comparisons per anchor and student', () => {
+    const essays = [
+      ...Array.from({ length: 12 }, (_, i) => ({ id: `e${i}` })),
+      { id: 'lo', anchor: { grade: 'L' } },
+      { id: 'hi', anchor: { grade: 'H' } },
+    ];
+    const rng = createRng(9);
+    const comparisons = Array.from({ length: 120 }, () => {
+      const i = rng.int(14);
+      const j = (i + 1 + rng.int(13)) % 14;
+      return {
+        a: essays[i]!.id,
+        b: essays[j]!.id,
+        winner: rng.next() < 0.5 ? ('a' as const) : ('b' as const),
+      };
+    });
+    const out = plan({ essays, grades: ['L', 'H'], comparisons });
+    for (const s of out.scores) {
+      expect(s.infit).toBeGreaterThan(0);
+      expect(s.outfit).toBeGreaterThan(0);
+      expect(typeof s.misfit).toBe('boolean');
+    }
+    expect(out.quality.misfit?.flagged).toBe(out.scores.filter((s) => s.misfit).length);
+    const anchorsMean = (
+      out.scores.filter((s) => s.anchor).reduce((t, s) => t + s.comparisons, 0) / 2
+    ).toFixed(9);
+    expect(out.quality.comparisonsPerAnchor!.toFixed(9)).toBe(anchorsMean);
+    expect(out.quality.comparisonsPerStudent).toBeGreaterThan(0);
+    expect(out.quality.judge.extraSd).toBeGreaterThanOrEqual(0);
+  });
+});
