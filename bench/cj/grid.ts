@@ -161,7 +161,7 @@ export function runOursGrid(world: World, jcfg: JudgeConfig, seed: number, cell:
     }
     while (checkpoints.length > 0 && m >= checkpoints[0]!) {
       out.checkpoints.push(metricsOf(world, res, m));
-      (out.spreadAt ??= []).push(res.quality.judge.anchorSpread ?? null);
+      out.spreadAt = [...(out.spreadAt ?? []), res.quality.judge.anchorSpread ?? null];
       checkpoints.shift();
     }
     if (checkpoints.length === 0 || res.nextPairs.length === 0) break;
