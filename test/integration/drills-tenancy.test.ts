@@ -80,6 +80,9 @@ async function render(ns: string, set: string[]): Promise<Obj[]> {
     CHART,
     '-n',
     ns,
+    // The chart sets kubeVersion; without a cluster helm assumes v1.20 unless told the version.
+    '--kube-version',
+    toolPaths().versions.KUBE_VERSION!,
     '--set',
     'crds.install=false',
     '--set-string',

@@ -121,7 +121,7 @@ beforeAll(async () => {
   kafkaDir = path.join(stack().dir, `events-kafka-${randomBytes(3).toString('hex')}`);
   [fake, slowFake, kafka] = await Promise.all([
     startFake(),
-    startFake({ latencyMs: 30_000 }),
+    startFake({ latencyMs: 120_000 }),
     startKafka(kafkaDir),
   ]);
   await kafkaReady(kafka.brokers, kafka.process);
@@ -195,10 +195,10 @@ describe('result events on Kafka', () => {
   }, 300_000);
 
   it('a failed batch emits cj.batch.failed.v1 with its reason', async () => {
-    // Every call to the slow fake takes 30 s; the round may last 1 s: RoundTimeout with 0 judged.
+    // Every call to the slow fake takes 120 s; a round may last 1 min (the admission minimum): RoundTimeout with 0 judged.
     const uid = await applyBatch('late', (b) => {
       b.spec.providerPoolRef.name = 'slow-pool';
-      b.spec.timeouts = { round: '1s' };
+      b.spec.timeouts = { round: '1m' };
     });
     const failed = await waitTerminal('late', 'Failed');
     expect(cond(failed, 'Succeeded').reason).toBe('RoundTimeout');

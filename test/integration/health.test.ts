@@ -63,7 +63,7 @@ describe('health checks on live objects', () => {
     kstatus({ kind: 'CJBatch', metadata: { name: 'x' } });
     await installCrds();
     ns = await newNamespace('health');
-    [fake, slow] = await Promise.all([startFake(), startFake({ latencyMs: 30_000 })]);
+    [fake, slow] = await Promise.all([startFake(), startFake({ latencyMs: 120_000 })]);
   });
 
   afterAll(async () => {
@@ -85,9 +85,9 @@ describe('health checks on live objects', () => {
           ...poolManifests(ns, slow.url, 'slow-pool', 'slow-key'),
           lost,
           batch('sample-small', 'fake-pool'),
-          // Every call to the slow fake takes 30 s; a round may last 1 s: RoundTimeout.
+          // Every call to the slow fake takes 120 s; a round may last 1 min (the admission minimum): RoundTimeout.
           batch('late', 'slow-pool', (b) => {
-            b.spec.timeouts = { round: '1s' };
+            b.spec.timeouts = { round: '1m' };
           }),
           batch('waiting', 'lost-pool'),
           batch('held', 'fake-pool', (b) => {
@@ -142,12 +142,12 @@ describe('health checks on live objects', () => {
   it('batches: Comparing, then Succeeded; a timed-out round Failed', async () => {
     const comparing = await when('cjbatch', 'sample-small', 'Comparing', phase('Comparing'));
     expect(expectHealth(comparing, 'Progressing', 'InProgress').message).toMatch(/^Comparing/);
-    const failed = await when('cjbatch', 'late', 'Failed', phase('Failed'), 150_000);
+    const failed = await when('cjbatch', 'late', 'Failed', phase('Failed'), 240_000);
     expect(cond(failed, 'Succeeded').reason).toBe('RoundTimeout');
     expectHealth(failed, 'Degraded', 'Failed');
     const done = await when('cjbatch', 'sample-small', 'Succeeded', phase('Succeeded'), 150_000);
     expect(expectHealth(done, 'Healthy', 'Current').message).toContain(cond(done, 'Succeeded').message);
-  }, 180_000);
+  }, 300_000);
 
   it('a spec change the operator has not observed is Progressing/InProgress', async () => {
     await operator!.stop();
