@@ -1,7 +1,7 @@
 // Result events read by the official CloudEvents SDKs from the real broker, as consumers in other
 // teams read them: Python (`cloudevents` on PyPI, `from_kafka`, which picks binary or structured
 // mode by itself) and JavaScript (`cloudevents` on npm, `Kafka.toEvent`). The operator (dist/)
-// finalizes a batch; the outbox relay publishes to the stack's broker, on a
+// finalizes a completed and a failed batch; the outbox relay publishes to the stack's broker, on a
 // topic of this run. Every attribute each SDK returns is checked against what the operator
 // committed, not against our own decoding of the record.
 import { execFile } from 'node:child_process';
@@ -50,6 +50,7 @@ function pythonSdk(): string {
 let ns: string;
 let sql: postgres.Sql;
 let fake: FakeAnthropic;
+let slowFake: FakeAnthropic;
 let operator: OperatorProcess;
 /** What the operator committed, per event id: the ground truth both SDKs are checked against. */
 const committed = new Map<string, { name: string; uid: string; type: string; createdAt: Date }>();
@@ -80,7 +81,7 @@ beforeAll(async () => {
   ns = await newNamespace('events-sdk');
   const dbUrl = await freshDatabase('events_sdk');
   sql = postgres(dbUrl, { max: 2, onnotice: () => {} });
-  fake = await startFake();
+  [fake, slowFake] = await Promise.all([startFake(), startFake({ latencyMs: 120_000 })]);
   operator = await startOperator({
     namespace: ns,
     databaseUrl: dbUrl,
@@ -92,20 +93,27 @@ beforeAll(async () => {
     JSON.stringify({
       apiVersion: 'v1',
       kind: 'List',
-      items: poolManifests(ns, fake.url),
+      items: [...poolManifests(ns, fake.url), ...poolManifests(ns, slowFake.url, 'slow-pool', 'slow-key')],
     }),
   );
-  for (const pool of ['fake-pool'])
+  for (const pool of ['fake-pool', 'slow-pool'])
     await waitFor(
       `${pool} Ready`,
       async () => cond((await getJson(['get', 'llmpool', pool])).status, 'Ready')?.status === 'True',
     );
-  await runBatch('sdk-done');
+  await Promise.all([
+    runBatch('sdk-done'),
+    // Every call to the slow fake takes 120 s and a round may last 1 min (the admission minimum): cj.batch.failed.v1.
+    runBatch('sdk-late', (b) => {
+      b.spec.providerPoolRef.name = 'slow-pool';
+      b.spec.timeouts = { round: '1m' };
+    }),
+  ]);
 }, 360_000);
 
 afterAll(async () => {
   await operator?.stop();
-  await fake?.close();
+  await Promise.all([fake?.close(), slowFake?.close()]);
   await sql?.end();
   if (ns) await deleteNamespace(ns);
 });
@@ -152,7 +160,9 @@ describe('result events read by the official CloudEvents SDKs', () => {
       .map((l) => JSON.parse(l));
     expect(lines.map((l) => l.error ?? 'decoded')).toEqual(lines.map(() => 'decoded'));
     expect(lines).toHaveLength(committed.size);
-    expect(lines.map((l) => l.attributes.type)).toEqual(['cj.batch.completed.v1']);
+    expect(new Set(lines.map((l) => l.attributes.type))).toEqual(
+      new Set(['cj.batch.completed.v1', 'cj.batch.failed.v1']),
+    );
     for (const l of lines) expectAttributes(l.attributes, l.data);
   }, 120_000);
 
