@@ -192,7 +192,8 @@ describe('kustomize base (config/default)', () => {
       ns,
       'cj-operator',
       documentedGrants({ configuration: `cj-operator-validating-${id}`, secret: 'cj-operator-webhook-tls' }),
-      { clusterWide: true },
+      // The base is namespaced (a Role per watched namespace): no Secret outside its namespace.
+      { clusterWide: false },
     );
   });
 
