@@ -84,13 +84,33 @@ const LimitsSchema = z.object({
   maxConcurrency: z.number().int().min(1),
 });
 
-/** Tuning of the pool-wide Postgres limiter (tests and benchmarks; production runs its defaults). */
+/**
+ * The rate limiters' tuning, one set for the pool-wide Postgres limiter and the in-process one
+ * (the migration's column defaults repeat safety and burst). Production runs these; tests and
+ * benchmarks may override them through `limiter`.
+ */
+export const LIMITER_DEFAULTS = {
+  /** Fraction of the provider's limits we aim for. */
+  safetyFactor: 0.95,
+  /** Bucket capacity in seconds of refill (a small burst: "60 RPM" may be enforced as 1/s). */
+  burstSeconds: 5,
+  /** Slow start of a pool that was idle: 10% of the rate, reaching 100% after 60 s. */
+  rampUp: { initialFraction: 0.1, durationMs: 60_000 },
+  /** An unsettled reservation frees its slot after this (> the 120 s per-attempt timeout). */
+  leaseMs: 180_000,
+  /** The ramp restarts when nothing was granted for this long. */
+  rampIdleResetMs: 600_000,
+} as const;
+
 const LimiterTuningSchema = z.object({
   safetyFactor: z.number().gt(0).max(1).optional(),
   burstSeconds: z.number().gt(0).optional(),
   rampUp: z.object({ initialFraction: z.number().gt(0).max(1), durationMs: z.number().min(0) }).optional(),
   leaseMs: z.number().min(1).optional(),
 });
+
+export type PoolLimits = z.infer<typeof LimitsSchema>;
+export type LimiterTuning = z.infer<typeof LimiterTuningSchema>;
 
 export const PoolRuntimeConfigSchema = z
   .object({

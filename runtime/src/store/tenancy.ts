@@ -5,6 +5,7 @@
 // SECURITY DEFINER functions that check the pool (migration 4). The operator's own role owns the
 // tables and needs CREATEROLE to manage these roles.
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
+import { LIMITER_DEFAULTS, type LimiterTuning, type PoolLimits } from '../../../contract/src/pool-runtime.js';
 import type { Sql } from './db.js';
 
 /** The role name of a batch: fixed by its uid, so every operator replica derives the same one. */
@@ -75,15 +76,8 @@ export function workerDatabaseUrl(operatorUrl: string, c: BatchCredentials): str
   return u.toString();
 }
 
-/** Limits of one limiter row (per minute), as the operator writes them. */
-export interface LimiterRowSettings {
-  requestsPerMinute: number;
-  inputTokensPerMinute: number;
-  outputTokensPerMinute: number;
-  maxConcurrency: number;
-  safetyFactor?: number;
-  burstSeconds?: number;
-  rampUp?: { initialFraction: number; durationMs: number };
+/** Limits of one limiter row (per minute), as the operator writes them; tuning defaults: LIMITER_DEFAULTS. */
+export interface LimiterRowSettings extends PoolLimits, Omit<LimiterTuning, 'leaseMs'> {
   /** Longest pool-wide block a retry-after may impose. */
   maxBlockMs?: number;
 }
@@ -94,9 +88,9 @@ export interface LimiterRowSettings {
  * roles cannot write either.
  */
 export async function upsertLimiterRow(sql: Sql, key: string, o: LimiterRowSettings): Promise<void> {
-  const safety = o.safetyFactor ?? 0.95;
-  const burst = o.burstSeconds ?? 5;
-  const ramp = o.rampUp ?? { initialFraction: 0.1, durationMs: 60_000 };
+  const safety = o.safetyFactor ?? LIMITER_DEFAULTS.safetyFactor;
+  const burst = o.burstSeconds ?? LIMITER_DEFAULTS.burstSeconds;
+  const ramp = o.rampUp ?? LIMITER_DEFAULTS.rampUp;
   const init = ramp.durationMs > 0 ? ramp.initialFraction : 1;
   const cap = (perMin: number) => Math.max(1, ((perMin * safety * init) / 60) * burst);
   await sql`

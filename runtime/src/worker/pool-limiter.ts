@@ -34,6 +34,7 @@
  * All times are the database's clock (`clock_timestamp()`), so pods with skewed clocks agree.
  */
 import { randomUUID } from 'node:crypto';
+import { LIMITER_DEFAULTS, type LimiterTuning, type PoolLimits } from '../../../contract/src/pool-runtime.js';
 import { sleep as defaultSleep, type Sleep } from '../../../contract/src/sleep.js';
 import {
   type ActualUsage,
@@ -57,7 +58,8 @@ import {
 } from '../store/limiter.js';
 import { upsertLimiterRow } from '../store/tenancy.js';
 
-export interface PostgresLimiterOptions {
+/** The pool's limits and the contract's limiter tuning (defaults: LIMITER_DEFAULTS; `rampUp.durationMs: 0` turns the slow start off). */
+export interface PostgresLimiterOptions extends Omit<PoolLimits, 'maxConcurrency'>, LimiterTuning {
   sql: Sql;
   /** `<namespace>/<name>` of the LLMProviderPool. */
   poolKey: string;
@@ -68,21 +70,10 @@ export interface PostgresLimiterOptions {
   managed?: boolean;
   /** Who holds the reservations (pod name); informational. */
   owner: string;
-  requestsPerMinute: number;
-  inputTokensPerMinute: number;
-  outputTokensPerMinute: number;
   /** In-flight requests across the whole pool. Default: unlimited (1,000,000). */
   maxConcurrency?: number;
-  /** Fraction of the limits we aim for (default 0.95). */
-  safetyFactor?: number;
-  /** Bucket capacity in seconds of refill (default 5). */
-  burstSeconds?: number;
-  /** Slow start (default 10% → 100% over 60 s); `durationMs: 0` turns it off. */
-  rampUp?: { initialFraction: number; durationMs: number };
-  /** Restart the ramp when no request was granted for this long (default 10 min). */
+  /** Restart the ramp when no request was granted for this long. */
   rampIdleResetMs?: number;
-  /** Lease of an in-flight slot; an unsettled reservation frees its slot after this (default 180 s). */
-  leaseMs?: number;
   /** Poll interval while every concurrency slot is taken (default 50 ms). */
   slotPollMs?: number;
   /** Longest single sleep while waiting, so blocks and tightening are noticed (default 1 s). */
@@ -182,8 +173,8 @@ export class PostgresRateLimiter implements RateLimiter {
       id,
       owner: o.owner,
       ...want,
-      leaseMs: o.leaseMs ?? 180_000,
-      rampIdleResetMs: o.rampIdleResetMs ?? 600_000,
+      leaseMs: o.leaseMs ?? LIMITER_DEFAULTS.leaseMs,
+      rampIdleResetMs: o.rampIdleResetMs ?? LIMITER_DEFAULTS.rampIdleResetMs,
       slotPollMs: o.slotPollMs ?? 50,
     });
     if (r.o_why !== 'tokens' && r.o_why !== 'granted') return { waitMs: r.o_wait_ms, why: r.o_why };

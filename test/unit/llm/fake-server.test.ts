@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { LIMITER_DEFAULTS } from '../../../contract/src/pool-runtime.js';
 import { main } from '../../../runtime/src/commands/fake-anthropic.js';
 import { heuristicQuality, Judge } from '../../../runtime/src/fake-anthropic/judge.js';
 import { type FakeAnthropic, startFakeAnthropic } from '../../../runtime/src/fake-anthropic/server.js';
@@ -105,7 +106,10 @@ describe('fake Anthropic server', () => {
     expect(r.status).toBe(200);
     const outcomes = await c.compare(makeJobs(12, 'after'));
     expect(outcomes.every((o) => o.status === 'succeeded')).toBe(true);
-    expect((await limiter.snapshot()).effective.requestsPerMinute).toBeCloseTo(600 * 0.9, 0);
+    expect((await limiter.snapshot()).effective.requestsPerMinute).toBeCloseTo(
+      600 * LIMITER_DEFAULTS.safetyFactor,
+      0,
+    );
   });
 
   it('counts cache writes then reads for the same cached prefix', async () => {

@@ -11,6 +11,11 @@
  * drives it negative, so a single huge request cannot starve forever.
  */
 import { randomUUID } from 'node:crypto';
+import {
+  LIMITER_DEFAULTS,
+  type LimiterTuning,
+  type PoolLimits,
+} from '../../../../contract/src/pool-runtime.js';
 import { sleep as defaultSleep, type Sleep } from '../../../../contract/src/sleep.js';
 import {
   type ActualUsage,
@@ -22,17 +27,15 @@ import {
   type TokenEstimate,
 } from './types.js';
 
-export interface MemoryLimiterOptions {
-  requestsPerMinute: number;
-  inputTokensPerMinute: number;
-  outputTokensPerMinute: number;
+/**
+ * The pool's limits and the limiter tuning of the contract (defaults: LIMITER_DEFAULTS), except
+ * that the slow start is off unless asked for: this limiter serves one process (benchmarks and
+ * tests of steady-state throughput), where no pool of pods wakes up cold.
+ */
+export interface MemoryLimiterOptions
+  extends Omit<PoolLimits, 'maxConcurrency'>,
+    Pick<LimiterTuning, 'safetyFactor' | 'burstSeconds' | 'rampUp'> {
   maxConcurrency?: number;
-  /** Fraction of the limits we aim for (default 0.9: stay under the provider's limit). */
-  safetyFactor?: number;
-  /** Bucket capacity in seconds of refill (default 10). */
-  burstSeconds?: number;
-  /** Slow start: begin at `initialFraction` of the rate and reach 100% after `durationMs` (default off). */
-  rampUp?: { initialFraction: number; durationMs: number };
   now?: () => number;
   sleep?: Sleep;
 }
@@ -95,7 +98,7 @@ export class MemoryRateLimiter implements RateLimiter {
   constructor(opts: MemoryLimiterOptions) {
     this.now = opts.now ?? Date.now;
     this.sleep = opts.sleep ?? defaultSleep;
-    this.safety = opts.safetyFactor ?? 0.9;
+    this.safety = opts.safetyFactor ?? LIMITER_DEFAULTS.safetyFactor;
     this.maxConcurrency = opts.maxConcurrency ?? Number.POSITIVE_INFINITY;
     this.ramp = opts.rampUp && opts.rampUp.durationMs > 0 ? opts.rampUp : undefined;
     this.configured = {
@@ -103,7 +106,7 @@ export class MemoryRateLimiter implements RateLimiter {
       itpm: opts.inputTokensPerMinute,
       otpm: opts.outputTokensPerMinute,
     };
-    const burst = opts.burstSeconds ?? 10;
+    const burst = opts.burstSeconds ?? LIMITER_DEFAULTS.burstSeconds;
     const t = this.now();
     const init = this.ramp ? this.ramp.initialFraction : 1;
     this.requests = new Bucket(opts.requestsPerMinute * this.safety, burst, t, init);
