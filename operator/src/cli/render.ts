@@ -1,6 +1,6 @@
 // What kubectl-cj prints: the status line, the teacher's results table, the explain text. Pure
 // functions of the batch and its results (unit-tested without a cluster).
-import type { BatchResults } from '../../../contract/src/results.js';
+import type { BatchResults, EssayResult } from '../../../contract/src/results.js';
 
 // ---------------------------------------------------------------- status
 export interface BatchView {
@@ -47,6 +47,16 @@ export function resultsTable(r: BatchResults): string {
     );
   }
   lines.push('', `grades: ${r.gradeDistribution.map((g) => `${g.grade} ${g.count}`).join(', ')}`);
+  const inverted = gradeInversions(r);
+  if (inverted.length > 0)
+    lines.push(
+      `! grade inversions (an essay graded above a higher-scored one; please report): ${inverted
+        .map(
+          ([hi, lo]) =>
+            `${lo.essayId} (${lo.grade!.assigned}, ${lo.score.toFixed(2)}) over ${hi.essayId} (${hi.grade!.assigned}, ${hi.score.toFixed(2)})`,
+        )
+        .join('; ')}`,
+    );
   const flagged = rows.filter((e) => e.flags?.length);
   if (flagged.length > 0)
     lines.push(
@@ -55,6 +65,32 @@ export function resultsTable(r: BatchResults): string {
         .join('; ')}`,
     );
   return lines.join('\n');
+}
+
+/**
+ * Pairs [higher-scored, lower-scored] of class essays whose headline grades contradict the scores
+ * (the engine guarantees none; a table that showed one would cost the teacher's trust in all of
+ * it). Grade order is the batch's (`gradeDistribution`, lowest first); each inverted essay is
+ * reported once, against the lowest-graded essay that scored above it.
+ */
+export function gradeInversions(r: BatchResults): [EssayResult, EssayResult][] {
+  const order = new Map(r.gradeDistribution.map((g, i) => [g.grade, i]));
+  const graded = r.essays
+    .filter((e) => !e.anchor && e.grade && order.has(e.grade.assigned))
+    .sort((x, y) => y.score - x.score);
+  const out: [EssayResult, EssayResult][] = [];
+  let lowest: EssayResult | undefined; // lowest grade among strictly higher scores so far
+  let pending: EssayResult | undefined; // lowest grade among essays with the current score
+  graded.forEach((e, t) => {
+    if (t > 0 && e.score < graded[t - 1]!.score && pending) {
+      if (!lowest || order.get(pending.grade!.assigned)! < order.get(lowest.grade!.assigned)!)
+        lowest = pending;
+      pending = undefined;
+    }
+    if (lowest && order.get(e.grade!.assigned)! > order.get(lowest.grade!.assigned)!) out.push([lowest, e]);
+    if (!pending || order.get(e.grade!.assigned)! < order.get(pending.grade!.assigned)!) pending = e;
+  });
+  return out;
 }
 
 // ---------------------------------------------------------------- explain
