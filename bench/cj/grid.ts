@@ -93,8 +93,28 @@ export interface Run {
   };
   /** quality.judge.anchorSpread at each checkpoint (ours). */
   spreadAt?: (number | null)[];
+  /** Ours, with CJ_TRACE=1: every round's checks, claims and true metrics (replays stop rules). */
+  trace?: TraceRow[];
   ms: number;
 }
+
+export interface TraceRow {
+  m: number;
+  checks: Record<string, number | null>;
+  expectedSpearman: number | null;
+  extraSd: number;
+  extraLr: number;
+  extraApplied: number;
+  spread: number | null;
+  spreadZ: number | null;
+  meanAssigned: number;
+  exact: number;
+  qwk: number;
+  spearman: number;
+  /** Anchors: [true grade, score, sd, true θ + offset (perceived)] per anchor. */
+  anchors: [number, number, number, number][];
+}
+const TRACE = process.env.CJ_TRACE === '1';
 
 /** Extra settings for our engine while tuning: CJ_SETTINGS='{"spreadRatio":99}'. */
 const EXTRA = JSON.parse(process.env.CJ_SETTINGS ?? '{}') as Record<string, unknown>;
@@ -134,14 +154,44 @@ export function runOursGrid(world: World, jcfg: JudgeConfig, seed: number, cell:
       // Reliability target 1 never passes: the run goes on to the budget, and the stop is read
       // from the checks with the default target (the pairs do not depend on the targets).
       settings: {
+        ...EXTRA,
         seed: `bench-${seed}`,
         budget: cell.budget,
         splitHalf: false,
-        stopping: { reliability: 1 },
+        stopping: { ...(EXTRA.stopping as object | undefined), reliability: 1 },
       },
     });
     history.push(res.snapshot);
     const m = comparisons.length;
+    if (TRACE) {
+      const q = res.quality;
+      const mt = metricsOf(world, res, m);
+      const byId = new Map(res.scores.map((r) => [r.id, r]));
+      const mis = jcfg.misperception ?? 0;
+      out.trace = [
+        ...(out.trace ?? []),
+        {
+          m,
+          checks: Object.fromEntries(res.decision.checks.map((c) => [c.name, c.value])),
+          expectedSpearman: q.expectedSpearman ?? null,
+          extraSd: q.judge.extraSd ?? 0,
+          extraLr: q.judge.extraSdLr ?? 0,
+          extraApplied: q.judge.extraSdApplied ?? 0,
+          spread: q.judge.anchorSpread ?? null,
+          spreadZ: q.judge.anchorSpreadZ ?? null,
+          meanAssigned: res.grades.reduce((t, g) => t + g.assignedProbability, 0) / res.grades.length,
+          exact: mt.exact,
+          qwk: mt.qwk,
+          spearman: mt.spearman,
+          anchors: world.anchorIds.map((id) => [
+            world.grade.get(id)!,
+            byId.get(id)!.score,
+            byId.get(id)!.sd,
+            world.theta.get(id)! + mis * world.offset.get(id)!,
+          ]),
+        },
+      ];
+    }
     const wouldStop =
       res.decision.reason === 'budget' ||
       res.decision.reason === 'exhausted' ||
@@ -388,6 +438,8 @@ async function main(): Promise<void> {
               outFile,
               '--part',
               `${k}/${jobs}`,
+              '--policies',
+              arg('--policies') ?? 'both',
             ],
             { stdio: 'inherit' },
           );

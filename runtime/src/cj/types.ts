@@ -71,7 +71,7 @@ export const Stopping = z.object({
     .number()
     .min(0)
     .max(1)
-    .default(0.955)
+    .default(0.95)
     .describe(
       'Min posterior expected Spearman with the true order (quality.expectedSpearman), in this call and in the latest snapshot of `history` when it has one; 0 disables.',
     ),
@@ -168,6 +168,12 @@ export const Settings = z.object({
     .default(1.8)
     .describe(
       "Widen by the anchors' excess within-grade spread (quality.judge.anchorSpread) when it is at least this many times what band widths explain.",
+    ),
+  spreadZ: z
+    .number()
+    .default(1.645)
+    .describe(
+      '…and when the spread is significant: its χ² test against no extra SD (quality.judge.anchorSpreadZ, a normal deviate) is at least this (1.645: 5%).',
     ),
   anchorWeight: z
     .number()
@@ -309,6 +315,11 @@ export const PlanOutput = z.object({
         .optional()
         .describe(
           "Anchors' within-grade spread over what their bands' widths explain (≈ 1 for a judge that perceives essays as they are; null with fewer than 2 anchors in inner grades).",
+        ),
+      anchorSpreadZ: num
+        .optional()
+        .describe(
+          "Normal deviate (Wilson–Hilferty) of the χ² test of the anchors' within-grade spread against no extra SD, posterior variance included; null when anchorSpread is.",
         ),
       extraSdApplied: z
         .number()

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EXTRA_LR, leaveOneAnchorOut } from '../../../runtime/src/cj/grades.js';
+import { anchorSpread, EXTRA_LR, leaveOneAnchorOut, wilsonHilferty } from '../../../runtime/src/cj/grades.js';
 import { misfit } from '../../../runtime/src/cj/misfit.js';
 import { plan } from '../../../runtime/src/cj/plan.js';
 import { createRng } from '../../../runtime/src/cj/rng.js';
@@ -28,6 +28,45 @@ describe("judge's extra per-essay SD from held-out anchors", () => {
     expect(cal.extra.lr).toBeGreaterThanOrEqual(EXTRA_LR);
     expect(cal.extra.sd).toBeGreaterThan(0.3);
     expect(cal.extra.applied).toBe(cal.extra.sd);
+  });
+});
+
+describe("anchors' within-grade spread test (what decides the widening)", () => {
+  const anchors = Array.from({ length: 12 }, (_, item) => ({ item, grade: Math.floor(item / 2) }));
+  /**
+   * One simulated batch: anchors uniform in bands of width 1.2, perceived with an extra N(0, tau²)
+   * offset, estimated with error N(0, v) (posterior means), posterior draws of variance v.
+   */
+  function spreadOf(seed: number, tau: number, v: number) {
+    const rng = createRng(seed, 'spread');
+    const truth = anchors.map((a) => a.grade * 1.2 + 1.2 * (rng.next() - 0.5) + tau * rng.normal());
+    const means = truth.map((x) => x + Math.sqrt(v) * rng.normal());
+    const draws = Array.from({ length: 200 }, () =>
+      Float64Array.from(means, (x) => x + Math.sqrt(v) * rng.normal()),
+    );
+    return anchorSpread(draws, anchors, 6);
+  }
+
+  it('Wilson–Hilferty: the 5% point of χ²_4 (9.49) is z ≈ 1.645', () => {
+    expect(wilsonHilferty(9.488, 4)).toBeCloseTo(1.645, 1);
+    expect(wilsonHilferty(4 * (1 - 2 / 36) ** 3, 4)).toBeCloseTo(0, 6);
+  });
+
+  it('fires rarely for a consistent judge however noisy the anchors, and finds a large offset', () => {
+    for (const v of [0.05, 0.8]) {
+      const fired = Array.from({ length: 40 }, (_, s) => spreadOf(s, 0, v).z >= 1.645).filter(Boolean);
+      expect(fired.length).toBeLessThanOrEqual(6); // nominal 5% of 40 = 2
+    }
+    const found = Array.from({ length: 40 }, (_, s) => spreadOf(100 + s, 1, 0.05));
+    expect(found.filter((r) => r.z >= 1.645).length).toBeGreaterThanOrEqual(32);
+    const mean = found.reduce((t, r) => t + r.extraVar, 0) / found.length;
+    expect(mean).toBeGreaterThan(0.6);
+    expect(mean).toBeLessThan(1.5);
+  });
+
+  it('cannot see an offset as large as the noise of 7 comparisons per anchor (power, not a bug)', () => {
+    const fired = Array.from({ length: 40 }, (_, s) => spreadOf(200 + s, 0.85, 0.8).z >= 1.645);
+    expect(fired.filter(Boolean).length).toBeLessThan(20);
   });
 });
 
