@@ -25,7 +25,7 @@ import {
   installCrds,
   type OperatorProcess,
   poolManifests,
-  sampleBatch,
+  smallBatch,
   startFake,
   startOperator,
 } from './operator-harness.js';
@@ -56,14 +56,8 @@ function cj(args: string[]): Promise<Run> {
   });
 }
 
-/** sample-small in `ns`, cheap: small budget, one worker. */
-function smallBatch(name: string, mutate: (b: Obj) => void = () => {}): Obj {
-  const b = sampleBatch('cjbatch-small.yaml', name, ns);
-  b.spec.budget = { maxComparisons: 8 };
-  b.spec.workers = { parallelism: 1 };
-  mutate(b);
-  return b;
-}
+/** sample-small in `ns`, cheap: 8 comparisons, one worker. */
+const cheapBatch = (name: string, mutate?: (b: Obj) => void): Obj => smallBatch(name, ns, 8, mutate);
 
 beforeAll(async () => {
   await installCrds();
@@ -93,7 +87,7 @@ beforeAll(async () => {
     JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [...secretAndPool, tiny] }),
   );
   // The apiserver picks the webhook configuration up asynchronously: wait until it answers.
-  const probe = smallBatch('probe', (b) => (b.spec.providerPoolRef.name = 'no-such-pool'));
+  const probe = cheapBatch('probe', (b) => (b.spec.providerPoolRef.name = 'no-such-pool'));
   await waitFor(
     'the webhook to deny a batch naming a missing pool',
     async () => {
@@ -143,7 +137,7 @@ const ATTACKS: Record<string, string> = {
 
 describe('prompt injection', () => {
   it('is accepted with a warning naming the flagged essays (and never their text)', async () => {
-    const b = smallBatch('injected', (x) => {
+    const b = cheapBatch('injected', (x) => {
       x.spec.budget = { maxComparisons: 16 };
       for (const e of x.spec.essays.inline) if (ATTACKS[e.id]) e.text = `${e.text}\n\n${ATTACKS[e.id]}`;
     });
@@ -166,14 +160,14 @@ describe('empty and oversized essays at kubectl apply', () => {
 
   it('an empty essay: CEL names the field and the essay', async () => {
     await refused(
-      smallBatch('empty', (b) => (b.spec.essays.inline[2].text = '')),
+      cheapBatch('empty', (b) => (b.spec.essays.inline[2].text = '')),
       'spec.essays.inline[2].text: Required value: essay essay-03 has no text (empty or only whitespace); put the essay text in it or remove the essay',
     );
   });
 
   it('a whitespace-only essay or anchor: the webhook refuses with the same message', async () => {
     await refused(
-      smallBatch('blank', (b) => {
+      cheapBatch('blank', (b) => {
         b.spec.essays.inline[0].text = ' \n\t\u00a0 ';
         b.spec.anchors[1].text = '   ';
       }),
@@ -184,7 +178,7 @@ describe('empty and oversized essays at kubectl apply', () => {
 
   it('an essay over the static bound: named, with its size, estimated tokens and the fix', async () => {
     await refused(
-      smallBatch('huge', (b) => (b.spec.essays.inline[1].text = 'word '.repeat(MAX_ESSAY_CHARS / 5 + 10))),
+      cheapBatch('huge', (b) => (b.spec.essays.inline[1].text = 'word '.repeat(MAX_ESSAY_CHARS / 5 + 10))),
       'spec.essays.inline[1].text: ',
       `essay essay-02 has ${MAX_ESSAY_CHARS + 50} characters (about ${Math.floor((MAX_ESSAY_CHARS + 50) / 4)} tokens or more), over the limit of ${MAX_ESSAY_CHARS} characters that keeps a comparison prompt within the context window of the model; shorten the essay or split it`,
     );
@@ -192,14 +186,14 @@ describe('empty and oversized essays at kubectl apply', () => {
 
   it('an essay over the hard ceiling: the apiserver names the field', async () => {
     await refused(
-      smallBatch('huger', (b) => (b.spec.anchors[0].text = 'x'.repeat(2 * MAX_ESSAY_CHARS + 1))),
+      cheapBatch('huger', (b) => (b.spec.anchors[0].text = 'x'.repeat(2 * MAX_ESSAY_CHARS + 1))),
       `spec.anchors[0].text: Too long: may not be more than ${2 * MAX_ESSAY_CHARS} bytes`,
     );
   });
 
   it("an essay beyond the pool model's context window: the webhook names essay, tokens, limit and fix", async () => {
     const stderr = await refused(
-      smallBatch('too-big-for-model', (b) => {
+      cheapBatch('too-big-for-model', (b) => {
         b.spec.providerPoolRef.name = 'tiny-pool';
         b.spec.essays.inline[4].text = 'a'.repeat(16_000);
       }),
@@ -211,7 +205,7 @@ describe('empty and oversized essays at kubectl apply', () => {
     // The same essay fits the default window of fake-pool.
     const ok = await kubectl(
       ['create', '--dry-run=server', '-n', ns, '-f', '-'],
-      JSON.stringify(smallBatch('fits', (b) => (b.spec.essays.inline[4].text = 'a'.repeat(16_000)))),
+      JSON.stringify(cheapBatch('fits', (b) => (b.spec.essays.inline[4].text = 'a'.repeat(16_000)))),
     );
     expect(ok.code, ok.stderr).toBe(0);
   });
@@ -231,7 +225,7 @@ describe('empty and oversized essays at kubectl apply', () => {
       }),
     );
     await refused(
-      smallBatch(
+      cheapBatch(
         'cm-huge',
         (b) => (b.spec.essays = { configMapRefs: [{ name: 'big-essays', format: 'jsonl' }] }),
       ),
@@ -242,7 +236,7 @@ describe('empty and oversized essays at kubectl apply', () => {
 
 describe('control characters in essays', () => {
   it('a NUL character is refused at admission, naming the essay (Postgres text cannot hold it)', async () => {
-    const r = await apply(smallBatch('nul', (b) => (b.spec.essays.inline[6].text = 'before\u0000after')));
+    const r = await apply(cheapBatch('nul', (b) => (b.spec.essays.inline[6].text = 'before\u0000after')));
     expect(r.code, r.stdout).not.toBe(0);
     expect(r.stderr).toContain('spec.essays.inline[6].text: essay essay-07 contains a NUL character');
   });
@@ -434,7 +428,7 @@ describe(`fuzz (seed ${SEED})`, () => {
 
   it('every mutant is refused with a message naming the field, or accepted', async () => {
     const r = rng(SEED);
-    const batchBase = smallBatch('x', (b) => (b.spec.suspend = true));
+    const batchBase = cheapBatch('x', (b) => (b.spec.suspend = true));
     const poolBase = YAML.parse(
       readFileSync(path.join(repoRoot, 'config/samples/llmproviderpool.yaml'), 'utf8'),
     );

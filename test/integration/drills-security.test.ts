@@ -1,26 +1,13 @@
-// Security drills (issue 9): a batch runs with a recognisable API key and recognisable essay text
-// (operator at debug log level, workers as the chart's token-less worker ServiceAccount), then:
-//  - no log anywhere on the stack holds the key or essay text (operator, worker pods, apiserver,
-//    kubelet, Postgres, Kafka, ...), nor do Events, pod termination messages, Jobs or pods;
-//  - worker pods mount no ServiceAccount token, and none was written to their pod folders;
-//  - `kubectl auth can-i` as the worker ServiceAccount (nothing) and as the operator's (rendered
-//    from the chart, namespace-scoped and cluster-wide): no Secrets beyond what is needed, no
-//    namespace deletion, no pods/exec, no impersonation, no privilege escalation;
-//  - the NetworkPolicy sample is valid (`kubectl apply --dry-run=server`), selects the real
-//    worker pods and the chart's operator pods, and allows only DNS, the apiserver (operator),
-//    Postgres, Kafka (operator) and HTTPS to public addresses.
-// helm.test.ts checks the chart's exact grants in a real install; this file checks what must never
-// be granted, in both RBAC modes, without installing the chart.
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
-import { repoRoot, requireTool, toolPaths } from '../../hack/lib/tools.js';
+import { repoRoot } from '../../hack/lib/tools.js';
 import type { FakeAnthropic } from '../../runtime/src/fake-anthropic/server.js';
-import { deleteNamespace, kubectl, kubectlOk, newNamespace, type Run, stack, waitFor } from './helpers.js';
+import { deleteNamespace, kubectl, kubectlOk, newNamespace, stack, waitFor } from './helpers.js';
+import { renderChart } from './install-helpers.js';
 import { describeHits, logFiles, scan } from './log-scan.js';
 import {
   freshDatabase,
@@ -35,7 +22,6 @@ import {
 type Obj = Record<string, any>;
 const TAG = randomBytes(6).toString('hex');
 const KEY = `sk-ant-api03-cjsec${TAG}-DO-NOT-LOG`;
-const CHART = path.join(repoRoot, 'charts/cj-operator');
 const BATCH = 'secret-essays';
 
 let ns: string;
@@ -48,39 +34,13 @@ let operator: OperatorProcess;
 const essayMarkers: string[] = [];
 const clusterScoped: string[] = [];
 
-function helm(args: string[]): Promise<Run> {
-  const bin = requireTool(toolPaths().helm, 'helm');
-  return new Promise((resolve) => {
-    execFile(bin, args, { maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) =>
-      resolve({ code: err ? ((err as any).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
-
 /** The chart rendered for `ns` (scoped to it, or cluster-wide), as objects. */
-async function renderChart(scoped: boolean): Promise<Obj[]> {
-  const r = await helm([
-    'template',
-    release,
-    CHART,
-    '-n',
-    ns,
-    '--kube-version',
-    toolPaths().versions.KUBE_VERSION!,
-    '--set',
-    'crds.install=false',
-    '--set-string',
-    'database.url=postgres://db.invalid/cj',
-    '--set',
+function renderScoped(scoped: boolean): Promise<Obj[]> {
+  return renderChart(release, ns, [
     scoped ? `watchNamespaces={${ns}}` : 'rbac.clusterWide=true',
     // The teachers' roles are cluster-scoped and shared: not this file's business.
-    '--set',
     'rbac.teacherRoles.create=false',
   ]);
-  if (r.code !== 0) throw new Error(`helm template failed: ${r.stderr}`);
-  return YAML.parseAllDocuments(r.stdout)
-    .map((d) => d.toJSON())
-    .filter(Boolean);
 }
 
 const RBAC_KINDS = ['ServiceAccount', 'Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding'];
@@ -102,7 +62,7 @@ beforeAll(async () => {
   ns = await newNamespace('security');
   release = `cj-sec-${ns.slice(-6)}`;
   // The chart's ServiceAccounts and namespace-scoped RBAC, as `helm install` would create them.
-  const scoped = await renderChart(true);
+  const scoped = await renderScoped(true);
   operatorSa = scoped.find((o) => o.kind === 'ServiceAccount' && o.metadata.name !== 'cj-worker')!.metadata
     .name;
   await applyRbac(scoped);
@@ -308,7 +268,7 @@ describe("the operator's ServiceAccount (chart RBAC)", () => {
   });
 
   it('cluster-wide: still no Secret listing, namespace deletion, pods, exec, impersonation or escalation', async () => {
-    const objs = (await renderChart(false)).map((o) =>
+    const objs = (await renderScoped(false)).map((o) =>
       // Its own names, so both modes can be checked side by side.
       RBAC_KINDS.includes(o.kind) && o.kind.startsWith('Cluster')
         ? { ...o, metadata: { ...o.metadata, name: `${o.metadata.name}-cw` } }
@@ -369,7 +329,7 @@ describe('the NetworkPolicy sample', () => {
       expect(matches(worker!.spec.podSelector, p.metadata.labels), p.metadata.name).toBe(true);
       expect(matches(op!.spec.podSelector, p.metadata.labels), p.metadata.name).toBe(false);
     }
-    const dep = (await renderChart(true)).find((o) => o.kind === 'Deployment')!;
+    const dep = (await renderScoped(true)).find((o) => o.kind === 'Deployment')!;
     const opLabels = dep.spec.template.metadata.labels;
     expect(matches(op!.spec.podSelector, opLabels)).toBe(true);
     expect(matches(worker!.spec.podSelector, opLabels)).toBe(false);

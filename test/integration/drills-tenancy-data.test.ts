@@ -22,7 +22,7 @@ import {
   installCrds,
   type OperatorProcess,
   poolManifests,
-  sampleBatch,
+  smallBatch,
   startFake,
   startOperator,
 } from './operator-harness.js';
@@ -72,13 +72,7 @@ async function apply(obj: Obj) {
   await kubectlOk(['apply', '-n', ns, '-f', '-'], JSON.stringify(obj));
 }
 
-function batch(name: string, extra: (b: any) => void = () => {}) {
-  const b = sampleBatch('cjbatch-small.yaml', name, ns);
-  b.spec.budget = { maxComparisons: 12 };
-  b.spec.workers = { parallelism: 1 };
-  extra(b);
-  return b;
-}
+const batch = (name: string, extra?: (b: any) => void) => smallBatch(name, ns, 12, extra);
 
 beforeAll(async () => {
   await installCrds();

@@ -13,19 +13,18 @@
 //  - hostile input costs nothing: 40,000 line breaks are admitted as fast as plain text, and the
 //    leader Lease keeps renewing while 20 concurrent 8 MiB reviews hit the webhook port.
 // docs/security.md holds the table of these drills.
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import YAML from 'yaml';
 import { freePort } from '../../hack/lib/proc.js';
-import { repoRoot, requireTool, toolPaths } from '../../hack/lib/tools.js';
 import type { FakeAnthropic } from '../../runtime/src/fake-anthropic/server.js';
-import { deleteNamespace, kubectl, kubectlOk, newNamespace, type Run, stack, waitFor } from './helpers.js';
+import { deleteNamespace, kubectl, kubectlOk, newNamespace, stack, waitFor } from './helpers.js';
+import { renderChart } from './install-helpers.js';
 import {
+  fakePool,
   freshDatabase,
   installCrds,
   type OperatorProcess,
@@ -39,7 +38,6 @@ const TAG = randomBytes(4).toString('hex');
 const KEY_A = `sk-ant-alice-${TAG}-DO-NOT-SEND`;
 const KEY_B = `sk-ant-bob-${TAG}-DO-NOT-SEND`;
 const UNLABELLED = `db-password-${TAG}-NEVER-SEND`;
-const CHART = path.join(repoRoot, 'charts/cj-operator');
 const OPT_IN = { 'cj.huleedu.io/llm-api-key': 'true' };
 
 /** Records every request it receives (method, path, the key header) and answers 200. */
@@ -64,56 +62,14 @@ async function recorder() {
   };
 }
 
-function helm(args: string[]): Promise<Run> {
-  const bin = requireTool(toolPaths().helm, 'helm');
-  return new Promise((resolve) => {
-    execFile(bin, args, { maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) =>
-      resolve({ code: err ? ((err as any).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
-
-async function render(ns: string, set: string[]): Promise<Obj[]> {
-  const r = await helm([
-    'template',
-    `drill-${TAG}`,
-    CHART,
-    '-n',
-    ns,
-    // The chart sets kubeVersion; without a cluster helm assumes v1.20 unless told the version.
-    '--kube-version',
-    toolPaths().versions.KUBE_VERSION!,
-    '--set',
-    'crds.install=false',
-    '--set-string',
-    'database.url=postgres://db.invalid/cj',
-    ...set.flatMap((s) => ['--set', s]),
-  ]);
-  if (r.code !== 0) throw new Error(`helm template failed: ${r.stderr}`);
-  return YAML.parseAllDocuments(r.stdout)
-    .map((d) => d.toJSON())
-    .filter(Boolean);
-}
+const render = (ns: string, set: string[]): Promise<Obj[]> => renderChart(`drill-${TAG}`, ns, set);
 
 const as = (user: string, args: string[], input?: string) => kubectl([...args, `--as=${user}`], input);
 const can = async (user: string, ...args: string[]) =>
   (await kubectl(['auth', 'can-i', ...args, `--as=${user}`])).stdout.trim();
 
-function pool(ns: string, name: string, baseURL: string, secret = 'llm-api-key'): Obj {
-  return {
-    apiVersion: 'cj.huleedu.io/v1alpha1',
-    kind: 'LLMProviderPool',
-    metadata: { name, namespace: ns },
-    spec: {
-      provider: 'fake',
-      baseURL,
-      model: 'claude-sonnet-5-5',
-      apiKeySecretRef: { name: secret, key: 'apiKey' },
-      tier: 'start',
-      limits: { requestsPerMinute: 600, maxConcurrency: 4 },
-    },
-  };
-}
+const pool = (ns: string, name: string, baseURL: string, secret?: string): Obj =>
+  fakePool(ns, baseURL, name, secret);
 
 async function poolReady(
   ns: string,

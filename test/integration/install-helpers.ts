@@ -1,11 +1,12 @@
-// Shared by the install tests (helm.test.ts, kustomize.test.ts, health.test.ts): the helm binary,
+// Shared by the install tests (helm.test.ts, kustomize.test.ts, health.test.ts) and the drills that
+// render the chart: the helm binary and the chart rendered offline,
 // the permission table of docs/install.md as `kubectl auth can-i --list` rows, the sample batch
 // run to Succeeded on the fake judge, and the checks that an install leaves nothing behind.
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'vitest';
-import { parse } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 import { repoRoot, requireTool, toolPaths } from '../../hack/lib/tools.js';
 import { kubectl, kubectlOk, newNamespace, type Run, stack, waitFor } from './helpers.js';
 import { poolManifests } from './operator-harness.js';
@@ -32,6 +33,31 @@ export async function helmOk(args: string[]): Promise<string> {
   const r = await helm(args);
   if (r.code !== 0) throw new Error(`helm ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
   return r.stdout;
+}
+
+/**
+ * The chart rendered offline (`helm template`) for namespace `ns`, as objects: CRDs left out, a
+ * placeholder database URL, `set` as extra `--set` values. The chart sets kubeVersion, and
+ * without a cluster helm assumes v1.20 unless told the version.
+ */
+export async function renderChart(release: string, ns: string, set: string[]): Promise<any[]> {
+  const out = await helmOk([
+    'template',
+    release,
+    CHART,
+    '-n',
+    ns,
+    '--kube-version',
+    toolPaths().versions.KUBE_VERSION!,
+    '--set',
+    'crds.install=false',
+    '--set-string',
+    'database.url=postgres://db.invalid/cj',
+    ...set.flatMap((v) => ['--set', v]),
+  ]);
+  return parseAllDocuments(out)
+    .map((d) => d.toJSON())
+    .filter(Boolean);
 }
 
 /** A fresh namespace that enforces the restricted Pod Security profile (operator and workers must pass it). */

@@ -108,8 +108,32 @@ export async function startFake(
   });
 }
 
+/** An LLMProviderPool of the fake judge at `baseURL`, in `ns`, keyed by the Secret `secret`. */
+export function fakePool(ns: string, baseURL: string, name = 'fake-pool', secret = 'llm-api-key') {
+  return {
+    apiVersion: 'cj.huleedu.io/v1alpha1',
+    kind: 'LLMProviderPool',
+    metadata: { name, namespace: ns },
+    spec: {
+      provider: 'fake',
+      baseURL,
+      model: 'claude-sonnet-5-5',
+      apiKeySecretRef: { name: secret, key: 'apiKey' },
+      tier: 'start',
+      limits: { requestsPerMinute: 1000, maxConcurrency: 16 },
+      retry: { maxAttempts: 5, initialBackoff: '200ms', maxBackoff: '5s' },
+      pricing: { inputPerMTok: '2.00', outputPerMTok: '10.00' },
+    },
+  };
+}
+
 /** Secret + pool pointing at `baseURL`, in `ns`. */
-export function poolManifests(ns: string, baseURL: string, name = 'fake-pool', secret = 'llm-api-key') {
+export function poolManifests(
+  ns: string,
+  baseURL: string,
+  name = 'fake-pool',
+  secret = 'llm-api-key',
+): any[] {
   return [
     {
       apiVersion: 'v1',
@@ -118,21 +142,7 @@ export function poolManifests(ns: string, baseURL: string, name = 'fake-pool', s
       metadata: { name: secret, namespace: ns, labels: { 'cj.huleedu.io/llm-api-key': 'true' } },
       stringData: { apiKey: 'test-key-do-not-log' },
     },
-    {
-      apiVersion: 'cj.huleedu.io/v1alpha1',
-      kind: 'LLMProviderPool',
-      metadata: { name, namespace: ns },
-      spec: {
-        provider: 'fake',
-        baseURL,
-        model: 'claude-sonnet-5-5',
-        apiKeySecretRef: { name: secret, key: 'apiKey' },
-        tier: 'start',
-        limits: { requestsPerMinute: 1000, maxConcurrency: 16 },
-        retry: { maxAttempts: 5, initialBackoff: '200ms', maxBackoff: '5s' },
-        pricing: { inputPerMTok: '2.00', outputPerMTok: '10.00' },
-      },
-    },
+    fakePool(ns, baseURL, name, secret),
   ];
 }
 
@@ -140,5 +150,19 @@ export function poolManifests(ns: string, baseURL: string, name = 'fake-pool', s
 export function sampleBatch(file: string, name: string, ns: string): any {
   const b = YAML.parse(readFileSync(path.join(repoRoot, 'config/samples', file), 'utf8'));
   b.metadata = { name, namespace: ns };
+  return b;
+}
+
+/** A cheap sample batch (cjbatch-small) in `ns`: a small budget and one worker; `adjust` changes the rest. */
+export function smallBatch(
+  name: string,
+  ns: string,
+  maxComparisons: number,
+  adjust: (b: any) => void = () => {},
+): any {
+  const b = sampleBatch('cjbatch-small.yaml', name, ns);
+  b.spec.budget = { maxComparisons };
+  b.spec.workers = { parallelism: 1 };
+  adjust(b);
   return b;
 }
