@@ -52,6 +52,8 @@ export interface OperatorConfig {
   maxRetryAfterMs: number;
   /** Upper bound of one batch's Postgres connections (its role's CONNECTION LIMIT). */
   maxBatchDbConnections: number;
+  /** How often the leader reads the LLM usage figures for /metrics (METRICS_REFRESH_SECONDS, default 15). */
+  metricsRefreshMs: number;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): OperatorConfig {
@@ -82,6 +84,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OperatorConfig
     kafkaAllowedTopics: list(env.KAFKA_ALLOWED_TOPICS),
     maxRetryAfterMs: positiveInteger(env, 'MAX_RETRY_AFTER_SECONDS', 600) * 1000,
     maxBatchDbConnections: positiveInteger(env, 'MAX_BATCH_DB_CONNECTIONS', 64),
+    metricsRefreshMs: positiveInteger(env, 'METRICS_REFRESH_SECONDS', 15) * 1000,
   };
 }
 

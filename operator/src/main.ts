@@ -9,6 +9,8 @@ import { poolUsage } from '../../runtime/src/store/limiter.js';
 import { migrate } from '../../runtime/src/store/migrate.js';
 import { deleteLimiterRow, upsertLimiterRow } from '../../runtime/src/store/tenancy.js';
 import { tolerateLostConnections } from '../../runtime/src/store/transient.js';
+import { batchUsage, poolLimiterStates, recentGrants } from '../../runtime/src/store/usage.js';
+import type { CJBatch, LLMProviderPool } from './api/index.js';
 import { loadConfig, platformPolicy } from './config.js';
 import { poolLimiterSettings } from './controllers/cjbatch/prepare.js';
 import { CJBatchReconciler, type JobObject } from './controllers/cjbatch/reconciler.js';
@@ -21,6 +23,7 @@ import { createLogger } from './kube/log.js';
 import { createRegistry } from './kube/metrics.js';
 import { scopedInformer } from './kube/namespaces.js';
 import { KubeClient, type KubeObject } from './kube/rest.js';
+import { UsageMetrics } from './metrics/usage.js';
 import { startRelay } from './outbox/relay.js';
 import { topicAllowed } from './validation/platform.js';
 import { runWebhook } from './webhook/run.js';
@@ -123,6 +126,19 @@ export async function main(): Promise<void> {
     registry,
   }).watch(pools);
 
+  // Figures of the workers' LLM calls and of the batches, read from the database by the leader only
+  // (every replica is scraped; one reporting them keeps sums across pods right).
+  const usage = new UsageMetrics({
+    registry,
+    source: {
+      batches: (recent) => batchUsage(sql, recent),
+      pools: () => poolLimiterStates(sql),
+      grants: (seconds) => recentGrants(sql, seconds),
+    },
+    listPools: () => pools.list() as unknown as LLMProviderPool[],
+    listBatches: () => batches.list() as unknown as CJBatch[],
+  });
+
   const runControllers = async (signal: AbortSignal) => {
     leading = true;
     log.info({ identity: config.identity }, 'Started leading');
@@ -137,7 +153,10 @@ export async function main(): Promise<void> {
           topicAllowed: (t) => topicAllowed(platformPolicy(config), t),
         })
       : undefined;
-    await Promise.all([batchController.start(signal), poolController.start(signal), relay]);
+    const metrics = usage.run(config.metricsRefreshMs, signal, (err) =>
+      log.warn({ err }, 'Could not read the usage figures for /metrics; retrying at the next refresh'),
+    );
+    await Promise.all([batchController.start(signal), poolController.start(signal), relay, metrics]);
   };
 
   const stop = async (code: number) => {

@@ -27,6 +27,11 @@ let operator: OperatorProcess;
 const getJson = async (args: string[]) => JSON.parse(await kubectlOk([...args, '-n', ns, '-o', 'json']));
 const batchStatus = async (name: string) => (await getJson(['get', 'cjbatch', name])).status ?? {};
 const cond = (status: any, type: string) => status.conditions?.find((c: any) => c.type === type);
+/** The value of one series (name with its labels in exposition order) in a Prometheus scrape. */
+const sample = (text: string, series: string): number | undefined => {
+  const line = text.split('\n').find((x) => x.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+};
 
 beforeAll(async () => {
   await installCrds();
@@ -43,6 +48,8 @@ beforeAll(async () => {
       WEBHOOK_PORT: String(webhookPort),
       WEBHOOK_URL: `https://127.0.0.1:${webhookPort}`,
       WEBHOOK_CONFIGURATION_NAME: `cj-validating-${ns}`,
+      // The usage figures behind /metrics are read from the database this often.
+      METRICS_REFRESH_SECONDS: '2',
     },
   });
   await kubectlOk(
@@ -115,6 +122,36 @@ describe('a CJBatch applied with kubectl', () => {
       'involvedObject.name=sample-demo',
     ]);
     for (const reason of ['Prepared', 'RoundStarted', 'Succeeded']) expect(events).toContain(reason);
+
+    // The worker pods' LLM figures reach the operator's /metrics (read back from the database).
+    const [usage] = await sql`
+      SELECT coalesce(sum(input_tokens), 0)::int AS input, coalesce(sum(output_tokens), 0)::int AS output,
+             coalesce(sum(greatest(attempts - 1, 0)), 0)::int AS retries
+        FROM comparisons WHERE batch_uid = ${uid}`;
+    const l = `tenant_namespace="${ns}",pool="fake-pool",model="claude-sonnet-5-5",mode="per_request"`;
+    const scrape = await waitFor('usage figures on /metrics', async () => {
+      const text = await (await fetch(`http://127.0.0.1:${operator.probePort}/metrics`)).text();
+      return sample(text, `cj_llm_comparisons_total{${l},status="succeeded"}`) === db!.completed
+        ? text
+        : undefined;
+    });
+    expect(sample(scrape, `cj_llm_tokens_total{${l},direction="input"}`)).toBe(usage!.input);
+    expect(sample(scrape, `cj_llm_tokens_total{${l},direction="output"}`)).toBe(usage!.output);
+    expect(sample(scrape, `cj_llm_retries_total{${l}}`) ?? 0).toBe(usage!.retries);
+    expect(sample(scrape, `cj_llm_estimated_cost_usd_total{${l}}`)).toBeCloseTo(
+      Number(final.cost.estimatedUSD),
+      5,
+    );
+    // Every comparison took at least one HTTP attempt through the pool limiter.
+    expect(sample(scrape, `cj_llm_requests_total{${l}}`)).toBeGreaterThanOrEqual(db!.completed + db!.failed);
+    expect(sample(scrape, `cj_llm_rate_limited_total{tenant_namespace="${ns}",pool="fake-pool"}`)).toBe(0);
+    const b = `tenant_namespace="${ns}",batch="sample-demo"`;
+    expect(sample(scrape, `cj_batch_comparisons{${b},status="succeeded"}`)).toBe(db!.completed);
+    expect(sample(scrape, `cj_batch_estimated_cost_usd{${b}}`)).toBeCloseTo(
+      Number(final.cost.estimatedUSD),
+      5,
+    );
+    expect(sample(scrape, `cj_batches{tenant_namespace="${ns}",phase="Succeeded"}`)).toBe(1);
   }, 660_000);
 
   it('keeps the API key and essay text out of every log; worker pods get no API token', async () => {
