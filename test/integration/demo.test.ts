@@ -55,6 +55,15 @@ describe('npm run demo', () => {
     // One results row per essay (40, anchors are listed separately), each with a grade.
     const rows = r.stdout.split('\n').filter((l) => /^\s+\d+\s+essay-\d{3}\s/.test(l));
     expect(rows).toHaveLength(40);
+    // Issue 16: no essay's grade above a higher-scored essay's. The CLI checks it (its warning line)
+    // and the table shows it: in rank order the grades, in the batch's order (the distribution
+    // line, lowest first), never rise.
+    expect(r.stdout).not.toContain('grade inversions');
+    const order = (r.stdout.match(/^grades: (.*)$/m)?.[1] ?? '').split(', ').map((g) => g.split(' ')[0]!);
+    expect(order.length).toBeGreaterThanOrEqual(2);
+    const ranked = rows.map((l) => order.indexOf(l.trim().split(/ +/)[5]!));
+    expect(ranked.every((g) => g >= 0)).toBe(true);
+    expect(ranked.every((g, t) => t === 0 || g <= ranked[t - 1]!)).toBe(true);
     expect(r.stdout).toContain('Stopped because:');
     // The operator ran as the chart's Deployment (a pod of the process kubelet), not as a process.
     const dep = JSON.parse(

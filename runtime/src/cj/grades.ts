@@ -586,7 +586,8 @@ export interface ExtraSd {
 /** Candidate extra SDs (logits): 0 to 3 in steps of 0.05. */
 export const EXTRA_GRID = Float64Array.from({ length: 61 }, (_, t) => t * 0.05);
 /**
- * Likelihood-ratio threshold for widening: 2.71 is the 5% point of the ½χ²₀ + ½χ²₁ mixture that
+ * Likelihood-ratio threshold (plan() no longer applies this estimate: on consistent judges the
+ * ratio reached 2.5–5.9, so the mixture below is not its distribution here): 2.71 is the 5% point of the ½χ²₀ + ½χ²₁ mixture that
  * a variance on the boundary of its range follows under the null (Self & Liang 1987).
  */
 export const EXTRA_LR = 2.71;

@@ -160,7 +160,7 @@ export const Settings = z.object({
     .boolean()
     .default(true)
     .describe(
-      "Widen every essay's uncertainty by the judge's extra per-essay SD estimated from held-out anchors (quality.judge.extraSd) when its likelihood ratio passes 2.71.",
+      "Widen every essay's uncertainty by the judge's extra per-essay SD estimated from the anchors' within-grade spread when that spread is significant (spreadRatio, spreadZ).",
     ),
   spreadRatio: z
     .number()
@@ -308,7 +308,7 @@ export const PlanOutput = z.object({
         .number()
         .optional()
         .describe(
-          "Judge's extra per-essay SD (logits) estimated from held-out anchors' distance from their known grades: persistent misperception no fit statistic can see.",
+          "Judge's extra per-essay SD (logits) estimated from held-out anchors' distance from their known grades (reported, not applied: its likelihood-ratio test is not calibrated).",
         ),
       extraSdLr: z.number().optional().describe('Likelihood-ratio statistic of extraSd against 0.'),
       anchorSpread: num
@@ -325,7 +325,7 @@ export const PlanOutput = z.object({
         .number()
         .optional()
         .describe(
-          'Extra SD added to every essay (extraSd when extraSdLr ≥ 2.71, else 0): uncertainty and claims are widened by it.',
+          "Extra SD added to every essay (from the anchors' spread when anchorSpread ≥ spreadRatio and anchorSpreadZ ≥ spreadZ, else 0): uncertainty and claims are widened by it.",
         ),
     }),
     connectivity: z.object({
