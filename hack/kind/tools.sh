@@ -16,6 +16,17 @@ mkdir -p "$KBIN" "$KCACHE/node-bins" "$KCACHE/rootfs"
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 NB=$KCACHE/node-bins
 
+# One build at a time: CI builds these in the background while the unit and integration tiers
+# run, and e2e.sh's own call then waits here until that build is done (and finds it all cached).
+# A caller that already holds the lock (CI, to stop the engine under it too) says so.
+if [ "${CJ_KIND_TOOLS_LOCKED:-0}" != 1 ]; then
+  exec 9>"$KCACHE/.tools.lock"
+  if ! flock -n 9; then
+    log "another tools:kind run is building into $KCACHE; waiting for it"
+    t_wait=$SECONDS; flock 9; log "waited $((SECONDS - t_wait))s for it"
+  fi
+fi
+
 kube_bins() { bash "$ROOT/hack/tools/build-k8s.sh"; }
 etcd_bin() { bash "$ROOT/hack/tools/build-etcd.sh"; }
 helm_bin() { bash "$ROOT/hack/tools/build-helm.sh"; }
