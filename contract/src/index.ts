@@ -10,6 +10,7 @@ export * from './outcome.js';
 export * from './pool-runtime.js';
 export * from './provider-batch.js';
 export * from './results.js';
+export * from './round.js';
 export * from './sleep.js';
 export * from './tiers.js';
 export * from './tokens.js';

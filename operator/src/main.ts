@@ -22,7 +22,7 @@ import { LeaderElector } from './kube/leader.js';
 import { createLogger } from './kube/log.js';
 import { createRegistry } from './kube/metrics.js';
 import { scopedInformer } from './kube/namespaces.js';
-import { KubeClient, type KubeObject } from './kube/rest.js';
+import { KubeClient } from './kube/rest.js';
 import { UsageMetrics } from './metrics/usage.js';
 import { startRelay } from './outbox/relay.js';
 import { topicAllowed } from './validation/platform.js';
@@ -44,8 +44,9 @@ export async function main(): Promise<void> {
 
   // Namespaced mode watches each listed namespace (a Role in each); cluster-wide mode everything.
   const scope = config.watchNamespaces;
-  const batches = scopedInformer<KubeObject>(client, BATCHES, { registry }, scope);
-  const pools = scopedInformer<KubeObject>(client, POOLS, { registry }, scope);
+  // Typed by the CRDs' structural schemas, which the apiserver enforces on every object it serves.
+  const batches = scopedInformer<CJBatch>(client, BATCHES, { registry }, scope);
+  const pools = scopedInformer<LLMProviderPool>(client, POOLS, { registry }, scope);
   const jobs = scopedInformer<JobObject>(
     client,
     JOBS,
@@ -83,13 +84,9 @@ export async function main(): Promise<void> {
     // A pool becoming Ready releases the batches waiting for it.
     .watch(pools, (pool) =>
       batches
-        .list(pool.metadata?.namespace)
-        .filter(
-          (b) =>
-            (b as { spec?: { providerPoolRef?: { name?: string } } }).spec?.providerPoolRef?.name ===
-            pool.metadata?.name,
-        )
-        .map((b): Request => ({ namespace: b.metadata!.namespace!, name: b.metadata!.name! })),
+        .list(pool.metadata.namespace)
+        .filter((b) => b.spec.providerPoolRef.name === pool.metadata.name)
+        .map((b): Request => ({ namespace: b.metadata.namespace!, name: b.metadata.name! })),
     );
   const poolController = new Controller({
     name: 'llmproviderpool',
@@ -151,6 +148,11 @@ export async function main(): Promise<void> {
           registry,
           signal,
           topicAllowed: (t) => topicAllowed(platformPolicy(config), t),
+          // The batch whose event was published (or parked) shows it in its status right away.
+          onSettled: (uid) => {
+            const b = batches.list().find((x) => x.metadata.uid === uid);
+            if (b) batchController.enqueue({ namespace: b.metadata.namespace!, name: b.metadata.name! });
+          },
         })
       : undefined;
     const metrics = usage.run(config.metricsRefreshMs, signal, (err) =>

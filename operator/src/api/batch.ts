@@ -1,8 +1,9 @@
 // CJBatch: one comparative-judgement run over a set of essays, graded through anchor essays.
 // The zod schemas below are the single source of truth (see pool.ts for how they are used).
-import type { V1ObjectMeta } from '@kubernetes/client-node';
+
 import { z } from 'zod';
 import { ABSOLUTE_MAX, LIMIT_FIELDS, type LimitField } from '../../../contract/src/tiers.js';
+import type { ObjectMeta } from '../kube/rest.js';
 import {
   type API_VERSION,
   basisPoints,
@@ -675,7 +676,8 @@ export type CJBatchStatus = z.infer<typeof CJBatchStatusSchema>;
 export interface CJBatch {
   apiVersion: typeof API_VERSION;
   kind: 'CJBatch';
-  metadata: V1ObjectMeta;
+  /** As the apiserver sends it (timestamps are RFC 3339 strings). */
+  metadata: ObjectMeta;
   spec: CJBatchSpec;
   status?: CJBatchStatus;
 }

@@ -1,7 +1,7 @@
 // LLMProviderPool: one provider account (model, key, rate limits) that many CJBatches share.
 // The zod schemas below are the single source of truth: hack/gen-crds.ts turns them into the
 // CRD, the TypeScript types are inferred from them, and the validation module parses with them.
-import type { V1ObjectMeta } from '@kubernetes/client-node';
+
 import { z } from 'zod';
 import {
   BATCHING_MODES,
@@ -16,6 +16,7 @@ import {
   TIER_CEILINGS,
   TIER_NAMES,
 } from '../../../contract/src/tiers.js';
+import type { ObjectMeta } from '../kube/rest.js';
 import {
   type API_VERSION,
   conditions,
@@ -333,7 +334,8 @@ export type LLMProviderPoolStatus = z.infer<typeof LLMProviderPoolStatusSchema>;
 export interface LLMProviderPool {
   apiVersion: typeof API_VERSION;
   kind: 'LLMProviderPool';
-  metadata: V1ObjectMeta;
+  /** As the apiserver sends it (timestamps are RFC 3339 strings). */
+  metadata: ObjectMeta;
   spec: LLMProviderPoolSpec;
   status?: LLMProviderPoolStatus;
 }

@@ -27,11 +27,18 @@ export interface Result {
   requeueAfter?: number;
 }
 
-/** An error that retrying cannot fix (bad spec, missing permission the user must grant). */
+/**
+ * An error that retrying cannot fix (bad spec, missing permission the user must grant): the
+ * controller logs and counts it and forgets the key, so only a new event of the object (an edit)
+ * reconciles it again. `reason` is a CamelCase word for the condition the reconciler shows; the
+ * message is logged, so it must not carry user data.
+ */
 export class TerminalError extends Error {
   override readonly name = 'TerminalError';
-  constructor(message: string, options?: { cause?: unknown }) {
+  readonly reason: string;
+  constructor(message: string, options?: { cause?: unknown; reason?: string }) {
     super(message, options);
+    this.reason = options?.reason ?? 'TerminalError';
   }
 }
 
@@ -84,7 +91,8 @@ export class Controller {
   private readonly metrics: RuntimeMetrics;
   private readonly timeoutMs: number;
   private readonly syncTimeoutMs: number;
-  private readonly informers: Informer<KubeObject>[] = [];
+  /** The informers to start and sync before the workers run. */
+  private readonly informers: Pick<Informer<KubeObject>, 'start'>[] = [];
   private started = false;
 
   constructor(opts: ControllerOptions) {
@@ -107,7 +115,7 @@ export class Controller {
 
   /** Enqueues keys for every event of `informer`; by default the object's own key. */
   watch<T extends KubeObject>(informer: Informer<T>, mapFn?: MapFn<T>): this {
-    this.informers.push(informer as unknown as Informer<KubeObject>);
+    this.informers.push(informer);
     informer.onEvent((_type, obj) => {
       if (!mapFn) {
         this.queue.add(objectKey(obj));

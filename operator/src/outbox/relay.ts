@@ -31,6 +31,11 @@ export interface RelayOptions {
    * is parked, never sent. Admission refuses such topics too; this holds when it was bypassed.
    */
   topicAllowed?: (topic: string) => boolean;
+  /**
+   * Called with the batch's uid once its event was published or parked, so that its controller
+   * looks at the batch now (EventPublished) instead of polling the outbox on a timer.
+   */
+  onSettled?: (batchUid: string) => void;
 }
 
 /**
@@ -102,6 +107,7 @@ export async function startRelay(o: RelayOptions): Promise<void> {
   const park = async (r: StoredRow, reason: string) => {
     await parkEvent(o.sql, r.event_id, reason);
     parkedTotal.inc();
+    o.onSettled?.(r.batch_uid);
     o.log.warn(
       { eventId: r.event_id, batchUid: r.batch_uid, topic: r.topic, reason },
       'Parked an outbox event Kafka cannot take; other events go on',
@@ -149,6 +155,7 @@ export async function startRelay(o: RelayOptions): Promise<void> {
             await producer.send({ topic: r.topic, acks: -1, messages: [toKafkaMessage(r)] });
             await markSent(o.sql, r.event_id);
             published.inc();
+            o.onSettled?.(r.batch_uid);
             progressed = true;
             failedInARow = 0;
             o.log.info({ eventId: r.event_id, type: r.event_type, topic: r.topic }, 'Published result event');

@@ -1,6 +1,7 @@
 // Rounds: what the scoring pass writes (the decision, the scores, the next round's pairs, in one
 // transaction) and what it and the reconciler read back.
 import type postgres from 'postgres';
+import type { RoundSummary, StoredRoundSummary } from '../../../contract/src/round.js';
 import { type BatchConfig, BatchConfigSchema } from './batch-config.js';
 import type { Sql } from './db.js';
 
@@ -14,10 +15,7 @@ export interface RoundRow {
   reason: string;
   pairs: number;
   stability: { rankSpearman: number | null; gradeChangeShare: number | null };
-  summary: {
-    quality?: { reliability?: { eap: number | null }; meanModalProbability?: number | null };
-    counts?: { essays: number };
-  };
+  summary: StoredRoundSummary;
 }
 
 export async function latestRound(sql: Sql, uid: string): Promise<RoundRow | undefined> {
@@ -80,7 +78,7 @@ export interface RoundWrite {
   reason: string;
   shards: number;
   stability: unknown;
-  summary: unknown;
+  summary: RoundSummary;
   /** The engine's snapshot, read back as `history` by the next pass. */
   snapshot: unknown;
   scores: { id: string; score: number; sd: number; rank: number; anchor: boolean; grade?: unknown }[];

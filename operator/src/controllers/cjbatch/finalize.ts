@@ -2,6 +2,7 @@
 // outbox pattern), so an event exists if and only if the outcome does, with one stable event id
 // per outcome. The relay (operator/src/outbox) publishes it to Kafka.
 import type { BatchResults, EssayResult } from '../../../../contract/src/results.js';
+import type { StoredRoundSummary } from '../../../../contract/src/round.js';
 import type { Sql } from '../../../../runtime/src/store/index.js';
 import {
   type CommittedOutcome,
@@ -242,29 +243,10 @@ export function committedOutcome(sql: Sql, uid: string): Promise<CommittedOutcom
  * `summary.json`): the last scoring pass's decision checks and quality figures.
  */
 export function explainSummary(
-  latest: { round: number; reason: string; summary: object },
+  latest: { round: number; reason: string; summary: StoredRoundSummary },
   status: { comparisons?: unknown; stability?: unknown; budget?: unknown },
 ): Record<string, unknown> {
-  const s = latest.summary as {
-    decision?: { action: string; reason: string; checks?: unknown[] };
-    quality?: {
-      reliability?: unknown;
-      judge?: unknown;
-      expectedSpearman?: unknown;
-      meanModalProbability?: unknown;
-      comparisonsPerAnchor?: unknown;
-      comparisonsPerStudent?: unknown;
-      misfit?: unknown;
-      connectivity?: { connected?: boolean; components?: unknown[] };
-      calibration?: {
-        heldOut?: number;
-        exact?: unknown;
-        adjacent?: unknown;
-        qwk?: unknown;
-        coverage80?: unknown;
-      } | null;
-    };
-  };
+  const s = latest.summary;
   const cal = s.quality?.calibration;
   return {
     stoppedBecause: latest.reason,

@@ -90,7 +90,7 @@ export async function buildRegistration(batch: CJBatch, getCm: ConfigMapGetter):
     uid: batch.metadata.uid!,
     namespace: batch.metadata.namespace!,
     name: batch.metadata.name!,
-    config: config as unknown as Record<string, unknown>,
+    config,
     budgetTotal: budget.total,
     budgetSource: budget.source,
     essays,

@@ -6,7 +6,7 @@ import { estimateCostUsd } from '../../../../contract/src/cost.js';
 import { resolvePricing } from '../../../../contract/src/pool-runtime.js';
 import type { Progress } from '../../../../runtime/src/store/progress.js';
 import type { RoundRow } from '../../../../runtime/src/store/rounds.js';
-import type { BatchPhase, CJBatch, CJBatchStatus, LLMProviderPool } from '../../api/index.js';
+import type { CJBatch, CJBatchStatus, LLMProviderPool } from '../../api/index.js';
 import type { KstatusState } from '../../kube/kstatus.js';
 
 export const condition = (status: CJBatchStatus | undefined, type: string) =>
@@ -78,11 +78,6 @@ const round4 = (v: number | null) =>
 
 function stripUndefined<T extends object>(o: T): T {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
-}
-
-/** Phase is derived for humans; conditions carry the truth. */
-export function withPhase(status: CJBatchStatus, phase: BatchPhase): CJBatchStatus {
-  return { ...status, phase };
 }
 
 export const isTerminal = (b: CJBatch) => b.status?.phase === 'Succeeded' || b.status?.phase === 'Failed';

@@ -24,7 +24,7 @@ import type { ReconcileContext, Reconciler, Request, Result } from '../../kube/c
 import type { EventRecorder } from '../../kube/events.js';
 import type { Informer } from '../../kube/informer.js';
 import { setKstatusConditions } from '../../kube/kstatus.js';
-import { isNotFound, type KubeClient, type KubeObject, resourcePath } from '../../kube/rest.js';
+import { isNotFound, type KubeClient, resourcePath } from '../../kube/rest.js';
 import { conditionSetter, patchStatusIfChanged, type SetCondition } from '../../kube/status.js';
 
 /** Degraded reasons only a person can fix (the others are retried and may pass by themselves). */
@@ -104,8 +104,8 @@ export const countTokensAuthCheck: AuthCheck = async (baseURL, apiKey, model) =>
 
 export interface PoolDeps {
   client: KubeClient;
-  pools: Informer<KubeObject>;
-  batches: Informer<KubeObject>;
+  pools: Informer<LLMProviderPool>;
+  batches: Informer<CJBatch>;
   recorder: EventRecorder;
   authCheck?: AuthCheck;
   /** Base URLs a pool may send its key to; the environment's (LLM_ALLOWED_BASE_URLS) by default. */
@@ -127,7 +127,7 @@ export class LLMProviderPoolReconciler implements Reconciler {
   }
 
   async reconcile(req: Request, _ctx: ReconcileContext): Promise<Result | undefined> {
-    const pool = this.d.pools.get(req.namespace, req.name) as unknown as LLMProviderPool | undefined;
+    const pool = this.d.pools.get(req.namespace, req.name);
     if (!pool) {
       // Deleted: its limiter row (and reservations) must not outlive it.
       await this.d.limiter?.remove(`${req.namespace}/${req.name}`);
@@ -141,15 +141,14 @@ export class LLMProviderPoolReconciler implements Reconciler {
     const ready = await this.check(pool, req.namespace);
     const wasReady = pool.status?.conditions?.find((c) => c.type === 'Ready')?.status;
     setPoolConditions(cond, ready);
-    if (ready.ok && wasReady !== 'True')
-      this.d.recorder.event(pool as unknown as KubeObject, 'Normal', 'Ready', ready.message);
+    if (ready.ok && wasReady !== 'True') this.d.recorder.event(pool, 'Normal', 'Ready', ready.message);
     if (!ready.ok && wasReady !== 'False')
-      this.d.recorder.event(pool as unknown as KubeObject, 'Warning', ready.reason, ready.message);
+      this.d.recorder.event(pool, 'Warning', ready.reason, ready.message);
     const using = this.d.batches
       .list(req.namespace)
-      .filter((b) => (b as unknown as CJBatch).spec?.providerPoolRef?.name === req.name)
-      .filter((b) => !['Succeeded', 'Failed'].includes((b as unknown as CJBatch).status?.phase ?? ''));
-    status.batches = { count: using.length, names: using.slice(0, 50).map((b) => b.metadata!.name!) };
+      .filter((b) => b.spec.providerPoolRef.name === req.name)
+      .filter((b) => !['Succeeded', 'Failed'].includes(b.status?.phase ?? ''));
+    status.batches = { count: using.length, names: using.slice(0, 50).map((b) => b.metadata.name!) };
     if (ready.ok) await this.d.limiter?.sync(pool);
     const usage = await this.d.usage?.(`${req.namespace}/${req.name}`).catch(() => undefined);
     if (usage) status.usage = usage;

@@ -1,0 +1,98 @@
+// Comparing round r: one Indexed `runtime compare` Job, one pod per shard, judges the round's pairs.
+// A Job that ends with pairs still open is retried with a fresh attempt, a few times; a round that
+// outlives spec.timeouts.round is recovered: scored with what was judged, or failed.
+
+import { batchLimiterKey } from '../../../../../runtime/src/store/tenancy.js';
+import { parseDuration } from '../../../api/index.js';
+import { MAX_JOB_ATTEMPTS } from '../child-jobs.js';
+import { jobContext, type PhaseContext, type Step, setPhase, uidOf } from '../context.js';
+import { comparisonJob, jobFailure } from '../jobs.js';
+import { batchLimiterSettings, poolLimiterSettings } from '../prepare.js';
+
+/** A round that timed out is still scored when at least this share of it was judged. */
+export const TIMEOUT_RECOVERY_SHARE = 0.5;
+
+export interface RoundProgress {
+  round: number;
+  planned: number;
+  done: number;
+}
+
+export async function comparing(ctx: PhaseContext, { round, planned, done }: RoundProgress): Promise<Step> {
+  const { batch, status, jobs } = ctx;
+  const uid = uidOf(ctx);
+  setPhase(ctx, 'Comparing');
+  ctx.cond('Progressing', 'True', 'Comparing', `round ${round}: ${done}/${planned} comparisons finished`);
+  const shards = (await ctx.store.shards(uid)) ?? 1;
+  const cur = jobs.current('comparison', round);
+  const start = async (attempt: number) => {
+    await ensureLimiterRows(ctx);
+    await jobs.create(comparisonJob(batch, round, shards, jobContext(ctx, ctx.pool!), attempt));
+  };
+  if (cur.state === 'missing') {
+    await start(cur.attempt);
+    status.currentJobs = { ...status.currentJobs, comparison: cur.name };
+    ctx.event('Normal', 'RoundStarted', `round ${round}: ${planned} comparisons in ${shards} shards`);
+    return { requeueAfter: 30_000 };
+  }
+  const timeout = parseDuration(batch.spec.timeouts.round);
+  const age = Date.now() - cur.createdAt;
+  if (cur.state === 'running' && Number.isFinite(cur.createdAt) && age > timeout) {
+    await jobs.remove(cur.name);
+    await ctx.store.failOpenComparisons(uid, round, 'round_timeout');
+    const spec = batch.spec.timeouts.round;
+    if ((planned ? done / planned : 0) < TIMEOUT_RECOVERY_SHARE)
+      return {
+        fail: {
+          reason: 'RoundTimeout',
+          message: `round ${round} exceeded spec.timeouts.round (${spec}) with only ${done}/${planned} comparisons finished`,
+        },
+      };
+    ctx.event(
+      'Warning',
+      'RoundTimedOut',
+      `round ${round} exceeded ${spec}; scoring the ${done}/${planned} finished comparisons`,
+    );
+    return { requeueAfter: 1_000 };
+  }
+  if (cur.state === 'failed' || cur.state === 'complete') {
+    // As with scoring: the Job may have finished after this reconcile read the progress.
+    if ((await ctx.store.openComparisons(uid, round)) === 0) return { requeueAfter: 1 };
+    // The Job ended but some pairs are still open (auth failure, a failed index, released leases).
+    const f =
+      cur.state === 'failed' ? jobFailure(cur.job!) : { reason: 'Incomplete', message: 'pairs left open' };
+    const next = jobs.nextAttempt(cur);
+    if (next === undefined)
+      return {
+        fail: {
+          reason: 'ComparisonsFailed',
+          message: `round ${round}: comparison Job failed ${MAX_JOB_ATTEMPTS} times: ${f.reason} ${f.message}`,
+        },
+      };
+    ctx.event(
+      'Warning',
+      'ComparisonJobRetried',
+      `comparison Job ${cur.name} ended (${f.reason}: ${f.message}); starting another`,
+    );
+    await start(next);
+  }
+  return { requeueAfter: Math.min(30_000, Math.max(1_000, timeout - age)) };
+}
+
+/**
+ * The limiter rows the batch's workers reserve from: the pool's (its own limits, written by the
+ * operator only) and, with overrides, the batch's own (clamped to the pool, so it only tightens).
+ */
+async function ensureLimiterRows(ctx: PhaseContext): Promise<void> {
+  const pool = ctx.pool;
+  if (!pool) return;
+  const maxBlockMs = ctx.config.maxRetryAfterMs;
+  await ctx.store.upsertLimiterRow(`${pool.metadata.namespace}/${pool.metadata.name}`, {
+    ...poolLimiterSettings(pool),
+    maxBlockMs,
+  });
+  const own = batchLimiterSettings(pool, ctx.batch);
+  const key = batchLimiterKey(uidOf(ctx));
+  if (own) await ctx.store.upsertLimiterRow(key, { ...own, maxBlockMs });
+  else await ctx.store.deleteLimiterRow(key);
+}

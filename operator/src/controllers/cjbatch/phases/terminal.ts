@@ -1,0 +1,28 @@
+// Succeeded or Failed: only the result event is left. The relay enqueues the batch when it
+// publishes or parks the event, so this phase looks again on that, not on a timer; the long
+// requeue below is only a net for a relay that is not running (no KAFKA_BROKERS) or restarting.
+import type { PhaseContext, Step } from '../context.js';
+import { uidOf } from '../context.js';
+import { condition } from '../status.js';
+
+/** Without a word from the relay, look again after this long. */
+export const UNPUBLISHED_RECHECK_MS = 60_000;
+
+export async function terminal(ctx: PhaseContext): Promise<Step> {
+  const { status, cond } = ctx;
+  if (condition(status, 'EventPublished')?.status === 'True') return {};
+  const ev = await ctx.store.eventState(uidOf(ctx));
+  if (ev?.sent) {
+    cond('EventPublished', 'True', 'Published', `event ${ev.eventId} was published to Kafka`);
+    ctx.event('Normal', 'EventPublished', `event ${ev.eventId} published`);
+    return {};
+  }
+  if (ev?.parkedReason) {
+    const message = `event ${ev.eventId} was set aside and will not be retried: ${ev.parkedReason}; the results are in the results ConfigMap`;
+    if (condition(status, 'EventPublished')?.reason !== 'EventParked')
+      ctx.event('Warning', 'EventParked', message.slice(0, 1000));
+    cond('EventPublished', 'False', 'EventParked', message.slice(0, 32_000));
+    return { requeueAfter: 300_000 };
+  }
+  return { requeueAfter: UNPUBLISHED_RECHECK_MS };
+}

@@ -1,0 +1,359 @@
+// The CJBatch phase handlers and their dispatcher, without a cluster or a database: the ports
+// (store, Jobs, owned children, events) are fakes that record what the handlers did.
+import { readFileSync } from 'node:fs';
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import YAML from 'yaml';
+import {
+  type CJBatch,
+  CJBatchSpecSchema,
+  type LLMProviderPool,
+  LLMProviderPoolSpecSchema,
+} from '../../../operator/src/api/index.js';
+import { loadConfig } from '../../../operator/src/config.js';
+import { ChildJobs, type JobObject } from '../../../operator/src/controllers/cjbatch/child-jobs.js';
+import type { PhaseContext, PhaseStore } from '../../../operator/src/controllers/cjbatch/context.js';
+import { comparing } from '../../../operator/src/controllers/cjbatch/phases/comparing.js';
+import { nextWork } from '../../../operator/src/controllers/cjbatch/phases/index.js';
+import { pending } from '../../../operator/src/controllers/cjbatch/phases/pending.js';
+import { scoring } from '../../../operator/src/controllers/cjbatch/phases/scoring.js';
+import { terminal } from '../../../operator/src/controllers/cjbatch/phases/terminal.js';
+import { CJBatchReconciler } from '../../../operator/src/controllers/cjbatch/reconciler.js';
+import { TerminalError } from '../../../operator/src/kube/controller.js';
+import type { EventRecorder } from '../../../operator/src/kube/events.js';
+import type { Informer } from '../../../operator/src/kube/informer.js';
+import { ApiError, type KubeClient } from '../../../operator/src/kube/rest.js';
+import { conditionSetter } from '../../../operator/src/kube/status.js';
+import type { Progress } from '../../../runtime/src/store/progress.js';
+import type { RoundRow } from '../../../runtime/src/store/rounds.js';
+
+const UID = '0b1c2d3e-0000-4000-8000-000000000001';
+const config = loadConfig({ DATABASE_URL: 'postgres://op@db/cj' });
+
+function batchOf(over: Partial<CJBatch['spec']> = {}): CJBatch {
+  const sample = YAML.parse(readFileSync('config/samples/cjbatch-small.yaml', 'utf8'));
+  return {
+    apiVersion: 'cj.huleedu.io/v1alpha1',
+    kind: 'CJBatch',
+    metadata: {
+      name: 'b',
+      namespace: 'ns',
+      uid: UID,
+      generation: 1,
+      finalizers: ['cj.huleedu.io/finalizer'],
+    },
+    spec: { ...CJBatchSpecSchema.parse({ ...sample.spec, timeouts: { round: '10m' } }), ...over },
+  };
+}
+
+const pool: LLMProviderPool = {
+  apiVersion: 'cj.huleedu.io/v1alpha1',
+  kind: 'LLMProviderPool',
+  metadata: { name: 'fake-pool', namespace: 'ns', generation: 1 },
+  spec: LLMProviderPoolSpecSchema.parse({
+    provider: 'anthropic',
+    model: 'claude-sonnet-4-5',
+    apiKeySecretRef: { name: 's', key: 'k' },
+  }),
+  status: { conditions: [readyCondition()] },
+};
+
+function readyCondition() {
+  return {
+    type: 'Ready',
+    status: 'True' as const,
+    reason: 'Authenticated',
+    message: 'ok',
+    lastTransitionTime: '2026-01-01T00:00:00Z',
+    observedGeneration: 1,
+  };
+}
+
+/** A store whose every function throws unless the test gave it. */
+function fakeStore(given: Partial<PhaseStore>): PhaseStore {
+  return new Proxy(given as PhaseStore, {
+    get: (t, k: string) =>
+      k in t
+        ? t[k as keyof PhaseStore]
+        : () => {
+            throw new Error(`the handler called store.${k}, which this test did not expect`);
+          },
+  });
+}
+
+/** A Job of the batch as the Job controller would report it. */
+function job(name: string, role: string, round: number, state: 'running' | 'Complete' | 'Failed', ageMs = 0) {
+  return {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: {
+      name,
+      namespace: 'ns',
+      labels: {
+        'cj.huleedu.io/batch': 'b',
+        'cj.huleedu.io/round': String(round),
+        'cj.huleedu.io/role': role,
+      },
+      ownerReferences: [{ apiVersion: 'cj.huleedu.io/v1alpha1', kind: 'CJBatch', name: 'b', uid: UID }],
+      creationTimestamp: new Date(Date.now() - ageMs).toISOString(),
+    },
+    status:
+      state === 'running'
+        ? {}
+        : { conditions: [{ type: state, status: 'True', reason: 'BackoffLimitExceeded' }] },
+  } satisfies JobObject;
+}
+
+function world(opts: { jobs?: JobObject[]; store?: Partial<PhaseStore>; batch?: CJBatch } = {}) {
+  const batch = opts.batch ?? batchOf();
+  const jobs: JobObject[] = [...(opts.jobs ?? [])];
+  const created: { metadata: { name: string }; spec: Record<string, unknown> }[] = [];
+  const deleted: string[] = [];
+  const events: string[] = [];
+  const api = {
+    create: async (_path: string, body: unknown) => {
+      const b = body as (typeof created)[number];
+      if (jobs.some((j) => j.metadata?.name === b.metadata.name))
+        throw Object.assign(new Error('exists'), { status: 409 });
+      created.push(b);
+      return b;
+    },
+    delete: async (path: string) => {
+      deleted.push(path);
+      return {};
+    },
+  } as unknown as Pick<KubeClient, 'create' | 'delete'>;
+  const status = {};
+  const ctx: PhaseContext = {
+    batch,
+    status,
+    cond: conditionSetter(status, 1),
+    pool,
+    registered: undefined,
+    store: fakeStore({ upsertLimiterRow: async () => {}, deleteLimiterRow: async () => {}, ...opts.store }),
+    jobs: new ChildJobs(batch, api, { list: () => jobs }),
+    owned: {
+      workerSecret: async () => undefined,
+      configMap: async () => undefined,
+      applyConfigMap: async () => {},
+    },
+    event: (type, reason, message) => events.push(`${type} ${reason}: ${message}`),
+    config,
+  };
+  return { ctx, created, deleted, events, status: status as PhaseContext['status'] };
+}
+
+const progress = (over: Partial<Progress>): Progress => ({
+  planned: 0,
+  submitted: 0,
+  completed: 0,
+  failed: 0,
+  retried: 0,
+  pending: 0,
+  inputTokens: 0,
+  outputTokens: 0,
+  cacheReadTokens: 0,
+  cacheWriteTokens: 0,
+  currentRound: null,
+  ...over,
+});
+const row = (over: Partial<RoundRow>): RoundRow => ({
+  round: 0,
+  decision: 'continue',
+  reason: 'continue',
+  pairs: 10,
+  stability: { rankSpearman: null, gradeChangeShare: null },
+  summary: {},
+  ...over,
+});
+
+describe('nextWork: what the rounds need, from the store summary', () => {
+  it('plans round 0 first, judges a round until every pair is final, then scores it', () => {
+    expect(nextWork(undefined, progress({}), 0.5)).toEqual({ kind: 'score', round: 0 });
+    const judging = progress({ currentRound: { round: 1, planned: 10, done: 4 } });
+    expect(nextWork(row({}), judging, 0.5)).toEqual({ kind: 'judge', round: 1, planned: 10, done: 4 });
+    const done = progress({ completed: 10, currentRound: { round: 1, planned: 10, done: 10 } });
+    expect(nextWork(row({}), done, 0.5)).toEqual({ kind: 'score', round: 1 });
+  });
+
+  it('finishes on a stop decision or on a round that planned nothing', () => {
+    const stop = row({ decision: 'stop', reason: 'converged' });
+    expect(nextWork(stop, progress({}), 0.5)).toEqual({ kind: 'finish', latest: stop });
+    const empty = row({ pairs: 0 });
+    expect(nextWork(empty, progress({}), 0.5)).toEqual({ kind: 'finish', latest: empty });
+  });
+
+  it('fails a batch whose comparisons mostly failed, but only from 20 finished on', () => {
+    const bad = (completed: number, failed: number) =>
+      progress({
+        completed,
+        failed,
+        currentRound: { round: 1, planned: completed + failed, done: completed + failed },
+      });
+    expect(nextWork(row({}), bad(5, 15), 0.5)).toMatchObject({ kind: 'fail', reason: 'LowSuccessRate' });
+    expect(nextWork(row({}), bad(4, 15), 0.5)).toEqual({ kind: 'score', round: 1 });
+  });
+});
+
+describe('scoring: one Job per round, retried with the next attempt, then the batch fails', () => {
+  it('creates the round Job under its deterministic name and says so in status', async () => {
+    const w = world();
+    expect(await scoring(w.ctx, 2)).toEqual({ requeueAfter: 60_000 });
+    expect(w.created.map((j) => j.metadata.name)).toEqual(['b-score-2']);
+    expect(w.status.currentJobs?.scoring).toBe('b-score-2');
+    expect(w.status.phase).toBe('Scoring');
+  });
+
+  it('waits for a running Job and creates nothing', async () => {
+    const w = world({ jobs: [job('b-score-2', 'scoring', 2, 'running')] });
+    expect(await scoring(w.ctx, 2)).toEqual({ requeueAfter: 60_000 });
+    expect(w.created).toEqual([]);
+  });
+
+  it('a Job that ended without the round row is retried as attempt 1', async () => {
+    const w = world({
+      jobs: [job('b-score-2', 'scoring', 2, 'Failed')],
+      store: { isScored: async () => false },
+    });
+    await scoring(w.ctx, 2);
+    expect(w.created.map((j) => j.metadata.name)).toEqual(['b-score-2-1']);
+    expect(w.events.some((e) => e.startsWith('Warning ScoringRetried: scoring Job b-score-2 ended'))).toBe(
+      true,
+    );
+  });
+
+  it('a Job that ended after writing the round row is not a failure', async () => {
+    const w = world({
+      jobs: [job('b-score-2', 'scoring', 2, 'Complete')],
+      store: { isScored: async () => true },
+    });
+    expect(await scoring(w.ctx, 2)).toEqual({ requeueAfter: 1 });
+    expect(w.created).toEqual([]);
+  });
+
+  it('after the fourth attempt the batch fails with ScoringFailed', async () => {
+    const jobs = ['b-score-2', 'b-score-2-1', 'b-score-2-2', 'b-score-2-3'].map((n) =>
+      job(n, 'scoring', 2, 'Failed'),
+    );
+    const w = world({ jobs, store: { isScored: async () => false } });
+    const step = await scoring(w.ctx, 2);
+    expect(step.fail?.reason).toBe('ScoringFailed');
+    expect(step.fail?.message).toMatch(/^scoring round 2 failed 4 times: BackoffLimitExceeded/);
+    expect(w.created).toEqual([]);
+  });
+});
+
+describe('comparing: one Indexed Job per round, timeouts recovered or failed', () => {
+  const judge = { round: 1, planned: 10, done: 4 };
+
+  it('creates an Indexed Job with one completion per shard and records the round start', async () => {
+    const w = world({ store: { shards: async () => 3 } });
+    expect(await comparing(w.ctx, judge)).toEqual({ requeueAfter: 30_000 });
+    expect(w.created.map((j) => j.metadata.name)).toEqual(['b-compare-1']);
+    expect(w.created[0]!.spec).toMatchObject({ completionMode: 'Indexed', completions: 3 });
+    expect(w.events).toContain('Normal RoundStarted: round 1: 10 comparisons in 3 shards');
+  });
+
+  it('a round past spec.timeouts.round with half its pairs judged is scored with what exists', async () => {
+    const failed: unknown[] = [];
+    const w = world({
+      jobs: [job('b-compare-1', 'comparison', 1, 'running', 11 * 60_000)],
+      store: { shards: async () => 2, failOpenComparisons: async (...a) => void failed.push(a) },
+    });
+    expect(await comparing(w.ctx, { round: 1, planned: 10, done: 5 })).toEqual({ requeueAfter: 1_000 });
+    expect(w.deleted).toEqual(['/apis/batch/v1/namespaces/ns/jobs/b-compare-1']);
+    expect(failed).toEqual([[UID, 1, 'round_timeout']]);
+    expect(w.events.some((e) => e.startsWith('Warning RoundTimedOut'))).toBe(true);
+  });
+
+  it('a round past its timeout with less than half judged fails the batch', async () => {
+    const w = world({
+      jobs: [job('b-compare-1', 'comparison', 1, 'running', 11 * 60_000)],
+      store: { shards: async () => 2, failOpenComparisons: async () => {} },
+    });
+    const step = await comparing(w.ctx, judge);
+    expect(step.fail).toEqual({
+      reason: 'RoundTimeout',
+      message: 'round 1 exceeded spec.timeouts.round (10m) with only 4/10 comparisons finished',
+    });
+  });
+
+  it('a Job that ended with pairs open is retried as the next attempt', async () => {
+    const w = world({
+      jobs: [job('b-compare-1', 'comparison', 1, 'Failed')],
+      store: { shards: async () => 2, openComparisons: async () => 6 },
+    });
+    await comparing(w.ctx, judge);
+    expect(w.created.map((j) => j.metadata.name)).toEqual(['b-compare-1-1']);
+  });
+});
+
+describe('terminal: waits for the relay, not on a short timer', () => {
+  const done = () => {
+    const w = world();
+    w.status.phase = 'Succeeded';
+    return w;
+  };
+
+  it('a published event sets EventPublished=True and asks for nothing more', async () => {
+    const w = done();
+    w.ctx.store = fakeStore({ eventState: async () => ({ eventId: 'e1', sent: true, parkedReason: null }) });
+    expect(await terminal(w.ctx)).toEqual({});
+    expect(w.status.conditions?.find((c) => c.type === 'EventPublished')?.status).toBe('True');
+  });
+
+  it('an unsent event leaves only a slow safety net (the relay enqueues the batch)', async () => {
+    const w = done();
+    w.ctx.store = fakeStore({ eventState: async () => ({ eventId: 'e1', sent: false, parkedReason: null }) });
+    expect(await terminal(w.ctx)).toEqual({ requeueAfter: 60_000 });
+  });
+});
+
+describe('TerminalError: an invalid spec is shown as a condition and not retried', () => {
+  const invalid = () => batchOf({ essays: { configMapRefs: [{ name: 'missing', format: 'perKey' }] } });
+
+  it('pending throws TerminalError(reason InvalidSpec) after setting InvalidSpec=True', async () => {
+    const w = world({ batch: invalid() });
+    const err = await pending(w.ctx).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TerminalError);
+    expect((err as TerminalError).reason).toBe('InvalidSpec');
+    const c = w.status.conditions?.find((x) => x.type === 'InvalidSpec');
+    expect(c?.status).toBe('True');
+    expect(c?.message).toMatch(/spec\.essays\.configMapRefs\[0\]/);
+  });
+
+  it('the reconciler writes Progressing=False/InvalidSpec, then rethrows for the controller', async () => {
+    const batch = invalid();
+    const patches: { path: string; body: { status: Record<string, unknown> } }[] = [];
+    const client = {
+      get: async () => {
+        throw new ApiError(404, 'NotFound', 'not found', undefined);
+      },
+      mergePatch: async (path: string, body: { status: Record<string, unknown> }) => {
+        patches.push({ path, body });
+        return {};
+      },
+    } as unknown as KubeClient;
+    const reconciler = new CJBatchReconciler({
+      client,
+      sql: undefined as never,
+      batches: { get: () => batch } as unknown as Informer<CJBatch>,
+      pools: { get: () => pool } as unknown as Informer<LLMProviderPool>,
+      jobs: { list: () => [] } as unknown as Informer<JobObject>,
+      recorder: { event: async () => {} } as unknown as EventRecorder,
+      config,
+      store: fakeStore({ committedOutcome: async () => undefined, getBatch: async () => undefined }),
+    });
+    const rc = { log: pino({ level: 'silent' }), reconcileID: 'r', signal: new AbortController().signal };
+    const err = await reconciler.reconcile({ namespace: 'ns', name: 'b' }, rc).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TerminalError);
+    expect(patches).toHaveLength(1);
+    expect(patches[0]!.path).toBe('/apis/cj.huleedu.io/v1alpha1/namespaces/ns/cjbatches/b/status');
+    const conds = patches[0]!.body.status.conditions as { type: string; status: string; reason: string }[];
+    expect(conds.find((c) => c.type === 'Progressing')).toMatchObject({
+      status: 'False',
+      reason: 'InvalidSpec',
+    });
+    expect(conds.find((c) => c.type === 'Stalled')).toMatchObject({ status: 'True', reason: 'InvalidSpec' });
+  });
+});
