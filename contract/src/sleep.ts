@@ -22,3 +22,10 @@ export const sleep: Sleep = (ms, signal) =>
     };
     signal?.addEventListener('abort', onAbort, { once: true });
   });
+
+/**
+ * Waits `ms`, or less when `signal` aborts; never rejects. For loops that check the signal
+ * themselves after each wait (watches, leader election, the outbox relay).
+ */
+export const pause = (ms: number, signal?: AbortSignal): Promise<void> =>
+  sleep(ms, signal).catch(() => undefined);

@@ -2,7 +2,7 @@
 // kube-apiserver (RBAC, admission webhooks, ValidatingAdmissionPolicy) and
 // kube-controller-manager (Job, garbage collector, namespace, Deployment, ReplicaSet,
 // TTL-after-finished, service-account and token controllers, ...). Flags follow envtest's, with
-// the additions explained in ../shared/notes/infra-without-docker.md §3.3.
+// what the controllers above need.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';

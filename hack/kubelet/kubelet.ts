@@ -12,7 +12,7 @@ import path from 'node:path';
 import { writeKubeconfig } from '../cluster/certs.js';
 import { KubeApi, KubeError } from '../lib/kubeapi.js';
 import { httpOk, sleep } from '../lib/proc.js';
-import { ConfigError, containerEnv, expand, makeLookup } from './pod-env.js';
+import { ContainerConfigError, containerEnv, expand, makeLookup } from './pod-env.js';
 import { materialiseVolumes, pathRewriter } from './volumes.js';
 
 export interface ImageRule {
@@ -354,7 +354,7 @@ export class ProcessKubelet {
       for (const c of run.pod.spec.containers)
         await containerEnv(run.pod, c, makeLookup(this.api, run.namespace));
     } catch (err) {
-      if (!(err instanceof ConfigError)) throw err;
+      if (!(err instanceof ContainerConfigError)) throw err;
       for (const c of run.containers.values())
         c.waiting = { reason: 'CreateContainerConfigError', message: err.message };
       await this.patchStatus(run);

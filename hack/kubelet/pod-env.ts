@@ -4,7 +4,7 @@
 // (CreateContainerConfigError).
 import type { KubeApi } from '../lib/kubeapi.js';
 
-export class ConfigError extends Error {}
+export class ContainerConfigError extends Error {}
 
 type Lookup = (kind: 'configmaps' | 'secrets', name: string) => Promise<Record<string, string> | undefined>;
 
@@ -53,7 +53,7 @@ export function fieldValue(pod: any, fieldPath: string): string {
     case 'status.hostIPs':
       return '127.0.0.1';
     default:
-      throw new ConfigError(`fieldRef ${fieldPath} is not supported by the process kubelet`);
+      throw new ContainerConfigError(`fieldRef ${fieldPath} is not supported by the process kubelet`);
   }
 }
 
@@ -77,7 +77,9 @@ export async function containerEnv(
     const data = await lookup(kind, ref.name);
     if (!data) {
       if (ref.optional) continue;
-      throw new ConfigError(`${kind === 'configmaps' ? 'configmap' : 'secret'} "${ref.name}" not found`);
+      throw new ContainerConfigError(
+        `${kind === 'configmaps' ? 'configmap' : 'secret'} "${ref.name}" not found`,
+      );
     }
     for (const [k, v] of Object.entries(data)) env[(src.prefix ?? '') + k] = v;
   }
@@ -95,7 +97,7 @@ export async function containerEnv(
       const value = data?.[ref.key];
       if (value === undefined) {
         if (ref.optional) continue;
-        throw new ConfigError(
+        throw new ContainerConfigError(
           data
             ? `couldn't find key ${ref.key} in ${kind.slice(0, -1)} ${ref.name}`
             : `${kind.slice(0, -1)} "${ref.name}" not found`,

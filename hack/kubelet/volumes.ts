@@ -6,7 +6,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { KubeApi } from '../lib/kubeapi.js';
-import { ConfigError, fieldValue, makeLookup } from './pod-env.js';
+import { ContainerConfigError, fieldValue, makeLookup } from './pod-env.js';
 
 export interface Mounts {
   /** mountPath → host directory (or file, with subPath) */
@@ -23,7 +23,7 @@ function writeItems(
   mkdirSync(dir, { recursive: true });
   const chosen = items ?? Object.keys(data).map((k) => ({ key: k, path: k }));
   for (const it of chosen) {
-    if (!(it.key in data)) throw new ConfigError(`volume item key ${it.key} not found`);
+    if (!(it.key in data)) throw new ContainerConfigError(`volume item key ${it.key} not found`);
     const file = path.join(dir, it.path);
     mkdirSync(path.dirname(file), { recursive: true });
     writeFileSync(file, data[it.key]!, { mode: 0o600 });
@@ -62,7 +62,7 @@ export async function materialiseVolumes(api: KubeApi, pod: any, podDir: string)
       const data = await lookup(kind, name);
       if (!data) {
         if ((v.configMap ?? v.secret).optional) mkdirSync(dir, { recursive: true });
-        else throw new ConfigError(`${kind.slice(0, -1)} "${name}" not found (volume ${v.name})`);
+        else throw new ContainerConfigError(`${kind.slice(0, -1)} "${name}" not found (volume ${v.name})`);
       } else writeItems(dir, data, (v.configMap ?? v.secret).items);
     } else if (v.projected) {
       mkdirSync(dir, { recursive: true });
@@ -82,7 +82,7 @@ export async function materialiseVolumes(api: KubeApi, pod: any, podDir: string)
           const data = await lookup(kind, ref.name);
           if (data) writeItems(dir, data, ref.items);
           else if (!ref.optional)
-            throw new ConfigError(`${kind.slice(0, -1)} "${ref.name}" not found (volume ${v.name})`);
+            throw new ContainerConfigError(`${kind.slice(0, -1)} "${ref.name}" not found (volume ${v.name})`);
         } else if (src.downwardAPI) {
           for (const it of src.downwardAPI.items ?? []) {
             if (it.fieldRef) writeFileSync(path.join(dir, it.path), fieldValue(pod, it.fieldRef.fieldPath));
@@ -96,7 +96,7 @@ export async function materialiseVolumes(api: KubeApi, pod: any, podDir: string)
       }
     } else {
       // hostPath, PVCs, CSI...: not available without a real node; fail like a kubelet would.
-      throw new ConfigError(
+      throw new ContainerConfigError(
         `volume ${v.name}: only emptyDir, configMap, secret, projected and downwardAPI are supported`,
       );
     }

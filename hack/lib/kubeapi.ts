@@ -1,6 +1,6 @@
-// A minimal Kubernetes REST client for the dev/test harness (the process kubelet and setup code).
-// The operator itself uses @kubernetes/client-node; here we want exact control over verbs,
-// patch types and watch streams with no library between us and the apiserver.
+// A minimal Kubernetes REST client for the dev/test harness (the process kubelet and setup code),
+// with exact control over verbs, patch types and watch streams. The operator has its own
+// (operator/src/kube/rest.ts), which takes only client-node's KubeConfig loading.
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import YAML from 'yaml';

@@ -1,5 +1,5 @@
 // A single-node Kafka broker (KRaft, combined broker+controller) from the Maven Central jars,
-// on free loopback ports, log dirs on tmpfs. See ../shared/notes/infra-without-docker.md §5.
+// on free loopback ports, log dirs on tmpfs.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';

@@ -1,4 +1,4 @@
-// A hardened reflector + cache (the notes' §3.3 recipe), replacing client-node's makeInformer:
+// A hardened reflector + cache, replacing client-node's makeInformer:
 //
 // 1. LIST (resourceVersion ""), diff against the cache: DELETED for vanished keys, ADDED for new
 //    ones, MODIFIED when the resourceVersion changed (unchanged objects are not re-delivered).
@@ -13,6 +13,7 @@
 // their exceptions are contained.
 import { randomInt } from 'node:crypto';
 import type { Registry } from 'prom-client';
+import { pause } from '../../../contract/src/sleep.js';
 import { runtimeMetrics } from './metrics.js';
 import {
   ApiError,
@@ -50,18 +51,6 @@ export function objectKey(obj: KubeObject): string {
   const name = obj.metadata?.name ?? '';
   return ns ? `${ns}/${name}` : name;
 }
-
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 
 export class Informer<T extends KubeObject> {
   /** Epoch ms of the last list, watch connect, event or bookmark (0 before any). */
@@ -156,7 +145,7 @@ export class Informer<T extends KubeObject> {
       const base = Math.min(max, initial * 2 ** Math.min(this.failures, 20));
       this.failures++;
       // Full jitter on the upper half: [base/2, base].
-      await sleep(base / 2 + Math.random() * (base / 2), signal);
+      await pause(base / 2 + Math.random() * (base / 2), signal);
     };
     while (!signal.aborted) {
       if (needList) {

@@ -11,6 +11,7 @@
 //   its next retry instead of waiting for expiry. It aborts the leading signal but does not
 //   call onStoppedLeading (that is for losing the lease, not giving it up).
 import type { Registry } from 'prom-client';
+import { pause } from '../../../contract/src/sleep.js';
 import { type RuntimeMetrics, runtimeMetrics } from './metrics.js';
 import { ApiError, isConflict, isNotFound, type KubeClient } from './rest.js';
 import { microTime } from './status.js';
@@ -50,18 +51,6 @@ interface Lease {
 }
 
 const JITTER = 1.2;
-
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    if (signal?.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
 
 export class LeaderElector {
   readonly identity: string;
@@ -111,7 +100,7 @@ export class LeaderElector {
     // Acquire.
     while (!this.stopped.signal.aborted) {
       if (await this.attempt(cb, this.retryPeriodMs)) break;
-      await sleep(this.retryPeriodMs * (1 + Math.random() * (JITTER - 1)), this.stopped.signal);
+      await pause(this.retryPeriodMs * (1 + Math.random() * (JITTER - 1)), this.stopped.signal);
     }
     if (this.stopped.signal.aborted) return;
     const leading = new AbortController();
@@ -128,7 +117,7 @@ export class LeaderElector {
     let lastRenew = Date.now();
     let lost = false;
     while (!this.stopped.signal.aborted) {
-      await sleep(this.retryPeriodMs, this.stopped.signal);
+      await pause(this.retryPeriodMs, this.stopped.signal);
       if (this.stopped.signal.aborted) break;
       const remaining = this.renewDeadlineMs - (Date.now() - lastRenew);
       const ok =

@@ -5,6 +5,7 @@
 // which the Python SDK would take for binary mode (docs/events.md).
 import { Kafka, logLevel, type Producer } from 'kafkajs';
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { pause } from '../../../contract/src/sleep.js';
 import type { Sql } from '../../../runtime/src/store/index.js';
 import {
   markSent,
@@ -185,7 +186,7 @@ export async function startRelay(o: RelayOptions): Promise<void> {
         }
       }
       backoff = INITIAL_BACKOFF_MS;
-      await sleep(progressed ? 0 : (o.pollMs ?? 1000), o.signal);
+      await pause(progressed ? 0 : (o.pollMs ?? 1000), o.signal);
     } catch (err) {
       failures.inc();
       o.log.warn(
@@ -197,7 +198,7 @@ export async function startRelay(o: RelayOptions): Promise<void> {
       producer = undefined;
       // A broker that came back may have lost the topic (a new cluster): verify it again.
       knownTopics.clear();
-      await sleep(backoff, o.signal);
+      await pause(backoff, o.signal);
       backoff = nextBackoff(backoff);
     }
   }
@@ -265,19 +266,4 @@ async function ensureTopics(
     await admin.disconnect();
   }
   return errors;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(t);
-        resolve();
-      },
-      { once: true },
-    );
-  });
 }
