@@ -132,8 +132,8 @@ export async function main(): Promise<void> {
       pools: () => poolLimiterStates(sql),
       grants: (seconds) => recentGrants(sql, seconds),
     },
-    listPools: () => pools.list() as unknown as LLMProviderPool[],
-    listBatches: () => batches.list() as unknown as CJBatch[],
+    listPools: () => pools.list(),
+    listBatches: () => batches.list(),
   });
 
   const runControllers = async (signal: AbortSignal) => {
