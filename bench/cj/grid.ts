@@ -271,8 +271,14 @@ export function summarize(all: Run[]): string {
     lines.push(s);
   };
   const seeds = [...new Set(runs.map((r) => r.seed))].sort((a, b) => a - b);
+  // Seeds as ranges (a run cut short in parts can leave a gap).
+  const ranges: string[] = [];
+  seeds.forEach((x, t) => {
+    if (t > 0 && x === seeds[t - 1]! + 1) ranges[ranges.length - 1] = `${ranges.at(-1)!.split('–')[0]}–${x}`;
+    else ranges.push(String(x));
+  });
   log(
-    `Seeds ${seeds[0]}–${seeds[seeds.length - 1]} (${seeds.length}). Paired differences ours − seed policy, mean ± paired SE.`,
+    `Seeds ${ranges.join(', ')} (${seeds.length}). Paired differences ours − seed policy, mean ± paired SE.`,
   );
   log();
   log(
