@@ -2,6 +2,7 @@
 // The zod schemas below are the single source of truth (see pool.ts for how they are used).
 
 import { z } from 'zod';
+import { BATCHING_MODES } from '../../../contract/src/pool-runtime.js';
 import { ABSOLUTE_MAX, LIMIT_FIELDS, type LimitField } from '../../../contract/src/tiers.js';
 import type { ObjectMeta } from '../kube/rest.js';
 import {
@@ -641,6 +642,33 @@ export const CJBatchStatusSchema = z
       })
       .optional()
       .describe('Tokens and estimated cost so far.'),
+    estimate: z
+      .object({
+        comparisons: counter(
+          'Comparisons expected when the batch started (the budget when it is expected to bind).',
+        ).optional(),
+        mode: z.enum(BATCHING_MODES).optional().describe("The pool's batching mode the estimate is for."),
+        inputTokens: counter('Expected uncached input tokens.').optional(),
+        outputTokens: counter('Expected output tokens.').optional(),
+        cacheReadTokens: counter('Expected cache-read input tokens.').optional(),
+        cacheWriteTokens: counter('Expected cache-write input tokens.').optional(),
+        estimatedUSD: z
+          .string()
+          .max(32)
+          .optional()
+          .describe('Expected cost from the pool pricing, e.g. "1.234567".'),
+        wallTime: z
+          .string()
+          .max(32)
+          .optional()
+          .describe(
+            'Expected time from start to finish under the pool limits, e.g. "8m30s" (docs/estimate.md).',
+          ),
+      })
+      .optional()
+      .describe(
+        'What the batch was expected to take when it started (kubectl cj estimate), beside the actuals above.',
+      ),
     startTime: time('When the batch started preparing.').optional(),
     completionTime: time('When the batch reached Succeeded or Failed.').optional(),
     result: z

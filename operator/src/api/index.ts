@@ -4,6 +4,7 @@ export * from '../../../contract/src/tiers.js';
 export * from './batch.js';
 export * from './common.js';
 export * from './essay-size.js';
+export * from './estimate.js';
 export * from './pool.js';
 
 import { CJBatchSpecSchema, CJBatchStatusSchema } from './batch.js';

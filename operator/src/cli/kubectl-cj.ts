@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * kubectl-cj: the teacher's and pipeline's CLI. On PATH as `kubectl-cj`, kubectl runs it as
- * `kubectl cj`. Commands: submit, status, results, explain, version (`kubectl cj --help`).
+ * `kubectl cj`. Commands: submit, estimate, status, results, explain, version (`kubectl cj --help`).
  * Shipped as one bundled file (hack/cli/build.ts) that needs only Node ≥ 20.
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -24,7 +24,8 @@ import {
 } from './args.js';
 import { apiFailure, type Conn, connect, loadKubeConfig } from './connect.js';
 import { SourceError } from './essays.js';
-import { type BatchView, explainText, resultsTable, statusLine } from './render.js';
+import { estimateOf, estimatePool, estimateSource, estimateTable } from './estimate.js';
+import { type BatchView, estimateVsActual, explainText, resultsTable, statusLine } from './render.js';
 import {
   BATCHES,
   buildSubmission,
@@ -36,7 +37,7 @@ import {
 } from './submit.js';
 
 export { invalidUtf8Offset, readEssays } from './essays.js';
-export { explainText, resultsTable, statusLine } from './render.js';
+export { estimateVsActual, explainText, resultsTable, statusLine } from './render.js';
 
 declare const __CJ_VERSION__: string | undefined;
 
@@ -86,7 +87,7 @@ export const COMMANDS: Command[] = [
       {
         name: 'dry-run',
         value: '<mode>',
-        help: 'none, client (check the files offline, write nothing) or server (the apiserver checks too)',
+        help: 'none, client (check the files offline, write nothing) or server (the apiserver checks too; prints the estimate)',
       },
       { name: 'wait', help: 'Wait until the batch finishes, printing progress' },
       {
@@ -100,8 +101,51 @@ export const COMMANDS: Command[] = [
     examples: [
       '# Check a class folder without a cluster (essays/, anchors.jsonl, assignment.json):',
       'kubectl cj submit ./class-9a --pool anthropic --dry-run=client',
+      '# Let the cluster check it too, and print the estimate on the pool:',
+      'kubectl cj submit ./class-9a --pool anthropic --dry-run=server',
       '# Submit it as cjbatch/class-9a and wait at most an hour:',
       'kubectl cj submit ./class-9a --pool anthropic --wait --timeout 1h',
+    ],
+  },
+  {
+    name: 'estimate',
+    summary: 'Estimate comparisons, tokens, cost and time of a batch before it runs',
+    usage: '<folder|essays.jsonl|cjbatch.yaml> (--pool <pool> | --pool-file <pool.yaml>) [flags]',
+    args: [1, 1],
+    flags: [
+      {
+        name: 'pool',
+        value: '<pool>',
+        help: 'LLMProviderPool read from the cluster (default for a manifest: its providerPoolRef)',
+      },
+      {
+        name: 'pool-file',
+        value: '<file>',
+        help: 'LLMProviderPool manifest to use instead (no cluster needed)',
+      },
+      {
+        name: 'anchors',
+        value: '<file>',
+        help: 'Anchor essays with known grades, JSONL (default: anchors.jsonl in the folder)',
+      },
+      {
+        name: 'assignment',
+        value: '<file>',
+        help: 'Title, instructions and rubric, JSON (default: assignment.json in the folder)',
+      },
+      {
+        name: 'budget',
+        value: '<n>',
+        help: "Most comparisons to run (default: the operator's default budget)",
+      },
+      OUTPUT('table (default), json or yaml'),
+    ],
+    outputs: ['table', 'json', 'yaml'],
+    examples: [
+      '# Offline, with the pool manifest the platform team gave you:',
+      'kubectl cj estimate ./class-9a --pool-file pool.yaml',
+      '# Against the pool in the cluster, for a larger budget:',
+      'kubectl cj estimate ./class-9a --pool anthropic --budget 600',
     ],
   },
   {
@@ -220,6 +264,23 @@ async function submit(p: Parsed, use: (c: Conn) => void): Promise<number> {
           ];
     if (output === 'json' || output === 'yaml') print(output, objects);
     else console.log(notes.join('\n'));
+    if (dryRun === 'server' && output === undefined) {
+      // What the batch would take on this pool, before anything runs.
+      const spec = b.batch.spec as { assignment: Record<string, { value: string }> };
+      const src = {
+        what: `${b.essays.length} essays and ${b.anchors.length} anchors`,
+        spec: (b.batch.spec.budget ? { budget: b.batch.spec.budget } : {}) as never,
+        essays: b.essays.map((e) => e.text),
+        anchors: b.anchors.map((e) => e.text),
+        assignment: {
+          title: spec.assignment.title!.value,
+          instructions: spec.assignment.instructions!.value,
+          rubric: spec.assignment.rubric!.value,
+        },
+      };
+      const pl = await estimatePool({ pool }, conn!.client, namespace);
+      console.log(`\n${estimateTable(src, pl.name, pl.spec, estimateOf(src, pl.spec))}`);
+    }
     console.error(
       `${b.essays.length} essays and ${b.anchors.length} anchors checked${dryRun === 'client' ? ` offline (pool "${pool}" not checked; --dry-run=server checks it)` : ''}; nothing was written.`,
     );
@@ -292,6 +353,8 @@ async function watch(client: KubeClient, ns: string, name: string, timeoutMs: nu
       if (tty) process.stdout.write('\n');
       const c = b.status?.conditions?.find((x) => x.type === 'Succeeded');
       if (c) console.log(`${phase}: ${c.reason} — ${c.message}`);
+      const vs = estimateVsActual(b);
+      if (vs) console.log(vs);
       return phase === 'Failed' ? 1 : 0;
     }
     if (Date.now() >= deadline) {
@@ -303,6 +366,44 @@ async function watch(client: KubeClient, ns: string, name: string, timeoutMs: nu
     }
     await new Promise((r) => setTimeout(r, Math.min(1000, Math.max(0, deadline - Date.now()))));
   }
+}
+
+async function estimate(p: Parsed, use: (c: Conn) => void): Promise<number> {
+  const output = choice('output', str(p.values.output) ?? 'table', ['table', 'json', 'yaml'] as const);
+  const source = p.positionals[0]!;
+  const poolFile = str(p.values['pool-file']);
+  if (poolFile && p.values.pool) throw new UsageError('give --pool or --pool-file, not both');
+  // A cluster only when something must be read from it: the pool, or a manifest's ConfigMaps.
+  let conn: Conn | undefined;
+  const cluster = async () => {
+    if (!conn) {
+      conn = await connect(connFlags(p));
+      use(conn);
+    }
+    return conn;
+  };
+  const flags = {
+    anchors: str(p.values.anchors),
+    assignment: str(p.values.assignment),
+    budget: str(p.values.budget),
+  };
+  let src: Awaited<ReturnType<typeof estimateSource>>;
+  try {
+    src = await estimateSource(source, flags);
+  } catch (err) {
+    if (!(err instanceof UsageError) || !/not in the file/.test(err.message)) throw err;
+    const c = await cluster().catch((why) => {
+      throw new UsageError(`${err.message}\n(no cluster to read it from: ${(why as Error).message})`);
+    });
+    src = await estimateSource(source, flags, c.client, c.namespace);
+  }
+  const poolName = str(p.values.pool) ?? src.poolRef;
+  const c = poolFile ? undefined : await cluster();
+  const pool = await estimatePool({ poolFile, pool: poolName }, c?.client, c?.namespace);
+  const e = estimateOf(src, pool.spec);
+  if (output === 'table') console.log(estimateTable(src, pool.name, pool.spec, e));
+  else print(output, e);
+  return 0;
 }
 
 async function status(p: Parsed, conn: Conn): Promise<number> {
@@ -323,6 +424,8 @@ async function status(p: Parsed, conn: Conn): Promise<number> {
     (x) => x.status === 'False' && ['PoolReady', 'Progressing', 'Succeeded'].includes(x.type),
   );
   if (waiting) console.log(`${waiting.type}: ${waiting.reason} — ${waiting.message}`);
+  const vs = estimateVsActual(b);
+  if (vs) console.log(`\n${vs}`);
   return 0;
 }
 
@@ -431,6 +534,10 @@ export async function main(argv: string[]): Promise<number> {
     switch (cmd.name) {
       case 'submit':
         return await submit(p, (c) => {
+          conn = c;
+        });
+      case 'estimate':
+        return await estimate(p, (c) => {
           conn = c;
         });
       case 'status':

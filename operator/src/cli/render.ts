@@ -10,7 +10,23 @@ export interface BatchView {
     comparisons?: { completed?: number; failed?: number; pending?: number };
     budget?: { total?: number; source?: string };
     stability?: { rankCorrelation?: number; reliability?: number; meanGradeConfidence?: number };
-    cost?: { estimatedUSD?: string; inputTokens?: number; outputTokens?: number };
+    cost?: {
+      estimatedUSD?: string;
+      inputTokens?: number;
+      outputTokens?: number;
+      cacheReadTokens?: number;
+      cacheWriteTokens?: number;
+    };
+    estimate?: {
+      comparisons?: number;
+      inputTokens?: number;
+      outputTokens?: number;
+      cacheReadTokens?: number;
+      cacheWriteTokens?: number;
+      estimatedUSD?: string;
+      wallTime?: string;
+    };
+    completionTime?: string;
     conditions?: { type: string; status: string; reason: string; message: string }[];
     startTime?: string;
     result?: { resultsConfigMap?: string };
@@ -31,6 +47,47 @@ export function statusLine(b: BatchView, now = Date.now()): string {
   const cost = s.cost?.estimatedUSD ? ` $${Number(s.cost.estimatedUSD).toFixed(4)}` : '';
   const failed = s.comparisons?.failed ? ` (${s.comparisons.failed} failed)` : '';
   return `${'█'.repeat(filled)}${'░'.repeat(width - filled)} ${done}/${total || '?'}${failed} ${s.phase ?? 'Pending'} round ${s.round ?? 0}${stab}${cost}${s.phase === 'Comparing' || s.phase === 'Scoring' ? left : ''}`;
+}
+
+/** Elapsed seconds as "1h2m5s". */
+const hms = (sec: number) => {
+  const t = Math.max(0, Math.round(sec));
+  const h = Math.floor(t / 3600);
+  const m = Math.floor((t % 3600) / 60);
+  return `${h ? `${h}h` : ''}${h || m ? `${m}m` : ''}${t % 60}s`;
+};
+
+/**
+ * The estimate made when the batch started beside the actuals so far (or final): comparisons,
+ * tokens, cost, time. Empty when the operator made no estimate (an older operator).
+ */
+export function estimateVsActual(b: BatchView, now = Date.now()): string {
+  const s = b.status ?? {};
+  const e = s.estimate;
+  if (!e) return '';
+  const c = s.cost ?? {};
+  const tokens = (x: { inputTokens?: number; cacheReadTokens?: number; cacheWriteTokens?: number } = {}) =>
+    (x.inputTokens ?? 0) + (x.cacheReadTokens ?? 0) + (x.cacheWriteTokens ?? 0);
+  const done = (s.comparisons?.completed ?? 0) + (s.comparisons?.failed ?? 0);
+  const end = s.completionTime ? Date.parse(s.completionTime) : now;
+  const elapsed = s.startTime ? hms((end - Date.parse(s.startTime)) / 1000) : '?';
+  const finished = s.phase === 'Succeeded' || s.phase === 'Failed';
+  const rows = [
+    ['', 'ESTIMATE', finished ? 'ACTUAL' : 'SO FAR'],
+    ['comparisons', String(e.comparisons ?? '?'), String(done)],
+    ['input tokens', String(tokens(e)), String(tokens(c))],
+    ['output tokens', String(e.outputTokens ?? '?'), String(c.outputTokens ?? 0)],
+    [
+      'cost (USD)',
+      e.estimatedUSD ? Number(e.estimatedUSD).toFixed(4) : '—',
+      c.estimatedUSD ? Number(c.estimatedUSD).toFixed(4) : '—',
+    ],
+    ['wall time', e.wallTime ?? '?', elapsed],
+  ];
+  const w = [0, 1, 2].map((j) => Math.max(...rows.map((r) => r[j]!.length)));
+  return rows
+    .map((r) => `${r[0]!.padEnd(w[0]!)}  ${r[1]!.padStart(w[1]!)}  ${r[2]!.padStart(w[2]!)}`)
+    .join('\n');
 }
 
 /**

@@ -2,6 +2,7 @@
 // good), and the batch's worker Secret holds its own database role. Passes through once both hold.
 import { metaTime } from '../../../kube/status.js';
 import { type PhaseContext, type Step, setPhase } from '../context.js';
+import { startEstimate } from '../estimate.js';
 import { buildRegistration, InputError } from '../prepare.js';
 import { condition } from '../status.js';
 
@@ -13,6 +14,7 @@ export async function preparing(ctx: PhaseContext): Promise<Step | undefined> {
     try {
       const registration = await buildRegistration(ctx.batch, (name) => ctx.owned.configMap(name));
       ctx.registered = await ctx.store.registerBatch(registration);
+      if (ctx.pool) status.estimate ??= startEstimate(ctx.batch, registration, ctx.pool);
     } catch (caught) {
       const err = inputProblem(caught);
       cond('InvalidSpec', 'True', 'InputUnreadable', err.message);
