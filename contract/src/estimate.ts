@@ -4,7 +4,12 @@
 // formula of cost.ts. How each figure is modelled, and how well it held against a real batch, is
 // in docs/estimate.md.
 import { estimateCostUsd, type TokenUsage } from './cost.js';
-import { BATCHING_MODES, type BatchingMode, type PoolRuntimeConfig } from './pool-runtime.js';
+import {
+  BATCHING_MODES,
+  type BatchingMode,
+  LIMITER_DEFAULTS,
+  type PoolRuntimeConfig,
+} from './pool-runtime.js';
 
 /** Pairs per round as the operator plans them: about half the items, enough for every worker. */
 export const roundSizeFor = (items: number, parallelism: number) =>
@@ -106,6 +111,8 @@ export interface EstimateInput {
     outputTokensPerPair?: number;
     latencySeconds?: number;
     roundOverheadSeconds?: number;
+    /** The pool granted a call in the last 10 minutes: no slow start. */
+    warmPool?: boolean;
   };
 }
 
@@ -145,6 +152,8 @@ export interface Estimate {
     outputTokensPerPair: number;
     latencySeconds: number;
     roundOverheadSeconds: number;
+    /** Added by the limiter's slow start of a pool that was idle (10 min or more). */
+    rampSeconds: number;
     prefixTokens: number;
     prefixCached: boolean;
     meanPairInputTokens: number;
@@ -217,10 +226,11 @@ export function estimateBatch(input: EstimateInput): Estimate {
   };
   const modes = [pool.mode, ...BATCHING_MODES.filter((m) => m !== pool.mode)].map(modeEstimate);
 
-  // Wall time: the binding limit of the pool (the limiter aims at `safety` of each), plus each
-  // round's Job overhead. The limiter counts uncached input and cache writes against ITPM.
+  // Wall time: the pool limiter's bucket and the in-flight calls, round by round (simulateWall).
+  // The limiter counts uncached input and cache writes against ITPM; `limitedBy` and `perMinute`
+  // describe the steady state.
   const own = modes[0]!;
-  const safety = pool.limiter.safetyFactor ?? 0.95;
+  const safety = pool.limiter.safetyFactor ?? LIMITER_DEFAULTS.safetyFactor;
   const l = pool.limits;
   const latency = input.assume?.latencySeconds ?? callLatencySeconds(pool);
   const pairsPerCall = expected / Math.max(1, own.calls);
@@ -236,8 +246,24 @@ export function estimateBatch(input: EstimateInput): Estimate {
   const [limitedBy, calls] = callsPerMinute.reduce((m, x) => (x[1] < m[1] ? x : m));
   const perMinute = calls * pairsPerCall;
   const overhead = input.assume?.roundOverheadSeconds ?? ROUND_OVERHEAD_SECONDS;
-  // Round 0 plans before any comparison; every round then runs its calls and is scored.
-  const seconds = (comparisons.rounds + 1) * overhead + (expected / perMinute) * 60 + latency;
+  const ramp = pool.limiter.rampUp ?? LIMITER_DEFAULTS.rampUp;
+  const callsPerRound = Array.from({ length: comparisons.rounds }, (_, r) =>
+    Math.ceil(Math.min(roundSize, expected - r * roundSize) / Math.max(1, pairsPerCall)),
+  );
+  const rates = callsPerMinute.filter(([why]) => why !== 'concurrency').map(([, v]) => v);
+  const sim = (withRamp: boolean) =>
+    simulateWall({
+      callsPerRound,
+      callsPerSecond: Math.min(...rates) / 60,
+      lanes,
+      latency,
+      burstSeconds: pool.limiter.burstSeconds ?? LIMITER_DEFAULTS.burstSeconds,
+      rampInitial: withRamp && ramp.durationMs > 0 ? ramp.initialFraction : 1,
+      rampSeconds: ramp.durationMs / 1000,
+      overhead,
+    });
+  const seconds = sim(!input.assume?.warmPool);
+  const rampSeconds = seconds - sim(false);
   return {
     comparisons,
     modes,
@@ -253,9 +279,65 @@ export function estimateBatch(input: EstimateInput): Estimate {
       outputTokensPerPair: outPerPair,
       latencySeconds: latency,
       roundOverheadSeconds: overhead,
+      rampSeconds: Math.round(rampSeconds),
       prefixTokens,
       prefixCached: cached,
       meanPairInputTokens: perCall(1).dynamic,
     },
   };
+}
+
+/**
+ * Seconds from start to finish: a scoring pass (`overhead`, the Jobs of the round) before every
+ * round and after the last, and each round's calls through the pool limiter as it works — a
+ * bucket of `burstSeconds` of the rate, refilled continuously (so it fills again while a round's
+ * Jobs start), a rate that a pool idle for 10 minutes ramps up from `rampInitial` from its first
+ * grant, and at most `lanes` calls of `latency` seconds in flight.
+ */
+export function simulateWall(o: {
+  callsPerRound: readonly number[];
+  callsPerSecond: number;
+  lanes: number;
+  latency: number;
+  burstSeconds: number;
+  rampInitial: number;
+  rampSeconds: number;
+  overhead: number;
+}): number {
+  const r = Math.max(1e-9, o.callsPerSecond);
+  let first: number | undefined;
+  const f = (t: number) =>
+    first === undefined || o.rampSeconds <= 0
+      ? o.rampInitial
+      : Math.min(1, o.rampInitial + ((1 - o.rampInitial) * (t - first)) / o.rampSeconds);
+  const cap = (t: number) => Math.max(1, o.burstSeconds * r * f(t));
+  let t = o.overhead; // round 0 plans the first pairs
+  let level = cap(0);
+  let at = t; // time of the level
+  const refill = (to: number) => {
+    level = Math.min(cap(to), level + (to - at) * r * f(to));
+    at = to;
+  };
+  for (const calls of o.callsPerRound) {
+    const inFlight: number[] = []; // finish times of the calls in flight
+    let end = t;
+    for (let i = 0; i < calls; i++) {
+      refill(t);
+      if (level < 1) {
+        t += (1 - level) / (r * f(t));
+        refill(t);
+      }
+      if (inFlight.length >= o.lanes) {
+        inFlight.sort((a, b) => a - b);
+        t = Math.max(t, inFlight.shift()!);
+        refill(t);
+      }
+      first ??= t;
+      level -= 1;
+      inFlight.push(t + o.latency);
+      end = Math.max(end, t + o.latency);
+    }
+    t = end + o.overhead; // the round's scoring pass
+  }
+  return t;
 }

@@ -171,10 +171,14 @@ export async function estimatePool(
   return { name, spec: spec.data };
 }
 
-export function estimateOf(src: EstimateSource, pool: LLMProviderPoolSpec): Estimate {
+export function estimateOf(
+  src: EstimateSource,
+  pool: LLMProviderPoolSpec,
+  assume?: { roundOverheadSeconds?: number; warmPool?: boolean },
+): Estimate {
   if (src.essays.length + src.anchors.length < 2)
     throw new UsageError(`${src.what}: a batch needs at least two essays (anchors included)`);
-  return estimateForBatch(src.spec, src, pool);
+  return estimateForBatch(src.spec, src, pool, assume);
 }
 
 const n = (x: number) => Math.round(x).toLocaleString('en-US');
@@ -223,7 +227,7 @@ export function estimateTable(
     ...table,
     '',
     `Wall time: about ${wall} (${e.wall.perMinute.toFixed(1)} comparisons/min, limited by ${e.wall.limitedBy})`,
-    `Assumed: ${a.outputTokensPerPair} output tokens per verdict; prefix ${n(a.prefixTokens)} tokens ${a.prefixCached ? 'cached' : 'not cached'}; ${n(a.meanPairInputTokens)} input tokens per pair; ${a.latencySeconds} s per call; ${a.roundOverheadSeconds} s per round for its Jobs.`,
+    `Assumed: ${a.outputTokensPerPair} output tokens per verdict; prefix ${n(a.prefixTokens)} tokens ${a.prefixCached ? 'cached' : 'not cached'}; ${n(a.meanPairInputTokens)} input tokens per pair; ${a.latencySeconds} s per call; ${a.roundOverheadSeconds} s per round for its Jobs; ${a.rampSeconds} s for the slow start of an idle pool.`,
     pool.pricing ? '' : 'No cost: the pool has no spec.pricing.',
     'Actual figures vary with the judge and the essays (docs/estimate.md says by how much).',
   ]

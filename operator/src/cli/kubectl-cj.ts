@@ -138,6 +138,15 @@ export const COMMANDS: Command[] = [
         value: '<n>',
         help: "Most comparisons to run (default: the operator's default budget)",
       },
+      {
+        name: 'warm-pool',
+        help: "The pool judged something in the last 10 minutes: leave out its limiter's slow start",
+      },
+      {
+        name: 'round-overhead',
+        value: '<seconds>',
+        help: "Seconds each round's Jobs take on your cluster (default 7; a finished batch's time over its rounds)",
+      },
       OUTPUT('table (default), json or yaml'),
     ],
     outputs: ['table', 'json', 'yaml'],
@@ -400,7 +409,14 @@ async function estimate(p: Parsed, use: (c: Conn) => void): Promise<number> {
   const poolName = str(p.values.pool) ?? src.poolRef;
   const c = poolFile ? undefined : await cluster();
   const pool = await estimatePool({ poolFile, pool: poolName }, c?.client, c?.namespace);
-  const e = estimateOf(src, pool.spec);
+  const ro = str(p.values['round-overhead']);
+  const overhead = ro === undefined ? undefined : Number(ro);
+  if (overhead !== undefined && !(Number.isFinite(overhead) && overhead >= 0))
+    throw new UsageError(`--round-overhead ${ro}: give seconds, a number ≥ 0 (e.g. 7)`);
+  const e = estimateOf(src, pool.spec, {
+    ...(overhead === undefined ? {} : { roundOverheadSeconds: overhead }),
+    ...(p.values['warm-pool'] ? { warmPool: true } : {}),
+  });
   if (output === 'table') console.log(estimateTable(src, pool.name, pool.spec, e));
   else print(output, e);
   return 0;

@@ -10,6 +10,7 @@ import {
   PREFIX_FIXED_CHARS,
   roundSizeFor,
   STOP_PER_ITEM,
+  simulateWall,
 } from '../../../contract/src/estimate.js';
 import { resolvePoolRuntimeConfig } from '../../../contract/src/pool-runtime.js';
 import { buildRequest, buildStaticPrefix } from '../../../runtime/src/llm/prompt.js';
@@ -138,12 +139,41 @@ describe('estimate: tokens and cost', () => {
 });
 
 describe('estimate: wall time', () => {
-  it('a 60/min pool is limited by requests: 57 comparisons a minute plus the rounds', () => {
+  it('simulates the limiter: a burst, then the rate; the bucket refills while a round is scored', () => {
+    const base = { lanes: 100, latency: 0, burstSeconds: 5, rampInitial: 1, rampSeconds: 60 };
+    expect(simulateWall({ ...base, callsPerRound: [10], callsPerSecond: 1, overhead: 0 })).toBeCloseTo(5, 9);
+    // Round 0, round 1 (5 from the bucket, 5 at 1/s), its scoring, round 2 the same, its scoring.
+    expect(simulateWall({ ...base, callsPerRound: [10, 10], callsPerSecond: 1, overhead: 5 })).toBeCloseTo(
+      25,
+      9,
+    );
+    // Four lanes of 2 s calls: 8 calls take two waves.
+    expect(
+      simulateWall({ ...base, lanes: 4, latency: 2, callsPerRound: [8], callsPerSecond: 100, overhead: 0 }),
+    ).toBeCloseTo(4, 9);
+    // A cold pool starts at 10% of its rate.
+    const cold = simulateWall({
+      ...base,
+      rampInitial: 0.1,
+      callsPerRound: [60],
+      callsPerSecond: 1,
+      overhead: 0,
+    });
+    expect(cold).toBeGreaterThan(60);
+  });
+
+  it('a 60/min pool is limited by requests; a warm pool skips the slow start', () => {
     const e = estimateBatch(input({ budget: 312 }));
     expect(e.wall.limitedBy).toBe('requests per minute');
     expect(e.wall.perMinute).toBeCloseTo(57, 6);
     const rounds = e.comparisons.rounds;
-    expect(e.wall.seconds).toBeCloseTo((312 / 57) * 60 + (rounds + 1) * 7 + 3, -1);
+    const calls = (312 / 57) * 60;
+    expect(e.wall.seconds).toBeGreaterThan(calls - rounds * 5);
+    expect(e.wall.seconds).toBeLessThan(calls + (rounds + 1) * 7 + 60);
+    expect(e.assumptions.rampSeconds).toBeGreaterThan(0);
+    const warm = estimateBatch(input({ budget: 312, assume: { warmPool: true } }));
+    expect(warm.assumptions.rampSeconds).toBe(0);
+    expect(warm.wall.seconds).toBe(e.wall.seconds - e.assumptions.rampSeconds);
   });
 
   it('a small output-token limit binds instead', () => {
