@@ -2,8 +2,7 @@
 // reuses) the local stack, `helm upgrade --install`s the chart (the operator runs as a Deployment
 // pod of the process kubelet; image cj-operator:dev is this checkout's dist/), runs the fake
 // Anthropic judge, applies the sample batch (40 essays, 12 anchors), follows it with
-// `kubectl cj status` (with the estimate made at the start beside the actuals) and prints
-// `kubectl cj results` and `kubectl cj explain`; `kubectl cj estimate` runs before the batch.
+// `kubectl cj status` and prints `kubectl cj results` and `kubectl cj explain`.
 //   npm run demo                          fake judge (no key needed)
 //   npm run demo -- --provider anthropic  the real API; needs ANTHROPIC_API_KEY
 //   npm run demo -- --stack NAME          use another running stack (the integration test does)
@@ -140,6 +139,17 @@ async function main() {
     JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [secret, pool] }),
   );
   kubectl(['delete', 'cjbatch', BATCH, '-n', NS, '--ignore-not-found', '--wait=true']);
+  // The webhook may need a moment after the rollout to publish its caBundle: retry the apply.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      kubectl(['apply', '-n', NS, '-f', 'config/samples/cjbatch-demo.yaml']);
+      break;
+    } catch (err) {
+      if (attempt >= 20) throw err;
+      await new Promise((r) => setTimeout(r, 1500));
+    }
+  }
+
   // kubectl finds plugins on PATH by name: put a kubectl-cj shim next to the stack.
   const bin = path.join(s.dir, 'bin');
   mkdirSync(bin, { recursive: true });
@@ -155,19 +165,6 @@ async function main() {
       env: { ...env, PATH: `${bin}:${process.env.PATH}` },
       stdio: 'inherit',
     });
-
-  console.log(`▶ kubectl cj estimate config/samples/cjbatch-demo.yaml --pool ${pool.metadata.name}`);
-  cj(['estimate', 'config/samples/cjbatch-demo.yaml', '--pool', pool.metadata.name]);
-  // The webhook may need a moment after the rollout to publish its caBundle: retry the apply.
-  for (let attempt = 1; ; attempt++) {
-    try {
-      kubectl(['apply', '-n', NS, '-f', 'config/samples/cjbatch-demo.yaml']);
-      break;
-    } catch (err) {
-      if (attempt >= 20) throw err;
-      await new Promise((r) => setTimeout(r, 1500));
-    }
-  }
 
   console.log(`▶ kubectl cj status ${BATCH}`);
   try {

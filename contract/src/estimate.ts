@@ -18,7 +18,7 @@ export const roundSizeFor = (items: number, parallelism: number) =>
 /**
  * Comparisons per item (essays and anchors) at which the engine's convergence stop falls for a
  * judge like the engine benchmark's standard one (lapse 0.05, position bias 0.15, spread 1.5
- * logits): 6.0–8.0 per item at 72 and 212 items (bench/cj/RESULTS.grid.md, "Own stopping").
+ * logits): 5.8–7.9 per item at 72 and 212 items (bench/cj/RESULTS.grid.md, "Own stopping", seeds 2001–2018).
  * `STOP_SPREAD` is the share either way that covered those runs. Not yet checked against a real
  * model's batch (docs/estimate.md).
  */

@@ -360,10 +360,11 @@ async function watch(client: KubeClient, ns: string, name: string, timeoutMs: nu
     }
     if (terminal) {
       if (tty) process.stdout.write('\n');
-      const c = b.status?.conditions?.find((x) => x.type === 'Succeeded');
-      if (c) console.log(`${phase}: ${c.reason} — ${c.message}`);
+      // The estimate beside the actuals, then the outcome as the last line (scripts read it).
       const vs = estimateVsActual(b);
       if (vs) console.log(vs);
+      const c = b.status?.conditions?.find((x) => x.type === 'Succeeded');
+      if (c) console.log(`${phase}: ${c.reason} — ${c.message}`);
       return phase === 'Failed' ? 1 : 0;
     }
     if (Date.now() >= deadline) {
