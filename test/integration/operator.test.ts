@@ -129,9 +129,13 @@ describe('a CJBatch applied with kubectl', () => {
              coalesce(sum(greatest(attempts - 1, 0)), 0)::int AS retries
         FROM comparisons WHERE batch_uid = ${uid}`;
     const l = `tenant_namespace="${ns}",pool="fake-pool",model="claude-sonnet-5-5",mode="per_request"`;
+    // The figures refresh every METRICS_REFRESH_SECONDS: wait for a refresh that saw both the
+    // last comparison and the batch's final phase (the status may land after the rows).
+    const phaseLabel = `tenant_namespace="${ns}",phase="Succeeded"`;
     const scrape = await waitFor('usage figures on /metrics', async () => {
       const text = await (await fetch(`http://127.0.0.1:${operator.probePort}/metrics`)).text();
-      return sample(text, `cj_llm_comparisons_total{${l},status="succeeded"}`) === db!.completed
+      return sample(text, `cj_llm_comparisons_total{${l},status="succeeded"}`) === db!.completed &&
+        sample(text, `cj_batches{${phaseLabel}}`) === 1
         ? text
         : undefined;
     });
@@ -151,7 +155,7 @@ describe('a CJBatch applied with kubectl', () => {
       Number(final.cost.estimatedUSD),
       5,
     );
-    expect(sample(scrape, `cj_batches{tenant_namespace="${ns}",phase="Succeeded"}`)).toBe(1);
+    expect(sample(scrape, `cj_batches{${phaseLabel}}`)).toBe(1);
   }, 660_000);
 
   it('keeps the API key and essay text out of every log; worker pods get no API token', async () => {
