@@ -147,6 +147,29 @@ async function readEvents(tag: string): Promise<Obj[]> {
 const execIn = (ns: string, pod: string, container: string, cmd: string[]) =>
   kubectl(['exec', '-n', ns, pod, '-c', container, '--', ...cmd]);
 
+/** Why the operator's pods are not Ready: each container's state and its last log lines. */
+async function whyNotReady(): Promise<string> {
+  const pods = await getJson('pods', '-n', SYSTEM, '-l', 'app.kubernetes.io/name=cj-operator').catch(() => ({
+    items: [],
+  }));
+  const out: string[] = [];
+  for (const p of pods.items as Obj[]) {
+    const c = p.status?.containerStatuses?.[0];
+    const state = c?.state?.waiting ?? c?.state?.terminated ?? c?.lastState?.terminated ?? {};
+    out.push(
+      `pod ${p.metadata.name}: ${state.reason ?? 'no container status'}, restarts ${c?.restartCount ?? 0}`,
+    );
+    const logs = await kubectl(['logs', '-n', SYSTEM, p.metadata.name, '--previous', '--tail=8']);
+    const last = (
+      logs.code === 0
+        ? logs.stdout
+        : (await kubectl(['logs', '-n', SYSTEM, p.metadata.name, '--tail=8'])).stdout
+    ).trim();
+    if (last) out.push(last.replace(/^/gm, '  | '));
+  }
+  return out.join('\n') || 'no operator pods';
+}
+
 /**
  * The kubelet's view from inside a container, in ONE exec (a worker pod may finish between two):
  * uid and gid, whether `/` and `/tmp` are writable, whether a service-account token is mounted.
@@ -202,7 +225,7 @@ describe('e2e on kind: the real image, installed with Helm', () => {
 
   it('helm install: the operator runs from the image the Dockerfile built', async () => {
     const [repository, tag] = env.image.split(':');
-    await helmOk([
+    const install = await helm([
       'install',
       RELEASE,
       CHART,
@@ -225,6 +248,8 @@ describe('e2e on kind: the real image, installed with Helm', () => {
       '--timeout',
       '5m',
     ]);
+    if (install.code !== 0)
+      throw new Error(`helm install failed: ${install.stderr.trim()}\n${await whyNotReady()}`);
     const dep = await getJson('deployment', RELEASE, '-n', SYSTEM);
     expect(dep.status.readyReplicas).toBe(dep.spec.replicas);
     const pods = await getJson('pods', '-n', SYSTEM, '-l', 'app.kubernetes.io/name=cj-operator');
