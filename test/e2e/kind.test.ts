@@ -159,12 +159,17 @@ async function whyNotReady(): Promise<string> {
     out.push(
       `pod ${p.metadata.name}: ${state.reason ?? 'no container status'}, restarts ${c?.restartCount ?? 0}`,
     );
-    const logs = await kubectl(['logs', '-n', SYSTEM, p.metadata.name, '--previous', '--tail=8']);
+    const logs = await kubectl(['logs', '-n', SYSTEM, p.metadata.name, '--previous', '--tail=40']);
     const last = (
       logs.code === 0
         ? logs.stdout
-        : (await kubectl(['logs', '-n', SYSTEM, p.metadata.name, '--tail=8'])).stdout
-    ).trim();
+        : (await kubectl(['logs', '-n', SYSTEM, p.metadata.name, '--tail=40'])).stdout
+    )
+      // The error, not its stack: a crash's cause is the line before the frames.
+      .split('\n')
+      .filter((line) => line.trim() !== '' && !/^\s+at /.test(line))
+      .slice(-8)
+      .join('\n');
     if (last) out.push(last.replace(/^/gm, '  | '));
   }
   return out.join('\n') || 'no operator pods';
