@@ -7,8 +7,8 @@
  */
 import { writeFileSync } from 'node:fs';
 import { plan } from '../../runtime/src/cj/plan.js';
-import { createRng } from '../../runtime/src/cj/rng.js';
 import { type Metrics, runOurs, runRandom, runSeed } from './policies.js';
+import { TIMING_SIZES, timingInput } from './timing-input.js';
 import { type JudgeConfig, makeWorld } from './world.js';
 
 const quick = process.argv.includes('--quick');
@@ -118,32 +118,16 @@ function timing(): void {
   log();
   log('| essays | comparisons | anchors | ms |');
   log('|---|---|---|---|');
-  for (const [n, m] of [
-    [60, 600],
-    [390, 3900],
-    [2000, 20000],
-  ] as const) {
-    const rng = createRng(n, 'timing');
-    const truth = Float64Array.from({ length: n }, () => 1.5 * rng.normal());
-    const grades = ['G1', 'G2', 'G3', 'G4', 'G5', 'G6'];
-    const step = Math.max(5, Math.floor(n / 12));
-    const essays = Array.from({ length: n }, (_, i) =>
-      i % step === 0 ? { id: `e${i}`, anchor: { grade: grades[(i / step) % 6]! } } : { id: `e${i}` },
-    );
-    const comparisons = Array.from({ length: m }, () => {
-      const a = rng.int(n);
-      const b = (a + 1 + rng.int(n - 1)) % n;
-      const p = 0.025 + 0.95 / (1 + Math.exp(-(truth[a]! - truth[b]! + 0.15)));
-      return { a: `e${a}`, b: `e${b}`, winner: (rng.next() < p ? 'a' : 'b') as 'a' | 'b' };
-    });
+  for (const [n, m] of TIMING_SIZES) {
+    const input = timingInput(n, m);
     const times: number[] = [];
     for (let r = 0; r < 5; r++) {
       const t0 = performance.now();
-      plan({ essays, grades, comparisons, settings: { roundSize: Math.ceil(n / 10), budget: 2 * m } });
+      plan(input);
       times.push(performance.now() - t0);
     }
     times.sort((x, y) => x - y);
-    log(`| ${n} | ${m} | ${essays.filter((e) => e.anchor).length} | ${f(times[2]!, 0)} |`);
+    log(`| ${n} | ${m} | ${input.essays.filter((e) => e.anchor).length} | ${f(times[2]!, 0)} |`);
   }
   log();
 }

@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { plan } from '../../runtime/src/cj/plan.js';
-import { createRng } from '../../runtime/src/cj/rng.js';
+import { TIMING_SIZES, timingInput } from './timing-input.js';
 
 const arg = (name: string): string | undefined => {
   const i = process.argv.indexOf(name);
@@ -25,23 +25,6 @@ const basePlan: Plan | undefined = baseDir
       .plan
   : undefined;
 
-function input(n: number, m: number): Parameters<Plan>[0] {
-  const rng = createRng(n, 'timing');
-  const truth = Float64Array.from({ length: n }, () => 1.5 * rng.normal());
-  const grades = ['G1', 'G2', 'G3', 'G4', 'G5', 'G6'];
-  const step = Math.max(5, Math.floor(n / 12));
-  const essays = Array.from({ length: n }, (_, i) =>
-    i % step === 0 ? { id: `e${i}`, anchor: { grade: grades[(i / step) % 6]! } } : { id: `e${i}` },
-  );
-  const comparisons = Array.from({ length: m }, () => {
-    const a = rng.int(n);
-    const b = (a + 1 + rng.int(n - 1)) % n;
-    const p = 0.025 + 0.95 / (1 + Math.exp(-(truth[a]! - truth[b]! + 0.15)));
-    return { a: `e${a}`, b: `e${b}`, winner: (rng.next() < p ? 'a' : 'b') as 'a' | 'b' };
-  });
-  return { essays, grades, comparisons, settings: { roundSize: Math.ceil(n / 10), budget: 2 * m } };
-}
-
 const median = (xs: number[]): number => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
 const time = (f: Plan, inp: Parameters<Plan>[0]): number => {
   const t0 = performance.now();
@@ -51,12 +34,8 @@ const time = (f: Plan, inp: Parameters<Plan>[0]): number => {
 
 console.log(`| essays | comparisons | ms (median of ${runs}) |${basePlan ? ' baseline ms | ratio |' : ''}`);
 console.log(`|---|---|---|${basePlan ? '---|---|' : ''}`);
-for (const [n, m] of [
-  [60, 600],
-  [390, 3900],
-  [2000, 20000],
-] as const) {
-  const inp = input(n, m);
+for (const [n, m] of TIMING_SIZES) {
+  const inp = timingInput(n, m);
   const ours: number[] = [];
   const base: number[] = [];
   for (let r = 0; r < runs; r++) {
