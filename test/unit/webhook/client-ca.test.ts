@@ -59,6 +59,27 @@ describe('webhook client CA (WEBHOOK_CLIENT_CA_FILE)', () => {
     server = undefined;
   });
 
+  /** Starts the webhook (self-managed serving certificate, no cluster objects); returns its CA. */
+  async function start(clientCA?: string): Promise<string> {
+    const store = new MemoryCertStore();
+    server = await startWebhookServer({
+      host: '127.0.0.1',
+      port: 0,
+      tls: {
+        mode: 'selfManaged',
+        store,
+        policy: { ...DEFAULT_POLICY, dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] },
+      },
+      contextFor: (namespace) => ({
+        namespace,
+        getPool: async () => undefined,
+        getConfigMap: async () => undefined,
+      }),
+      ...(clientCA ? { clientCA } : {}),
+    });
+    return store.certs!.caBundle;
+  }
+
   const get = (port: number, serverCa: string, client?: KeyPair) =>
     new Promise<number>((resolve, reject) => {
       const req = https.request(
@@ -82,46 +103,16 @@ describe('webhook client CA (WEBHOOK_CLIENT_CA_FILE)', () => {
   it('serves a client with a certificate from the CA and refuses one without, or from another CA', async () => {
     const apiserverCa = await generateCA('apiserver-client-ca', 1);
     const strangerCa = await generateCA('stranger-ca', 1);
-    const store = new MemoryCertStore();
-    server = await startWebhookServer({
-      host: '127.0.0.1',
-      port: 0,
-      tls: {
-        mode: 'selfManaged',
-        store,
-        policy: { ...DEFAULT_POLICY, dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] },
-      },
-      contextFor: (namespace) => ({
-        namespace,
-        getPool: async () => undefined,
-        getConfigMap: async () => undefined,
-      }),
-      clientCA: apiserverCa.cert,
-    });
-    const serverCa = store.certs!.caBundle;
-    expect(await get(server.port, serverCa, await clientCert(apiserverCa, 'kube-apiserver'))).toBe(200);
-    await expect(get(server.port, serverCa)).rejects.toThrow(/certificate|socket hang up|ECONNRESET/i);
-    await expect(get(server.port, serverCa, await clientCert(strangerCa, 'kube-apiserver'))).rejects.toThrow(
+    const serverCa = await start(apiserverCa.cert);
+    expect(await get(server!.port, serverCa, await clientCert(apiserverCa, 'kube-apiserver'))).toBe(200);
+    await expect(get(server!.port, serverCa)).rejects.toThrow(/certificate|socket hang up|ECONNRESET/i);
+    await expect(get(server!.port, serverCa, await clientCert(strangerCa, 'kube-apiserver'))).rejects.toThrow(
       /certificate|unknown ca|socket hang up|ECONNRESET/i,
     );
   });
 
   it('without a client CA, a client without a certificate is served (the default install)', async () => {
-    const store = new MemoryCertStore();
-    server = await startWebhookServer({
-      host: '127.0.0.1',
-      port: 0,
-      tls: {
-        mode: 'selfManaged',
-        store,
-        policy: { ...DEFAULT_POLICY, dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] },
-      },
-      contextFor: (namespace) => ({
-        namespace,
-        getPool: async () => undefined,
-        getConfigMap: async () => undefined,
-      }),
-    });
-    expect(await get(server.port, store.certs!.caBundle)).toBe(200);
+    const serverCa = await start();
+    expect(await get(server!.port, serverCa)).toBe(200);
   });
 });
