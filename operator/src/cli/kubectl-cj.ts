@@ -59,6 +59,20 @@ const OUTPUT = (formats: string) => ({
   help: `Output format: ${formats}`,
 });
 
+/** Where a folder's anchors and assignment come from (submit and estimate read folders alike). */
+const FOLDER_FILES = [
+  {
+    name: 'anchors',
+    value: '<file>',
+    help: 'Anchor essays with known grades, JSONL (default: anchors.jsonl in the folder)',
+  },
+  {
+    name: 'assignment',
+    value: '<file>',
+    help: 'Title, instructions and rubric, JSON (default: assignment.json in the folder)',
+  },
+];
+
 export const COMMANDS: Command[] = [
   {
     name: 'submit',
@@ -72,16 +86,7 @@ export const COMMANDS: Command[] = [
         value: '<name>',
         help: "Batch name (default: the folder's name, e.g. class-9a)",
       },
-      {
-        name: 'anchors',
-        value: '<file>',
-        help: 'Anchor essays with known grades, JSONL (default: anchors.jsonl in the folder)',
-      },
-      {
-        name: 'assignment',
-        value: '<file>',
-        help: 'Title, instructions and rubric, JSON (default: assignment.json in the folder)',
-      },
+      ...FOLDER_FILES,
       { name: 'grades', value: '<list>', help: 'Grade scale, lowest first (default: F,E,D,C,B,A)' },
       { name: 'budget', value: '<n>', help: 'Most comparisons to run (default: computed by the operator)' },
       {
@@ -123,16 +128,7 @@ export const COMMANDS: Command[] = [
         value: '<file>',
         help: 'LLMProviderPool manifest to use instead (no cluster needed)',
       },
-      {
-        name: 'anchors',
-        value: '<file>',
-        help: 'Anchor essays with known grades, JSONL (default: anchors.jsonl in the folder)',
-      },
-      {
-        name: 'assignment',
-        value: '<file>',
-        help: 'Title, instructions and rubric, JSON (default: assignment.json in the folder)',
-      },
+      ...FOLDER_FILES,
       {
         name: 'budget',
         value: '<n>',
