@@ -203,6 +203,14 @@ console.log(JSON.stringify({
   }
 }
 
+// The tests after the install share it: when it failed, each of them fails at once with that
+// reason instead of waiting out its own timeout on an operator that never came up (a broken image
+// would otherwise cost every later test its minutes). Uninstall still runs.
+let installFailure: string | undefined;
+const needsInstall = () => {
+  if (installFailure) throw new Error(`not run: the operator is not installed (${installFailure})`);
+};
+
 describe('e2e on kind: the real image, installed with Helm', () => {
   beforeAll(async () => {
     const nodes = await getJson('nodes');
@@ -253,8 +261,10 @@ describe('e2e on kind: the real image, installed with Helm', () => {
       '--timeout',
       '5m',
     ]);
-    if (install.code !== 0)
-      throw new Error(`helm install failed: ${install.stderr.trim()}\n${await whyNotReady()}`);
+    if (install.code !== 0) {
+      installFailure = `helm install failed: ${install.stderr.trim()}`;
+      throw new Error(`${installFailure}\n${await whyNotReady()}`);
+    }
     const dep = await getJson('deployment', RELEASE, '-n', SYSTEM);
     expect(dep.status.readyReplicas).toBe(dep.spec.replicas);
     const pods = await getJson('pods', '-n', SYSTEM, '-l', 'app.kubernetes.io/name=cj-operator');
@@ -274,6 +284,7 @@ describe('e2e on kind: the real image, installed with Helm', () => {
   }, 600_000);
 
   it('the webhook admits a valid pool and refuses a bad batch naming the field and the fix', async () => {
+    needsInstall();
     await apply(poolManifests().map((o) => ({ ...o, metadata: { ...o.metadata, namespace: NS } })));
     await kubectlOk([
       'wait',
@@ -300,6 +311,7 @@ describe('e2e on kind: the real image, installed with Helm', () => {
   }, 300_000);
 
   it('runs the sample batch to Succeeded', async () => {
+    needsInstall();
     await apply([batch('sample-small')]);
     const b = await succeeded('sample-small');
     expect(b.status.comparisons.completed).toBeGreaterThan(0);
@@ -308,6 +320,7 @@ describe('e2e on kind: the real image, installed with Helm', () => {
   }, 600_000);
 
   it('publishes exactly one result event to the in-cluster broker', async () => {
+    needsInstall();
     const b = await getJson('cjbatch', 'sample-small', '-n', NS);
     const events = (await readEvents('one')).filter((e) => e.value.subject === b.metadata.uid);
     expect(events).toHaveLength(1);
@@ -327,6 +340,7 @@ describe('e2e on kind: the real image, installed with Helm', () => {
   }, 300_000);
 
   it('`kubectl cj results` prints the ranking table', async () => {
+    needsInstall();
     const r = await kubectl(['cj', 'results', 'sample-small', '-n', NS]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
@@ -337,6 +351,7 @@ describe('e2e on kind: the real image, installed with Helm', () => {
   }, 120_000);
 
   it('a worker pod killed mid-round: the batch still finishes and nothing is lost', async () => {
+    needsInstall();
     await apply([
       batch('killed', (b) => {
         b.spec.workers = { ...(b.spec.workers ?? {}), parallelism: 2 };
@@ -390,6 +405,7 @@ describe('e2e on kind: the real image, installed with Helm', () => {
   }, 900_000);
 
   it("the kubelet's view: uid 65532, read-only root, no token in workers, restricted Pod Security", async () => {
+    needsInstall();
     const pods = await getJson('pods', '-n', SYSTEM, '-l', 'app.kubernetes.io/name=cj-operator');
     const op = pods.items[0];
     const seen = await inside(SYSTEM, op.metadata.name, op.spec.containers[0].name);
@@ -435,6 +451,7 @@ describe('e2e on kind: the real image, installed with Helm', () => {
   }, 300_000);
 
   it('Argo CD health Lua and kstatus agree on the live objects', async () => {
+    needsInstall();
     const b = await getJson('cjbatch', 'sample-small', '-n', NS);
     expect(argoHealth(b).status).toBe('Healthy');
     expect(kstatus(b).status).toBe('Current');
