@@ -11,6 +11,7 @@ import { deleteLimiterRow, upsertLimiterRow } from '../../runtime/src/store/tena
 import { tolerateLostConnections } from '../../runtime/src/store/transient.js';
 import { batchUsage, poolLimiterStates, recentGrants } from '../../runtime/src/store/usage.js';
 import type { CJBatch, LLMProviderPool } from './api/index.js';
+import { RESOURCES } from './api/index.js';
 import { loadConfig, platformPolicy } from './config.js';
 import { poolLimiterSettings } from './controllers/cjbatch/prepare.js';
 import { CJBatchReconciler, type JobObject } from './controllers/cjbatch/reconciler.js';
@@ -28,9 +29,7 @@ import { startRelay } from './outbox/relay.js';
 import { topicAllowed } from './validation/platform.js';
 import { runWebhook } from './webhook/run.js';
 
-const BATCHES = { group: 'cj.huleedu.io', version: 'v1alpha1', plural: 'cjbatches' };
-const POOLS = { group: 'cj.huleedu.io', version: 'v1alpha1', plural: 'llmproviderpools' };
-const JOBS = { group: 'batch', version: 'v1', plural: 'jobs' };
+const { batches: BATCHES, pools: POOLS, jobs: JOBS } = RESOURCES;
 
 export async function main(): Promise<void> {
   const log = createLogger({ name: 'cj-operator' });

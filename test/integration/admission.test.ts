@@ -9,6 +9,7 @@ import * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { parseEgressPolicy } from '../../contract/src/egress.js';
+import { KubeClient } from '../../operator/src/kube/rest.js';
 import {
   KubeCertStore,
   kubeValidationContext,
@@ -34,12 +35,13 @@ beforeAll(async () => {
   vwcName = `cj-admission-${ns}`;
   const kc = new k8s.KubeConfig();
   kc.loadFromFile(stack().kubeconfig);
+  const client = await KubeClient.fromKubeConfig(kc);
   server = await startWebhookServer({
     host: '127.0.0.1',
     port: 0,
     tls: {
       mode: 'selfManaged',
-      store: new KubeCertStore(kc, {
+      store: new KubeCertStore(client, {
         namespace: ns,
         secretName: 'webhook-tls',
         webhookConfigurationName: vwcName,
@@ -52,7 +54,7 @@ beforeAll(async () => {
         renewBeforeMs: 12 * 3600_000,
       },
     },
-    contextFor: kubeValidationContext(kc, {
+    contextFor: kubeValidationContext(client, {
       egress: parseEgressPolicy(['https://api.anthropic.com', 'http://127.0.0.1:*']),
     }),
     checkIntervalMs: 300,

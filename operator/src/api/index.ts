@@ -31,3 +31,4 @@ export const KINDS = {
       'An LLM provider account (model, API key, rate limits) shared by CJBatches in the namespace.',
   },
 } as const;
+export * from './resources.js';

@@ -9,6 +9,7 @@ import {
   estimateTokens,
   LLMProviderPoolSpecSchema,
   MAX_INLINE_ESSAYS,
+  RESOURCES,
 } from '../api/index.js';
 import { ApiError, isNotFound, type KubeClient, resourcePath, withQuery } from '../kube/rest.js';
 import { essayLimitFor, type FieldError, validateBatch } from '../validation/index.js';
@@ -22,9 +23,7 @@ import {
   readEssays,
 } from './essays.js';
 
-export const BATCHES = { group: 'cj.huleedu.io', version: 'v1alpha1', plural: 'cjbatches' };
-export const POOLS = { group: 'cj.huleedu.io', version: 'v1alpha1', plural: 'llmproviderpools' };
-export const CONFIGMAPS = { group: '', version: 'v1', plural: 'configmaps' };
+export const { batches: BATCHES, pools: POOLS, configMaps: CONFIGMAPS } = RESOURCES;
 
 /** What a class folder holds (docs/teachers.md): essays/, and optionally anchors.jsonl, assignment.json. */
 export interface ClassFiles {

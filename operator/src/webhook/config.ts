@@ -1,8 +1,9 @@
 // The ValidatingWebhookConfiguration the operator (or the chart) registers, and the lookups the
 // webhook uses against the cluster.
-import * as k8s from '@kubernetes/client-node';
+import type * as k8s from '@kubernetes/client-node';
 import type { EgressPolicy } from '../../../contract/src/egress.js';
-import { GROUP, type LLMProviderPool, VERSION } from '../api/index.js';
+import { GROUP, type LLMProviderPool, RESOURCES, VERSION } from '../api/index.js';
+import { isNotFound, type KubeClient, resourcePath } from '../kube/rest.js';
 import type { DataObject, ValidationContext } from '../validation/index.js';
 import type { PlatformPolicy } from '../validation/platform.js';
 
@@ -64,13 +65,12 @@ export function webhookConfiguration(o: WebhookConfigurationOptions): k8s.V1Vali
   };
 }
 
-const code = (e: unknown) => (e as { code?: number }).code;
-
+/** The object, or undefined when it does not exist. */
 async function orUndefined<T>(p: Promise<T>): Promise<T | undefined> {
   try {
     return await p;
   } catch (e) {
-    if (code(e) === 404) return undefined;
+    if (isNotFound(e)) return undefined;
     throw e;
   }
 }
@@ -80,26 +80,16 @@ async function orUndefined<T>(p: Promise<T>): Promise<T | undefined> {
  * Secrets: admission answers must not reveal whether a Secret or a key exists.
  */
 export function kubeValidationContext(
-  kc: k8s.KubeConfig,
+  client: KubeClient,
   opts: { egress?: EgressPolicy; platform?: PlatformPolicy } = {},
 ) {
-  const core = kc.makeApiClient(k8s.CoreV1Api);
-  const custom = kc.makeApiClient(k8s.CustomObjectsApi);
   return (namespace: string): ValidationContext => ({
     namespace,
     ...(opts.egress ? { egress: opts.egress } : {}),
     ...(opts.platform ? { platform: opts.platform } : {}),
     getPool: (name) =>
-      orUndefined(
-        custom.getNamespacedCustomObject({
-          group: GROUP,
-          version: VERSION,
-          namespace,
-          plural: 'llmproviderpools',
-          name,
-        }) as Promise<LLMProviderPool>,
-      ),
+      orUndefined(client.get<LLMProviderPool>(resourcePath(RESOURCES.pools, namespace, name))),
     getConfigMap: (name) =>
-      orUndefined(core.readNamespacedConfigMap({ name, namespace }) as Promise<DataObject>),
+      orUndefined(client.get<DataObject>(resourcePath(RESOURCES.configMaps, namespace, name))),
   });
 }

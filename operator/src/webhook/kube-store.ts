@@ -8,7 +8,9 @@
 // existing Secret keeps its type (the chart's is Opaque) and its labels; only `data` and our
 // rotation annotation change. Helm's three-way merge keeps fields its manifest does not set, so
 // the injected values survive `helm upgrade`.
-import * as k8s from '@kubernetes/client-node';
+import type * as k8s from '@kubernetes/client-node';
+import { RESOURCES } from '../api/index.js';
+import { CONTENT_TYPE, isConflict, isNotFound, type KubeClient, resourcePath } from '../kube/rest.js';
 import type { CertStore, StoredCerts } from './rotation.js';
 
 export interface KubeCertStoreOptions {
@@ -26,33 +28,27 @@ export interface KubeCertStoreOptions {
 const ROTATED_AT = 'cj.huleedu.io/ca-rotated-at';
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 const unb64 = (s: string | undefined) => (s ? Buffer.from(s, 'base64').toString('utf8') : '');
-const code = (e: unknown) => (e as { code?: number }).code;
-const mergePatch = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
-const strategicMergePatch = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.StrategicMergePatch);
+const { secrets: SECRETS, validatingWebhookConfigurations: VWCS } = RESOURCES;
+/** The object, or undefined when it does not exist. */
+const orMissing = <T>(p: Promise<T>): Promise<T | undefined> =>
+  p.catch((e) => {
+    if (isNotFound(e)) return undefined;
+    throw e;
+  });
 
 export class KubeCertStore implements CertStore {
-  private readonly core: k8s.CoreV1Api;
-  private readonly admission: k8s.AdmissionregistrationV1Api;
-
   constructor(
-    kc: k8s.KubeConfig,
+    private readonly client: KubeClient,
     private readonly opts: KubeCertStoreOptions,
-  ) {
-    this.core = kc.makeApiClient(k8s.CoreV1Api);
-    this.admission = kc.makeApiClient(k8s.AdmissionregistrationV1Api);
+  ) {}
+
+  private secretPath(name?: string) {
+    return resourcePath(SECRETS, this.opts.namespace, name);
   }
 
   async load() {
-    let s: k8s.V1Secret;
-    try {
-      s = await this.core.readNamespacedSecret({
-        name: this.opts.secretName,
-        namespace: this.opts.namespace,
-      });
-    } catch (e) {
-      if (code(e) === 404) return undefined;
-      throw e;
-    }
+    const s = await orMissing(this.client.get<k8s.V1Secret>(this.secretPath(this.opts.secretName)));
+    if (!s) return undefined;
     const d = s.data ?? {};
     if (!d['tls.crt'] || !d['tls.key'] || !d['ca.crt'] || !d['ca.key']) return undefined; // foreign or partial: replace
     const certs: StoredCerts = {
@@ -77,30 +73,22 @@ export class KubeCertStore implements CertStore {
       if (version === undefined) {
         // load() found nothing usable. Read first instead of trying a create: where the
         // installer renders the Secret we may hold no create permission at all.
-        let cur: k8s.V1Secret | undefined;
-        try {
-          cur = await this.core.readNamespacedSecret({ name, namespace });
-        } catch (e) {
-          if (code(e) !== 404) throw e;
-        }
+        const cur = await orMissing(this.client.get<k8s.V1Secret>(this.secretPath(name)));
         if (!cur) {
-          await this.core.createNamespacedSecret({
-            namespace,
-            body: {
-              apiVersion: 'v1',
-              kind: 'Secret',
-              type: 'kubernetes.io/tls',
-              metadata: {
-                name,
-                namespace,
-                labels: {
-                  'app.kubernetes.io/managed-by': 'cj-operator',
-                  'app.kubernetes.io/component': 'webhook',
-                },
-                annotations: certs.caRotatedAt ? { [ROTATED_AT]: certs.caRotatedAt } : {},
+          await this.client.create(this.secretPath(), {
+            apiVersion: 'v1',
+            kind: 'Secret',
+            type: 'kubernetes.io/tls',
+            metadata: {
+              name,
+              namespace,
+              labels: {
+                'app.kubernetes.io/managed-by': 'cj-operator',
+                'app.kubernetes.io/component': 'webhook',
               },
-              data,
+              annotations: certs.caRotatedAt ? { [ROTATED_AT]: certs.caRotatedAt } : {},
             },
+            data,
           });
           return true;
         }
@@ -109,20 +97,13 @@ export class KubeCertStore implements CertStore {
         version = cur.metadata!.resourceVersion!;
       }
       // resourceVersion in a merge patch is a precondition: 409 when someone wrote in between.
-      await this.core.patchNamespacedSecret(
-        {
-          name,
-          namespace,
-          body: {
-            metadata: { resourceVersion: version, annotations: { [ROTATED_AT]: certs.caRotatedAt ?? null } },
-            data,
-          },
-        },
-        mergePatch,
-      );
+      await this.client.mergePatch(this.secretPath(name), {
+        metadata: { resourceVersion: version, annotations: { [ROTATED_AT]: certs.caRotatedAt ?? null } },
+        data,
+      });
       return true;
     } catch (e) {
-      if (code(e) === 409) return false;
+      if (isConflict(e)) return false;
       throw e;
     }
   }
@@ -131,14 +112,11 @@ export class KubeCertStore implements CertStore {
     const want = b64(bundle);
     const name = this.opts.webhookConfigurationName;
     for (let attempt = 0; attempt < 5; attempt++) {
-      let cfg: k8s.V1ValidatingWebhookConfiguration;
-      try {
-        cfg = await this.admission.readValidatingWebhookConfiguration({ name });
-      } catch (e) {
-        // Not registered yet (the chart or the installer creates it): the next check injects.
-        if (code(e) === 404) return;
-        throw e;
-      }
+      const cfg = await orMissing(
+        this.client.get<k8s.V1ValidatingWebhookConfiguration>(resourcePath(VWCS, undefined, name)),
+      );
+      // Not registered yet (the chart or the installer creates it): the next check injects.
+      if (!cfg) return;
       const changes = (cfg.webhooks ?? []).flatMap((h) => {
         const url = this.opts.urls?.[h.name];
         const clientConfig: Record<string, string> = {};
@@ -149,13 +127,15 @@ export class KubeCertStore implements CertStore {
       if (changes.length === 0) return;
       try {
         // Strategic merge: webhooks merge by name, so only these two fields change.
-        await this.admission.patchValidatingWebhookConfiguration(
-          { name, body: { metadata: { resourceVersion: cfg.metadata!.resourceVersion }, webhooks: changes } },
-          strategicMergePatch,
+        await this.client.request(
+          'PATCH',
+          resourcePath(VWCS, undefined, name),
+          { metadata: { resourceVersion: cfg.metadata!.resourceVersion }, webhooks: changes },
+          CONTENT_TYPE.strategicMergePatch,
         );
         return;
       } catch (e) {
-        if (code(e) !== 409) throw e;
+        if (!isConflict(e)) throw e;
       }
     }
     throw new Error(`could not update caBundle of ${name}: 5 conflicts`);

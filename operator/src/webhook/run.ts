@@ -17,7 +17,6 @@
 //                                we only patch in the caBundle, the Secret's data and, for
 //                                WEBHOOK_URL targets, the real URL.
 import { readFile } from 'node:fs/promises';
-import * as k8s from '@kubernetes/client-node';
 import { type OperatorConfig, platformPolicy } from '../config.js';
 import type { KubeClient } from '../kube/rest.js';
 import { kubeValidationContext, webhookConfiguration } from './config.js';
@@ -34,8 +33,6 @@ export async function runWebhook(
 ): Promise<WebhookServer | undefined> {
   if (!env.WEBHOOK_PORT) return undefined;
   const configurationName = env.WEBHOOK_CONFIGURATION_NAME || DEFAULT_WEBHOOK_CONFIGURATION_NAME;
-  const kc = new k8s.KubeConfig();
-  kc.loadFromDefault();
   const service = env.WEBHOOK_SERVICE_NAME ?? 'cj-operator-webhook';
   const dnsNames = [
     service,
@@ -90,7 +87,7 @@ export async function runWebhook(
           }
         : {
             mode: 'selfManaged',
-            store: new KubeCertStore(kc, {
+            store: new KubeCertStore(client, {
               namespace: config.namespace,
               secretName: env.WEBHOOK_SECRET_NAME || 'cj-operator-webhook-tls',
               webhookConfigurationName: configurationName,
@@ -101,7 +98,7 @@ export async function runWebhook(
               ipAddresses: url ? [url.hostname] : ['127.0.0.1'],
             },
           },
-    contextFor: kubeValidationContext(kc, { egress: config.egress, platform: platformPolicy(config) }),
+    contextFor: kubeValidationContext(client, { egress: config.egress, platform: platformPolicy(config) }),
     ...(env.WEBHOOK_CLIENT_CA_FILE ? { clientCA: await readFile(env.WEBHOOK_CLIENT_CA_FILE, 'utf8') } : {}),
     log,
   });

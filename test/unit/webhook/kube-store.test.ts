@@ -5,6 +5,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as k8s from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
+import { KubeClient } from '../../../operator/src/kube/rest.js';
 import { KubeCertStore, type StoredCerts } from '../../../operator/src/webhook/index.js';
 
 interface Call {
@@ -51,7 +52,8 @@ async function fakeApi(answers: Record<string, Answer[]>) {
     contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
     currentContext: 'x',
   });
-  return { kc, calls };
+  // The operator's own REST client, from a kubeconfig as in the operator.
+  return { kc: await KubeClient.fromKubeConfig(kc), calls };
 }
 
 const SECRET = '/api/v1/namespaces/cj-system/secrets/rel-webhook-tls';
@@ -69,7 +71,7 @@ const status = (code: number, reason: string) => ({
   status: code,
   body: { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason, code },
 });
-const store = (kc: k8s.KubeConfig, urls?: Record<string, string>) =>
+const store = (kc: KubeClient, urls?: Record<string, string>) =>
   new KubeCertStore(kc, {
     namespace: 'cj-system',
     secretName: 'rel-webhook-tls',

@@ -3,6 +3,7 @@
 // deterministic (jobs.ts), so a restarted operator finds its Jobs instead of creating new ones, and
 // a create that meets an existing name (409: our cache was behind) is taken as done.
 import type { CJBatch } from '../../api/index.js';
+import { RESOURCES } from '../../api/index.js';
 import type { Informer } from '../../kube/informer.js';
 import { isNotFound, type KubeClient, type KubeObject, resourcePath } from '../../kube/rest.js';
 import { comparisonJobName, jobState, LABEL_BATCH, LABEL_ROLE, LABEL_ROUND, scoringJobName } from './jobs.js';
@@ -10,7 +11,7 @@ import { comparisonJobName, jobState, LABEL_BATCH, LABEL_ROLE, LABEL_ROUND, scor
 /** Attempts at one round's Job before the batch fails. */
 export const MAX_JOB_ATTEMPTS = 4;
 
-const JOBS = { group: 'batch', version: 'v1', plural: 'jobs' };
+const { jobs: JOBS } = RESOURCES;
 
 export interface JobObject extends KubeObject {
   status?: {

@@ -4,12 +4,12 @@
 import type { Sql } from '../../../../runtime/src/store/index.js';
 import { batchRoleName, createBatchRole, workerDatabaseUrl } from '../../../../runtime/src/store/tenancy.js';
 import type { CJBatch, LLMProviderPool } from '../../api/index.js';
+import { RESOURCES } from '../../api/index.js';
 import { isNotFound, type KubeClient, type KubeObject, resourcePath } from '../../kube/rest.js';
 import { ownedObjectMeta } from './jobs.js';
 
 export const FIELD_MANAGER = 'cj-operator';
-const CONFIGMAPS = { group: '', version: 'v1', plural: 'configmaps' };
-const SECRETS = { group: '', version: 'v1', plural: 'secrets' };
+const { configMaps: CONFIGMAPS, secrets: SECRETS } = RESOURCES;
 
 /** An object the batch needs to create exists and belongs to someone else. */
 export class ForeignChildError extends Error {}

@@ -7,6 +7,7 @@ import { deleteBatchRows } from '../../../../runtime/src/store/batches.js';
 import type { Sql } from '../../../../runtime/src/store/index.js';
 import { dropBatchRole } from '../../../../runtime/src/store/tenancy.js';
 import type { CJBatch, CJBatchStatus, LLMProviderPool } from '../../api/index.js';
+import { RESOURCES } from '../../api/index.js';
 import type { OperatorConfig } from '../../config.js';
 import {
   type ReconcileContext,
@@ -30,7 +31,7 @@ import { batchKstatus, condition } from './status.js';
 export type { JobObject } from './child-jobs.js';
 export { batchConnectionLimit, FIELD_MANAGER } from './owned.js';
 export const FINALIZER = 'cj.huleedu.io/finalizer';
-const BATCHES = { group: 'cj.huleedu.io', version: 'v1alpha1', plural: 'cjbatches' };
+const { batches: BATCHES } = RESOURCES;
 
 export interface CJBatchDeps {
   client: KubeClient;

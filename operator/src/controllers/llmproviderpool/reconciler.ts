@@ -20,6 +20,7 @@ import {
   secretOptedIn,
 } from '../../../../contract/src/egress.js';
 import type { CJBatch, LLMProviderPool, LLMProviderPoolStatus } from '../../api/index.js';
+import { RESOURCES } from '../../api/index.js';
 import type { ReconcileContext, Reconciler, Request, Result } from '../../kube/controller.js';
 import type { EventRecorder } from '../../kube/events.js';
 import type { Informer } from '../../kube/informer.js';
@@ -52,8 +53,7 @@ export function setPoolConditions(
   );
 }
 
-const POOLS = { group: 'cj.huleedu.io', version: 'v1alpha1', plural: 'llmproviderpools' };
-const SECRETS = { group: '', version: 'v1', plural: 'secrets' };
+const { pools: POOLS, secrets: SECRETS } = RESOURCES;
 /** An auth check result is reused this long unless the pool or its Secret changes. */
 const AUTH_CHECK_TTL_MS = 5 * 60_000;
 
