@@ -221,9 +221,13 @@ export class UsageMetrics {
     for (const r of rows) {
       present.add(r.uid);
       const before = this.seen.get(r.uid) ?? ZERO;
-      const d = {} as Totals;
-      for (const k of TOTAL_KEYS) d[k] = Math.max(0, r[k] - before[k]);
-      this.seen.set(r.uid, Object.fromEntries(TOTAL_KEYS.map((k) => [k, r[k]])) as unknown as Totals);
+      const d = { ...ZERO };
+      const now = { ...ZERO };
+      for (const k of TOTAL_KEYS) {
+        d[k] = Math.max(0, r[k] - before[k]);
+        now[k] = r[k];
+      }
+      this.seen.set(r.uid, now);
       const l = llmLabels(r.poolKey);
       if (d.succeeded > 0) this.comparisons.inc({ ...l, status: 'succeeded' }, d.succeeded);
       if (d.failed > 0) this.comparisons.inc({ ...l, status: 'failed' }, d.failed);
