@@ -74,7 +74,11 @@ export async function getJson<T = any>(...args: string[]): Promise<T> {
   return JSON.parse(await kubectlOk(['get', ...args, '-o', 'json']));
 }
 
+/** A probe's error that no amount of waiting can fix (a Failed batch): waitFor rethrows it at once. */
+export class Fatal extends Error {}
+
 /** Polls until `probe` returns a value (not undefined/false); on timeout throws naming `what`. */
+
 export async function waitFor<T>(
   what: string,
   probe: () => Promise<T | undefined | false>,
@@ -88,6 +92,7 @@ export async function waitFor<T>(
       const v = await probe();
       if (v !== undefined && v !== false) return v as T;
     } catch (e) {
+      if (e instanceof Fatal) throw e;
       last = e;
     }
     if (Date.now() > deadline)

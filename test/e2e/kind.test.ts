@@ -15,6 +15,7 @@ import {
   CHART,
   dockerExecNode,
   env,
+  Fatal,
   getJson,
   helm,
   helmOk,
@@ -78,7 +79,8 @@ const apply = (objs: Obj[]) =>
 async function phaseOf(name: string): Promise<Obj> {
   const b = await getJson('cjbatch', name, '-n', NS);
   const s = b.status ?? {};
-  if (s.phase === 'Failed') throw new Error(`batch ${name} failed: ${JSON.stringify(s.conditions)}`);
+  // A Failed batch never succeeds: end the wait now, with its conditions.
+  if (s.phase === 'Failed') throw new Fatal(`batch ${name} failed: ${JSON.stringify(s.conditions)}`);
   return b;
 }
 const succeeded = (name: string, timeoutMs = 480_000) =>
