@@ -669,6 +669,42 @@ export const CJBatchStatusSchema = z
       .describe(
         'What the batch was expected to take when it started (kubectl cj estimate), beside the actuals above.',
       ),
+    audit: z
+      .object({
+        state: z
+          .enum(['Waiting', 'Audited', 'Invalid'])
+          .optional()
+          .describe(
+            'Waiting: the pairs are in the ConfigMap, the answers are not; Audited: the figures below are final; Invalid: the answers could not be read (message says why).',
+          ),
+        configMap: z
+          .string()
+          .max(253)
+          .optional()
+          .describe('The <batch>-audit ConfigMap with the pairs and answers.'),
+        judge: z.string().max(64).optional().describe('The human judge the answers were stored as.'),
+        pairs: counter('Pairs the teacher was asked to judge.').optional(),
+        judged: counter('Pairs the teacher judged (not skipped).').optional(),
+        agreements: counter('Judged pairs where the teacher chose what the AI judge chose.').optional(),
+        agreement: z.number().min(0).max(1).optional().describe('agreements / judged.'),
+        interval95: z
+          .array(z.number().min(0).max(1))
+          .max(2)
+          .optional()
+          .describe('Wilson 95% confidence interval of the agreement, [low, high].'),
+        modelAgreements: counter(
+          'Judged pairs where the teacher chose the essay the final scores rank higher.',
+        ).optional(),
+        auditedAt: time('When the answers were stored.').optional(),
+        eventId: z.string().max(64).optional().describe('Id of the cj.batch.audited.v1 event.'),
+        message: z
+          .string()
+          .max(1024)
+          .optional()
+          .describe('What to do next, or why the answers were refused.'),
+      })
+      .optional()
+      .describe("A teacher's spot check of the AI judge (kubectl cj audit, docs/teachers.md)."),
     startTime: time('When the batch started preparing.').optional(),
     completionTime: time('When the batch reached Succeeded or Failed.').optional(),
     result: z

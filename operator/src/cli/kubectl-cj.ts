@@ -1,13 +1,19 @@
 #!/usr/bin/env node
 /**
  * kubectl-cj: the teacher's and pipeline's CLI. On PATH as `kubectl-cj`, kubectl runs it as
- * `kubectl cj`. Commands: submit, estimate, status, results, explain, version (`kubectl cj --help`).
+ * `kubectl cj`. Commands: submit, estimate, status, results, explain, audit, version (`kubectl cj --help`).
  * Shipped as one bundled file (hack/cli/build.ts) that needs only Node ≥ 20.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
+import {
+  AUDIT_DEFAULT_JUDGE,
+  AUDIT_MAX_PAIRS,
+  AUDIT_MIN_PAIRS,
+  validJudge,
+} from '../../../contract/src/audit.js';
 import { joinResultsParts } from '../../../contract/src/results.js';
 import { ApiError, type KubeClient, resourcePath } from '../kube/rest.js';
 import {
@@ -22,6 +28,7 @@ import {
   UsageError,
   wantsHelp,
 } from './args.js';
+import { type AuditView, auditLine, parsePairs, runAudit } from './audit.js';
 import { apiFailure, type Conn, connect, loadKubeConfig } from './connect.js';
 import { SourceError } from './essays.js';
 import { estimateOf, estimatePool, estimateSource, estimateTable } from './estimate.js';
@@ -191,6 +198,35 @@ export const COMMANDS: Command[] = [
     flags: [OUTPUT('table (default), json or yaml')],
     outputs: ['table', 'json', 'yaml'],
     examples: ['kubectl cj explain class-9a'],
+  },
+  {
+    name: 'audit',
+    summary: 'Judge a sample of pairs yourself and see how often the AI judge agreed',
+    usage: '<batch> [flags]',
+    args: [1, 1],
+    flags: [
+      {
+        name: 'pairs',
+        value: '<n>',
+        help: `Pairs to judge, ${AUDIT_MIN_PAIRS}-${AUDIT_MAX_PAIRS} (default 20): half where the AI judge and the final scores disagree most, half at random`,
+      },
+      {
+        name: 'judge',
+        value: '<name>',
+        help: 'Your name as the human judge in the report and the event (default: teacher)',
+      },
+      {
+        name: 'timeout',
+        value: '<duration>',
+        help: 'How long to wait for the operator, before and after judging (default 2m)',
+      },
+    ],
+    examples: [
+      '# Judge 20 pairs of a finished batch (keys: a, b, s = skip, q = finish and send):',
+      'kubectl cj audit class-9a',
+      '# More pairs for a narrower interval, under your name:',
+      'kubectl cj audit class-9a --pairs 50 --judge ms-lee',
+    ],
   },
   {
     name: 'version',
@@ -439,6 +475,8 @@ async function status(p: Parsed, conn: Conn): Promise<number> {
   if (waiting) console.log(`${waiting.type}: ${waiting.reason} — ${waiting.message}`);
   const vs = estimateVsActual(b);
   if (vs) console.log(`\n${vs}`);
+  const audited = auditLine((b as AuditView).status?.audit);
+  if (audited) console.log(`\n${audited}`);
   return 0;
 }
 
@@ -487,9 +525,40 @@ async function explain(p: Parsed, conn: Conn): Promise<number> {
   if (!cm.data['summary.json'])
     throw new UsageError('this batch was finished by an older operator: no summary.json');
   const summary = JSON.parse(cm.data['summary.json']);
-  if (output === 'table') console.log(explainText(summary));
-  else print(output, summary);
+  // A teacher's spot check (kubectl cj audit) comes after the batch: it is in the status only.
+  const b = await get<AuditView>(conn.client, resourcePath(BATCHES, conn.namespace, p.positionals[0]!));
+  const audit = b?.status?.audit;
+  if (output === 'table') {
+    console.log(explainText(summary));
+    const line = auditLine(audit);
+    console.log(
+      line
+        ? `\nHuman check of the AI judge: ${line}`
+        : `\nHuman check of the AI judge: none yet (kubectl cj audit ${p.positionals[0]})`,
+    );
+  } else print(output, audit ? { ...summary, audit } : summary);
   return 0;
+}
+
+function checkAuditFlags(p: Parsed) {
+  parsePairs(str(p.values.pairs));
+  const judge = str(p.values.judge);
+  if (judge !== undefined && !validJudge(judge))
+    throw new UsageError(`--judge ${judge}: 1–63 letters, digits, spaces or ._@- (e.g. ms-lee)`);
+  parseDuration('timeout', str(p.values.timeout) ?? '2m');
+}
+
+async function audit(p: Parsed, conn: Conn): Promise<number> {
+  return runAudit({
+    client: conn.client,
+    namespace: conn.namespace,
+    name: p.positionals[0]!,
+    pairs: parsePairs(str(p.values.pairs)),
+    judge: str(p.values.judge) ?? AUDIT_DEFAULT_JUDGE,
+    timeoutMs: parseDuration('timeout', str(p.values.timeout) ?? '2m') || Number.POSITIVE_INFINITY,
+    input: process.stdin,
+    out: process.stdout,
+  });
 }
 
 function printVersion(p: Parsed): number {
@@ -559,6 +628,9 @@ export async function main(argv: string[]): Promise<number> {
         return await withConn(results);
       case 'explain':
         return await withConn(explain);
+      case 'audit':
+        checkAuditFlags(p); // before connecting: a bad flag needs no cluster
+        return await withConn(audit);
       default:
         return printVersion(p);
     }

@@ -653,4 +653,26 @@ ALTER POLICY own_batch ON llm_provider_batches USING (batch_uid = (SELECT cj_my_
   WITH CHECK (batch_uid = (SELECT cj_my_batch()));
 `,
   },
+  {
+    version: 6,
+    name: 'human judgements (kubectl cj audit) and audit events',
+    sql: `
+-- A teacher's judgements of pairs the LLM judged (kubectl cj audit): a separate judge, kept apart
+-- from comparisons so the engine never fits them unless asked. winner is an essay id.
+CREATE TABLE human_judgements (
+  batch_uid  uuid NOT NULL REFERENCES batches(uid) ON DELETE CASCADE,
+  judge      text NOT NULL,
+  essay_a    text NOT NULL,                     -- shown first
+  essay_b    text NOT NULL,
+  winner     text NOT NULL CHECK (winner IN (essay_a, essay_b)),
+  seconds    real,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (batch_uid, judge, essay_a, essay_b)
+);
+-- Like comparisons: a batch role could only ever see its own batch's rows (it has no grant today).
+ALTER TABLE human_judgements ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_batch ON human_judgements USING (batch_uid = (SELECT cj_my_batch()))
+  WITH CHECK (batch_uid = (SELECT cj_my_batch()));
+`,
+  },
 ];

@@ -85,6 +85,17 @@ describe('mistakes', () => {
     expect(err).toContain('did you mean --namespace?');
   });
 
+  it('audit: a misspelt flag or a bad value is refused before any cluster is asked', async () => {
+    expect(await main(['audit', 'x', '--pair', '20'])).toBe(2);
+    expect(err).toContain('unknown flag --pair for "kubectl cj audit"; did you mean --pairs?');
+    err = '';
+    expect(await main(['audit', 'x', '--pairs', '3', '--kubeconfig', '/nonexistent'])).toBe(2);
+    expect(err).toContain('--pairs 3: give a whole number from 4 to 100');
+    err = '';
+    expect(await main(['audit', 'x', '--judge', '$(rm)', '--kubeconfig', '/nonexistent'])).toBe(2);
+    expect(err).toContain('--judge $(rm): 1–63 letters');
+  });
+
   it('a misspelt command is refused with the nearest command', async () => {
     expect(await main(['resluts', 'x'])).toBe(2);
     expect(err).toContain('unknown command "resluts" for "kubectl cj"; did you mean results?');

@@ -13,6 +13,7 @@ import {
 import { loadConfig } from '../../../operator/src/config.js';
 import { ChildJobs, type JobObject } from '../../../operator/src/controllers/cjbatch/child-jobs.js';
 import type { PhaseContext, PhaseStore } from '../../../operator/src/controllers/cjbatch/context.js';
+import { audit } from '../../../operator/src/controllers/cjbatch/phases/audit.js';
 import { comparing } from '../../../operator/src/controllers/cjbatch/phases/comparing.js';
 import { nextWork } from '../../../operator/src/controllers/cjbatch/phases/index.js';
 import { pending } from '../../../operator/src/controllers/cjbatch/phases/pending.js';
@@ -26,8 +27,10 @@ import { ApiError, type KubeClient } from '../../../operator/src/kube/rest.js';
 import { conditionSetter } from '../../../operator/src/kube/status.js';
 import type { Progress } from '../../../runtime/src/store/progress.js';
 import type { RoundRow } from '../../../runtime/src/store/rounds.js';
+import { loadEventSchema, validate } from '../outbox/json-schema-subset.js';
 
 const UID = '0b1c2d3e-0000-4000-8000-000000000001';
+const EV = '0b1c2d3e-0000-4000-8000-0000000000e1';
 const config = loadConfig({ DATABASE_URL: 'postgres://op@db/cj' });
 
 function batchOf(over: Partial<CJBatch['spec']> = {}): CJBatch {
@@ -355,5 +358,114 @@ describe('TerminalError: an invalid spec is shown as a condition and not retried
       reason: 'InvalidSpec',
     });
     expect(conds.find((c) => c.type === 'Stalled')).toMatchObject({ status: 'True', reason: 'InvalidSpec' });
+  });
+});
+
+describe('audit: pairs out through the ConfigMap, answers in, one event', () => {
+  // 8 essays in a chain: the LLM mostly agrees with the scores (theta = -index), except e1>e0.
+  const ids = Array.from({ length: 8 }, (_, i) => `e${i}`);
+  const theta = new Map(ids.map((id, i) => [id, -i]));
+  const verdicts = ids.flatMap((a, i) =>
+    ids.slice(i + 1).map((b) => ({ a, b, winner: a === 'e0' && b === 'e1' ? 'e1' : a })),
+  );
+  const audited = (annotation: string, cmData?: Record<string, string>) => {
+    const batch = batchOf();
+    batch.metadata.annotations = { 'cj.huleedu.io/audit': annotation, 'cj.huleedu.io/audit-pairs': '6' };
+    const w = world({ batch });
+    w.status.phase = 'Succeeded';
+    const applied: { name: string; body: any }[] = [];
+    const commits: any[] = [];
+    w.ctx.owned.applyConfigMap = async (name, body) => {
+      applied.push({ name, body });
+    };
+    w.ctx.owned.configMap = async () =>
+      cmData ? ({ metadata: { ownerReferences: [{ uid: UID }] }, data: cmData } as never) : undefined;
+    w.ctx.store = fakeStore({
+      llmVerdicts: async () => verdicts,
+      finalThetas: async () => theta,
+      essayTexts: async (_uid, want) => new Map(want.map((id) => [id, `text of ${id}`])),
+      commitAudit: async (x) => {
+        commits.push(x);
+        return { eventId: EV, created: true, payload: x.event(EV) };
+      },
+    });
+    return { ...w, applied, commits };
+  };
+
+  it('requested: writes the pairs and their texts, never a verdict, and waits', async () => {
+    const w = audited('requested');
+    await audit(w.ctx);
+    expect(w.applied.map((a) => a.name)).toEqual(['b-audit']);
+    const data = w.applied[0]!.body.data;
+    const pairs = JSON.parse(data['pairs.json']);
+    expect(pairs).toHaveLength(6);
+    // The strongest disagreement (the LLM's e1 over e0) is among them.
+    expect(pairs.some((p: any) => [p.a, p.b].sort().join() === 'e0,e1')).toBe(true);
+    expect(data['pairs.json']).not.toMatch(/winner|llm/);
+    expect(Object.keys(JSON.parse(data['essays.json'])).sort()).toEqual(
+      [...new Set(pairs.flatMap((p: any) => [p.a, p.b]))].sort(),
+    );
+    expect(w.applied[0]!.body.metadata.ownerReferences[0].uid).toBe(UID);
+    expect(w.status.audit).toMatchObject({ state: 'Waiting', pairs: 6, configMap: 'b-audit' });
+  });
+
+  it('submitted: stores the answers with the event and reports the agreement', async () => {
+    const pairs = [
+      { id: 'p1', a: 'e1', b: 'e0' },
+      { id: 'p2', a: 'e2', b: 'e3' },
+      { id: 'p3', a: 'e4', b: 'e5' },
+    ];
+    const answers = [
+      { id: 'p1', winner: 'e0', seconds: 3 }, // the LLM said e1: disagree
+      { id: 'p2', winner: 'e2', seconds: 2 }, // agree
+      { id: 'p3', winner: null }, // skipped
+    ];
+    const w = audited('submitted', {
+      'pairs.json': JSON.stringify(pairs),
+      'answers.json': JSON.stringify({ judge: 'ms-lee', answers }),
+    });
+    await audit(w.ctx);
+    expect(w.commits).toHaveLength(1);
+    expect(w.commits[0].judge).toBe('ms-lee');
+    expect(w.commits[0].judgements).toEqual([
+      { a: 'e1', b: 'e0', winner: 'e0', seconds: 3 },
+      { a: 'e2', b: 'e3', winner: 'e2', seconds: 2 },
+    ]);
+    expect(w.status.audit).toMatchObject({
+      state: 'Audited',
+      judge: 'ms-lee',
+      pairs: 3,
+      judged: 2,
+      agreements: 1,
+      agreement: 0.5,
+      modelAgreements: 2,
+      eventId: EV,
+    });
+    expect(w.events.join('\n')).toMatch(/Normal Audited: ms-lee agreed with the AI judge on 1 of 2 pairs/);
+    const event = w.commits[0].event(EV);
+    expect(validate(loadEventSchema('cj.batch.audited.v1'), event)).toEqual([]);
+    expect(event.type).toBe('cj.batch.audited.v1');
+  });
+
+  it('submitted with answers for pairs never asked: Invalid with the reason, nothing stored', async () => {
+    const w = audited('submitted', {
+      'pairs.json': JSON.stringify([{ id: 'p1', a: 'e1', b: 'e0' }]),
+      'answers.json': JSON.stringify({ answers: [{ id: 'p1', winner: 'e7' }] }),
+    });
+    await audit(w.ctx);
+    expect(w.commits).toHaveLength(0);
+    expect(w.status.audit).toMatchObject({ state: 'Invalid' });
+    expect(w.status.audit?.message).toMatch(/answers\[0\]\.winner must be "e1", "e0" or null/);
+  });
+
+  it('does nothing without the annotation, or on a batch that did not succeed', async () => {
+    const w = world();
+    w.status.phase = 'Succeeded';
+    await audit(w.ctx); // the fake store throws on any call
+    expect(w.status.audit).toBeUndefined();
+    const f = audited('requested');
+    f.status.phase = 'Failed';
+    await audit(f.ctx);
+    expect(f.applied).toEqual([]);
   });
 });

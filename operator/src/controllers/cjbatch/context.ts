@@ -4,6 +4,13 @@
 // fakes for the ports instead of a cluster and a database.
 import { policyText } from '../../../../contract/src/egress.js';
 import {
+  type AuditWrite,
+  commitAudit,
+  essayTexts,
+  finalThetas,
+  llmVerdicts,
+} from '../../../../runtime/src/store/audit.js';
+import {
   type BatchRegistration,
   type BatchRow,
   batchShards,
@@ -57,6 +64,10 @@ export function storePort(sql: Sql) {
     readResults: (uid: string, grades: string[]): Promise<BatchResults> => readResults(sql, uid, grades),
     upsertLimiterRow: (key: string, s: LimiterRowSettings) => upsertLimiterRow(sql, key, s),
     deleteLimiterRow: (key: string) => deleteLimiterRow(sql, key),
+    llmVerdicts: (uid: string) => llmVerdicts(sql, uid),
+    finalThetas: (uid: string) => finalThetas(sql, uid),
+    essayTexts: (uid: string, ids: readonly string[]) => essayTexts(sql, uid, ids),
+    commitAudit: (w: AuditWrite) => commitAudit(sql, w),
   };
 }
 export type PhaseStore = ReturnType<typeof storePort>;

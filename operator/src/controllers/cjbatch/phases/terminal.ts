@@ -4,12 +4,15 @@
 import type { PhaseContext, Step } from '../context.js';
 import { uidOf } from '../context.js';
 import { condition } from '../status.js';
+import { audit } from './audit.js';
 
 /** Without a word from the relay, look again after this long. */
 export const UNPUBLISHED_RECHECK_MS = 60_000;
 
 export async function terminal(ctx: PhaseContext): Promise<Step> {
   const { status, cond } = ctx;
+  // A teacher's spot check of the judge, asked for on a Succeeded batch (kubectl cj audit).
+  await audit(ctx);
   if (condition(status, 'EventPublished')?.status === 'True') return {};
   const ev = await ctx.store.eventState(uidOf(ctx));
   if (ev?.sent) {
