@@ -103,6 +103,14 @@ export class CJBatchReconciler implements Reconciler {
     status.observedGeneration = gen;
     status.phase ??= 'Pending';
     const { client } = this.d;
+    // One read of each input ConfigMap per pass: validation (pending) and registration
+    // (preparing) run in the same pass and see the same object.
+    const inputs = new Map<string, ReturnType<typeof getConfigMap>>();
+    const configMap = (name: string) => {
+      const got = inputs.get(name) ?? getConfigMap(client, batch, name);
+      inputs.set(name, got);
+      return got;
+    };
     return {
       batch,
       status,
@@ -113,7 +121,7 @@ export class CJBatchReconciler implements Reconciler {
       jobs: new ChildJobs(batch, client, this.d.jobs),
       owned: {
         workerSecret: (pool) => this.secrets.ensure(batch, pool),
-        configMap: (name) => getConfigMap(client, batch, name),
+        configMap,
         applyConfigMap: (name, body) => applyOwnedConfigMap(client, batch, name, body),
       },
       event: (type, reason, message) => void this.d.recorder.event(batch, type, reason, message),
