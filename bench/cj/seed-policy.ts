@@ -1,5 +1,5 @@
 /**
- * The seed system's documented policy (HuleEdu CJ service, notes §5), re-implemented for the
+ * The seed system's documented policy (HuleEdu CJ service), re-implemented for the
  * benchmark: BT by ILSR with α = 0.01 (choix `ilsr_pairwise`, mean-centred); waves in which every
  * essay appears once, matched on w = 1·(1/(1+c_i) + 1/(1+c_j)) + 0.5·exp(−|Δθ|)·[|Δθ| < 2] + U(0,
  * 0.001) over not-yet-compared pairs (the seed uses Blossom max-weight matching; we use greedy

@@ -1,7 +1,7 @@
 /**
  * Connectivity of the comparison graph (union–find). Scores of essays in different components
  * are not on a common scale: the prior only centres each component, so comparing across them
- * would be silently wrong (notes §1.1, choix with α > 0). We report every component instead, and
+ * would be silently wrong (as with choix's ILSR at α > 0). We report every component instead, and
  * treat two components as linked when both contain an anchor with a fixed (calibrated) score.
  */
 export interface Component {

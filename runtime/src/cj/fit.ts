@@ -4,8 +4,8 @@
  * Log posterior:  Σ_k ℓ_k(θ_a − θ_b + β; ε) − Σ_i θ_i²/(2σ²) − β²/(2σ_β²) + log Beta(ε; α_ε, β_ε)
  *
  * The proper N(0, σ²) prior is what keeps the scale finite under complete separation (a perfectly
- * consistent judge), where the plain MLE diverges and ILSR's α silently sets the scale (notes §7;
- * Caron & Doucet 2012 for the Bayesian view of BT regularisation). θ and β are updated jointly by
+ * consistent judge), where the plain MLE diverges and ILSR's α silently sets the scale (Caron &
+ * Doucet 2012 for the Bayesian view of BT regularisation). θ and β are updated jointly by
  * Fisher scoring, H·δ = ∇, with H = Σ_k w_k x_k x_kᵀ + prior precision (x_k = e_a − e_b + e_β);
  * ε is updated between scoring passes by a one-dimensional golden-section search. Items with a
  * fixed score (calibrated anchors, NMM `fix.theta`) are constants, not parameters.

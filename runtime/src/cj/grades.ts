@@ -1,5 +1,5 @@
 /**
- * Grade projection from posterior draws (notes §6.2).
+ * Grade projection from posterior draws.
  *
  * Grades are K ordered bands on the score scale separated by boundaries b_0 < … < b_{K−2}, and the
  * anchors' known grades say where the boundaries are. Per posterior draw s (which moves the

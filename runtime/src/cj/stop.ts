@@ -3,8 +3,8 @@
  * completion of small sets, where the denominator is the number of distinct pairs n(n−1)/2
  * (4 essays → 6 pairs), so a small batch finishes as soon as every pair is judged.
  *
- * Otherwise the batch stops only when every check passes (pairwiseLLM's rule, extended to grades;
- * notes §8). Lagged checks compare with the snapshot `lag` refits back, so one lucky round cannot
+ * Otherwise the batch stops only when every check passes (the R package pairwiseLLM's rule,
+ * extended to grades). Lagged checks compare with the snapshot `lag` refits back, so one lucky round cannot
  * stop a batch (HuleEdu's single-wave max|Δθ| can, and is scale-dependent):
  * - connected: all essays on one scale;
  * - min per essay: every essay has at least `minPerEssay` judged comparisons;

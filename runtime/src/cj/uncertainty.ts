@@ -1,7 +1,7 @@
 /**
  * Laplace approximation of the posterior at the MAP: (θ, β) ~ N(θ̂, H⁻¹), with H the Fisher
  * information of the likelihood plus the prior precision (so SDs stay finite and honest under
- * separation, unlike Fisher SEs without the prior; notes §5.1). ε is plugged in at its MAP.
+ * separation, unlike Fisher SEs without the prior). ε is plugged in at its MAP.
  *
  * Draws feed the grade projection (grades.ts). Two routes:
  * - dense (≤ DENSE_LIMIT parameters): Cholesky H = L·Lᵀ, exact covariance Σ = H⁻¹ and draws
