@@ -4,10 +4,12 @@
  * judges, plus settings and input shapes that reach the other branches: pending pairs, fixed
  * anchor scores, ties and confidences, empirical-Bayes prior, split-half, other grade targets
  * and decisions, no anchors, the sparse route above 400 essays), calls both engines on every
- * input and compares the JSON outputs byte for byte. Exits 1 on the first difference.
+ * input and compares the JSON outputs byte for byte. Exits 1 on the first difference. Also
+ * prints the time of both engines on the compared calls (interleaved, so load hits both alike).
  *
  *   git archive HEAD runtime/src/cj | tar -x -C .bench-baseline
  *   node --import tsx bench/cj/golden.ts --baseline .bench-baseline [--seeds 101-103] [--quick]
+ *     [--cases grid-200,sparse-420]
  */
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -28,6 +30,7 @@ const basePlan = (
 ).plan;
 const [s0, s1] = (arg('--seeds') ?? '101-103').split('-').map(Number);
 const quick = process.argv.includes('--quick');
+const only = arg('--cases')?.split(',');
 
 interface Case {
   name: string;
@@ -112,11 +115,14 @@ const CASES: Case[] = [
 ];
 
 let calls = 0;
+/** Per case: ms in plan() (this engine, baseline) on the compared calls. */
+const timeByCase: Record<string, [number, number]> = {};
 let compared = 0;
 const t0 = performance.now();
 for (let seed = s0!; seed <= (s1 ?? s0!); seed++) {
   for (const c of CASES) {
     if (quick && (c.students > 100 || seed > s0!)) continue;
+    if (only && !only.includes(c.name)) continue;
     const world = makeWorld(seed, {
       students: c.students,
       anchors: c.perGrade * c.grades,
@@ -149,11 +155,19 @@ for (let seed = s0!; seed <= (s1 ?? s0!); seed++) {
         pending,
         settings: { seed: `golden-${seed}`, budget: c.budget, roundSize: c.roundSize ?? 20, ...c.settings },
       };
+      const compare = round % (c.every ?? 1) === 0;
+      const t1 = performance.now();
       const out = plan(input);
+      const t2 = performance.now();
       calls++;
-      if (round % (c.every ?? 1) === 0) {
+      if (compare) {
         const base = basePlan(input);
+        const t3 = performance.now();
         compared++;
+        const ms = timeByCase[c.name] ?? [0, 0];
+        timeByCase[c.name] = ms;
+        ms[0] += t2 - t1;
+        ms[1] += t3 - t2;
         const x = JSON.stringify(out);
         const y = JSON.stringify(base);
         if (x !== y) {
@@ -181,6 +195,9 @@ for (let seed = s0!; seed <= (s1 ?? s0!); seed++) {
     console.log(`seed ${seed} ${c.name}: identical (${calls} calls so far)`);
   }
 }
+console.log('| case | ms this engine | ms baseline | ratio |\n|---|---|---|---|');
+for (const [name, [a, b]] of Object.entries(timeByCase))
+  console.log(`| ${name} | ${a.toFixed(0)} | ${b.toFixed(0)} | ${(a / b).toFixed(2)} |`);
 console.log(
   `All ${compared} compared plan() outputs identical to the baseline (${calls} calls, ${((performance.now() - t0) / 1000).toFixed(0)} s).`,
 );

@@ -13,7 +13,17 @@
  * max|Δθ| rule never fires). Results go to a JSON-lines file; `--summary` prints the tables.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  closeSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { plan } from '../../runtime/src/cj/plan.js';
 import { createRng } from '../../runtime/src/cj/rng.js';
 import { Stopping } from '../../runtime/src/cj/types.js';
@@ -409,12 +419,25 @@ async function main(): Promise<void> {
   const cells = (arg('--cells') ?? CELLS.map((c) => c.name).join(',')).split(',');
   for (const c of cells) if (!CELLS.some((x) => x.name === c)) throw new Error(`unknown cell ${c}`);
   const outFile = arg('--out') ?? '/tmp/cj-grid.jsonl';
-  // Seed-major order: if a run must be cut short, every cell has the same completed seeds.
-  const tasks = seeds.flatMap((s) => cells.map((c) => ({ c, s })));
+  // Seed-major order: if a run must be cut short, every cell has the same completed seeds. Within
+  // a seed the largest cells come first, so the small ones fill in behind them.
+  const size = (c: string): number => CELLS.find((x) => x.name === c)!.budget;
+  const bySize = [...cells].sort((x, y) => size(y) - size(x));
+  const tasks = seeds.flatMap((s) => bySize.map((c) => ({ c, s })));
   const part = arg('--part');
   if (part) {
+    // Parts claim tasks one by one (an exclusive create in the claim directory): a fixed split
+    // (task t to part t mod jobs) gave one part every 200-essay cell and left the other idle.
+    const claims = arg('--claims');
     const [k, of] = part.split('/').map(Number);
-    for (let t = k!; t < tasks.length; t += of!) {
+    for (let t = claims ? 0 : k!; t < tasks.length; t += claims ? 1 : of!) {
+      if (claims) {
+        try {
+          closeSync(openSync(`${claims}/${t}`, 'wx'));
+        } catch {
+          continue;
+        }
+      }
       const { c, s } = tasks[t]!;
       for (const r of runTask(c, s, arg('--policies') ?? 'both'))
         appendFileSync(outFile, `${JSON.stringify(r)}\n`);
@@ -423,6 +446,7 @@ async function main(): Promise<void> {
   }
   const jobs = Number(arg('--jobs') ?? 1);
   writeFileSync(outFile, '');
+  const claims = mkdtempSync(path.join(tmpdir(), 'cj-grid-claims-'));
   const t0 = Date.now();
   const self = new URL(import.meta.url).pathname;
   await Promise.all(
@@ -446,6 +470,8 @@ async function main(): Promise<void> {
               `${k}/${jobs}`,
               '--policies',
               arg('--policies') ?? 'both',
+              '--claims',
+              claims,
             ],
             { stdio: 'inherit' },
           );
@@ -455,6 +481,7 @@ async function main(): Promise<void> {
         }),
     ),
   );
+  rmSync(claims, { recursive: true, force: true });
   const runs = readFileSync(outFile, 'utf8')
     .split('\n')
     .filter(Boolean)

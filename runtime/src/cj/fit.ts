@@ -375,7 +375,7 @@ export function scoreVariances(problem: FitProblem, fit: FitResult): Float64Arra
         // Var_j = ‖L⁻¹ e_j‖².
         col.fill(0);
         col[j] = 1;
-        forwardSolve(L, p, col);
+        forwardSolve(L, p, col, j);
         let v = 0;
         for (let i = j; i < p; i++) v += col[i]! * col[i]!;
         out[j] = v;

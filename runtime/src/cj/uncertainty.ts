@@ -12,7 +12,7 @@
  *   Marginal SDs and covariances are then Monte Carlo estimates from the draws.
  */
 import { buildSystem, type FitProblem, type FitResult } from './fit.js';
-import { backSolve, cholesky, choleskyInverse, DENSE_LIMIT, pcg } from './linalg.js';
+import { backSolveUpper, cholesky, choleskyInverse, DENSE_LIMIT, pcg, transposeLower } from './linalg.js';
 import type { Rng } from './rng.js';
 
 /** Draws on the sparse route (each costs one conjugate-gradient solve). */
@@ -41,12 +41,13 @@ export function laplace(problem: FitProblem, fit: FitResult, nDraws: number, rng
   if (p <= DENSE_LIMIT) {
     const L = sys.dense();
     if (!cholesky(L, p)) throw new Error('information matrix is not positive definite');
-    const sigma = choleskyInverse(L, p);
+    const U = transposeLower(L, p);
+    const sigma = choleskyInverse(L, p, U);
     for (let j = 0; j < layout.items.length; j++) sd[layout.items[j]!] = Math.sqrt(sigma[j * p + j]!);
     const z = new Float64Array(p);
     for (let s = 0; s < nDraws; s++) {
       for (let j = 0; j < p; j++) z[j] = rng.normal();
-      backSolve(L, p, z);
+      backSolveUpper(U, p, z);
       const draw = Float64Array.from(mean);
       for (let j = 0; j < layout.items.length; j++) draw[layout.items[j]!] = mean[layout.items[j]!]! + z[j]!;
       draws.push(draw);
