@@ -105,7 +105,10 @@ export interface Run {
   spreadAt?: (number | null)[];
   /** Ours, with CJ_TRACE=1: every round's checks, claims and true metrics (replays stop rules). */
   trace?: TraceRow[];
+  /** Wall time of the run. */
   ms: number;
+  /** CPU time of the run (user + system; what an idle machine's wall time would be). */
+  cpuMs?: number;
 }
 
 export interface TraceRow {
@@ -145,6 +148,7 @@ const DEFAULT_RELIABILITY = Stopping.parse({}).reliability;
 
 export function runOursGrid(world: World, jcfg: JudgeConfig, seed: number, cell: Cell): Run {
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   const rng = createRng(seed, 'judge/ours');
   const comparisons: { a: string; b: string; winner: 'a' | 'b' }[] = [];
   const history: ReturnType<typeof plan>['snapshot'][] = [];
@@ -229,7 +233,13 @@ export function runOursGrid(world: World, jcfg: JudgeConfig, seed: number, cell:
       comparisons.push({ a: p.a, b: p.b, winner: judge(world, p.a, p.b, jcfg, rng) });
   }
   out.ms = performance.now() - t0;
+  out.cpuMs = cpuMsSince(c0);
   return out;
+}
+
+function cpuMsSince(start: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(start);
+  return (d.user + d.system) / 1000;
 }
 
 /** `--policies ours` or `seed` runs one side only (tuning reuses the seed policy's runs). */
@@ -241,6 +251,7 @@ function runTask(cellName: string, seed: number, policies: string): Run[] {
   if (policies !== 'seed') out.push(runOursGrid(world, jcfg, seed, cell));
   if (policies !== 'ours') {
     const t0 = performance.now();
+    const c0 = process.cpuUsage();
     const seedRun = runSeed(world, jcfg, seed, cell.checkpoints);
     out.push({
       cell: cell.name,
@@ -248,6 +259,7 @@ function runTask(cellName: string, seed: number, policies: string): Run[] {
       policy: 'seed',
       checkpoints: seedRun.checkpoints,
       ms: performance.now() - t0,
+      cpuMs: cpuMsSince(c0),
     });
   }
   return out;
@@ -379,9 +391,20 @@ export function summarize(all: Run[]): string {
     );
   }
   log();
-  const total = runs.reduce((t, r) => t + r.ms, 0) / 1000;
+  const sum = (rs: Run[], key: 'ms' | 'cpuMs'): number => rs.reduce((t, r) => t + (r[key] ?? 0), 0) / 1000;
+  const ours = runs.filter((r) => r.policy === 'ours');
   log(
-    `CPU time in runs: ${f(total, 0)} s (ours ${f(runs.filter((r) => r.policy === 'ours').reduce((t, r) => t + r.ms, 0) / 1000, 0)} s).`,
+    `Wall time in runs: ${f(sum(runs, 'ms'), 0)} s (ours ${f(sum(ours, 'ms'), 0)} s)${
+      runs.every((r) => r.cpuMs !== undefined)
+        ? `; CPU time in runs: ${f(sum(runs, 'cpuMs'), 0)} s (ours ${f(sum(ours, 'cpuMs'), 0)} s; 200-essay cell ${f(
+            sum(
+              runs.filter((r) => r.cell.endsWith('/200')),
+              'cpuMs',
+            ),
+            0,
+          )} s)`
+        : ''
+    }.`,
   );
   return lines.join('\n');
 }

@@ -32,7 +32,7 @@ import { type Observations, outcomeValue } from './model.js';
 import { eapReliability, positionReport, splitHalf } from './reliability.js';
 import { createRng } from './rng.js';
 import { type PairHistory, pairKey, selectPairs } from './select.js';
-import { spearman } from './stats.js';
+import { pearson, ranks, spearman } from './stats.js';
 import { decide } from './stop.js';
 import { PlanInput, type PlanInputJson, type PlanResult, type PlanState } from './types.js';
 import { laplace, type Posterior } from './uncertainty.js';
@@ -548,7 +548,7 @@ function report(
   const { post, problem } = fitted;
   const { judgedCount, judgedA, judgedGraph } = counts;
   const { fitCheck } = quality;
-  const rank = ranks(post.mean);
+  const rank = rankOf(post.mean);
   return {
     scores: essays.map((e, i) => ({
       id: e.id,
@@ -644,7 +644,7 @@ function qualityReport(
 }
 
 /** Ranks, 1 = best, over all essays. */
-function ranks(mean: Float64Array): Int32Array {
+function rankOf(mean: Float64Array): Int32Array {
   const order = Array.from(mean, (_, i) => i).sort((x, y) => mean[y]! - mean[x]!);
   const rank = new Int32Array(mean.length);
   order.forEach((i, r) => {
@@ -712,15 +712,13 @@ function anchorOrder(
  */
 function expectedSpearman(draws: Float64Array[], mean: Float64Array, items: number[]): number {
   if (items.length < 3 || draws.length === 0) return Number.NaN;
-  const mx = items.map((i) => mean[i]!);
+  // Spearman(draw, mean) = Pearson of their mid-ranks; the mean's ranks are the same every draw.
+  const my = ranks(items.map((i) => mean[i]!));
   const use = Math.min(draws.length, 100);
   let sum = 0;
   for (let s = 0; s < use; s++) {
     const d = draws[Math.floor((s * draws.length) / use)]!;
-    sum += spearman(
-      items.map((i) => d[i]!),
-      mx,
-    );
+    sum += pearson(ranks(items.map((i) => d[i]!)), my);
   }
   return sum / use;
 }

@@ -148,12 +148,18 @@ function denseCov(ctx: SelectContext): CovModel {
   const T = targets.length;
   const V = new Float64Array(n * T);
   const tw = Float64Array.from(targets, (t) => t.weight);
+  // Column c of V accumulated contiguously (the same sums in the same order), then stored by row;
+  // S is still exactly symmetric here (built from cov(i, j), no downdate yet), so row j = column j.
+  const col = new Float64Array(n);
   targets.forEach((t, c) => {
+    col.fill(0);
     for (let r = 0; r < t.items.length; r++) {
       const j = t.items[r]!;
       const w = t.coefs[r]!;
-      for (let k = 0; k < n; k++) V[k * T + c] = V[k * T + c]! + w * S[k * n + j]!;
+      const rj = j * n;
+      for (let k = 0; k < n; k++) col[k] = col[k]! + w * S[rj + k]!;
     }
+    for (let k = 0; k < n; k++) V[k * T + c] = col[k]!;
   });
   const dv = new Float64Array(T);
   // Items with weight 0 add exactly 0 to the sum (most of them on the dense route, where the rank
