@@ -1,8 +1,9 @@
 // `npm run demo`: the whole system on this machine, installed the way users install it. Starts (or
 // reuses) the local stack, `helm upgrade --install`s the chart (the operator runs as a Deployment
 // pod of the process kubelet; image cj-operator:dev is this checkout's dist/), runs the fake
-// Anthropic judge, applies the sample batch (40 essays, 12 anchors), follows it with
-// `kubectl cj status` and prints `kubectl cj results` and `kubectl cj explain`.
+// Anthropic judge, prints `kubectl cj estimate` for the sample batch (40 essays, 12 anchors), applies
+// it, follows it with `kubectl cj status` (which ends with the estimate beside the actuals) and
+// prints `kubectl cj results` and `kubectl cj explain`.
 //   npm run demo                          fake judge (no key needed)
 //   npm run demo -- --provider anthropic  the real API; needs ANTHROPIC_API_KEY
 //   npm run demo -- --stack NAME          use another running stack (the integration test does)
@@ -138,18 +139,6 @@ async function main() {
     ['apply', '-n', NS, '-f', '-'],
     JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [secret, pool] }),
   );
-  kubectl(['delete', 'cjbatch', BATCH, '-n', NS, '--ignore-not-found', '--wait=true']);
-  // The webhook may need a moment after the rollout to publish its caBundle: retry the apply.
-  for (let attempt = 1; ; attempt++) {
-    try {
-      kubectl(['apply', '-n', NS, '-f', 'config/samples/cjbatch-demo.yaml']);
-      break;
-    } catch (err) {
-      if (attempt >= 20) throw err;
-      await new Promise((r) => setTimeout(r, 1500));
-    }
-  }
-
   // kubectl finds plugins on PATH by name: put a kubectl-cj shim next to the stack.
   const bin = path.join(s.dir, 'bin');
   mkdirSync(bin, { recursive: true });
@@ -166,7 +155,24 @@ async function main() {
       stdio: 'inherit',
     });
 
-  console.log(`▶ kubectl cj status ${BATCH}`);
+  // What the batch will take on this pool, before it runs (the status keeps the operator's own
+  // estimate and prints it beside the actuals at the end).
+  console.log(`▶ kubectl cj estimate config/samples/cjbatch-demo.yaml`);
+  cj(['estimate', 'config/samples/cjbatch-demo.yaml']);
+
+  kubectl(['delete', 'cjbatch', BATCH, '-n', NS, '--ignore-not-found', '--wait=true']);
+  // The webhook may need a moment after the rollout to publish its caBundle: retry the apply.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      kubectl(['apply', '-n', NS, '-f', 'config/samples/cjbatch-demo.yaml']);
+      break;
+    } catch (err) {
+      if (attempt >= 20) throw err;
+      await new Promise((r) => setTimeout(r, 1500));
+    }
+  }
+
+  console.log(`\n▶ kubectl cj status ${BATCH} --watch (at the end: the estimate beside the actuals)`);
   try {
     cj(['status', BATCH, '--watch']);
   } catch {

@@ -52,6 +52,24 @@ describe('npm run demo', () => {
     if (r.code !== 0) throw new Error(`demo failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
     expect(r.stdout).toContain('helm upgrade --install cj-demo');
     expect(r.stdout).toMatch(/Succeeded: \w+/);
+    // Before the batch: `kubectl cj estimate` of the sample on its pool.
+    const before = r.stdout.indexOf('▶ kubectl cj estimate');
+    const applied = r.stdout.indexOf('▶ kubectl cj status');
+    expect(before).toBeGreaterThan(0);
+    const estimate = r.stdout.slice(before, applied);
+    const planned = Number(/Comparisons: ([\d,]+) of a budget/.exec(estimate)?.[1]?.replace(/,/g, ''));
+    expect(planned, estimate).toBeGreaterThan(0);
+    expect(estimate).toMatch(/^\w+ \(pool\)\s+[\d,]+/m);
+    // After it: the estimate the operator kept beside the actuals, the same comparisons expected.
+    const vs = r.stdout.slice(applied);
+    expect(vs).toMatch(/^\s+ESTIMATE\s+ACTUAL$/m);
+    const row = /^comparisons\s+(\d+)\s+(\d+)$/m.exec(vs);
+    expect(row, vs).not.toBeNull();
+    expect(Number(row![1])).toBe(planned);
+    expect(Number(row![2])).toBeGreaterThan(0);
+    expect(vs).toMatch(/^cost \(USD\)\s+\d+\.\d{4}\s+\d+\.\d{4}$/m);
+    expect(vs).toMatch(/^wall time\s+\S+\s+\S+$/m);
+    console.log(`[demo] estimate before the run and beside the actuals:\n${estimate}\n${vs.slice(0, 2000)}`);
     // One results row per essay (40, anchors are listed separately), each with a grade.
     const rows = r.stdout.split('\n').filter((l) => /^\s+\d+\s+essay-\d{3}\s/.test(l));
     expect(rows).toHaveLength(40);

@@ -113,6 +113,12 @@ describe('per-batch roles', () => {
         await code(a`INSERT INTO outbox (event_id, batch_uid, event_type, topic, key, payload)
                           VALUES (gen_random_uuid(), ${UID_A}, 'fake', 't', 'k', '{}')`),
       ).toBe('42501');
+      // A teacher's audit answers are the operator's: no access at all (RLS on as well).
+      expect(await code(a`SELECT * FROM human_judgements`)).toBe('42501');
+      expect(
+        await code(a`INSERT INTO human_judgements (batch_uid, judge, essay_a, essay_b, winner)
+                          VALUES (${UID_A}, 't', 'a-1', 'a-2', 'a-1')`),
+      ).toBe('42501');
       expect(await code(a`SELECT * FROM llm_pool_limiter`)).toBe('42501');
       expect(await code(a`UPDATE llm_pool_limiter SET rpm = 1e9`)).toBe('42501');
       expect(await code(a`SELECT * FROM cj_batch_roles`)).toBe('42501');
