@@ -109,13 +109,16 @@ describe('runtime compare', () => {
   }, 60_000);
 
   it('a SIGKILLed worker’s leases expire and a replacement finishes the shard', async () => {
-    const srv = await fake({ latencyMs: 400 });
-    const b = await seedBatch(db.sql, 24, 1);
+    // About 10 s of work (48 pairs, 4 at a time, 800 ms each): a busy machine's slow polling
+    // still catches the worker mid-shard, with pairs done and pairs leased.
+    const srv = await fake({ latencyMs: 800 });
+    const b = await seedBatch(db.sql, 48, 1);
     const pool = poolConfig(srv.url);
     const a = spawnWorker(workerEnv(db.url, b, 0, pool, { CJ_LEASE_SECONDS: '3' }), 'pod-a');
-    await waitFor('some done', async () =>
-      (await rowsOf(db.sql, b.uid)).some((r) => r.status === 'succeeded'),
-    );
+    await waitFor('some done and some leased', async () => {
+      const rows = await rowsOf(db.sql, b.uid);
+      return rows.some((r) => r.status === 'succeeded') && rows.some((r) => r.status === 'leased');
+    });
     a.child.kill('SIGKILL');
     expect(await a.exit).toBe(137);
     const before = await rowsOf(db.sql, b.uid);
@@ -129,8 +132,8 @@ describe('runtime compare', () => {
     expect(after.every((x) => x.status === 'succeeded')).toBe(true);
     for (const o of orphaned) expect(after.find((x) => x.id === o.id)!.lease_owner).toBe('pod-b');
     const p = await readProgress(db.sql, b.uid);
-    expect(p).toMatchObject({ planned: 24, completed: 24, failed: 0, pending: 0 });
-  }, 60_000);
+    expect(p).toMatchObject({ planned: 48, completed: 48, failed: 0, pending: 0 });
+  }, 120_000);
 
   it('three workers on one shard write every outcome exactly once', async () => {
     const srv = await fake({ latencyMs: 20 });
