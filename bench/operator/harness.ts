@@ -20,9 +20,13 @@ export interface BenchEnv {
   dbUrl: string;
 }
 
-/** The stack, the CRDs, a fresh namespace `<prefix>-xxxxxx` and a fresh database. */
-export async function benchEnv(prefix: string): Promise<BenchEnv> {
-  const stack = await startStack('dev');
+/**
+ * The stack, the CRDs, a fresh namespace `<prefix>-xxxxxx` and a fresh database. `stackName`
+ * other than `dev` gives the bench a stack of its own: the process kubelet runs worker pods from
+ * the checkout that started the stack, so a shared `dev` stack runs whichever checkout started it.
+ */
+export async function benchEnv(prefix: string, stackName = 'dev'): Promise<BenchEnv> {
+  const stack = await startStack(stackName);
   const env = { ...process.env, KUBECONFIG: stack.kubeconfig };
   execFileSync('kubectl', ['apply', '--server-side', '--force-conflicts', '-f', 'crds/'], {
     cwd: repoRoot,

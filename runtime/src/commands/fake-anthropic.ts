@@ -11,7 +11,7 @@ import { startFakeAnthropic } from '../fake-anthropic/server.js';
 
 const USAGE = `usage: runtime fake-anthropic [--port N] [--host 127.0.0.1] [--profile FILE] [--seed S]
   [--lapse P] [--bias LOGIT] [--rpm N] [--itpm N] [--otpm N] [--inject-429 P] [--inject-529 P]
-  [--latency-ms N] [--batch-latency-ms N] [--api-key KEY]...`;
+  [--latency-ms N] [--latency-max-ms N] [--batch-latency-ms N] [--api-key KEY]...`;
 
 function num(v: string | undefined, name: string): number | undefined {
   if (v === undefined) return undefined;
@@ -38,6 +38,7 @@ export async function main(argv: string[]): Promise<number> {
         'inject-429': { type: 'string' },
         'inject-529': { type: 'string' },
         'latency-ms': { type: 'string' },
+        'latency-max-ms': { type: 'string' },
         'batch-latency-ms': { type: 'string' },
         'api-key': { type: 'string', multiple: true },
         help: { type: 'boolean', short: 'h' },
@@ -66,6 +67,7 @@ export async function main(argv: string[]): Promise<number> {
       inject429: num(s('inject-429'), 'inject-429'),
       inject529: num(s('inject-529'), 'inject-529'),
       latencyMs: num(s('latency-ms'), 'latency-ms'),
+      latencyMaxMs: num(s('latency-max-ms'), 'latency-max-ms'),
       batchLatencyMs: num(s('batch-latency-ms'), 'batch-latency-ms'),
       apiKeys: values['api-key'] as string[] | undefined,
     });

@@ -71,7 +71,13 @@ export interface FakeAnthropicOptions extends JudgeOptions {
   inject529?: number;
   /** `retry-after` (seconds, may be fractional for fast tests) on injected 429s. Default 1. */
   injectedRetryAfterS?: number;
+  /** Time to answer a message request; with `latencyMaxMs`, the least of a range. */
   latencyMs?: number;
+  /**
+   * Upper end of the answer latency: each message request waits a time drawn uniformly from
+   * [latencyMs, latencyMaxMs] (seeded, deterministic per request), like a real judge's 2-6 s.
+   */
+  latencyMaxMs?: number;
   /** Time from batch creation to `ended`. Default 200 ms. */
   batchLatencyMs?: number;
   /** Minimum prefix tokens for caching (below it, no error and no caching). Default 0. */
@@ -202,6 +208,14 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
   let counter = 0;
   let injectCounter = 0;
   let burstCounter = 0;
+  let latencyCounter = 0;
+  const latency = (): number => {
+    const lo = opts.latencyMs ?? 0;
+    const hi = opts.latencyMaxMs ?? lo;
+    if (hi <= lo) return lo;
+    const [u] = uniforms(`${seed}|latency|${++latencyCounter}`);
+    return lo + u * (hi - lo);
+  };
   const recordLimit = opts.recordRequests ?? 0;
   const recorded: RecordedRequest[] = [];
   const stats: FakeStats = {
@@ -572,7 +586,8 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
     }
     if (buckets.rpm) buckets.rpm.level -= 1;
     if (buckets.itpm) buckets.itpm.level -= needIn;
-    if (opts.latencyMs) await new Promise((r) => setTimeout(r, opts.latencyMs));
+    const wait = latency();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     const out = respond(body, now(), 'standard', true);
     if (buckets.otpm) {
       buckets.otpm.refill(now());

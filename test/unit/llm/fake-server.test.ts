@@ -82,6 +82,24 @@ describe('fake Anthropic server', () => {
     expect((await run()).statuses).toEqual(a.statuses);
   });
 
+  it('draws each answer latency from [latencyMs, latencyMaxMs], spread over the range', async () => {
+    fake = await startFakeAnthropic({ seed: 5, latencyMs: 40, latencyMaxMs: 160 });
+    const took = await Promise.all(
+      Array.from({ length: 24 }, async () => {
+        const t = performance.now();
+        const r = await post('/v1/messages', body());
+        expect(r.status).toBe(200);
+        return performance.now() - t;
+      }),
+    );
+    // setTimeout may fire a millisecond early; a loaded machine only makes calls slower.
+    expect(Math.min(...took)).toBeGreaterThanOrEqual(39);
+    // 24 uniform draws over 120 ms spread far apart (a fixed latency would not: load shifts all).
+    const sorted = [...took].sort((a, b) => a - b);
+    expect(sorted.at(-1)! - sorted[0]!).toBeGreaterThan(60);
+    expect(sorted.at(-1)!).toBeGreaterThan(100);
+  });
+
   it('rejects sampling parameters like API 2026-10-21', async () => {
     fake = await startFakeAnthropic({});
     const r = await post('/v1/messages', body({ temperature: 0 }));
