@@ -111,6 +111,8 @@ it('submits a folder of essays, waits, and shows results and why it stopped', as
   expect(once.stdout).toMatch(/Succeeded round \d+/);
   const json = await cj(['status', 'class-9a', '-o', 'json']);
   expect(JSON.parse(json.stdout).phase).toBe('Succeeded');
+  // a finished batch has no live pace
+  expect(JSON.parse(json.stdout).throughput).toBeUndefined();
 }, 600_000);
 
 it('--wait gives up after --timeout (the batch keeps running); status --watch prints lines into a pipe', async () => {
@@ -136,6 +138,8 @@ it('--wait gives up after --timeout (the batch keeps running); status --watch pr
   expect(lines.length).toBeGreaterThanOrEqual(3);
   expect(new Set(lines).size).toBe(lines.length);
   expect(w.stdout).not.toContain('\r');
+  // while it ran, the operator's ETA with the pace (status.throughput)
+  expect(lines.some((l) => / ETA ~\w+ \(\d+(\.\d)?\/min/.test(l))).toBe(true);
 }, 600_000);
 
 it('--context picks the cluster: a kubeconfig whose current context is a dead server', async () => {

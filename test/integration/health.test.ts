@@ -42,6 +42,9 @@ describe('health checks on live objects', () => {
       throw new Error(`failed: ${JSON.stringify(o.status.conditions)}`);
     return o.status?.phase === p;
   };
+  const jobsOf = async (batch: string) =>
+    JSON.parse(await kubectlOk(['get', 'jobs', '-n', ns, '-l', `cj.huleedu.io/batch=${batch}`, '-o', 'json']))
+      .items.length as number;
   const cond = (o: Obj, type: string) => o.status?.conditions?.find((c: Obj) => c.type === type);
   const expectHealth = (o: Obj, argo: string, ks: string) => {
     const a = argoHealth(o);
@@ -137,6 +140,9 @@ describe('health checks on live objects', () => {
       (o) => cond(o, 'Progressing')?.reason === 'Suspended',
     );
     expectHealth(held, 'Suspended', 'Current');
+    // suspended from creation: it started no Job and shows no pace (docs/kueue.md)
+    expect(await jobsOf('held')).toBe(0);
+    expect(held.status.throughput).toBeUndefined();
   });
 
   it('batches: Comparing, then Succeeded; a timed-out round Failed', async () => {
@@ -147,7 +153,24 @@ describe('health checks on live objects', () => {
     expectHealth(failed, 'Degraded', 'Failed');
     const done = await when('cjbatch', 'sample-small', 'Succeeded', phase('Succeeded'), 150_000);
     expect(expectHealth(done, 'Healthy', 'Current').message).toContain(cond(done, 'Succeeded').message);
-  }, 300_000);
+    expect(done.status.throughput).toBeUndefined();
+    // released, the held batch runs: its first Job starts
+    expect(await jobsOf('held')).toBe(0);
+    await kubectlOk([
+      'patch',
+      'cjbatch',
+      'held',
+      '-n',
+      ns,
+      '--type=merge',
+      '-p',
+      '{"spec":{"suspend":false}}',
+    ]);
+    await when('cjbatch', 'held', 'running after release', (o) =>
+      ['Scoring', 'Comparing', 'Succeeded'].includes(o.status?.phase),
+    );
+    expect(await jobsOf('held')).toBeGreaterThan(0);
+  }, 420_000);
 
   it('a spec change the operator has not observed is Progressing/InProgress', async () => {
     await operator!.stop();
@@ -160,7 +183,7 @@ describe('health checks on live objects', () => {
       ns,
       '--type=merge',
       '-p',
-      '{"spec":{"suspend":false}}',
+      '{"spec":{"suspend":true}}',
     ]);
     const changed = await get('cjbatch', 'held');
     expect(changed.metadata.generation).toBeGreaterThan(changed.status.observedGeneration);

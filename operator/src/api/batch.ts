@@ -360,6 +360,11 @@ export const WorkersSchema = z
   })
   .describe('Worker pods that run scoring and comparison Jobs.');
 
+/** spec.priority: the batch's weight in its pool's fair share (docs/api.md, "Priority and fair share"). */
+export const MIN_PRIORITY = 1;
+export const MAX_PRIORITY = 100;
+export const DEFAULT_PRIORITY = 10;
+
 export const RETENTION_POLICIES = ['Delete', 'Retain'] as const;
 
 type BatchSpecShape = {
@@ -507,6 +512,18 @@ export const CJBatchSpecSchema = withRules(
         .default(1)
         .describe('Seed of the pair selection; the same seed and the same judgements give the same pairs.'),
       workers: WorkersSchema.prefault({}),
+      priority: z
+        .number()
+        .int()
+        .min(MIN_PRIORITY)
+        .max(MAX_PRIORITY)
+        .default(DEFAULT_PRIORITY)
+        .describe(
+          `The batch's weight in its pool: while several batches of the pool want more than the pool's ` +
+            `rate, each gets rate × priority ÷ the sum of their priorities (${DEFAULT_PRIORITY} by default: ` +
+            `20 gets twice the share of ${DEFAULT_PRIORITY}); a share a batch does not use goes to the others. ` +
+            'May be changed while the batch runs.',
+        ),
       suspend: z
         .boolean()
         .default(false)
@@ -705,6 +722,36 @@ export const CJBatchStatusSchema = z
       })
       .optional()
       .describe("A teacher's spot check of the AI judge (kubectl cj audit, docs/teachers.md)."),
+    throughput: z
+      .object({
+        comparisonsPerMinute: z
+          .number()
+          .min(0)
+          .optional()
+          .describe('Comparisons that reached an outcome per minute, over the last minute.'),
+        poolShare: z
+          .number()
+          .min(0)
+          .max(1)
+          .optional()
+          .describe("The batch's part of the requests its pool granted over the last minute (0-1)."),
+        fairShare: z
+          .number()
+          .min(0)
+          .max(1)
+          .optional()
+          .describe(
+            "The part spec.priority entitles the batch to while the pool's batches that asked in the last 10 s all want more: its priority over the sum of theirs.",
+          ),
+        remaining: counter(
+          'Comparisons still expected: the estimate (or the budget) less those with an outcome.',
+        ).optional(),
+        eta: time('When the batch is expected to finish at the throughput above.').optional(),
+      })
+      .optional()
+      .describe(
+        'Live pace while the batch is comparing or scoring; removed when it finishes or is suspended.',
+      ),
     startTime: time('When the batch started preparing.').optional(),
     completionTime: time('When the batch reached Succeeded or Failed.').optional(),
     result: z

@@ -386,7 +386,7 @@ async function watch(client: KubeClient, ns: string, name: string, timeoutMs: nu
     if (tty) process.stdout.write(`\r\x1b[2K${line}`);
     else {
       // The time-left estimate changes every second; a new line only when the progress does.
-      const key = line.replace(/ ~\d+s left.*$/, '');
+      const key = line.replace(/ (ETA )?~\S+( left)?.*$/, '');
       if (key !== last) console.log(line);
       last = key;
     }

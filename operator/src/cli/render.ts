@@ -26,6 +26,13 @@ export interface BatchView {
       estimatedUSD?: string;
       wallTime?: string;
     };
+    throughput?: {
+      comparisonsPerMinute?: number;
+      poolShare?: number;
+      fairShare?: number;
+      remaining?: number;
+      eta?: string;
+    };
     completionTime?: string;
     conditions?: { type: string; status: string; reason: string; message: string }[];
     startTime?: string;
@@ -41,12 +48,31 @@ export function statusLine(b: BatchView, now = Date.now()): string {
   const filled = total ? Math.min(width, Math.round((done / total) * width)) : 0;
   const elapsed = s.startTime ? (now - Date.parse(s.startTime)) / 1000 : 0;
   const rate = elapsed > 0 ? done / elapsed : 0;
-  const left = rate > 0 && total > done ? ` ~${Math.ceil((total - done) / rate)}s left (at most)` : '';
+  // The operator's ETA (the last minute's pace against the comparisons still expected); without
+  // one (an older operator, or too little history yet) the budget at the average pace, an upper bound.
+  const left = s.throughput?.eta
+    ? etaText(s.throughput, now)
+    : rate > 0 && total > done
+      ? ` ~${Math.ceil((total - done) / rate)}s left (at most)`
+      : '';
   const stab =
     s.stability?.rankCorrelation !== undefined ? ` stability ${s.stability.rankCorrelation.toFixed(3)}` : '';
   const cost = s.cost?.estimatedUSD ? ` $${Number(s.cost.estimatedUSD).toFixed(4)}` : '';
   const failed = s.comparisons?.failed ? ` (${s.comparisons.failed} failed)` : '';
   return `${'█'.repeat(filled)}${'░'.repeat(width - filled)} ${done}/${total || '?'}${failed} ${s.phase ?? 'Pending'} round ${s.round ?? 0}${stab}${cost}${s.phase === 'Comparing' || s.phase === 'Scoring' ? left : ''}`;
+}
+
+/** ` ETA ~2m10s (42/min, 50% of the pool)`: time left, pace and the batch's part of its pool. */
+export function etaText(
+  t: NonNullable<NonNullable<BatchView['status']>['throughput']>,
+  now = Date.now(),
+): string {
+  const left = Math.max(0, (Date.parse(t.eta!) - now) / 1000);
+  const pace = [
+    t.comparisonsPerMinute !== undefined ? `${t.comparisonsPerMinute}/min` : undefined,
+    t.poolShare !== undefined ? `${Math.round(t.poolShare * 100)}% of the pool` : undefined,
+  ].filter(Boolean);
+  return ` ETA ~${hms(left)}${pace.length ? ` (${pace.join(', ')})` : ''}`;
 }
 
 /** Elapsed seconds as "1h2m5s". */

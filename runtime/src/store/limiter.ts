@@ -139,7 +139,8 @@ export async function poolUsage(sql: Sql, poolKey: string): Promise<PoolUsage | 
 export interface ReserveResult {
   o_granted: boolean;
   o_wait_ms: number;
-  o_why: 'granted' | 'blocked' | 'concurrency' | 'tokens';
+  /** `share`: the batch is ahead of another batch of the pool that waits (migration 7). */
+  o_why: 'granted' | 'blocked' | 'concurrency' | 'tokens' | 'share';
   o_cap_req: number;
   o_cap_in: number;
   o_cap_out: number;

@@ -675,4 +675,165 @@ CREATE POLICY own_batch ON human_judgements USING (batch_uid = (SELECT cj_my_bat
   WITH CHECK (batch_uid = (SELECT cj_my_batch()));
 `,
   },
+  {
+    version: 7,
+    name: 'fair share of a pool between its batches',
+    sql: `
+SELECT set_config('search_path', quote_ident(current_schema()) || ', pg_temp', true);
+
+-- Each batch's share of its pool (runtime/src/store/share.ts): written by the operator (the weight,
+-- from spec.priority), advanced by cj_limiter_reserve only. Batch roles get no grant on it, and RLS
+-- without policies hides it even from an accidental one: a batch can neither raise its weight nor
+-- see another batch's. Weighted fair queuing on virtual time: vtime is the pool capacity the batch
+-- was granted divided by its weight (pool-minutes per unit of weight).
+CREATE TABLE llm_pool_shares (
+  batch_uid     uuid PRIMARY KEY,
+  pool_key      text NOT NULL,
+  weight        double precision NOT NULL CHECK (weight > 0),
+  vtime         double precision NOT NULL DEFAULT 0,
+  last_ask_at   timestamptz,          -- the batch's last reserve call, granted or not
+  waiting_since timestamptz           -- refused by the pool (not by its own limits) and still asking
+);
+CREATE INDEX llm_pool_shares_pool ON llm_pool_shares (pool_key);
+ALTER TABLE llm_pool_shares ENABLE ROW LEVEL SECURITY;
+
+-- Which batch each grant went to (a batch role's grants; NULL for other callers): the batch's
+-- live share of the pool in its status.
+ALTER TABLE llm_pool_reservations ADD COLUMN batch_uid uuid;
+CREATE INDEX llm_pool_reservations_batch_uid ON llm_pool_reservations (batch_uid, granted_at)
+  WHERE batch_uid IS NOT NULL;
+
+-- The grant decision of migration 4 plus the fair share (same signature, results and grants; a new
+-- reason 'share'). A batch with a share row that asks while another batch of the pool waits with a
+-- smaller vtime (by more than a quarter second of the pool) yields: it is told to retry shortly, and the
+-- pool's tokens stay for the batch behind. Nobody waits for a batch that does not ask (work
+-- conserving), and a batch that was idle or latency-bound comes back level with the batches
+-- asking now, so it cannot bank credit while it did not want the pool.
+CREATE OR REPLACE FUNCTION cj_limiter_reserve(
+  p_key text, p_id uuid, p_owner text,
+  p_req double precision, p_in double precision, p_out double precision,
+  p_lease_ms double precision, p_idle_ms double precision, p_poll_ms double precision)
+RETURNS TABLE (o_granted boolean, o_wait_ms double precision, o_why text,
+               o_cap_req double precision, o_cap_in double precision, o_cap_out double precision)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $fn$
+DECLARE
+  -- a batch asks again within a second while it waits (PostgresRateLimiter's longest sleep)
+  c_active constant interval := interval '2 seconds';
+  -- how far (in time of the whole pool) a batch may run ahead of one that waits: small, since
+  -- the tokens a batch leaves stay in the pool's bucket for the batch behind
+  c_lead_ms constant float8 := 250;
+  v_batch uuid := cj_caller_batch(p_key);
+  l llm_pool_limiter%ROWTYPE;
+  b llm_pool_limiter%ROWTYPE;
+  s llm_pool_shares%ROWTYPE;
+  v_has_b boolean := false;
+  v_has_s boolean := false;
+  v_t timestamptz;
+  v_n integer;
+  e record;
+  eb record;
+  v_w float8 := 0;
+  v_cr float8 := 0; v_ci float8 := 0; v_co float8 := 0;
+  v_why text;
+  v_pool_wait boolean := false;  -- refused because of the pool (or the share), not the batch's own limits
+  v_sum_w float8;
+  v_min float8;
+  v_lead float8;
+  -- at least one request per grant: a caller asking for 0 would pass every rate and every share
+  v_req float8 := greatest(coalesce(p_req, 1), 1);
+  v_in float8 := greatest(coalesce(p_in, 0), 0);
+  v_out float8 := greatest(coalesce(p_out, 0), 0);
+  v_lease float8 := least(greatest(coalesce(p_lease_ms, 0), 1000), 600000);
+BEGIN
+  -- lock order everywhere: the pool's row, then the batch's, then the batch's share
+  SELECT * INTO l FROM llm_pool_limiter WHERE pool_key = p_key FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'limiter row for pool % is missing', p_key;
+  END IF;
+  IF v_batch IS NOT NULL THEN
+    SELECT * INTO b FROM llm_pool_limiter WHERE pool_key = 'batch:' || v_batch FOR UPDATE;
+    v_has_b := FOUND;
+    SELECT * INTO s FROM llm_pool_shares WHERE batch_uid = v_batch AND pool_key = p_key FOR UPDATE;
+    v_has_s := FOUND;
+  END IF;
+  v_t := clock_timestamp();
+  IF l.blocked_until IS NOT NULL AND l.blocked_until > v_t THEN
+    v_why := 'blocked';
+    v_w := least(extract(epoch FROM l.blocked_until - v_t)::float8 * 1000, l.max_block_ms);
+  ELSE
+    SELECT * INTO e FROM cj_limiter_eval(l, v_t, v_req, v_in, v_out, p_idle_ms);
+    v_cr := e.o_cr; v_ci := e.o_ci; v_co := e.o_co;
+  END IF;
+  -- the batch's own limits first: a batch held back by its own override waits for nobody else
+  IF v_why IS NULL AND v_has_b THEN
+    SELECT count(*) INTO v_n FROM llm_pool_reservations
+     WHERE batch_key = b.pool_key AND settled_at IS NULL AND lease_expires > v_t;
+    IF v_n >= b.max_concurrency THEN
+      v_why := 'concurrency'; v_w := p_poll_ms;
+    ELSE
+      SELECT * INTO eb FROM cj_limiter_eval(b, v_t, v_req, v_in, v_out, p_idle_ms);
+      IF eb.o_wait > 0 THEN v_why := 'tokens'; v_w := eb.o_wait; END IF;
+    END IF;
+  END IF;
+  IF v_why IS NULL THEN
+    SELECT count(*) INTO v_n FROM llm_pool_reservations
+     WHERE pool_key = p_key AND settled_at IS NULL AND lease_expires > v_t;
+    IF v_n >= l.max_concurrency THEN
+      v_why := 'concurrency'; v_w := p_poll_ms; v_pool_wait := true;
+    END IF;
+  END IF;
+  IF v_has_s THEN
+    SELECT min(vtime), sum(weight) INTO v_min, v_sum_w FROM llm_pool_shares
+     WHERE pool_key = p_key AND batch_uid <> v_batch AND last_ask_at > v_t - c_active;
+    v_sum_w := coalesce(v_sum_w, 0) + s.weight;
+    v_lead := c_lead_ms / 60000 / v_sum_w;
+    -- idle time earns no credit: a batch that comes back starts level with the least advanced
+    -- of the batches asking now (only then: one that kept asking keeps what it is owed)
+    IF v_min IS NOT NULL AND (s.last_ask_at IS NULL OR s.last_ask_at <= v_t - c_active) THEN
+      s.vtime := greatest(s.vtime, v_min);
+    END IF;
+    IF v_why IS NULL THEN
+      SELECT min(vtime) INTO v_min FROM llm_pool_shares
+       WHERE pool_key = p_key AND batch_uid <> v_batch AND waiting_since IS NOT NULL
+         AND last_ask_at > v_t - c_active;
+      IF v_min IS NOT NULL AND s.vtime > v_min + v_lead THEN
+        -- the time the batch behind needs to catch up at the full pool rate, re-checked soon
+        v_why := 'share'; v_pool_wait := true;
+        v_w := least(500, greatest(p_poll_ms, (s.vtime - v_min - v_lead) * 60000 * v_sum_w));
+      END IF;
+    END IF;
+  END IF;
+  IF v_why IS NULL THEN
+    IF e.o_wait > 0 THEN v_why := 'tokens'; v_w := e.o_wait; v_pool_wait := true; END IF;
+  END IF;
+  IF v_has_s THEN
+    UPDATE llm_pool_shares SET last_ask_at = v_t,
+           waiting_since = CASE WHEN v_pool_wait THEN coalesce(waiting_since, v_t) END,
+           -- a grant advances the batch's virtual time by its dominant share of the pool's minute
+           vtime = s.vtime + CASE WHEN v_why IS NULL
+             THEN greatest(v_req / l.rpm, v_in / l.itpm, v_out / l.otpm) / s.weight ELSE 0 END
+     WHERE batch_uid = v_batch;
+  END IF;
+  IF v_why IS NOT NULL THEN
+    RETURN QUERY SELECT false, v_w, v_why, v_cr, v_ci, v_co;
+    RETURN;
+  END IF;
+  UPDATE llm_pool_limiter SET req_level = e.o_vr - v_req, in_level = e.o_vi - v_in, out_level = e.o_vo - v_out,
+         updated_at = v_t, last_grant_at = v_t, ramp_started_at = e.o_ramp_started
+   WHERE pool_key = p_key;
+  IF v_has_b THEN
+    UPDATE llm_pool_limiter SET req_level = eb.o_vr - v_req, in_level = eb.o_vi - v_in, out_level = eb.o_vo - v_out,
+           updated_at = v_t, last_grant_at = v_t, ramp_started_at = eb.o_ramp_started
+     WHERE pool_key = b.pool_key;
+  END IF;
+  INSERT INTO llm_pool_reservations (id, pool_key, batch_key, batch_uid, owner, granted_at, lease_expires,
+                                     requests, input_tokens, output_tokens)
+  VALUES (p_id, p_key, CASE WHEN v_has_b THEN b.pool_key END, v_batch, left(p_owner, 253), v_t,
+          v_t + make_interval(secs => v_lease / 1000),
+          round(v_req)::integer, round(v_in)::integer, round(v_out)::integer);
+  RETURN QUERY SELECT true, 0::float8, 'granted'::text, e.o_cr, e.o_ci, e.o_co;
+END
+$fn$;
+`,
+  },
 ];

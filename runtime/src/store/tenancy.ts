@@ -7,6 +7,7 @@
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { LIMITER_DEFAULTS, type LimiterTuning, type PoolLimits } from '../../../contract/src/pool-runtime.js';
 import type { Sql } from './db.js';
+import { deletePoolShare } from './share.js';
 
 /** The role name of a batch: fixed by its uid, so every operator replica derives the same one. */
 export const batchRoleName = (uid: string) => `cj_b_${uid.replace(/-/g, '').toLowerCase()}`;
@@ -62,9 +63,10 @@ export async function retireBatchRole(sql: Sql, uid: string): Promise<void> {
   await sql`SELECT cj_retire_batch_role(${uid}::uuid)`;
 }
 
-/** The batch was deleted: revoke and drop its role and its limiter row. False if the drop failed. */
+/** The batch was deleted: revoke and drop its role, its limiter row and its share. False if the drop failed. */
 export async function dropBatchRole(sql: Sql, uid: string): Promise<boolean> {
   const [r] = await sql<{ ok: boolean }[]>`SELECT cj_drop_batch_role(${uid}::uuid) AS ok`;
+  await deletePoolShare(sql, uid);
   return r!.ok;
 }
 

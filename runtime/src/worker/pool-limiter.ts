@@ -23,6 +23,9 @@
  *    the tokens (the request stays counted).
  *  - Concurrency: in-flight = unsettled reservations whose lease has not expired, so a crashed
  *    process's slots come back after `leaseMs` (default 180 s > the 120 s per-attempt timeout).
+ *  - Fair share (migration 7): a batch role's grants advance its virtual time (granted pool
+ *    capacity ÷ its weight, from spec.priority); a batch ahead of another that waits is told to
+ *    retry shortly (`share`), so the pool's rate divides by weight among the batches that want it.
  *  - `blockUntil`: `blocked_until = greatest(blocked_until, db now + delay)` for the whole pool.
  *  - Ramp-up (acceleration limits): the rate and the burst start at `initialFraction` and grow
  *    linearly to 100% over `durationMs`; the ramp restarts when the pool was idle for
@@ -82,7 +85,9 @@ export interface PostgresLimiterOptions extends Omit<PoolLimits, 'maxConcurrency
   random?: () => number;
 }
 
-type Attempt = { granted: Reservation } | { waitMs: number; why: 'blocked' | 'concurrency' | 'tokens' };
+type Attempt =
+  | { granted: Reservation }
+  | { waitMs: number; why: 'blocked' | 'concurrency' | 'tokens' | 'share' };
 
 export class PostgresRateLimiter implements RateLimiter {
   readonly poolKey: string;

@@ -27,13 +27,14 @@ import {
   type RoundRow,
   scoredRound,
 } from '../../../../runtime/src/store/rounds.js';
+import { batchPace, upsertPoolShare } from '../../../../runtime/src/store/share.js';
 import {
   deleteLimiterRow,
   type LimiterRowSettings,
   retireBatchRole,
   upsertLimiterRow,
 } from '../../../../runtime/src/store/tenancy.js';
-import type { CJBatch, CJBatchStatus, LLMProviderPool } from '../../api/index.js';
+import { type CJBatch, type CJBatchStatus, DEFAULT_PRIORITY, type LLMProviderPool } from '../../api/index.js';
 import { type OperatorConfig, platformPolicy } from '../../config.js';
 import type { EventType } from '../../kube/events.js';
 import type { SetCondition } from '../../kube/status.js';
@@ -42,7 +43,7 @@ import type { ChildJobs } from './child-jobs.js';
 import { type BatchResults, commitOutcome, committedOutcome, type Outcome, readResults } from './finalize.js';
 import type { JobContext } from './jobs.js';
 import { workerPoolConfig } from './prepare.js';
-import { mirrorProgress } from './status.js';
+import { mirrorProgress, paceStatus } from './status.js';
 
 /** The store as the phases use it: typed store functions bound to the operator's connection. */
 export function storePort(sql: Sql) {
@@ -68,6 +69,9 @@ export function storePort(sql: Sql) {
     finalThetas: (uid: string) => finalThetas(sql, uid),
     essayTexts: (uid: string, ids: readonly string[]) => essayTexts(sql, uid, ids),
     commitAudit: (w: AuditWrite) => commitAudit(sql, w),
+    upsertPoolShare: (uid: string, poolKey: string, weight: number) =>
+      upsertPoolShare(sql, { uid, poolKey, weight }),
+    batchPace: (uid: string, poolKey: string) => batchPace(sql, uid, poolKey),
   };
 }
 export type PhaseStore = ReturnType<typeof storePort>;
@@ -116,6 +120,23 @@ export function setPhase(ctx: PhaseContext, phase: NonNullable<CJBatchStatus['ph
     `phase ${ctx.status.phase ?? 'Pending'} → ${phase}`,
   );
   ctx.status.phase = phase;
+  // A finished batch has no pace.
+  if (phase === 'Succeeded' || phase === 'Failed') delete ctx.status.throughput;
+}
+
+/** The key of the batch's pool's limiter row, `<namespace>/<name>`. */
+export const poolKeyOf = (pool: LLMProviderPool) => `${pool.metadata.namespace}/${pool.metadata.name}`;
+
+/**
+ * The batch's weight in its pool's fair share (spec.priority), written every pass so that a changed
+ * priority applies at once, and its live pace in the status.
+ */
+export async function shareAndPace(ctx: PhaseContext): Promise<void> {
+  const pool = ctx.pool;
+  if (!pool) return;
+  const uid = uidOf(ctx);
+  await ctx.store.upsertPoolShare(uid, poolKeyOf(pool), ctx.batch.spec.priority ?? DEFAULT_PRIORITY);
+  ctx.status.throughput = paceStatus(await ctx.store.batchPace(uid, poolKeyOf(pool)), ctx.status);
 }
 
 /** Copies the store's counters (and the latest round's figures) into the status; returns them. */

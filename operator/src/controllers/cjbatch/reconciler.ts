@@ -23,7 +23,7 @@ import { setKstatusConditions } from '../../kube/kstatus.js';
 import { type KubeClient, resourcePath } from '../../kube/rest.js';
 import { conditionSetter, patchStatusIfChanged } from '../../kube/status.js';
 import { ChildJobs, type JobObject } from './child-jobs.js';
-import { mirror, type PhaseContext, type PhaseStore, type Step, storePort } from './context.js';
+import { mirror, type PhaseContext, type PhaseStore, type Step, shareAndPace, storePort } from './context.js';
 import { applyOwnedConfigMap, ForeignChildError, getConfigMap, WorkerSecrets } from './owned.js';
 import { fail, GATES, nextWork, work } from './phases/index.js';
 import { batchKstatus, condition } from './status.js';
@@ -90,6 +90,7 @@ export class CJBatchReconciler implements Reconciler {
     }
     const latest = await this.store.latestRound(ctx.batch.metadata.uid!);
     const progress = await mirror(ctx, ctx.registered!, latest);
+    await shareAndPace(ctx);
     return this.settle(ctx, await work(ctx, nextWork(latest, progress, this.d.config.minSuccessRate)));
   }
 

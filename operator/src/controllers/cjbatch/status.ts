@@ -6,6 +6,7 @@ import { estimateCostUsd } from '../../../../contract/src/cost.js';
 import { resolvePricing } from '../../../../contract/src/pool-runtime.js';
 import type { Progress } from '../../../../runtime/src/store/progress.js';
 import type { RoundRow } from '../../../../runtime/src/store/rounds.js';
+import type { BatchPace } from '../../../../runtime/src/store/share.js';
 import type { CJBatch, CJBatchStatus, LLMProviderPool } from '../../api/index.js';
 import type { KstatusState } from '../../kube/kstatus.js';
 
@@ -71,6 +72,51 @@ export function mirrorProgress(
       ...(usd ? { estimatedUSD: usd } : {}),
     },
   };
+}
+
+/** Below this much history the last-minute rate says too little to project from. */
+export const PACE_MIN_WINDOW_S = 10;
+
+/**
+ * The live pace in the status: comparisons per minute over the last minute, the batch's part of
+ * its pool's grants and the part its priority entitles it to, and the ETA at that rate. Rounded
+ * (rates to 0.1/min, shares to 0.01, the ETA to 10 s) so that a status write happens when the
+ * pace changes, not on every reconcile.
+ */
+export function paceStatus(
+  pace: BatchPace,
+  status: CJBatchStatus,
+  now = Date.now(),
+): CJBatchStatus['throughput'] {
+  const c = status.comparisons ?? {};
+  const finished = (c.completed ?? 0) + (c.failed ?? 0);
+  const budget = status.budget?.total;
+  // The estimate when the batch started, never below what is already planned, never above the budget.
+  const expected =
+    status.estimate?.comparisons !== undefined
+      ? Math.max(status.estimate.comparisons, finished + (c.pending ?? 0))
+      : budget;
+  const remaining =
+    expected === undefined ? undefined : Math.max(0, Math.min(expected, budget ?? expected) - finished);
+  const perMinute =
+    pace.windowSeconds >= PACE_MIN_WINDOW_S ? (pace.finishedLastMinute / pace.windowSeconds) * 60 : undefined;
+  const share = (x: number, of: number) => (of > 0 ? Math.round(Math.min(1, x / of) * 100) / 100 : undefined);
+  const etaMs =
+    remaining === 0
+      ? now
+      : remaining !== undefined && perMinute
+        ? now + (remaining / perMinute) * 60_000
+        : undefined;
+  return stripUndefined({
+    comparisonsPerMinute: perMinute === undefined ? undefined : Math.round(perMinute * 10) / 10,
+    poolShare: share(pace.batchRequestsLastMinute, pace.poolRequestsLastMinute),
+    fairShare:
+      pace.weight !== undefined && pace.activeWeight !== undefined
+        ? share(pace.weight, pace.activeWeight)
+        : undefined,
+    remaining,
+    eta: etaMs === undefined ? undefined : new Date(Math.ceil(etaMs / 10_000) * 10_000).toISOString(),
+  });
 }
 
 const round4 = (v: number | null) =>

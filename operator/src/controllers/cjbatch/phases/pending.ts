@@ -35,6 +35,7 @@ export async function pending(ctx: PhaseContext): Promise<Step | undefined> {
 
   if (batch.spec.suspend) {
     cond('Progressing', 'False', 'Suspended', 'spec.suspend is true: no new Jobs start');
+    delete status.throughput;
     if (ctx.registered) await mirror(ctx, ctx.registered);
     return {};
   }
