@@ -1,0 +1,151 @@
+// Fair share bench (issue 19): batches of different spec.priority on one pool, the fake judge
+// answering in 2-6 s, on a private process-tier stack (started and stopped here; needs
+// `npm run build`). Two demo batches (priorities 10 and 30) start together; a small batch
+// (config/samples/cjbatch-small.yaml, priority 10) is submitted last. Reports, per 60-s window,
+// each batch's part of the pool's grants beside the part its priority entitles it to among the
+// batches that were granted requests in that window, and the small batch's wall time against its
+// floor at its fair share (its comparisons ÷ (pool rate × its weight ÷ the weights active then)).
+//
+//   nice -n 10 node --import tsx bench/operator/share.ts [--rpm 120] [--late-after 60] [--stack NAME]
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import postgres from 'postgres';
+import YAML from 'yaml';
+import { sleep } from '../../hack/lib/proc.js';
+import { repoRoot } from '../../hack/lib/tools.js';
+import { stopStack } from '../../hack/stack.js';
+import { startFakeAnthropic } from '../../runtime/src/fake-anthropic/server.js';
+import { benchEnv, cleanupBench, startBenchOperator } from './harness.js';
+
+const argv = process.argv.slice(2);
+const num = (name: string, dflt: number) => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? Number(argv[i + 1]) : dflt;
+};
+const RPM = num('--rpm', 120);
+const LATE_AFTER_S = num('--late-after', 60);
+const STACK = argv.includes('--stack') ? argv[argv.indexOf('--stack') + 1]! : `share-${process.pid}`;
+const TIMEOUT_MS = 40 * 60_000;
+
+const load = (f: string) => YAML.parse(readFileSync(path.join(repoRoot, 'config/samples', f), 'utf8'));
+const BATCHES = [
+  { name: 'low', file: 'cjbatch-demo.yaml', priority: 10, lateS: 0 },
+  { name: 'high', file: 'cjbatch-demo.yaml', priority: 30, lateS: 0 },
+  { name: 'small', file: 'cjbatch-small.yaml', priority: 10, lateS: LATE_AFTER_S },
+];
+
+const bench = await benchEnv('share', STACK);
+const { ns, api, env, dbUrl } = bench;
+const fake = await startFakeAnthropic({
+  host: '127.0.0.1',
+  port: 0,
+  profilePath: path.join(repoRoot, 'test/fixtures/essays/profile.json'),
+  seed: 1,
+  latencyMs: 2000,
+  latencyMaxMs: 6000,
+});
+const op = await startBenchOperator(bench);
+const apply = (items: unknown[]) =>
+  execFileSync('kubectl', ['apply', '-n', ns, '-f', '-'], {
+    env,
+    input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items }),
+    stdio: ['pipe', 'ignore', 'inherit'],
+  });
+let ok = false;
+try {
+  const pool = load('llmproviderpool.yaml');
+  pool.spec.baseURL = fake.url;
+  pool.spec.limits = { requestsPerMinute: RPM, maxConcurrency: 16 };
+  apply([load('secret.yaml'), pool]);
+  const batchOf = (b: (typeof BATCHES)[number]) => {
+    const m = load(b.file);
+    return { ...m, metadata: { name: b.name }, spec: { ...m.spec, priority: b.priority } };
+  };
+  const t0 = Date.now();
+  const applied = new Map<string, number>();
+  const finished = new Map<string, number>();
+  const uids = new Map<string, string>();
+  for (;;) {
+    const el = (Date.now() - t0) / 1000;
+    const due = BATCHES.filter((b) => !applied.has(b.name) && el >= b.lateS);
+    if (due.length) {
+      apply(due.map(batchOf));
+      for (const b of due) applied.set(b.name, Date.now());
+    }
+    const list = (await api.get(`/apis/cj.huleedu.io/v1alpha1/namespaces/${ns}/cjbatches`)).items as any[];
+    for (const b of list) {
+      uids.set(b.metadata.name, b.metadata.uid);
+      if (['Succeeded', 'Failed'].includes(b.status?.phase) && !finished.has(b.metadata.name))
+        finished.set(b.metadata.name, Date.now());
+    }
+    process.stdout.write(
+      `\r  ${Math.round(el)}s ${list.map((b) => `${b.metadata.name} ${b.status?.phase ?? '-'} ${b.status?.progress ?? ''} ${b.status?.throughput?.poolShare ?? ''}`).join(' | ')} load ${os.loadavg()[0]!.toFixed(1)}  `,
+    );
+    if (finished.size === BATCHES.length) break;
+    if (op.exitCode() !== null) throw new Error(`operator exited (${op.exitCode()}); see ${op.log}`);
+    if (Date.now() - t0 > TIMEOUT_MS) throw new Error('timed out');
+    await sleep(1000);
+  }
+  process.stdout.write('\n');
+
+  // Verdicts per batch per 60-s window, from the comparisons' completion times (the limiter prunes
+  // its settled reservations after two minutes, the comparisons stay).
+  const sql = postgres(dbUrl, { max: 1, onnotice: () => {} });
+  const rows = await sql<{ uid: string; w: number; n: number }[]>`
+    SELECT batch_uid::text AS uid,
+           floor((extract(epoch FROM completed_at) * 1000 - ${t0}) / 60000)::int AS w,
+           count(*)::int AS n
+      FROM comparisons WHERE completed_at IS NOT NULL GROUP BY 1, 2 ORDER BY 2`;
+  const [sm] = await sql<{ n: number }[]>`
+    SELECT count(*)::int AS n FROM comparisons WHERE batch_uid = ${uids.get('small')!} AND completed_at IS NOT NULL`;
+  await sql.end();
+  const nameOf = new Map([...uids].map(([n, u]) => [u, n]));
+  const weight = new Map(BATCHES.map((b) => [b.name, b.priority]));
+  const windows = [...new Set(rows.map((r) => r.w))].sort((a, b) => a - b);
+  const lines: string[] = [];
+  let within = 0;
+  let judged = 0;
+  for (const w of windows) {
+    const inW = rows.filter((r) => r.w === w);
+    const total = inW.reduce((s, r) => s + r.n, 0);
+    const sumW = inW.reduce((s, r) => s + weight.get(nameOf.get(r.uid)!)!, 0);
+    const cells = inW.map((r) => {
+      const name = nameOf.get(r.uid)!;
+      const share = r.n / total;
+      const fair = weight.get(name)! / sumW;
+      const dev = share / fair - 1;
+      // a window where a batch started or ended is not "both active"
+      const whole =
+        applied.get(name)! <= t0 + w * 60_000 &&
+        (finished.get(name) ?? Number.POSITIVE_INFINITY) >= t0 + (w + 1) * 60_000;
+      if (whole && inW.length > 1) {
+        judged++;
+        if (Math.abs(dev) <= 0.15) within++;
+      }
+      return `${name} ${(share * 100).toFixed(0)}% (fair ${(fair * 100).toFixed(0)}%${whole ? '' : ', partial'})`;
+    });
+    lines.push(`| ${w * 60}-${(w + 1) * 60} s | ${total} | ${cells.join('; ')} |`);
+  }
+  const smallWall = (finished.get('small')! - applied.get('small')!) / 1000;
+  // its floor at its fair share: the pool's rate × 10 / (10 + 30 + 10) while all three run
+  const smallFloor = (sm!.n / (RPM * (10 / 50))) * 60;
+  console.log(`
+machine: ${os.cpus().length} × ${os.cpus()[0]?.model}; ${new Date().toISOString().slice(0, 16)}Z; pool ${RPM}/min, 16 in flight, judge 2-6 s
+
+| window | verdicts | each batch's part (fair part by priority among the batches judged in the window) |
+|---|---|---|
+${lines.join('\n')}
+
+whole windows with 2+ batches within ±15% of their fair part: ${within}/${judged} batch-windows
+small batch (priority 10, submitted at ${LATE_AFTER_S} s): ${sm!.n} comparisons, ${smallWall.toFixed(0)} s from apply to finish; floor at its fair share (20% of ${RPM}/min) ${smallFloor.toFixed(0)} s; ratio ${(smallWall / smallFloor).toFixed(2)}
+finished at: ${BATCHES.map((b) => `${b.name} ${(((finished.get(b.name) ?? 0) - t0) / 1000).toFixed(0)} s`).join(', ')}
+operator CPU ${op.cpuSeconds().toFixed(1)} s, peak RSS ${(op.peakRssKiB() / 1024).toFixed(0)} MiB
+`);
+  ok = true;
+} finally {
+  await cleanupBench(bench, op, () => fake.close()).catch(() => {});
+  await stopStack(STACK).catch(() => {});
+}
+process.exit(ok ? 0 : 1);
