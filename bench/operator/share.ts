@@ -64,6 +64,34 @@ try {
     return { ...m, metadata: { name: b.name }, spec: { ...m.spec, priority: b.priority } };
   };
   const t0 = Date.now();
+  // Every second: which batches are asking the limiter (their share row's last ask within 2 s,
+  // the limiter's own test for "waiting") and the grants each got since the last sample, read
+  // before the limiter prunes its reservations.
+  const samples: { s: number; asking: string[]; grants: Map<string, number> }[] = [];
+  const probe = postgres(dbUrl, { max: 1, onnotice: () => {} });
+  let prev: number | undefined;
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      const [{ t }] = (await probe`SELECT extract(epoch FROM clock_timestamp())::float8 * 1000 AS t`) as any;
+      if (prev !== undefined) {
+        const asking = await probe<{ uid: string }[]>`
+          SELECT batch_uid::text AS uid FROM llm_pool_shares
+           WHERE last_ask_at > to_timestamp(${t / 1000}) - interval '2 seconds'`;
+        const g = await probe<{ uid: string; n: number }[]>`
+          SELECT batch_uid::text AS uid, count(*)::int AS n FROM llm_pool_reservations
+           WHERE batch_uid IS NOT NULL AND granted_at > to_timestamp(${prev / 1000})
+             AND granted_at <= to_timestamp(${t / 1000}) GROUP BY 1`;
+        samples.push({
+          s: (t - t0) / 1000,
+          asking: asking.map((r) => r.uid).sort(),
+          grants: new Map(g.map((r) => [r.uid, r.n])),
+        });
+      }
+      prev = t;
+      await sleep(1000);
+    }
+  })();
   const applied = new Map<string, number>();
   const finished = new Map<string, number>();
   const uids = new Map<string, string>();
@@ -89,6 +117,9 @@ try {
     await sleep(1000);
   }
   process.stdout.write('\n');
+  sampling = false;
+  await sampler;
+  await probe.end();
 
   // Verdicts per batch per 60-s window, from the comparisons' completion times (the limiter prunes
   // its settled reservations after two minutes, the comparisons stay).
@@ -128,6 +159,35 @@ try {
     });
     lines.push(`| ${w * 60}-${(w + 1) * 60} s | ${total} | ${cells.join('; ')} |`);
   }
+  // While the same two or more batches were all asking: each one's part of the grants beside
+  // its priority's part of theirs, per 60-s window (stretches shorter than 20 s left out).
+  const asked: string[] = [];
+  let askWithin = 0;
+  let askJudged = 0;
+  const groups = new Map<string, { w: number; set: string[]; secs: number; grants: Map<string, number> }>();
+  for (const x of samples) {
+    if (x.asking.length < 2) continue;
+    const w = Math.floor(x.s / 60);
+    const key = `${w}|${x.asking.join(',')}`;
+    const g = groups.get(key) ?? { w, set: x.asking, secs: 0, grants: new Map() };
+    g.secs++;
+    for (const u of x.asking) g.grants.set(u, (g.grants.get(u) ?? 0) + (x.grants.get(u) ?? 0));
+    groups.set(key, g);
+  }
+  for (const g of [...groups.values()].sort((a, b) => a.w - b.w)) {
+    if (g.secs < 20) continue;
+    const total = [...g.grants.values()].reduce((a, b) => a + b, 0);
+    const sumW = g.set.reduce((a, u) => a + weight.get(nameOf.get(u)!)!, 0);
+    const cells = g.set.map((u) => {
+      const name = nameOf.get(u)!;
+      const share = total ? (g.grants.get(u) ?? 0) / total : 0;
+      const fair = weight.get(name)! / sumW;
+      askJudged++;
+      if (Math.abs(share / fair - 1) <= 0.15) askWithin++;
+      return `${name} ${(share * 100).toFixed(0)}% (fair ${(fair * 100).toFixed(0)}%)`;
+    });
+    asked.push(`| ${g.w * 60}-${(g.w + 1) * 60} s | ${g.secs} s | ${total} | ${cells.join('; ')} |`);
+  }
   const smallWall = (finished.get('small')! - applied.get('small')!) / 1000;
   // its floor at its fair share: the pool's rate × 10 / (10 + 30 + 10) while all three run
   const smallFloor = (sm!.n / (RPM * (10 / 50))) * 60;
@@ -139,6 +199,14 @@ machine: ${os.cpus().length} × ${os.cpus()[0]?.model}; ${new Date().toISOString
 ${lines.join('\n')}
 
 whole windows with 2+ batches within ±15% of their fair part: ${within}/${judged} batch-windows
+
+While the same batches were all asking the limiter (sampled every second):
+
+| window | seconds | grants | each batch's part of the grants (fair part by priority) |
+|---|---|---|---|
+${asked.join('\n')}
+
+batch-stretches within ±15% of their fair part: ${askWithin}/${askJudged}
 small batch (priority 10, submitted at ${LATE_AFTER_S} s): ${sm!.n} comparisons, ${smallWall.toFixed(0)} s from apply to finish; floor at its fair share (20% of ${RPM}/min) ${smallFloor.toFixed(0)} s; ratio ${(smallWall / smallFloor).toFixed(2)}
 finished at: ${BATCHES.map((b) => `${b.name} ${(((finished.get(b.name) ?? 0) - t0) / 1000).toFixed(0)} s`).join(', ')}
 operator CPU ${op.cpuSeconds().toFixed(1)} s, peak RSS ${(op.peakRssKiB() / 1024).toFixed(0)} MiB
