@@ -30,7 +30,7 @@ import { Stopping } from '../../runtime/src/cj/types.js';
 import { type Metrics, metricsOf, runSeed } from './policies.js';
 import { type JudgeConfig, judge, makeWorld, type World, type WorldConfig } from './world.js';
 
-const JUDGES: Record<string, JudgeConfig> = {
+export const JUDGES: Record<string, JudgeConfig> = {
   standard: { lapse: 0.05, bias: 0.15, scale: 1 },
   noisier: { lapse: 0.1, bias: 0.3, scale: 1.5 },
   position: { lapse: 0.03, bias: 0.6, scale: 0.8 },
@@ -132,7 +132,7 @@ const TRACE = process.env.CJ_TRACE === '1';
 /** Extra settings for our engine while tuning: CJ_SETTINGS='{"spreadRatio":99}'. */
 const EXTRA = JSON.parse(process.env.CJ_SETTINGS ?? '{}') as Record<string, unknown>;
 
-function worldOf(cell: Cell, seed: number): World {
+export function worldOf(cell: Cell, seed: number): World {
   const cfg: WorldConfig = {
     students: cell.students,
     anchors: 6 * cell.perGrade,

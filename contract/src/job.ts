@@ -26,6 +26,11 @@ export const ENV = {
    * reserves through the limiter functions and never writes a row.
    */
   limiterRows: 'CJ_LIMITER_ROWS',
+  /**
+   * Set: the pod is one of the batch's long-lived workers (pipelined rounds). It judges open pairs
+   * of any round until the batch stops, and plans the next pairs when at most this many are open.
+   */
+  pipelineLow: 'CJ_PIPELINE_LOW',
 } as const;
 
 /**
@@ -86,6 +91,8 @@ export interface CompareEnv {
   dbOutageMs: number;
   /** The limiter rows are kept by the operator (see ENV.limiterRows). */
   limiterRowsByOperator: boolean;
+  /** Pipelined rounds: plan the next pairs when at most this many of the batch's are open. */
+  pipelineLow?: number;
 }
 
 /** The comparison Job's environment; throws `JobInputError` with a key-free message. */
@@ -129,6 +136,7 @@ export function readCompareEnv(env: Env, fallbackOwner: string): CompareEnv {
     leaseSeconds: lease,
     dbOutageMs: outage * 1000,
     limiterRowsByOperator: env[ENV.limiterRows] === 'operator',
+    ...(env[ENV.pipelineLow] !== undefined ? { pipelineLow: int(env, ENV.pipelineLow, 1) } : {}),
   };
 }
 

@@ -52,9 +52,18 @@ export interface OperatorConfig {
   maxRetryAfterMs: number;
   /** Upper bound of one batch's Postgres connections (its role's CONNECTION LIMIT). */
   maxBatchDbConnections: number;
+  /**
+   * How batches run their rounds unless their annotation says otherwise (ROUNDS_MODE, default
+   * `rounds`): `rounds` scores and judges one round at a time; `pipelined` runs long-lived workers
+   * that plan ahead (see docs/architecture.md). Fixed per batch when it starts.
+   */
+  roundsMode?: RoundsMode;
   /** How often the leader reads the LLM usage figures for /metrics (METRICS_REFRESH_SECONDS, default 15). */
   metricsRefreshMs: number;
 }
+
+export type RoundsMode = 'rounds' | 'pipelined';
+export const ROUNDS_MODES: readonly RoundsMode[] = ['rounds', 'pipelined'];
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): OperatorConfig {
   const need = (k: string) => {
@@ -85,7 +94,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OperatorConfig
     maxRetryAfterMs: positiveInteger(env, 'MAX_RETRY_AFTER_SECONDS', 600) * 1000,
     maxBatchDbConnections: positiveInteger(env, 'MAX_BATCH_DB_CONNECTIONS', 64),
     metricsRefreshMs: positiveInteger(env, 'METRICS_REFRESH_SECONDS', 15) * 1000,
+    roundsMode: roundsModeOf(env.ROUNDS_MODE),
   };
+}
+
+function roundsModeOf(v: string | undefined): RoundsMode {
+  if (v === undefined || v === '') return 'rounds';
+  if (!(ROUNDS_MODES as readonly string[]).includes(v))
+    throw new Error(`ROUNDS_MODE must be one of ${ROUNDS_MODES.join(', ')}, not "${v}"`);
+  return v as RoundsMode;
 }
 
 /** WATCH_NAMESPACES (comma-separated) and the older single WATCH_NAMESPACE, merged; unset = all. */

@@ -1,7 +1,8 @@
 // Fault drills (issue 9): one environment per drill file (namespace, database, fake LLM, pool,
 // operators) and the three invariants every drill ends with:
 //  - no lost comparison: every pair the engine planned has exactly one stored, final outcome, and
-//    the status counters equal the rows in Postgres;
+//    the status counters equal the rows in Postgres (pairs a pipelined batch cancelled at its stop
+//    are final rows counted apart: in neither planned nor failed);
 //  - no duplicated event id: the Kafka topic holds exactly one CloudEvent for the batch outcome,
 //    with the outbox's event id;
 //  - a terminal phase with a reason: Succeeded or Failed, condition Succeeded with reason and message.
@@ -32,6 +33,8 @@ export interface DrillFigures {
   planned: number;
   completed: number;
   failed: number;
+  /** Open when a pipelined batch committed its stop, cancelled in that transaction. */
+  cancelled: number;
   /** HTTP attempts beyond the first, summed over comparisons (from the database). */
   retried: number;
   attempts: number;
@@ -173,9 +176,10 @@ export class Drill {
 
     // 1. No lost comparison.
     const [db] = await this.sql`
-      SELECT count(*)::int AS planned,
+      SELECT count(*) FILTER (WHERE failure_reason IS DISTINCT FROM 'cancelled_at_stop')::int AS planned,
              count(*) FILTER (WHERE status = 'succeeded')::int AS completed,
-             count(*) FILTER (WHERE status = 'failed')::int AS failed,
+             count(*) FILTER (WHERE status = 'failed' AND failure_reason IS DISTINCT FROM 'cancelled_at_stop')::int AS failed,
+             count(*) FILTER (WHERE failure_reason = 'cancelled_at_stop')::int AS cancelled,
              count(*) FILTER (WHERE status IN ('pending', 'leased'))::int AS open,
              count(*) FILTER (WHERE status = 'succeeded' AND winner IS NULL)::int AS no_winner,
              count(*) FILTER (WHERE status = 'failed' AND failure_reason IS NULL)::int AS no_reason,
@@ -228,6 +232,7 @@ export class Drill {
       planned: db!.planned,
       completed: db!.completed,
       failed: db!.failed,
+      cancelled: db!.cancelled,
       retried: db!.retried,
       attempts: db!.attempts,
       lost,

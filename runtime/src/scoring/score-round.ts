@@ -4,7 +4,15 @@
 import { plan } from '../cj/plan.js';
 import type { PlanInputJson, PlanResult } from '../cj/types.js';
 import type { Sql } from '../store/index.js';
-import { readScoringInput, scoredRound, writeRound } from '../store/rounds.js';
+import {
+  type PlannedAhead,
+  planAhead,
+  type RoundWrite,
+  readScoringInput,
+  type ScoringInput,
+  scoredRound,
+  writeRound,
+} from '../store/rounds.js';
 import { retryTransient, tolerateLostConnections } from '../store/transient.js';
 
 export interface RoundSummary {
@@ -52,6 +60,23 @@ async function scoreRoundOnce(sql: Sql, uid: string, round: number): Promise<Rou
   if (r) return { round, decision: r.decision, reason: r.reason, nextPairs: r.pairs, alreadyScored: true };
   const input = await readScoringInput(sql, uid);
   if (!input) throw new BadInput(`batch ${uid} is not registered in the database`);
+  const w = planRound(input, round);
+  await writeRound(sql, uid, round, w);
+  return {
+    round,
+    decision: w.decision,
+    reason: w.reason,
+    nextPairs: w.nextPairs.length,
+    alreadyScored: false,
+  };
+}
+
+/**
+ * The engine's pass over a batch's scoring input: the round's decision, scores and next pairs as
+ * the store writes them. Open pairs go in as `pending` (the budget counts them, and the next pairs
+ * are chosen knowing they will be judged).
+ */
+export function planRound(input: ScoringInput, round: number): RoundWrite {
   const { config } = input;
   const planInput: PlanInputJson = {
     essays: input.essays.map((e) =>
@@ -77,7 +102,7 @@ async function scoreRoundOnce(sql: Sql, uid: string, round: number): Promise<Rou
   const result: PlanResult = plan(planInput);
   const pairs = result.decision.action === 'continue' ? result.nextPairs : [];
   const grades = new Map(result.grades.map((g) => [g.id, g]));
-  await writeRound(sql, uid, round, {
+  return {
     decision: result.decision.action,
     reason: result.decision.reason,
     shards: config.shards,
@@ -93,12 +118,13 @@ async function scoreRoundOnce(sql: Sql, uid: string, round: number): Promise<Rou
       ...(grades.has(s.id) ? { grade: grades.get(s.id) } : {}),
     })),
     nextPairs: pairs,
-  });
-  return {
-    round,
-    decision: result.decision.action,
-    reason: result.decision.reason,
-    nextPairs: pairs.length,
-    alreadyScored: false,
   };
+}
+
+/**
+ * Pipelined rounds: plans the next pairs when at most `low` of the batch's are open (one pass at a
+ * time per batch: `planAhead` in the store). Undefined when there was nothing to do.
+ */
+export async function planAheadOnce(sql: Sql, uid: string, low: number): Promise<PlannedAhead | undefined> {
+  return planAhead(sql, uid, low, planRound);
 }

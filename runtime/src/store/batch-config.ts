@@ -8,6 +8,12 @@ export const BatchConfigSchema = z.object({
   roundSize: z.number().int().min(1).describe('Pairs planned per round.'),
   shards: z.number().int().min(1).describe('Completions of each comparison Job (one shard each).'),
   maxPerEssay: z.number().int().min(1).optional(),
+  rounds: z
+    .enum(['rounds', 'pipelined'])
+    .optional()
+    .describe(
+      'rounds (or absent): one scoring Job, then one comparison Job per round. pipelined: long-lived workers judge and plan ahead.',
+    ),
   stopping: z.object({
     lag: z.number().int().min(1),
     rankStability: z.number().min(0).max(1),
@@ -19,3 +25,7 @@ export const BatchConfigSchema = z.object({
   assignment: z.object({ title: z.string(), instructions: z.string(), rubric: z.string() }),
 });
 export type BatchConfig = z.infer<typeof BatchConfigSchema>;
+
+/** The rounds mode frozen into a batch's config (absent in batches started before it existed: rounds). */
+export const roundsModeOfConfig = (config: Record<string, unknown>): 'rounds' | 'pipelined' =>
+  config.rounds === 'pipelined' ? 'pipelined' : 'rounds';

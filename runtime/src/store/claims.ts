@@ -30,6 +30,11 @@ export interface ShardRef {
    * in a frozen pod, so a round never waits for one stalled worker.
    */
   anyShard?: boolean;
+  /**
+   * Every round of the batch (pipelined rounds: the long-lived workers judge whatever is open,
+   * oldest first, whichever pass planned it). Implies every shard.
+   */
+  allRounds?: boolean;
 }
 
 export interface ClaimedRow {
@@ -38,6 +43,13 @@ export interface ClaimedRow {
   essay_b: string;
   attempts: number;
 }
+
+/**
+ * The failure reason of pairs that were still open when a pipelined batch committed its stop
+ * decision: never judged (or judged too late to count), not the judge's failure. Progress counts
+ * them apart from `failed` (progress.ts).
+ */
+export const CANCELLED = 'cancelled_at_stop';
 
 /** Confidence labels as the judge's probability that its pick is better (see docs/cj-engine.md). */
 export const CONFIDENCE_VALUE: Record<Confidence, number> = { low: 0.6, medium: 0.75, high: 0.9 };
@@ -56,7 +68,8 @@ export async function claimChunk(
   return sql<ClaimedRow[]>`
     WITH c AS (
       SELECT id FROM comparisons
-       WHERE batch_uid = ${s.batchUid} AND round = ${s.round} AND (${s.anyShard ?? false} OR shard = ${s.shard})
+       WHERE batch_uid = ${s.batchUid} AND (${s.allRounds ?? false} OR round = ${s.round})
+         AND (${s.allRounds || s.anyShard || false} OR shard = ${s.shard})
          AND (status = 'pending' OR (status = 'leased' AND lease_expires < now()))
        ORDER BY id
        LIMIT ${limit}
@@ -98,7 +111,7 @@ export async function releaseLeases(sql: Sql, ids: readonly string[], owner: str
 export async function releaseStaleOwn(sql: Sql, s: ShardRef, owner: string): Promise<number> {
   const rows = await sql`
     UPDATE comparisons SET status = 'pending', lease_owner = NULL, lease_expires = NULL
-     WHERE batch_uid = ${s.batchUid} AND round = ${s.round} AND shard = ${s.shard}
+     WHERE batch_uid = ${s.batchUid} AND (${s.allRounds ?? false} OR (round = ${s.round} AND shard = ${s.shard}))
        AND status = 'leased' AND lease_owner = ${owner}
     RETURNING id`;
   return rows.length;
@@ -142,6 +155,18 @@ export async function writeOutcome(
      WHERE id = ${o.comparisonId}::bigint AND status = 'leased' AND lease_owner = ${owner}
     RETURNING id`;
   if (rows.length === 1) return true;
+  // Cancelled at a stop while this worker was judging it: the verdict is not wanted, but the
+  // tokens were spent, so they are counted (the row keeps its owner for exactly this).
+  await sql`
+    UPDATE comparisons SET
+      attempts = attempts + ${o.attempts},
+      input_tokens = input_tokens + ${o.usage.input},
+      output_tokens = output_tokens + ${o.usage.output},
+      cache_read_tokens = cache_read_tokens + ${o.usage.cacheRead},
+      cache_write_tokens = cache_write_tokens + ${o.usage.cacheWrite},
+      lease_owner = NULL
+     WHERE id = ${o.comparisonId}::bigint AND status = 'failed' AND failure_reason = ${CANCELLED}
+       AND lease_owner = ${owner}`;
   if (!retry) return false;
   // A retry after the connection dropped may find its own first write committed (the row is final
   // and still names this worker: only the lease holder can write, and a takeover renames it).
@@ -170,7 +195,8 @@ export async function shardState(sql: Sql, s: ShardRef, owner: string): Promise<
               WHERE status = 'leased' AND lease_owner IS DISTINCT FROM ${owner})) * 1000
             - extract(epoch from now()) * 1000)::float8 AS next_ms
       FROM comparisons
-     WHERE batch_uid = ${s.batchUid} AND round = ${s.round} AND (${s.anyShard ?? false} OR shard = ${s.shard})`;
+     WHERE batch_uid = ${s.batchUid} AND (${s.allRounds ?? false} OR round = ${s.round})
+       AND (${s.allRounds || s.anyShard || false} OR shard = ${s.shard})`;
   return {
     open: r!.open,
     pending: r!.pending,

@@ -1,12 +1,14 @@
 // The batch's progress as the database knows it. Status counters are always read from here, so
 // they are cumulative across rounds by construction and failures are never counted as completed.
+import { CANCELLED } from './claims.js';
 import type { Sql } from './db.js';
 
 export interface Progress {
   planned: number;
   submitted: number; // at least one attempt was made
   completed: number; // succeeded: a verdict was written
-  failed: number; // gave up with a reason
+  failed: number; // gave up with a reason (pairs cancelled at a stop are not failures)
+  cancelled: number; // open when a pipelined batch stopped: never judged, in neither planned nor failed
   retried: number; // attempts beyond the first, summed
   pending: number; // not yet final (pending or leased)
   inputTokens: number;
@@ -18,10 +20,11 @@ export interface Progress {
 
 export async function readProgress(sql: Sql, uid: string): Promise<Progress> {
   const [t] = await sql`
-    SELECT count(*)::int AS planned,
+    SELECT count(*) FILTER (WHERE failure_reason IS DISTINCT FROM ${CANCELLED})::int AS planned,
            count(*) FILTER (WHERE attempts > 0)::int AS submitted,
            count(*) FILTER (WHERE status = 'succeeded')::int AS completed,
-           count(*) FILTER (WHERE status = 'failed')::int AS failed,
+           count(*) FILTER (WHERE status = 'failed' AND failure_reason IS DISTINCT FROM ${CANCELLED})::int AS failed,
+           count(*) FILTER (WHERE failure_reason = ${CANCELLED})::int AS cancelled,
            coalesce(sum(greatest(attempts - 1, 0)), 0)::int AS retried,
            count(*) FILTER (WHERE status IN ('pending', 'leased'))::int AS pending,
            coalesce(sum(input_tokens), 0)::bigint AS input_tokens,
@@ -33,7 +36,7 @@ export async function readProgress(sql: Sql, uid: string): Promise<Progress> {
   let currentRound: Progress['currentRound'] = null;
   if (t!.max_round !== null) {
     const [r] = await sql`
-      SELECT count(*)::int AS planned, count(*) FILTER (WHERE status IN ('succeeded', 'failed'))::int AS done
+      SELECT count(*) FILTER (WHERE failure_reason IS DISTINCT FROM ${CANCELLED})::int AS planned, count(*) FILTER (WHERE status IN ('succeeded', 'failed'))::int AS done
         FROM comparisons WHERE batch_uid = ${uid} AND round = ${t!.max_round}`;
     currentRound = { round: t!.max_round, planned: r!.planned, done: r!.done };
   }
@@ -42,6 +45,7 @@ export async function readProgress(sql: Sql, uid: string): Promise<Progress> {
     submitted: t!.submitted,
     completed: t!.completed,
     failed: t!.failed,
+    cancelled: t!.cancelled,
     retried: t!.retried,
     pending: t!.pending,
     inputTokens: Number(t!.input_tokens),

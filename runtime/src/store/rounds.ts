@@ -3,6 +3,7 @@
 import type postgres from 'postgres';
 import type { RoundSummary, StoredRoundSummary } from '../../../contract/src/round.js';
 import { type BatchConfig, BatchConfigSchema } from './batch-config.js';
+import { CANCELLED, type Querier } from './claims.js';
 import type { Sql } from './db.js';
 
 /** A JSON document as the driver takes it (the engine's results are plain JSON). */
@@ -18,7 +19,7 @@ export interface RoundRow {
   summary: StoredRoundSummary;
 }
 
-export async function latestRound(sql: Sql, uid: string): Promise<RoundRow | undefined> {
+export async function latestRound(sql: Querier, uid: string): Promise<RoundRow | undefined> {
   const [r] = await sql<RoundRow[]>`
     SELECT round, decision, reason, pairs, stability, summary FROM rounds
      WHERE batch_uid = ${uid} ORDER BY round DESC LIMIT 1`;
@@ -48,7 +49,7 @@ export interface ScoringInput {
 }
 
 /** The scoring input of a batch, or undefined when the batch is not registered. */
-export async function readScoringInput(sql: Sql, uid: string): Promise<ScoringInput | undefined> {
+export async function readScoringInput(sql: Querier, uid: string): Promise<ScoringInput | undefined> {
   const [batch] = await sql<{ config: unknown; budget_total: number }[]>`
     SELECT config, budget_total FROM batches WHERE uid = ${uid}`;
   if (!batch) return undefined;
@@ -91,39 +92,122 @@ export interface RoundWrite {
  * a concurrent run of the same round won (then nothing is written twice).
  */
 export async function writeRound(sql: Sql, uid: string, round: number, w: RoundWrite): Promise<boolean> {
-  return sql.begin(async (tx) => {
-    const inserted = await tx`
-      INSERT INTO rounds (batch_uid, round, decision, reason, pairs, shards, stability, summary, history)
-      VALUES (${uid}, ${round}, ${w.decision}, ${w.reason}, ${w.nextPairs.length},
-              ${w.shards}, ${json(tx, w.stability)}, ${json(tx, w.summary)}, ${json(tx, w.snapshot)})
-      ON CONFLICT DO NOTHING RETURNING round`;
-    if (inserted.length === 0) return false;
-    const rows = w.scores.map((s) => ({
-      batch_uid: uid,
-      essay_id: s.id,
-      round,
-      theta: s.score,
-      se: s.sd,
-      rank: s.rank,
-      is_anchor: s.anchor,
-      grade: s.grade === undefined ? null : json(tx, s.grade),
-    }));
-    for (let i = 0; i < rows.length; i += 500)
-      await tx`
-        INSERT INTO scores ${tx(rows.slice(i, i + 500))}
-        ON CONFLICT (batch_uid, essay_id) DO UPDATE SET round = EXCLUDED.round, theta = EXCLUDED.theta,
-          se = EXCLUDED.se, rank = EXCLUDED.rank, grade = EXCLUDED.grade`;
-    const next = w.nextPairs.map((p, i) => ({
-      batch_uid: uid,
-      round: round + 1,
-      shard: i % w.shards,
-      essay_a: p.a,
-      essay_b: p.b,
-    }));
-    for (let i = 0; i < next.length; i += 500)
-      await tx`INSERT INTO comparisons ${tx(next.slice(i, i + 500))}`;
-    return true;
-  });
+  return sql.begin((tx) => insertRound(tx, uid, round, w));
+}
+
+async function insertRound(tx: postgres.TransactionSql, uid: string, round: number, w: RoundWrite) {
+  const inserted = await tx`
+    INSERT INTO rounds (batch_uid, round, decision, reason, pairs, shards, stability, summary, history)
+    VALUES (${uid}, ${round}, ${w.decision}, ${w.reason}, ${w.nextPairs.length},
+            ${w.shards}, ${json(tx, w.stability)}, ${json(tx, w.summary)}, ${json(tx, w.snapshot)})
+    ON CONFLICT DO NOTHING RETURNING round`;
+  if (inserted.length === 0) return false;
+  const rows = w.scores.map((s) => ({
+    batch_uid: uid,
+    essay_id: s.id,
+    round,
+    theta: s.score,
+    se: s.sd,
+    rank: s.rank,
+    is_anchor: s.anchor,
+    grade: s.grade === undefined ? null : json(tx, s.grade),
+  }));
+  for (let i = 0; i < rows.length; i += 500)
+    await tx`
+      INSERT INTO scores ${tx(rows.slice(i, i + 500))}
+      ON CONFLICT (batch_uid, essay_id) DO UPDATE SET round = EXCLUDED.round, theta = EXCLUDED.theta,
+        se = EXCLUDED.se, rank = EXCLUDED.rank, grade = EXCLUDED.grade`;
+  const next = w.nextPairs.map((p, i) => ({
+    batch_uid: uid,
+    round: round + 1,
+    shard: i % w.shards,
+    essay_a: p.a,
+    essay_b: p.b,
+  }));
+  for (let i = 0; i < next.length; i += 500) await tx`INSERT INTO comparisons ${tx(next.slice(i, i + 500))}`;
+  return true;
+}
+
+/** What a long-lived worker needs to know about its batch (pipelined rounds). */
+export interface PipelineState {
+  /** The latest round row; undefined when the batch's rows are gone (deleted, or the role retired). */
+  latest: { round: number; decision: 'continue' | 'stop' } | undefined;
+  /** Pairs of the batch not yet final, in every round. */
+  open: number;
+}
+
+export async function pipelineState(sql: Querier, uid: string): Promise<PipelineState> {
+  const [r] = await sql<{ round: number | null; decision: 'continue' | 'stop' | null; open: number }[]>`
+    SELECT (SELECT round FROM rounds WHERE batch_uid = ${uid} ORDER BY round DESC LIMIT 1) AS round,
+           (SELECT decision FROM rounds WHERE batch_uid = ${uid} ORDER BY round DESC LIMIT 1) AS decision,
+           (SELECT count(*)::int FROM comparisons
+             WHERE batch_uid = ${uid} AND status IN ('pending', 'leased')) AS open`;
+  return {
+    latest: r!.round === null ? undefined : { round: r!.round, decision: r!.decision! },
+    open: r!.open,
+  };
+}
+
+/** What a pass of pipelined planning did (undefined: nothing, another worker holds it or no need). */
+export interface PlannedAhead {
+  round: number;
+  decision: 'continue' | 'stop';
+  reason: string;
+  pairs: number;
+  /** Open pairs cancelled because this pass decided to stop. */
+  cancelled: number;
+}
+
+/**
+ * Pipelined rounds: when at most `low` pairs of the batch are open, score round latest+1 with the
+ * open ones as pending, and write its row, its scores and its pairs, all in ONE transaction, as
+ * `writeRound` does. A stop decision cancels the pairs still open in that same transaction, so
+ * what the results say is exactly what the stop saw; the budget holds because plan() counts the
+ * pending pairs against it.
+ *
+ * One pass at a time per batch: the transaction first locks the batch's oldest comparison row
+ * (NOWAIT; a busy lock means another worker is planning, or writing that row's outcome: try again
+ * later). The lock lives in the batch's own rows, under its role and row-level security: no
+ * database-wide advisory key that another tenant's session could hold.
+ */
+export async function planAhead(
+  sql: Sql,
+  uid: string,
+  low: number,
+  planRound: (input: ScoringInput, round: number) => RoundWrite,
+): Promise<PlannedAhead | undefined> {
+  try {
+    return await sql.begin(async (tx) => {
+      await tx`SELECT id FROM comparisons WHERE batch_uid = ${uid} ORDER BY id LIMIT 1 FOR NO KEY UPDATE NOWAIT`;
+      const st = await pipelineState(tx, uid);
+      if (!st.latest || st.latest.decision === 'stop' || st.open > low) return undefined;
+      const input = await readScoringInput(tx, uid);
+      if (!input) return undefined;
+      const round = st.latest.round + 1;
+      const w = planRound(input, round);
+      if (!(await insertRound(tx, uid, round, w))) return undefined;
+      const cancelled = w.decision === 'stop' ? await cancelOpen(tx, uid) : 0;
+      return { round, decision: w.decision, reason: w.reason, pairs: w.nextPairs.length, cancelled };
+    });
+  } catch (err) {
+    // 55P03 lock_not_available: someone else holds the lock right now.
+    if ((err as { code?: unknown }).code === '55P03') return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Cancels every open pair of the batch (pipelined rounds, at the stop): final, failed with the
+ * reason `CANCELLED`, never judged. A pair a worker is judging keeps its owner, so that worker
+ * still records the tokens it spent (writeOutcome). Returns how many.
+ */
+export async function cancelOpen(sql: Querier, uid: string): Promise<number> {
+  const rows = await sql`
+    UPDATE comparisons SET status = 'failed', failure_reason = ${CANCELLED}, lease_expires = NULL,
+           completed_at = now()
+     WHERE batch_uid = ${uid} AND status IN ('pending', 'leased')
+    RETURNING id`;
+  return rows.length;
 }
 
 /** Comparisons of the round not yet final (pending or leased). */

@@ -14,7 +14,13 @@
  * until the earliest of those leases expires and take the rows over (a killed pod's work is
  * picked up by its replacement or a sibling).
  *
- * Exit codes (for the Job's podFailurePolicy): 0 shard done; 3 the provider rejected the
+ * Pipelined rounds (`env.pipelineLow` set): the pod is one of the batch's long-lived workers. Its
+ * lanes claim open pairs of any round and shard, oldest first; a planner loop beside them plans
+ * the next pairs whenever at most `pipelineLow` are open (one pass at a time per batch, see
+ * `planAhead`), and the pod exits 0 once the batch's latest round says stop (or its rows are gone)
+ * and it holds nothing.
+ *
+ * Exit codes (for the Job's podFailurePolicy): 0 shard done (pipelined: batch stopped); 3 the provider rejected the
  * credentials (401/403) — nothing was marked completed, the rows are back to pending; 4 bad
  * input (env, pool config, batch row or assignment); 143 stopped by SIGTERM — unfinished rows
  * released to pending; 1 anything unexpected (leases are released when possible, otherwise they
@@ -32,6 +38,7 @@ import { LlmMetrics } from '../llm/metrics.js';
 import { BatchPollError, MAX_REQUESTS_PER_BATCH } from '../llm/modes/batch-api.js';
 import { AbortedError } from '../llm/modes/context.js';
 import type { Assignment, ComparisonOutcome, PairJob } from '../llm/types.js';
+import { planAheadOnce } from '../scoring/score-round.js';
 import { getBatch, loadEssays } from '../store/batches.js';
 import {
   type ClaimedRow,
@@ -46,6 +53,7 @@ import {
 } from '../store/claims.js';
 import { connect, type Sql } from '../store/index.js';
 import { PostgresBatchStore } from '../store/provider-batches.js';
+import { pipelineState } from '../store/rounds.js';
 import { isTransientDbError, retryTransient, tolerateLostConnections } from '../store/transient.js';
 import { PostgresRateLimiter } from './pool-limiter.js';
 
@@ -63,6 +71,10 @@ export interface WorkerResult {
   released: number;
 }
 
+/** Pipelined rounds: how often the planner looks at the open pairs, and idle lanes look for work. */
+const PLAN_POLL_MS = 250;
+const IDLE_POLL_MS = 200;
+
 export interface WorkerOptions {
   signal?: AbortSignal;
   logger?: Logger;
@@ -72,7 +84,14 @@ export interface WorkerOptions {
 
 export async function runWorker(env: CompareEnv, opts: WorkerOptions = {}): Promise<WorkerResult> {
   const log = opts.logger;
-  const ref: ShardRef = { batchUid: env.batchUid, round: env.round, shard: env.shard };
+  const low = env.pipelineLow;
+  const pipelined = low !== undefined;
+  const ref: ShardRef = {
+    batchUid: env.batchUid,
+    round: env.round,
+    shard: env.shard,
+    ...(pipelined ? { allRounds: true } : {}),
+  };
   const pool = env.pool;
   const lanes = pool.mode === 'batch_api' ? 1 : pool.concurrency;
   // Few connections per pod: many pods share one Postgres; lanes only hold one briefly.
@@ -85,6 +104,8 @@ export async function runWorker(env: CompareEnv, opts: WorkerOptions = {}): Prom
   opts.signal?.addEventListener('abort', onExternal, { once: true });
   let authFailed = false;
   let fatal: unknown;
+  /** Pipelined: the batch stopped (or its rows are gone); lanes finish what they hold and return. */
+  let batchDone = false;
   let renewal: NodeJS.Timeout | undefined;
   // Database calls ride out an outage (Postgres restarted) instead of failing the pod.
   const outageMs = env.dbOutageMs ?? 120_000;
@@ -228,6 +249,12 @@ export async function runWorker(env: CompareEnv, opts: WorkerOptions = {}): Prom
             await sleep(100, stop.signal).catch(() => undefined);
             continue;
           }
+          if (rows.length === 0 && pipelined) {
+            openGate();
+            if (batchDone) return;
+            await sleep(IDLE_POLL_MS, stop.signal).catch(() => undefined);
+            continue;
+          }
           if (rows.length === 0) {
             openGate();
             const st = await db('shard state', () => shardState(sql, scope, env.owner));
@@ -318,8 +345,37 @@ export async function runWorker(env: CompareEnv, opts: WorkerOptions = {}): Prom
       }
     };
 
+    // Pipelined: plan ahead while the lanes judge; says when the batch is done.
+    const planner = async () => {
+      while (!stop.signal.aborted) {
+        const st = await db('pipeline state', () => pipelineState(sql, env.batchUid));
+        if (!st.latest || st.latest.decision === 'stop') {
+          batchDone = true;
+          return;
+        }
+        if (st.open <= low!) {
+          const p = await db('plan ahead', () => planAheadOnce(sql, env.batchUid, low!));
+          if (p) {
+            log?.info({ ...p }, 'planned ahead');
+            continue;
+          }
+        }
+        await sleep(PLAN_POLL_MS, stop.signal).catch(() => undefined);
+      }
+    };
+    const planning = pipelined
+      ? planner().catch((err) => {
+          fatal ??= err;
+          stop.abort(err);
+        })
+      : undefined;
+
     for (;;) {
       await Promise.all(Array.from({ length: lanes }, (_, i) => lane(i)));
+      if (pipelined) {
+        await planning;
+        break;
+      }
       if (stop.signal.aborted) break;
       const st = await db('shard state', () => shardState(sql, ref, env.owner));
       if (st.open === 0) break;

@@ -9,6 +9,7 @@ const progress: Progress = {
   submitted: 10,
   completed: 10,
   failed: 0,
+  cancelled: 0,
   retried: 0,
   pending: 0,
   inputTokens: 1_000_000,

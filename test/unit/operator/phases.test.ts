@@ -14,7 +14,11 @@ import { loadConfig } from '../../../operator/src/config.js';
 import { ChildJobs, type JobObject } from '../../../operator/src/controllers/cjbatch/child-jobs.js';
 import type { PhaseContext, PhaseStore } from '../../../operator/src/controllers/cjbatch/context.js';
 import { audit } from '../../../operator/src/controllers/cjbatch/phases/audit.js';
-import { comparing } from '../../../operator/src/controllers/cjbatch/phases/comparing.js';
+import {
+  comparing,
+  pipelineLow,
+  pipelining,
+} from '../../../operator/src/controllers/cjbatch/phases/comparing.js';
 import { nextWork } from '../../../operator/src/controllers/cjbatch/phases/index.js';
 import { pending } from '../../../operator/src/controllers/cjbatch/phases/pending.js';
 import { scoring } from '../../../operator/src/controllers/cjbatch/phases/scoring.js';
@@ -85,7 +89,13 @@ function fakeStore(given: Partial<PhaseStore>): PhaseStore {
 }
 
 /** A Job of the batch as the Job controller would report it. */
-function job(name: string, role: string, round: number, state: 'running' | 'Complete' | 'Failed', ageMs = 0) {
+function job(
+  name: string,
+  role: string,
+  round: number | 'batch',
+  state: 'running' | 'Complete' | 'Failed',
+  ageMs = 0,
+) {
   return {
     apiVersion: 'batch/v1',
     kind: 'Job',
@@ -151,6 +161,7 @@ const progress = (over: Partial<Progress>): Progress => ({
   submitted: 0,
   completed: 0,
   failed: 0,
+  cancelled: 0,
   retried: 0,
   pending: 0,
   inputTokens: 0,
@@ -288,6 +299,93 @@ describe('comparing: one Indexed Job per round, timeouts recovered or failed', (
     });
     await comparing(w.ctx, judge);
     expect(w.created.map((j) => j.metadata.name)).toEqual(['b-compare-1-1']);
+  });
+});
+
+describe('pipelined rounds: long-lived workers plan ahead until a committed stop', () => {
+  const P = (over: Partial<Progress>) => progress(over);
+  it('scores round 0 with a Job, then keeps the workers running whatever the round holds', () => {
+    expect(nextWork(undefined, P({}), 0.5, 'pipelined')).toEqual({ kind: 'score', round: 0 });
+    // Unlike rounds, an unfinished round does not wait, and a drained one is not scored by a Job.
+    const judging = P({ pending: 7, currentRound: { round: 3, planned: 10, done: 3 } });
+    expect(nextWork(row({ round: 2 }), judging, 0.5, 'pipelined')).toEqual({
+      kind: 'pipeline',
+      round: 2,
+      open: 7,
+    });
+    const drained = P({ completed: 10, currentRound: { round: 1, planned: 10, done: 10 } });
+    expect(nextWork(row({}), drained, 0.5, 'pipelined')).toEqual({ kind: 'pipeline', round: 0, open: 0 });
+  });
+
+  it('a pass that planned no pairs is not the end (the workers plan again); only a stop finishes', () => {
+    const empty = row({ pairs: 0 });
+    expect(nextWork(empty, P({ pending: 4 }), 0.5, 'pipelined')).toEqual({
+      kind: 'pipeline',
+      round: 0,
+      open: 4,
+    });
+    const stop = row({ decision: 'stop', reason: 'converged', pairs: 0 });
+    expect(nextWork(stop, P({ pending: 0 }), 0.5, 'pipelined')).toEqual({ kind: 'finish', latest: stop });
+  });
+
+  it('fails on a low success rate without waiting for a round boundary', () => {
+    const bad = P({
+      completed: 5,
+      failed: 15,
+      pending: 9,
+      currentRound: { round: 4, planned: 30, done: 21 },
+    });
+    expect(nextWork(row({ round: 3 }), bad, 0.5, 'pipelined')).toMatchObject({
+      kind: 'fail',
+      reason: 'LowSuccessRate',
+    });
+    expect(nextWork(row({ round: 3 }), bad, 0.5, 'rounds')).toMatchObject({ kind: 'judge' });
+  });
+
+  it('the queue low-water mark: two pairs per call in flight, never more than a round', () => {
+    expect(pipelineLow(26, 12)).toBe(24);
+    expect(pipelineLow(26, 24)).toBe(26);
+    expect(pipelineLow(1, 1)).toBe(1);
+    expect(pipelineLow(100, 1)).toBe(2);
+  });
+
+  it('creates one workers Job for the batch (an index per worker), with the low-water mark', async () => {
+    const w = world({ store: { upsertLimiterRow: async () => {}, deleteLimiterRow: async () => {} } });
+    w.ctx.registered = { config: { roundSize: 26 } } as unknown as PhaseContext['registered'];
+    expect(await pipelining(w.ctx, { round: 0, open: 26 })).toEqual({ requeueAfter: 5_000 });
+    expect(w.created.map((j) => j.metadata.name)).toEqual(['b-workers']);
+    const spec = w.created[0]!.spec as any;
+    expect(spec).toMatchObject({ completionMode: 'Indexed', completions: 2, parallelism: 2 });
+    expect(w.created[0]!.metadata).toMatchObject({ labels: { 'cj.huleedu.io/round': 'batch' } });
+    const env = spec.template.spec.containers[0].env as { name: string; value?: string }[];
+    // 2 workers × 16 lanes (the pool's default concurrency) in flight: capped by a round.
+    expect(env.find((e) => e.name === 'CJ_PIPELINE_LOW')?.value).toBe('26');
+    // Later passes find it running and create nothing, whatever the round.
+    const again = world({ jobs: [job('b-workers', 'comparison', 'batch', 'running')] });
+    await pipelining(again.ctx, { round: 5, open: 3 });
+    expect(again.created).toEqual([]);
+  });
+
+  it('a workers Job that ended while the batch continues is retried; one that ended on a stop is not', async () => {
+    const ended = job('b-workers', 'comparison', 'batch', 'Complete');
+    const cont = world({
+      jobs: [ended],
+      store: {
+        latestRound: async () => row({ round: 4 }),
+        upsertLimiterRow: async () => {},
+        deleteLimiterRow: async () => {},
+      },
+    });
+    await pipelining(cont.ctx, { round: 4, open: 5 });
+    expect(cont.created.map((j) => j.metadata.name)).toEqual(['b-workers-1']);
+    const stopped = world({ jobs: [ended], store: { latestRound: async () => row({ decision: 'stop' }) } });
+    expect(await pipelining(stopped.ctx, { round: 4, open: 0 })).toEqual({ requeueAfter: 1 });
+    expect(stopped.created).toEqual([]);
+    const exhausted = world({
+      jobs: [0, 1, 2, 3].map((a) => job(a ? `b-workers-${a}` : 'b-workers', 'comparison', 'batch', 'Failed')),
+      store: { latestRound: async () => row({ round: 4 }) },
+    });
+    expect((await pipelining(exhausted.ctx, { round: 4, open: 5 })).fail?.reason).toBe('ComparisonsFailed');
   });
 });
 

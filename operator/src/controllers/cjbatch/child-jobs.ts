@@ -6,7 +6,16 @@ import type { CJBatch } from '../../api/index.js';
 import { RESOURCES } from '../../api/index.js';
 import type { Informer } from '../../kube/informer.js';
 import { isNotFound, type KubeClient, type KubeObject, resourcePath } from '../../kube/rest.js';
-import { comparisonJobName, jobState, LABEL_BATCH, LABEL_ROLE, LABEL_ROUND, scoringJobName } from './jobs.js';
+import {
+  BATCH_SCOPE,
+  comparisonJobName,
+  jobState,
+  LABEL_BATCH,
+  LABEL_ROLE,
+  LABEL_ROUND,
+  scoringJobName,
+  workersJobName,
+} from './jobs.js';
 
 /** Attempts at one round's Job before the batch fails. */
 export const MAX_JOB_ATTEMPTS = 4;
@@ -41,8 +50,11 @@ export class ChildJobs {
     private readonly cache: Pick<Informer<JobObject>, 'list'>,
   ) {}
 
-  /** The round's newest Job of `role` owned by this batch, and its attempt number. */
-  current(role: JobRole, round: number): CurrentJob {
+  /**
+   * The round's newest Job of `role` owned by this batch, and its attempt number; round `batch`:
+   * the batch's long-lived workers (pipelined rounds).
+   */
+  current(role: JobRole, round: number | typeof BATCH_SCOPE): CurrentJob {
     const b = this.batch.metadata;
     const jobs = this.cache
       .list(b.namespace)
@@ -54,7 +66,11 @@ export class ChildJobs {
           j.metadata?.ownerReferences?.some((o) => o.uid === b.uid),
       );
     const name = (a: number) =>
-      role === 'scoring' ? scoringJobName(b.name!, round, a) : comparisonJobName(b.name!, round, a);
+      round === BATCH_SCOPE
+        ? workersJobName(b.name!, a)
+        : role === 'scoring'
+          ? scoringJobName(b.name!, round, a)
+          : comparisonJobName(b.name!, round, a);
     let attempt = 0;
     while (jobs.some((j) => j.metadata?.name === name(attempt + 1))) attempt++;
     const job = jobs.find((j) => j.metadata?.name === name(attempt));

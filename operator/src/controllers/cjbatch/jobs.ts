@@ -64,6 +64,10 @@ export const scoringJobName = (batch: string, round: number, attempt = 0) =>
   childName(batch, `score-${round}${attempt ? `-${attempt}` : ''}`);
 export const comparisonJobName = (batch: string, round: number, attempt = 0) =>
   childName(batch, `compare-${round}${attempt ? `-${attempt}` : ''}`);
+/** Pipelined rounds: the batch's one Job of long-lived workers (label round `batch`). */
+export const workersJobName = (batch: string, attempt = 0) =>
+  childName(batch, `workers${attempt ? `-${attempt}` : ''}`);
+export const BATCH_SCOPE = 'batch';
 
 const restrictedContainer = {
   allowPrivilegeEscalation: false,
@@ -113,7 +117,7 @@ function podSpec(batch: CJBatch, ctx: JobContext, command: string[], env: object
   };
 }
 
-function meta(batch: CJBatch, name: string, round: number, role: string) {
+function meta(batch: CJBatch, name: string, round: number | typeof BATCH_SCOPE, role: string) {
   return ownedObjectMeta(batch, name, { [LABEL_ROUND]: String(round), [LABEL_ROLE]: role });
 }
 
@@ -146,12 +150,27 @@ export function scoringJob(batch: CJBatch, round: number, ctx: JobContext, attem
 /**
  * `runtime compare` for `round`: an Indexed Job, one completion per shard. Per-index retries,
  * fail fast on auth (the whole Job) or bad input (that index), ignore disruptions.
+ *
+ * With `pipeline`, the batch's one Job of long-lived workers instead (pipelined rounds): one index
+ * per worker (`spec.workers.parallelism`), each pod judging open pairs of any round and planning
+ * ahead until the batch stops; `round` is the round it started at (for the logs).
  */
-export function comparisonJob(batch: CJBatch, round: number, shards: number, ctx: JobContext, attempt = 0) {
+export function comparisonJob(
+  batch: CJBatch,
+  round: number,
+  shards: number,
+  ctx: JobContext,
+  attempt = 0,
+  pipeline?: { low: number },
+) {
+  const scope = pipeline ? BATCH_SCOPE : round;
+  const name = pipeline
+    ? workersJobName(batch.metadata.name!, attempt)
+    : comparisonJobName(batch.metadata.name!, round, attempt);
   return {
     apiVersion: 'batch/v1',
     kind: 'Job',
-    metadata: meta(batch, comparisonJobName(batch.metadata.name!, round, attempt), round, 'comparison'),
+    metadata: meta(batch, name, scope, 'comparison'),
     spec: {
       completionMode: 'Indexed',
       completions: shards,
@@ -174,7 +193,7 @@ export function comparisonJob(batch: CJBatch, round: number, shards: number, ctx
         ],
       },
       template: {
-        metadata: { labels: meta(batch, '', round, 'comparison').labels },
+        metadata: { labels: meta(batch, '', scope, 'comparison').labels },
         spec: podSpec(batch, ctx, workerCommand('compare'), [
           { name: ENV.round, value: String(round) },
           { name: ENV.poolKey, value: ctx.pool.key },
@@ -184,6 +203,7 @@ export function comparisonJob(batch: CJBatch, round: number, shards: number, ctx
             ? [{ name: ALLOWED_BASE_URLS_ENV, value: ctx.allowedBaseURLs }]
             : []),
           { name: ENV.limiterRows, value: 'operator' },
+          ...(pipeline ? [{ name: ENV.pipelineLow, value: String(pipeline.low) }] : []),
           {
             name: ENV.apiKey,
             valueFrom: {

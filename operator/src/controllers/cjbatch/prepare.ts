@@ -7,6 +7,7 @@ import type { BatchConfig } from '../../../../runtime/src/store/batch-config.js'
 import type { BatchRegistration } from '../../../../runtime/src/store/batches.js';
 import type { LimiterRowSettings } from '../../../../runtime/src/store/tenancy.js';
 import type { CJBatch, LLMProviderPool } from '../../api/index.js';
+import { ROUNDS_MODES, type RoundsMode } from '../../config.js';
 import { parseEssayConfigMap, resolveBudget } from '../../validation/index.js';
 
 export type ConfigMapGetter = (name: string) => Promise<{ data?: Record<string, string> } | undefined>;
@@ -32,7 +33,28 @@ async function text(
 
 const bp = (n: number) => n / 10_000;
 
-export async function buildRegistration(batch: CJBatch, getCm: ConfigMapGetter): Promise<BatchRegistration> {
+/** The annotation that picks a batch's rounds mode (else the operator's ROUNDS_MODE). */
+export const ROUNDS_ANNOTATION = 'cj.huleedu.io/rounds';
+
+/**
+ * How the batch runs its rounds: its annotation, else the operator's default. A pool in batch_api
+ * mode runs rounds (its provider batches take hours; planning ahead of them gains nothing).
+ */
+export function roundsModeOf(batch: CJBatch, fallback: RoundsMode, pool?: LLMProviderPool): RoundsMode {
+  const v = batch.metadata.annotations?.[ROUNDS_ANNOTATION];
+  if (v !== undefined && !(ROUNDS_MODES as readonly string[]).includes(v))
+    throw new InputError(
+      `metadata.annotations["${ROUNDS_ANNOTATION}"]: "${v}" is not a rounds mode; use one of ${ROUNDS_MODES.join(', ')} or remove it`,
+    );
+  if (pool?.spec.batching?.mode === 'batch_api') return 'rounds';
+  return (v as RoundsMode | undefined) ?? fallback;
+}
+
+export async function buildRegistration(
+  batch: CJBatch,
+  getCm: ConfigMapGetter,
+  rounds: RoundsMode = 'rounds',
+): Promise<BatchRegistration> {
   const spec = batch.spec;
   const essays: { id: string; text: string }[] = [...(spec.essays.inline ?? [])];
   for (const [i, ref] of (spec.essays.configMapRefs ?? []).entries()) {
@@ -71,6 +93,7 @@ export async function buildRegistration(batch: CJBatch, getCm: ConfigMapGetter):
     // Rounds of about half the items keep the design adaptive while giving every worker enough pairs.
     roundSize: Math.max(parallelism * 4, Math.ceil(items / 2)),
     shards: parallelism,
+    ...(rounds === 'pipelined' ? { rounds } : {}),
     ...(spec.budget?.maxComparisonsPerEssay ? { maxPerEssay: spec.budget.maxComparisonsPerEssay } : {}),
     stopping: {
       lag: spec.stopping.stableRounds,

@@ -3,6 +3,7 @@
 // need (phases/index.ts), and writes status only when it changed. All progress lives in the store
 // and in deterministic child names, so a restarted or newly elected operator resumes exactly where
 // the last one stopped: no Job is created twice, no round is scored twice.
+import { roundsModeOfConfig } from '../../../../runtime/src/store/batch-config.js';
 import { deleteBatchRows } from '../../../../runtime/src/store/batches.js';
 import type { Sql } from '../../../../runtime/src/store/index.js';
 import { dropBatchRole } from '../../../../runtime/src/store/tenancy.js';
@@ -91,7 +92,8 @@ export class CJBatchReconciler implements Reconciler {
     const latest = await this.store.latestRound(ctx.batch.metadata.uid!);
     const progress = await mirror(ctx, ctx.registered!, latest);
     await shareAndPace(ctx);
-    return this.settle(ctx, await work(ctx, nextWork(latest, progress, this.d.config.minSuccessRate)));
+    const mode = roundsModeOfConfig(ctx.registered!.config);
+    return this.settle(ctx, await work(ctx, nextWork(latest, progress, this.d.config.minSuccessRate, mode)));
   }
 
   private settle(ctx: PhaseContext, step: Step): Promise<Step> | Step {

@@ -6,7 +6,7 @@ import { batchLimiterKey } from '../../../../../runtime/src/store/tenancy.js';
 import { parseDuration } from '../../../api/index.js';
 import { MAX_JOB_ATTEMPTS } from '../child-jobs.js';
 import { jobContext, type PhaseContext, type Step, setPhase, uidOf } from '../context.js';
-import { comparisonJob, jobFailure } from '../jobs.js';
+import { BATCH_SCOPE, comparisonJob, jobFailure } from '../jobs.js';
 import { batchLimiterSettings, poolLimiterSettings } from '../prepare.js';
 
 /** A round that timed out is still scored when at least this share of it was judged. */
@@ -77,6 +77,70 @@ export async function comparing(ctx: PhaseContext, { round, planned, done }: Rou
     await start(next);
   }
   return { requeueAfter: Math.min(30_000, Math.max(1_000, timeout - age)) };
+}
+
+/**
+ * Pipelined rounds: how few open pairs make the workers plan the next ones. Two per call in
+ * flight (the workers' lanes, capped by the pool's maxConcurrency) keeps every lane busy while a pass runs and verdicts come back in any order; never more
+ * than a round, so each pass still sees about a round's new verdicts (the stopping rule's lag
+ * counts passes, as it counted rounds).
+ */
+export function pipelineLow(roundSize: number, inFlight: number): number {
+  return Math.max(1, Math.min(roundSize, 2 * inFlight));
+}
+
+/**
+ * Pipelined rounds: the batch's one Job of long-lived workers judges and plans ahead until the
+ * batch stops (the pods exit 0 then, which wakes this reconciler). A Job that ended while the
+ * batch still continues is retried with a fresh attempt, a few times.
+ */
+export async function pipelining(
+  ctx: PhaseContext,
+  { round, open }: { round: number; open: number },
+): Promise<Step> {
+  const { batch, status, jobs } = ctx;
+  setPhase(ctx, 'Comparing');
+  ctx.cond('Progressing', 'True', 'Comparing', `round ${round} planned; ${open} comparisons open`);
+  const parallelism = batch.spec.workers?.parallelism ?? 2;
+  const cur = jobs.current('comparison', BATCH_SCOPE);
+  const start = async (attempt: number) => {
+    await ensureLimiterRows(ctx);
+    const jc = jobContext(ctx, ctx.pool!);
+    const lanes = jc.pool.config.mode === 'batch_api' ? 1 : jc.pool.config.concurrency;
+    const inFlight = Math.min(parallelism * lanes, jc.pool.config.limits.maxConcurrency);
+    const roundSize = Number(ctx.registered?.config.roundSize ?? 1);
+    await jobs.create(
+      comparisonJob(batch, round, parallelism, jc, attempt, { low: pipelineLow(roundSize, inFlight) }),
+    );
+  };
+  if (cur.state === 'missing') {
+    await start(cur.attempt);
+    status.currentJobs = { ...status.currentJobs, comparison: cur.name };
+    ctx.event('Normal', 'WorkersStarted', `${parallelism} workers judge and plan ahead from round ${round}`);
+  } else if (cur.state === 'failed' || cur.state === 'complete') {
+    // The workers exit 0 on a stop this reconcile may not have read yet: look again first.
+    if ((await ctx.store.latestRound(uidOf(ctx)))?.decision === 'stop') return { requeueAfter: 1 };
+    const f =
+      cur.state === 'failed'
+        ? jobFailure(cur.job!)
+        : { reason: 'Incomplete', message: 'workers ended early' };
+    const next = jobs.nextAttempt(cur);
+    if (next === undefined)
+      return {
+        fail: {
+          reason: 'ComparisonsFailed',
+          message: `the workers Job failed ${MAX_JOB_ATTEMPTS} times: ${f.reason} ${f.message}`,
+        },
+      };
+    ctx.event(
+      'Warning',
+      'ComparisonJobRetried',
+      `workers Job ${cur.name} ended (${f.reason}: ${f.message}); starting another`,
+    );
+    await start(next);
+  }
+  // Status counters are read from the store on each pass: look often enough for a live display.
+  return { requeueAfter: 5_000 };
 }
 
 /**

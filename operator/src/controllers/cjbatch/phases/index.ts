@@ -6,7 +6,7 @@ import type { Progress } from '../../../../../runtime/src/store/progress.js';
 import type { RoundRow } from '../../../../../runtime/src/store/rounds.js';
 import type { PhaseContext, Step } from '../context.js';
 import { isTerminal } from '../status.js';
-import { comparing } from './comparing.js';
+import { comparing, pipelining } from './comparing.js';
 import { finish, reassert } from './finalizing.js';
 import { pending } from './pending.js';
 import { preparing } from './preparing.js';
@@ -35,6 +35,7 @@ export const GATES: readonly Gate[] = [
 export type RoundWork =
   | { kind: 'score'; round: number }
   | { kind: 'judge'; round: number; planned: number; done: number }
+  | { kind: 'pipeline'; round: number; open: number }
   | { kind: 'finish'; latest: RoundRow }
   | { kind: 'fail'; reason: string; message: string };
 
@@ -42,14 +43,26 @@ export type RoundWork =
  * Round r is planned by scoring round r-1 (round 0 plans the first pairs); it is judged until
  * every planned pair is final; a stop decision, or a round that planned no pairs, finishes the
  * batch. A round whose comparisons mostly failed ends the batch before scoring more of them.
+ *
+ * Pipelined rounds: round 0 is scored by a Job as above; after it, the batch's long-lived workers
+ * judge and plan ahead until a committed stop decision (which cancels the pairs still open, in the
+ * same transaction). A pass that planned no pairs is not the end there: the workers plan again
+ * once the open pairs are judged, and plan() stops (`exhausted`) when nothing is left.
  */
-export function nextWork(latest: RoundRow | undefined, p: Progress, minSuccessRate: number): RoundWork {
+export function nextWork(
+  latest: RoundRow | undefined,
+  p: Progress,
+  minSuccessRate: number,
+  mode: 'rounds' | 'pipelined' = 'rounds',
+): RoundWork {
   if (!latest) return { kind: 'score', round: 0 };
+  if (latest.decision === 'stop') return { kind: 'finish', latest };
   // A 'continue' that planned no pairs cannot make progress: finish with what exists.
-  if (latest.decision === 'stop' || latest.pairs === 0) return { kind: 'finish', latest };
+  if (mode === 'rounds' && latest.pairs === 0) return { kind: 'finish', latest };
   const round = latest.round + 1;
   const cur = p.currentRound;
-  if (cur === null || cur.round !== round || cur.done !== cur.planned)
+  const judging = cur === null || cur.round !== round || cur.done !== cur.planned;
+  if (mode === 'rounds' && judging)
     return { kind: 'judge', round, planned: cur?.planned ?? 0, done: cur?.done ?? 0 };
   const finished = p.completed + p.failed;
   if (finished >= 20 && p.completed / finished < minSuccessRate)
@@ -58,6 +71,7 @@ export function nextWork(latest: RoundRow | undefined, p: Progress, minSuccessRa
       reason: 'LowSuccessRate',
       message: `only ${p.completed} of ${finished} comparisons succeeded (floor ${minSuccessRate * 100}%); see the pool's status and the worker logs`,
     };
+  if (mode === 'pipelined') return { kind: 'pipeline', round: latest.round, open: p.pending };
   return { kind: 'score', round };
 }
 
@@ -68,6 +82,8 @@ export function work(ctx: PhaseContext, w: RoundWork): Promise<Step> | Step {
       return scoring(ctx, w.round);
     case 'judge':
       return comparing(ctx, w);
+    case 'pipeline':
+      return pipelining(ctx, w);
     case 'finish':
       return finish(ctx, w.latest);
     case 'fail':

@@ -3,7 +3,7 @@
 import { metaTime } from '../../../kube/status.js';
 import { type PhaseContext, type Step, setPhase } from '../context.js';
 import { startEstimate } from '../estimate.js';
-import { buildRegistration, InputError } from '../prepare.js';
+import { buildRegistration, InputError, roundsModeOf } from '../prepare.js';
 import { condition } from '../status.js';
 
 export async function preparing(ctx: PhaseContext): Promise<Step | undefined> {
@@ -12,7 +12,8 @@ export async function preparing(ctx: PhaseContext): Promise<Step | undefined> {
     setPhase(ctx, 'Preparing');
     status.startTime ??= metaTime();
     try {
-      const registration = await buildRegistration(ctx.batch, (name) => ctx.owned.configMap(name));
+      const rounds = roundsModeOf(ctx.batch, ctx.config.roundsMode ?? 'rounds', ctx.pool);
+      const registration = await buildRegistration(ctx.batch, (name) => ctx.owned.configMap(name), rounds);
       ctx.registered = await ctx.store.registerBatch(registration);
       if (ctx.pool) status.estimate ??= startEstimate(ctx.batch, registration, ctx.pool);
     } catch (caught) {
