@@ -134,19 +134,32 @@ export interface PipelineState {
   latest: { round: number; decision: 'continue' | 'stop' } | undefined;
   /** Pairs of the batch not yet final, in every round. */
   open: number;
+  /**
+   * Pairs open right after the latest pass (its pending plus the pairs it planned). Open pairs only
+   * become final until the next pass adds some, so `open` below this means new outcomes arrived.
+   */
+  openAfterLast: number;
 }
 
 export async function pipelineState(sql: Querier, uid: string): Promise<PipelineState> {
-  const [r] = await sql<{ round: number | null; decision: 'continue' | 'stop' | null; open: number }[]>`
-    SELECT (SELECT round FROM rounds WHERE batch_uid = ${uid} ORDER BY round DESC LIMIT 1) AS round,
-           (SELECT decision FROM rounds WHERE batch_uid = ${uid} ORDER BY round DESC LIMIT 1) AS decision,
+  const [r] = await sql<
+    { round: number | null; decision: 'continue' | 'stop' | null; after: number | null; open: number }[]
+  >`
+    WITH l AS (SELECT round, decision, pairs + coalesce((summary->'counts'->>'pending')::int, 0) AS after
+                 FROM rounds WHERE batch_uid = ${uid} ORDER BY round DESC LIMIT 1)
+    SELECT (SELECT round FROM l) AS round, (SELECT decision FROM l) AS decision, (SELECT after FROM l) AS after,
            (SELECT count(*)::int FROM comparisons
              WHERE batch_uid = ${uid} AND status IN ('pending', 'leased')) AS open`;
   return {
     latest: r!.round === null ? undefined : { round: r!.round, decision: r!.decision! },
     open: r!.open,
+    openAfterLast: r!.after ?? 0,
   };
 }
+
+/** Whether a pipelined pass is due: no stop yet, at most `low` pairs open, and new outcomes since the last pass. */
+export const passDue = (st: PipelineState, low: number): boolean =>
+  st.latest !== undefined && st.latest.decision !== 'stop' && st.open <= low && st.open < st.openAfterLast;
 
 /** What a pass of pipelined planning did (undefined: nothing, another worker holds it or no need). */
 export interface PlannedAhead {
@@ -159,8 +172,8 @@ export interface PlannedAhead {
 }
 
 /**
- * Pipelined rounds: when at most `low` pairs of the batch are open, score round latest+1 with the
- * open ones as pending, and write its row, its scores and its pairs, all in ONE transaction, as
+ * Pipelined rounds: when at most `low` pairs of the batch are open and some became final since the
+ * last pass (`passDue`), score round latest+1 with the open ones as pending, and write its row, its scores and its pairs, all in ONE transaction, as
  * `writeRound` does. A stop decision cancels the pairs still open in that same transaction, so
  * what the results say is exactly what the stop saw; the budget holds because plan() counts the
  * pending pairs against it.
@@ -180,7 +193,9 @@ export async function planAhead(
     return await sql.begin(async (tx) => {
       await tx`SELECT id FROM comparisons WHERE batch_uid = ${uid} ORDER BY id LIMIT 1 FOR NO KEY UPDATE NOWAIT`;
       const st = await pipelineState(tx, uid);
-      if (!st.latest || st.latest.decision === 'stop' || st.open > low) return undefined;
+      // Nothing new since the last pass (waiting for the last pairs at the budget, say): a pass
+      // would learn nothing and only add a round row.
+      if (!st.latest || !passDue(st, low)) return undefined;
       const input = await readScoringInput(tx, uid);
       if (!input) return undefined;
       const round = st.latest.round + 1;

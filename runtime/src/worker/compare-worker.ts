@@ -53,7 +53,7 @@ import {
 } from '../store/claims.js';
 import { connect, type Sql } from '../store/index.js';
 import { PostgresBatchStore } from '../store/provider-batches.js';
-import { pipelineState } from '../store/rounds.js';
+import { passDue, pipelineState } from '../store/rounds.js';
 import { isTransientDbError, retryTransient, tolerateLostConnections } from '../store/transient.js';
 import { PostgresRateLimiter } from './pool-limiter.js';
 
@@ -353,7 +353,7 @@ export async function runWorker(env: CompareEnv, opts: WorkerOptions = {}): Prom
           batchDone = true;
           return;
         }
-        if (st.open <= low!) {
+        if (passDue(st, low!)) {
           const p = await db('plan ahead', () => planAheadOnce(sql, env.batchUid, low!));
           if (p) {
             log?.info({ ...p }, 'planned ahead');

@@ -1,0 +1,144 @@
+// Pipelined rounds against a real Postgres, under the batch's own role (what a worker pod has):
+// planning ahead only at the low-water mark, one pass at a time, the open pairs counted as pending,
+// and a stop that cancels what is open in its own transaction (tokens of a pair being judged kept).
+// The store's half of bench/cj/pipeline.ts's call pattern; the worker loop is test/integration/pipeline.test.ts.
+import { readFileSync } from 'node:fs';
+import postgres from 'postgres';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { planAheadOnce, planRound, scoreRound } from '../../../runtime/src/scoring/score-round.js';
+import { registerBatch } from '../../../runtime/src/store/batches.js';
+import { CANCELLED, claimChunk, writeOutcome } from '../../../runtime/src/store/claims.js';
+import { readProgress } from '../../../runtime/src/store/progress.js';
+import { planAhead } from '../../../runtime/src/store/rounds.js';
+import { createBatchRole, workerDatabaseUrl } from '../../../runtime/src/store/tenancy.js';
+import { startTestDb, type TestDb } from '../worker/pg.js';
+
+let db: TestDb;
+const clients: postgres.Sql[] = [];
+beforeAll(async () => {
+  db = await startTestDb();
+}, 60_000);
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.end({ timeout: 1 }).catch(() => {})));
+  await db?.stop();
+});
+
+const UID = '00000000-0000-4000-8000-0000000000c1';
+const fx = JSON.parse(readFileSync('test/fixtures/essays/essays.json', 'utf8'));
+
+/** Judges the `n` oldest open pairs of the batch as the operator's connection (A wins). */
+async function judge(n: number) {
+  await db.sql`
+    UPDATE comparisons SET status = 'succeeded', winner = 'A', confidence = 0.75, completed_at = now()
+     WHERE id IN (SELECT id FROM comparisons WHERE batch_uid = ${UID} AND status = 'pending'
+                   ORDER BY id LIMIT ${n})`;
+}
+const open = async () =>
+  (
+    await db.sql`SELECT count(*)::int AS n FROM comparisons
+                  WHERE batch_uid = ${UID} AND status IN ('pending', 'leased')`
+  )[0]!.n as number;
+
+describe('pipelined rounds in the store', () => {
+  it('plans at the low-water mark, once, with the open pairs pending; a stop cancels the rest', async () => {
+    await registerBatch(db.sql, {
+      uid: UID,
+      namespace: 'ns',
+      name: 'pipe',
+      config: {
+        grades: fx.gradeScale.grades,
+        seed: 1,
+        roundSize: 10,
+        shards: 2,
+        rounds: 'pipelined',
+        // Lenient targets: the batch stops as soon as a lagged check exists, with pairs still open.
+        stopping: {
+          lag: 1,
+          rankStability: 0,
+          maxGradeChanges: 1,
+          reliability: 0,
+          gradeConfidence: 0,
+          minPerEssay: 0,
+        },
+        assignment: fx.assignment,
+      },
+      budgetTotal: 30,
+      budgetSource: 'spec',
+      essays: fx.essays.slice(0, 8),
+      anchors: fx.anchors.slice(0, 4),
+    });
+    const cred = await createBatchRole(db.sql, { uid: UID, poolKey: 'ns/pool', connectionLimit: 5 });
+    const asWorker = () => {
+      const c = postgres(workerDatabaseUrl(db.url, cred), { max: 2, onnotice: () => {} });
+      clients.push(c);
+      return c;
+    };
+    const w1 = asWorker();
+    const w2 = asWorker();
+
+    const first = (await scoreRound(db.sql, UID, 0)).nextPairs;
+    expect(first).toBeGreaterThan(3);
+    // A worker holds one pair throughout (it is judging it when the stop commits).
+    const [leased] = await claimChunk(
+      w2,
+      { batchUid: UID, round: 0, shard: 0, allRounds: true },
+      'pod-x',
+      60,
+      1,
+    );
+    expect(leased).toBeDefined();
+    // More open than the low-water mark (3): nothing to plan yet.
+    expect(await planAheadOnce(w1, UID, 3)).toBeUndefined();
+    await judge(first - 3);
+    // Two workers at once: one pass plans round 1 with the 3 open pairs pending; the other does nothing.
+    const passes = await Promise.all([planAheadOnce(w1, UID, 3), planAheadOnce(w2, UID, 3)]);
+    const done = passes.filter((p) => p !== undefined);
+    expect(done).toHaveLength(1);
+    expect(done[0]!.round).toBe(1);
+    const [r1] = await db.sql`SELECT summary FROM rounds WHERE batch_uid = ${UID} AND round = 1`;
+    expect(r1!.summary.counts).toMatchObject({ comparisons: first - 3, pending: 3 });
+    // No new outcome since that pass: none is due, however few are open.
+    expect(await planAheadOnce(w1, UID, 1000)).toBeUndefined();
+
+    // The engine decides to stop with 3 pairs open (one of them being judged): the pass cancels
+    // them in its own transaction. (The decision is forced here; the engine's own stops are its
+    // unit tests' business.)
+    await judge((await open()) - 3);
+    const stop = await planAhead(w1, UID, 3, (input, round) => ({
+      ...planRound(input, round),
+      decision: 'stop',
+      reason: 'converged',
+      nextPairs: [],
+    }));
+    expect(stop).toMatchObject({ round: 2, decision: 'stop', pairs: 0, cancelled: 3 });
+    const cancelled = 3;
+    expect(await open()).toBe(0);
+    // Nothing is planned after a stop.
+    expect(await planAheadOnce(w1, UID, 50)).toBeUndefined();
+
+    // The late verdict is refused, its tokens are kept on the cancelled row (once).
+    const late = {
+      status: 'succeeded' as const,
+      comparisonId: leased!.id,
+      pairId: 'x',
+      winner: 'A' as const,
+      confidence: 'high' as const,
+      justification: 'late',
+      injectionFlags: [],
+      usage: { input: 700, output: 40, cacheRead: 0, cacheWrite: 0 },
+      attempts: 1,
+      latencyMs: 5,
+    };
+    expect(await writeOutcome(w2, late, 'pod-x')).toBe(false);
+    expect(await writeOutcome(w2, late, 'pod-x', true)).toBe(false);
+    const [row] = await db.sql`SELECT status, failure_reason, winner, input_tokens::int AS t FROM comparisons
+                                WHERE id = ${leased!.id}::bigint`;
+    expect(row).toEqual({ status: 'failed', failure_reason: CANCELLED, winner: null, t: 700 });
+
+    const p = await readProgress(db.sql, UID);
+    const [all] = await db.sql`SELECT count(*)::int AS n FROM comparisons WHERE batch_uid = ${UID}`;
+    expect(p).toMatchObject({ failed: 0, cancelled, pending: 0, planned: p.completed });
+    expect(p.completed + p.cancelled).toBe(all!.n);
+    expect(p.completed + p.cancelled).toBeLessThanOrEqual(30);
+  }, 60_000);
+});
