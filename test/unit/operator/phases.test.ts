@@ -366,6 +366,15 @@ describe('pipelined rounds: long-lived workers plan ahead until a committed stop
     expect(again.created).toEqual([]);
   });
 
+  it('spec.suspend stops the running workers (they release their leases); resuming starts them again', async () => {
+    const w = world({
+      batch: batchOf({ suspend: true }),
+      jobs: [job('b-workers', 'comparison', 'batch', 'running')],
+    });
+    expect(await pending(w.ctx)).toEqual({});
+    expect(w.deleted).toEqual(['/apis/batch/v1/namespaces/ns/jobs/b-workers']);
+  });
+
   it('a workers Job that ended while the batch continues is retried; one that ended on a stop is not', async () => {
     const ended = job('b-workers', 'comparison', 'batch', 'Complete');
     const cont = world({

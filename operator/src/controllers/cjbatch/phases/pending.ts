@@ -6,6 +6,7 @@ import { platformPolicy } from '../../../config.js';
 import { TerminalError } from '../../../kube/controller.js';
 import { validateBatch } from '../../../validation/index.js';
 import { mirror, type PhaseContext, type Step } from '../context.js';
+import { BATCH_SCOPE } from '../jobs.js';
 import { condition } from '../status.js';
 
 export async function pending(ctx: PhaseContext): Promise<Step | undefined> {
@@ -36,6 +37,10 @@ export async function pending(ctx: PhaseContext): Promise<Step | undefined> {
   if (batch.spec.suspend) {
     cond('Progressing', 'False', 'Suspended', 'spec.suspend is true: no new Jobs start');
     delete status.throughput;
+    // Long-lived workers (pipelined rounds) would judge and plan on by themselves: stop them (they
+    // release their leases on SIGTERM); resuming starts the workers Job again.
+    const workers = ctx.jobs.current('comparison', BATCH_SCOPE);
+    if (workers.state === 'running') await ctx.jobs.remove(workers.name);
     if (ctx.registered) await mirror(ctx, ctx.registered);
     return {};
   }
