@@ -58,9 +58,12 @@ export async function batchRole(
   return r ? { role: r.role_name, poolKey: r.pool_key, retired: r.retired } : undefined;
 }
 
-/** The batch ended: NOLOGIN, and its open sessions see no row and no limiter. Idempotent. */
+/** The batch ended: NOLOGIN, its open sessions see no row and no limiter, its share row is gone. Idempotent. */
 export async function retireBatchRole(sql: Sql, uid: string): Promise<void> {
   await sql`SELECT cj_retire_batch_role(${uid}::uuid)`;
+  // An ended batch asks the limiter no more: its share row goes, so that the reserve function's
+  // look at the pool's shares stays as short as the list of batches that can still ask.
+  await deletePoolShare(sql, uid);
 }
 
 /** The batch was deleted: revoke and drop its role, its limiter row and its share. False if the drop failed. */

@@ -5,7 +5,12 @@
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { batchPace, upsertPoolShare } from '../../../runtime/src/store/share.js';
-import { createBatchRole, upsertLimiterRow, workerDatabaseUrl } from '../../../runtime/src/store/tenancy.js';
+import {
+  createBatchRole,
+  retireBatchRole,
+  upsertLimiterRow,
+  workerDatabaseUrl,
+} from '../../../runtime/src/store/tenancy.js';
 import { PostgresRateLimiter } from '../../../runtime/src/worker/pool-limiter.js';
 import { startTestDb, type TestDb } from '../worker/pg.js';
 
@@ -149,5 +154,8 @@ describe('fair share of a pool', () => {
     const [last] = await db.sql<{ requests: number }[]>`
       SELECT requests FROM llm_pool_reservations WHERE batch_uid = ${a.uid} ORDER BY granted_at DESC LIMIT 1`;
     expect(last!.requests).toBe(1);
+    // the batch ended: its share row goes with its login
+    await retireBatchRole(db.sql, a.uid);
+    expect(await db.sql`SELECT 1 FROM llm_pool_shares WHERE batch_uid = ${a.uid}`).toHaveLength(0);
   }, 30_000);
 });
