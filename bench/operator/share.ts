@@ -7,6 +7,7 @@
 // floor at its fair share (its comparisons ÷ (pool rate × its weight ÷ the weights active then)).
 //
 //   nice -n 10 node --import tsx bench/operator/share.ts [--rpm 120] [--late-after 60] [--stack NAME]
+//       [--operator-env NAME=VALUE[,NAME=VALUE]]   (e.g. a rounds-mode switch)
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -28,6 +29,12 @@ const RPM = num('--rpm', 120);
 const LATE_AFTER_S = num('--late-after', 60);
 const STACK = argv.includes('--stack') ? argv[argv.indexOf('--stack') + 1]! : `share-${process.pid}`;
 const TIMEOUT_MS = 40 * 60_000;
+const OPERATOR_ENV = Object.fromEntries(
+  (argv.includes('--operator-env') ? argv[argv.indexOf('--operator-env') + 1]! : '')
+    .split(',')
+    .filter(Boolean)
+    .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+);
 
 const load = (f: string) => YAML.parse(readFileSync(path.join(repoRoot, 'config/samples', f), 'utf8'));
 const BATCHES = [
@@ -46,7 +53,7 @@ const fake = await startFakeAnthropic({
   latencyMs: 2000,
   latencyMaxMs: 6000,
 });
-const op = await startBenchOperator(bench);
+const op = await startBenchOperator(bench, OPERATOR_ENV);
 const apply = (items: unknown[]) =>
   execFileSync('kubectl', ['apply', '-n', ns, '-f', '-'], {
     env,
@@ -192,7 +199,7 @@ try {
   // its floor at its fair share: the pool's rate × 10 / (10 + 30 + 10) while all three run
   const smallFloor = (sm!.n / (RPM * (10 / 50))) * 60;
   console.log(`
-machine: ${os.cpus().length} × ${os.cpus()[0]?.model}; ${new Date().toISOString().slice(0, 16)}Z; pool ${RPM}/min, 16 in flight, judge 2-6 s
+machine: ${os.cpus().length} × ${os.cpus()[0]?.model}; ${new Date().toISOString().slice(0, 16)}Z; pool ${RPM}/min, 16 in flight, judge 2-6 s; operator env ${JSON.stringify(OPERATOR_ENV)}
 
 | window | verdicts | each batch's part (fair part by priority among the batches judged in the window) |
 |---|---|---|
