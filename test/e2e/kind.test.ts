@@ -303,7 +303,7 @@ describe('e2e on kind: the real image, installed with Helm', () => {
       const r = await kubectl(['create', '--dry-run=server', '-f', '-'], JSON.stringify(bad));
       return r.stderr.includes('denied the request') || r.code === 0 ? r : undefined;
     });
-    expect(r.code).not.toBe(0);
+    expect(r.code, `the webhook admitted a batch whose anchor id is an essay id:\n${r.stdout}`).not.toBe(0);
     expect(r.stderr).toContain('admission webhook "vcjbatch.cj.huleedu.io" denied the request');
     expect(r.stderr).toMatch(/spec\.anchors\[0\]\.id: anchor id "essay-01" is also an essay id.*rename/);
     // The same batch without the mistake is admitted.
@@ -325,7 +325,7 @@ describe('e2e on kind: the real image, installed with Helm', () => {
     needsInstall();
     const b = await getJson('cjbatch', 'sample-small', '-n', NS);
     const events = (await readEvents('one')).filter((e) => e.value.subject === b.metadata.uid);
-    expect(events).toHaveLength(1);
+    expect(events, "the batch's result events on the topic (exactly one, never a duplicate)").toHaveLength(1);
     const e = events[0]!;
     expect(e.headers['content-type']).toContain('application/cloudevents+json');
     // Structured mode only: a ce_ header would make the official Python SDK read binary mode.
@@ -412,7 +412,7 @@ describe('e2e on kind: the real image, installed with Helm', () => {
     expect(c.pending ?? 0).toBe(0);
     expect(c.failed ?? 0).toBe(0);
     const events = (await readEvents('two')).filter((e) => e.value.subject === done.metadata.uid);
-    expect(events).toHaveLength(1);
+    expect(events, "the batch's result events on the topic (exactly one, never a duplicate)").toHaveLength(1);
     expect(events[0]!.value.data.comparisons).toEqual(c);
   }, 900_000);
 
@@ -433,8 +433,8 @@ describe('e2e on kind: the real image, installed with Helm', () => {
     ]);
     const [top, fake] = JSON.parse(shipped.stdout);
     expect(top).toContain('operator');
-    expect(top).not.toContain('hack');
-    expect(fake).toBe(false);
+    expect(top, 'what the product image ships in /app/dist (no developer tooling)').not.toContain('hack');
+    expect(fake, 'the product image ships the fake judge (a test double)').toBe(false);
     // Every worker pod the batches ran: no service-account token volume, the worker account.
     const workers = await getJson('pods', '-n', NS, '-l', 'app.kubernetes.io/managed-by=cj-operator');
     expect(workers.items.length).toBeGreaterThan(0);
@@ -465,10 +465,14 @@ describe('e2e on kind: the real image, installed with Helm', () => {
   it('Argo CD health Lua and kstatus agree on the live objects', async () => {
     needsInstall();
     const b = await getJson('cjbatch', 'sample-small', '-n', NS);
-    expect(argoHealth(b).status).toBe('Healthy');
+    expect(argoHealth(b), 'Argo CD health (config/health/cjbatch.lua) of a Succeeded CJBatch').toMatchObject({
+      status: 'Healthy',
+    });
     expect(kstatus(b).status).toBe('Current');
     const p = await getJson('llmproviderpool', 'fake-pool', '-n', NS);
-    expect(argoHealth(p).status).toBe('Healthy');
+    expect(argoHealth(p), 'Argo CD health (config/health/llmproviderpool.lua) of a Ready pool').toMatchObject(
+      { status: 'Healthy' },
+    );
     expect(kstatus(p).status).toBe('Current');
     expect(kstatus(await getJson('deployment', RELEASE, '-n', SYSTEM)).status).toBe('Current');
   }, 300_000);
