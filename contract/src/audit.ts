@@ -4,6 +4,12 @@
 
 /** Annotation the CLI sets on the batch: `requested` (send pairs), then `submitted` (read answers). */
 export const AUDIT_ANNOTATION = 'cj.huleedu.io/audit';
+/**
+ * Annotation the CLI changes with every step: the operator echoes it in status.audit.nonce, so the
+ * CLI knows the state it reads answers this step (and the change is a watch event even when the
+ * step repeats, e.g. answers sent again after a refusal).
+ */
+export const AUDIT_NONCE_ANNOTATION = 'cj.huleedu.io/audit-nonce';
 /** Annotation with the number of pairs asked for (AUDIT_MIN_PAIRS … AUDIT_MAX_PAIRS). */
 export const AUDIT_PAIRS_ANNOTATION = 'cj.huleedu.io/audit-pairs';
 export const AUDIT_DEFAULT_PAIRS = 20;

@@ -719,6 +719,13 @@ export const CJBatchStatusSchema = z
           .max(1024)
           .optional()
           .describe('What to do next, or why the answers were refused.'),
+        nonce: z
+          .string()
+          .max(64)
+          .optional()
+          .describe(
+            'The cj.huleedu.io/audit-nonce annotation this state answers (kubectl cj audit waits for it).',
+          ),
       })
       .optional()
       .describe("A teacher's spot check of the AI judge (kubectl cj audit, docs/teachers.md)."),

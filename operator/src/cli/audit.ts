@@ -3,6 +3,7 @@
 // pairs with an annotation on the batch, reads them (and the essays' texts) from the
 // <batch>-audit ConfigMap the operator writes, puts the answers into that ConfigMap and marks the
 // batch `submitted`; the operator stores them and reports the agreement (contract/src/audit.ts).
+import { randomBytes } from 'node:crypto';
 import { emitKeypressEvents } from 'node:readline';
 import {
   AUDIT_ANNOTATION,
@@ -10,6 +11,7 @@ import {
   AUDIT_KEYS,
   AUDIT_MAX_PAIRS,
   AUDIT_MIN_PAIRS,
+  AUDIT_NONCE_ANNOTATION,
   AUDIT_PAIRS_ANNOTATION,
   type AuditAnswer,
   type AuditPair,
@@ -33,6 +35,7 @@ export interface AuditView {
       interval95?: number[];
       modelAgreements?: number;
       message?: string;
+      nonce?: string;
     };
   };
 }
@@ -76,6 +79,7 @@ export function parsePairs(v: string | undefined): number {
   return n;
 }
 
+const newNonce = () => `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function until<T>(what: string, timeoutMs: number, f: () => Promise<T | undefined>): Promise<T> {
@@ -104,20 +108,27 @@ export async function runAudit(o: AuditOptions): Promise<number> {
   if (!o.input.isTTY)
     throw new UsageError('kubectl cj audit asks you to judge pairs: run it in a terminal (stdin is not one)');
   const cmPath = resourcePath(CONFIGMAPS, o.namespace, auditConfigMapName(o.name));
+  // Each step changes the nonce; only a state that echoes it answers that step.
+  let nonce = '';
   const ready = async () => {
     const cm = await get<AuditCm>(o.client, cmPath);
     if (cm?.data?.[AUDIT_KEYS.pairs] && cm.metadata?.ownerReferences?.some((r) => r.uid === b.metadata.uid))
       return cm;
-    const now = await get<AuditView>(o.client, batchPath);
-    if (now?.status?.audit?.state === 'Invalid')
-      throw new UsageError(now.status.audit.message ?? 'audit refused');
+    const a = (await get<AuditView>(o.client, batchPath))?.status?.audit;
+    if (nonce && a?.nonce === nonce && a.state === 'Invalid')
+      throw new UsageError(a.message ?? 'audit refused');
     return undefined;
   };
   let cm = await ready();
   if (!cm) {
+    nonce = newNonce();
     await o.client.mergePatch(batchPath, {
       metadata: {
-        annotations: { [AUDIT_ANNOTATION]: 'requested', [AUDIT_PAIRS_ANNOTATION]: String(o.pairs) },
+        annotations: {
+          [AUDIT_ANNOTATION]: 'requested',
+          [AUDIT_PAIRS_ANNOTATION]: String(o.pairs),
+          [AUDIT_NONCE_ANNOTATION]: nonce,
+        },
       },
     });
     o.out.write('Asking the operator for pairs to judge…\n');
@@ -135,10 +146,13 @@ export async function runAudit(o: AuditOptions): Promise<number> {
   await o.client.mergePatch(cmPath, {
     data: { [AUDIT_KEYS.answers]: JSON.stringify({ judge: o.judge, answers }) },
   });
-  await o.client.mergePatch(batchPath, { metadata: { annotations: { [AUDIT_ANNOTATION]: 'submitted' } } });
+  const sent = newNonce();
+  await o.client.mergePatch(batchPath, {
+    metadata: { annotations: { [AUDIT_ANNOTATION]: 'submitted', [AUDIT_NONCE_ANNOTATION]: sent } },
+  });
   const done = await until(`the operator to store the answers (status.audit)`, o.timeoutMs, async () => {
     const a = (await get<AuditView>(o.client, batchPath))?.status?.audit;
-    return a?.state === 'Audited' || a?.state === 'Invalid' ? a : undefined;
+    return a?.nonce === sent && (a.state === 'Audited' || a.state === 'Invalid') ? a : undefined;
   });
   if (done.state === 'Invalid') throw new UsageError(`the operator refused the answers: ${done.message}`);
   o.out.write(`${auditLine(done)}\n`);

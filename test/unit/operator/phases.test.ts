@@ -477,7 +477,11 @@ describe('audit: pairs out through the ConfigMap, answers in, one event', () => 
   );
   const audited = (annotation: string, cmData?: Record<string, string>) => {
     const batch = batchOf();
-    batch.metadata.annotations = { 'cj.huleedu.io/audit': annotation, 'cj.huleedu.io/audit-pairs': '6' };
+    batch.metadata.annotations = {
+      'cj.huleedu.io/audit': annotation,
+      'cj.huleedu.io/audit-pairs': '6',
+      'cj.huleedu.io/audit-nonce': `n-${annotation}`,
+    };
     const w = world({ batch });
     w.status.phase = 'Succeeded';
     const applied: { name: string; body: any }[] = [];
@@ -513,7 +517,13 @@ describe('audit: pairs out through the ConfigMap, answers in, one event', () => 
       [...new Set(pairs.flatMap((p: any) => [p.a, p.b]))].sort(),
     );
     expect(w.applied[0]!.body.metadata.ownerReferences[0].uid).toBe(UID);
-    expect(w.status.audit).toMatchObject({ state: 'Waiting', pairs: 6, configMap: 'b-audit' });
+    // The state says which step of the CLI it answers.
+    expect(w.status.audit).toMatchObject({
+      state: 'Waiting',
+      pairs: 6,
+      configMap: 'b-audit',
+      nonce: 'n-requested',
+    });
   });
 
   it('submitted: stores the answers with the event and reports the agreement', async () => {
@@ -561,7 +571,7 @@ describe('audit: pairs out through the ConfigMap, answers in, one event', () => 
     });
     await audit(w.ctx);
     expect(w.commits).toHaveLength(0);
-    expect(w.status.audit).toMatchObject({ state: 'Invalid' });
+    expect(w.status.audit).toMatchObject({ state: 'Invalid', nonce: 'n-submitted' });
     expect(w.status.audit?.message).toMatch(/answers\[0\]\.winner must be "e1", "e0" or null/);
   });
 

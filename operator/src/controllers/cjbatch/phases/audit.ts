@@ -14,6 +14,7 @@ import {
   AUDIT_MAX_PAIRS,
   AUDIT_MAX_TEXT_BYTES,
   AUDIT_MIN_PAIRS,
+  AUDIT_NONCE_ANNOTATION,
   AUDIT_PAIRS_ANNOTATION,
   AuditAnswersError,
   type AuditPair,
@@ -136,7 +137,8 @@ const round4 = (x: number) => Math.round(x * 1e4) / 1e4;
 const numberOrNothing = (x: number | undefined) => (x === undefined ? {} : { seconds: x });
 
 function setAudit(ctx: PhaseContext, a: AuditStatus) {
-  ctx.status.audit = a;
+  const nonce = ctx.batch.metadata.annotations?.[AUDIT_NONCE_ANNOTATION];
+  ctx.status.audit = nonce ? { ...a, nonce: nonce.slice(0, 64) } : a;
 }
 
 /** Picks the pairs and writes them, with the texts the teacher reads, to the audit ConfigMap. */
