@@ -205,6 +205,32 @@ console.log(JSON.stringify({
   }
 }
 
+/** A query on the in-cluster Postgres as its superuser (the test's view of the store, past RLS). */
+const psql = async (query: string) =>
+  (
+    await kubectlOk([
+      'exec',
+      '-n',
+      DEPS,
+      'deploy/postgres',
+      '--',
+      'psql',
+      '-h',
+      '/tmp',
+      '-U',
+      'cj',
+      '-d',
+      'cj',
+      '-tAc',
+      query,
+    ])
+  ).trim();
+/** Ids of the comparisons a worker pod holds leased right now. */
+const leasedBy = async (pod: string) =>
+  (await psql(`SELECT id FROM comparisons WHERE status = 'leased' AND lease_owner = '${pod}'`))
+    .split('\n')
+    .filter(Boolean);
+
 // The tests after the install share it: when it failed, each of them fails at once with that
 // reason instead of waiting out its own timeout on an operator that never came up (a broken image
 // would otherwise cost every later test its minutes). Uninstall still runs.
@@ -388,7 +414,15 @@ describe('e2e on kind: the real image, installed with Helm', () => {
     // would. (Deleting the pod, even with --grace-period=0, sends SIGTERM first, and the worker
     // then hands its pairs back itself: the lease expiry would go untested.) Its leased pairs
     // must come back after the lease (15 s here) and be judged once by the index's next pod.
-    const victim = await waitFor('a running comparison pod to crash', runningCompare, 300_000, 200);
+    const victim = await waitFor(
+      'a running comparison pod that holds leased pairs',
+      async () => {
+        const p = await runningCompare();
+        return p && (await leasedBy(p.metadata.name)).length > 0 ? p : undefined;
+      },
+      300_000,
+      200,
+    );
     const name = victim.metadata.name as string;
     const containerId = String(victim.status.containerStatuses[0].containerID).replace(/^.*:\/\//, '');
     const info = JSON.parse(await ok(dockerExecNode(['crictl', 'inspect', containerId]), 'crictl inspect'));
@@ -398,6 +432,9 @@ describe('e2e on kind: the real image, installed with Helm', () => {
       return p.status.containerStatuses?.[0]?.state?.terminated;
     });
     expect(crashed.exitCode).toBe(137);
+    // What the dead worker held: nobody can finish these until their lease expires.
+    const orphaned = await leasedBy(name);
+    expect(orphaned.length, `pairs leased by ${name} when it died`).toBeGreaterThan(0);
     const index = victim.metadata.annotations['batch.kubernetes.io/job-completion-index'];
     const job = victim.metadata.labels['batch.kubernetes.io/job-name'] ?? victim.metadata.labels['job-name'];
     const done = await succeeded('killed');
@@ -408,6 +445,12 @@ describe('e2e on kind: the real image, installed with Helm', () => {
     );
     expect(sameIndex.some((p: Obj) => p.metadata.name !== name && p.status.phase === 'Succeeded')).toBe(true);
     const c = done.status.comparisons;
+    const judged = await psql(
+      `SELECT count(*) FROM comparisons WHERE id IN (${orphaned.join(',')}) AND status = 'succeeded' AND lease_owner <> '${name}'`,
+    );
+    expect(Number(judged), `the dead worker's ${orphaned.length} pairs, judged by another pod`).toBe(
+      orphaned.length,
+    );
     expect(c.completed).toBe(c.planned);
     expect(c.pending ?? 0).toBe(0);
     expect(c.failed ?? 0).toBe(0);
