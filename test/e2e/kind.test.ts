@@ -414,27 +414,34 @@ describe('e2e on kind: the real image, installed with Helm', () => {
     // would. (Deleting the pod, even with --grace-period=0, sends SIGTERM first, and the worker
     // then hands its pairs back itself: the lease expiry would go untested.) Its leased pairs
     // must come back after the lease (15 s here) and be judged once by the index's next pod.
-    const victim = await waitFor(
-      'a running comparison pod that holds leased pairs',
+    // Freeze it (SIGSTOP: it can neither finish nor hand back a pair), read what it holds, and
+    // kill it only while it holds something; otherwise thaw it and look again.
+    const { victim, pid, orphaned } = await waitFor(
+      'a running comparison pod frozen while it holds leased pairs',
       async () => {
         const p = await runningCompare();
-        return p && (await leasedBy(p.metadata.name)).length > 0 ? p : undefined;
+        if (!p || (await leasedBy(p.metadata.name)).length === 0) return undefined;
+        const id = String(p.status.containerStatuses[0].containerID).replace(/^.*:\/\//, '');
+        const info = JSON.parse(await ok(dockerExecNode(['crictl', 'inspect', id]), 'crictl inspect'));
+        const pid = String(info.info.pid);
+        await ok(dockerExecNode(['kill', '-STOP', pid]), 'kill -STOP the worker');
+        const held = await leasedBy(p.metadata.name);
+        if (held.length > 0) return { victim: p, pid, orphaned: held };
+        await ok(dockerExecNode(['kill', '-CONT', pid]), 'kill -CONT the worker');
+        return undefined;
       },
       300_000,
       200,
     );
     const name = victim.metadata.name as string;
-    const containerId = String(victim.status.containerStatuses[0].containerID).replace(/^.*:\/\//, '');
-    const info = JSON.parse(await ok(dockerExecNode(['crictl', 'inspect', containerId]), 'crictl inspect'));
-    await ok(dockerExecNode(['kill', '-KILL', String(info.info.pid)]), 'kill -KILL the worker');
+    await ok(dockerExecNode(['kill', '-KILL', pid]), 'kill -KILL the worker');
     const crashed = await waitFor('the crashed worker to be reported', async () => {
       const p = await getJson('pod', name, '-n', NS);
       return p.status.containerStatuses?.[0]?.state?.terminated;
     });
     expect(crashed.exitCode).toBe(137);
     // What the dead worker held: nobody can finish these until their lease expires.
-    const orphaned = await leasedBy(name);
-    expect(orphaned.length, `pairs leased by ${name} when it died`).toBeGreaterThan(0);
+    expect(await leasedBy(name), `pairs still leased by ${name} after it died`).toEqual(orphaned);
     const index = victim.metadata.annotations['batch.kubernetes.io/job-completion-index'];
     const job = victim.metadata.labels['batch.kubernetes.io/job-name'] ?? victim.metadata.labels['job-name'];
     const done = await succeeded('killed');
