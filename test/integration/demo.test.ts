@@ -69,7 +69,9 @@ describe('npm run demo', () => {
     expect(Number(row![2])).toBeGreaterThan(0);
     expect(vs).toMatch(/^cost \(USD\)\s+\d+\.\d{4}\s+\d+\.\d{4}$/m);
     expect(vs).toMatch(/^wall time\s+\S+\s+\S+$/m);
-    console.log(`[demo] estimate before the run and beside the actuals:\n${estimate}\n${vs.slice(vs.search(/^\s+ESTIMATE\s+ACTUAL$/m))}`);
+    console.log(
+      `[demo] estimate before the run and beside the actuals:\n${estimate}\n${vs.slice(vs.search(/^\s+ESTIMATE\s+ACTUAL$/m))}`,
+    );
     // One results row per essay (40, anchors are listed separately), each with a grade.
     const rows = r.stdout.split('\n').filter((l) => /^\s+\d+\s+essay-\d{3}\s/.test(l));
     expect(rows).toHaveLength(40);
