@@ -56,6 +56,9 @@ cleanup() {
   exit $rc
 }
 trap cleanup EXIT
+# A run stopped by a signal is not a pass: exit with its code so cleanup says FAILED.
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 if [ "$STOCK" = 1 ]; then
   docker version >/dev/null 2>&1 || die "CJ_KIND_STOCK=1 needs a running Docker (docker version failed)"
