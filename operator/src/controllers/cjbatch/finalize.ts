@@ -91,27 +91,42 @@ export interface Outcome {
   data: Record<string, unknown>;
 }
 
-/** The CloudEvent (structured-mode envelope) of an outcome; config/schemas/<type>.json describes it. */
-export function resultEvent(batch: CJBatch, o: Omit<Outcome, 'topic'>, eventId: string, time: Date) {
+/**
+ * The structured-mode CloudEvent envelope of every event about a batch (result and audit);
+ * config/schemas/<type>.json describes each type's data.
+ */
+export function batchEvent<D>(batch: CJBatch, type: string, eventId: string, time: Date, data: D) {
   const uid = batch.metadata.uid!;
   return {
     specversion: '1.0',
     id: eventId,
     source: `/apis/cj.huleedu.io/v1alpha1/namespaces/${batch.metadata.namespace}/cjbatches/${batch.metadata.name}`,
-    type: o.outcome === 'succeeded' ? EVENT_COMPLETED : EVENT_FAILED,
+    type,
     subject: uid,
     time: time.toISOString(),
     datacontenttype: 'application/json',
     // CloudEvents Kafka binding: the record key is the partitionkey extension (the batch UID).
     partitionkey: uid,
-    data: {
-      batch: { uid, namespace: batch.metadata.namespace, name: batch.metadata.name },
-      outcome: o.outcome,
-      reason: o.reason,
-      message: o.message,
-      ...o.data,
-    },
+    data,
   };
+}
+
+/** The batch's identity as every event's data carries it. */
+export const batchRef = (batch: CJBatch) => ({
+  uid: batch.metadata.uid!,
+  namespace: batch.metadata.namespace!,
+  name: batch.metadata.name!,
+});
+
+/** The result event of an outcome. */
+export function resultEvent(batch: CJBatch, o: Omit<Outcome, 'topic'>, eventId: string, time: Date) {
+  return batchEvent(batch, o.outcome === 'succeeded' ? EVENT_COMPLETED : EVENT_FAILED, eventId, time, {
+    batch: batchRef(batch),
+    outcome: o.outcome,
+    reason: o.reason,
+    message: o.message,
+    ...o.data,
+  });
 }
 
 /**

@@ -29,6 +29,7 @@ import {
 } from '../../../../../contract/src/audit.js';
 import type { CJBatch, CJBatchStatus } from '../../../api/index.js';
 import { type PhaseContext, uidOf } from '../context.js';
+import { batchEvent, batchRef } from '../finalize.js';
 import { ownedObjectMeta } from '../jobs.js';
 import { ForeignChildError } from '../owned.js';
 
@@ -186,19 +187,12 @@ async function sendPairs(ctx: PhaseContext, name: string) {
   });
 }
 
-export interface AuditEventData {
+/** The audit event's data: the batch, who judged against which model, and the report. */
+export interface AuditEventData extends AuditReport {
   batch: { uid: string; namespace: string; name: string };
   judge: string;
   provider: string | null;
   model: string | null;
-  pairs: number;
-  judged: number;
-  skipped: number;
-  agreements: number;
-  agreement: number;
-  interval95: [number, number];
-  modelAgreements: number;
-  decisions: AuditReport['decisions'];
 }
 
 /** The cj.batch.audited.v1 CloudEvent (config/schemas/cj.batch.audited.v1.json describes it). */
@@ -210,30 +204,14 @@ export function auditEvent(
   eventId: string,
   time: Date,
 ) {
-  const uid = batch.metadata.uid!;
   const data: AuditEventData = {
-    batch: { uid, namespace: batch.metadata.namespace!, name: batch.metadata.name! },
+    batch: batchRef(batch),
     judge,
     provider: pool?.spec.provider ?? null,
     model: pool?.spec.model ?? null,
-    pairs: r.pairs,
-    judged: r.judged,
-    skipped: r.skipped,
-    agreements: r.agreements,
+    ...r,
     agreement: round4(r.agreement),
     interval95: [round4(r.interval95[0]), round4(r.interval95[1])],
-    modelAgreements: r.modelAgreements,
-    decisions: r.decisions,
   };
-  return {
-    specversion: '1.0',
-    id: eventId,
-    source: `/apis/cj.huleedu.io/v1alpha1/namespaces/${batch.metadata.namespace}/cjbatches/${batch.metadata.name}`,
-    type: EVENT_AUDITED,
-    subject: uid,
-    time: time.toISOString(),
-    datacontenttype: 'application/json',
-    partitionkey: uid,
-    data,
-  };
+  return batchEvent(batch, EVENT_AUDITED, eventId, time, data);
 }
