@@ -11,7 +11,7 @@ import { deleteLimiterRow, upsertLimiterRow } from '../../runtime/src/store/tena
 import { tolerateLostConnections } from '../../runtime/src/store/transient.js';
 import { batchUsage, poolLimiterStates, recentGrants } from '../../runtime/src/store/usage.js';
 import type { CJBatch, LLMProviderPool } from './api/index.js';
-import { RESOURCES } from './api/index.js';
+import { poolKeyOf, RESOURCES } from './api/index.js';
 import { loadConfig, platformPolicy } from './config.js';
 import { poolLimiterSettings } from './controllers/cjbatch/prepare.js';
 import { CJBatchReconciler, type JobObject } from './controllers/cjbatch/reconciler.js';
@@ -97,7 +97,7 @@ export async function main(): Promise<void> {
       egress: config.egress,
       limiter: {
         sync: (pool) =>
-          upsertLimiterRow(sql, `${pool.metadata.namespace}/${pool.metadata.name}`, {
+          upsertLimiterRow(sql, poolKeyOf(pool), {
             ...poolLimiterSettings(pool),
             maxBlockMs: config.maxRetryAfterMs,
           }),

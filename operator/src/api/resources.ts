@@ -14,3 +14,7 @@ export const RESOURCES = {
     plural: 'validatingwebhookconfigurations',
   },
 } as const;
+
+/** A pool's key in the store's limiter and share rows: `<namespace>/<name>`. */
+export const poolKeyOf = (pool: { metadata: { namespace?: string; name?: string } }) =>
+  `${pool.metadata.namespace}/${pool.metadata.name}`;

@@ -14,7 +14,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import { estimateCostUsd } from '../../../contract/src/cost.js';
 import { POOL_DEFAULTS, resolvePricing } from '../../../contract/src/pool-runtime.js';
 import type { BatchUsageRow, GrantedAttempt, PoolLimiterState } from '../../../runtime/src/store/usage.js';
-import type { CJBatch, LLMProviderPool } from '../api/index.js';
+import { type CJBatch, type LLMProviderPool, poolKeyOf } from '../api/index.js';
 
 export interface UsageSource {
   batches(recentSeconds: number): Promise<BatchUsageRow[]>;
@@ -186,7 +186,7 @@ export class UsageMetrics {
       this.o.source.pools(),
       this.o.source.grants(this.o.grantWindowSeconds),
     ]);
-    const pools = new Map(this.o.listPools().map((p) => [`${p.metadata.namespace}/${p.metadata.name}`, p]));
+    const pools = new Map(this.o.listPools().map((p) => [poolKeyOf(p), p]));
     const batches = this.o.listBatches();
     const llmLabels = (poolKey: string | null) => {
       const [ns = 'unknown', name = 'unknown'] = (poolKey ?? '/').split('/');

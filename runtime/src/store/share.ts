@@ -11,7 +11,9 @@ export async function upsertPoolShare(
   if (!(s.weight > 0)) throw new Error(`share weight must be positive, got ${s.weight}`);
   await sql`
     INSERT INTO llm_pool_shares (batch_uid, pool_key, weight) VALUES (${s.uid}, ${s.poolKey}, ${s.weight})
-    ON CONFLICT (batch_uid) DO UPDATE SET weight = excluded.weight, pool_key = excluded.pool_key`;
+    ON CONFLICT (batch_uid) DO UPDATE SET weight = excluded.weight, pool_key = excluded.pool_key
+     -- called on every reconcile pass: no new row version (no dead tuple) when nothing changed
+     WHERE (llm_pool_shares.weight, llm_pool_shares.pool_key) IS DISTINCT FROM (excluded.weight, excluded.pool_key)`;
 }
 
 /** The batch is gone: its share row goes with it. */

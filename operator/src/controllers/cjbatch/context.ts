@@ -34,7 +34,13 @@ import {
   retireBatchRole,
   upsertLimiterRow,
 } from '../../../../runtime/src/store/tenancy.js';
-import { type CJBatch, type CJBatchStatus, DEFAULT_PRIORITY, type LLMProviderPool } from '../../api/index.js';
+import {
+  type CJBatch,
+  type CJBatchStatus,
+  DEFAULT_PRIORITY,
+  type LLMProviderPool,
+  poolKeyOf,
+} from '../../api/index.js';
 import { type OperatorConfig, platformPolicy } from '../../config.js';
 import type { EventType } from '../../kube/events.js';
 import type { SetCondition } from '../../kube/status.js';
@@ -124,9 +130,6 @@ export function setPhase(ctx: PhaseContext, phase: NonNullable<CJBatchStatus['ph
   if (phase === 'Succeeded' || phase === 'Failed') delete ctx.status.throughput;
 }
 
-/** The key of the batch's pool's limiter row, `<namespace>/<name>`. */
-export const poolKeyOf = (pool: LLMProviderPool) => `${pool.metadata.namespace}/${pool.metadata.name}`;
-
 /**
  * The batch's weight in its pool's fair share (spec.priority), written every pass so that a changed
  * priority applies at once, and its live pace in the status.
@@ -168,7 +171,7 @@ export function jobContext(ctx: PhaseContext, pool: LLMProviderPool): JobContext
     workerSecret: `${batch.metadata.name}-worker`,
     ...(config.workerServiceAccount ? { serviceAccount: config.workerServiceAccount } : {}),
     pool: {
-      key: `${pool.metadata.namespace}/${pool.metadata.name}`,
+      key: poolKeyOf(pool),
       config: workerPoolConfig(pool, batch),
       apiKeySecret: pool.spec.apiKeySecretRef,
     },

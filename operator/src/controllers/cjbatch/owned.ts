@@ -4,7 +4,7 @@
 import type { Sql } from '../../../../runtime/src/store/index.js';
 import { batchRoleName, createBatchRole, workerDatabaseUrl } from '../../../../runtime/src/store/tenancy.js';
 import type { CJBatch, LLMProviderPool } from '../../api/index.js';
-import { RESOURCES } from '../../api/index.js';
+import { poolKeyOf, RESOURCES } from '../../api/index.js';
 import { isNotFound, type KubeClient, type KubeObject, resourcePath } from '../../kube/rest.js';
 import { ownedObjectMeta } from './jobs.js';
 
@@ -93,7 +93,7 @@ export class WorkerSecrets {
     }
     const creds = await createBatchRole(this.sql, {
       uid,
-      poolKey: `${pool.metadata.namespace}/${pool.metadata.name}`,
+      poolKey: poolKeyOf(pool),
       connectionLimit: batchConnectionLimit(batch, this.config.maxBatchDbConnections),
     });
     const secret = {

@@ -3,7 +3,7 @@
 // outlives spec.timeouts.round is recovered: scored with what was judged, or failed.
 
 import { batchLimiterKey } from '../../../../../runtime/src/store/tenancy.js';
-import { parseDuration } from '../../../api/index.js';
+import { parseDuration, poolKeyOf } from '../../../api/index.js';
 import { MAX_JOB_ATTEMPTS } from '../child-jobs.js';
 import { jobContext, type PhaseContext, type Step, setPhase, uidOf } from '../context.js';
 import { BATCH_SCOPE, comparisonJob, jobFailure } from '../jobs.js';
@@ -151,7 +151,7 @@ async function ensureLimiterRows(ctx: PhaseContext): Promise<void> {
   const pool = ctx.pool;
   if (!pool) return;
   const maxBlockMs = ctx.config.maxRetryAfterMs;
-  await ctx.store.upsertLimiterRow(`${pool.metadata.namespace}/${pool.metadata.name}`, {
+  await ctx.store.upsertLimiterRow(poolKeyOf(pool), {
     ...poolLimiterSettings(pool),
     maxBlockMs,
   });
