@@ -26,8 +26,7 @@ import { resolvePoolRuntimeConfig } from '../../contract/src/pool-runtime.js';
 import { sleep } from '../../hack/lib/proc.js';
 import { repoRoot } from '../../hack/lib/tools.js';
 import { stopStack } from '../../hack/stack.js';
-import { startFakeAnthropic } from '../../runtime/src/fake-anthropic/server.js';
-import { benchEnv, cleanupBench, startBenchOperator } from './harness.js';
+import { benchEnv, cleanupBench, startBenchJudge, startBenchOperator } from './harness.js';
 
 const argv = process.argv.slice(2);
 const opt = (name: string) => {
@@ -148,14 +147,7 @@ function limiterSeconds(n: number, rpm: number, safety = 0.95, initial = 0.1, ra
 async function runOne(c: Case, mode: (typeof MODES)[number]): Promise<Row> {
   const bench = await benchEnv('floor', STACK);
   const { ns, api, env, dbUrl } = bench;
-  const fake = await startFakeAnthropic({
-    host: '127.0.0.1',
-    port: 0,
-    profilePath: path.join(repoRoot, 'test/fixtures/essays/profile.json'),
-    seed: 1,
-    latencyMs: LAT_LO,
-    latencyMaxMs: LAT_HI,
-  });
+  const fake = await startBenchJudge({ latencyMs: LAT_LO, latencyMaxMs: LAT_HI });
   const op = await startBenchOperator(bench, mode.env);
   const cleanup = () => cleanupBench(bench, op, () => fake.close());
   try {

@@ -11,6 +11,22 @@ import { KubeApi } from '../../hack/lib/kubeapi.js';
 import { freePort, sleep } from '../../hack/lib/proc.js';
 import { repoRoot } from '../../hack/lib/tools.js';
 import { type StackInfo, startStack } from '../../hack/stack.js';
+import {
+  type FakeAnthropic,
+  type FakeAnthropicOptions,
+  startFakeAnthropic,
+} from '../../runtime/src/fake-anthropic/server.js';
+
+/** The fake Anthropic judge every operator bench uses (the test essays' profile, seed 1), plus `opts`. */
+export function startBenchJudge(opts: FakeAnthropicOptions = {}): Promise<FakeAnthropic> {
+  return startFakeAnthropic({
+    host: '127.0.0.1',
+    port: 0,
+    profilePath: path.join(repoRoot, 'test/fixtures/essays/profile.json'),
+    seed: 1,
+    ...opts,
+  });
+}
 
 export interface BenchEnv {
   stack: StackInfo;

@@ -14,8 +14,7 @@ import postgres from 'postgres';
 import YAML from 'yaml';
 import { sleep } from '../../hack/lib/proc.js';
 import { repoRoot } from '../../hack/lib/tools.js';
-import { startFakeAnthropic } from '../../runtime/src/fake-anthropic/server.js';
-import { apiserverRequests, benchEnv, cleanupBench, startBenchOperator } from './harness.js';
+import { apiserverRequests, benchEnv, cleanupBench, startBenchJudge, startBenchOperator } from './harness.js';
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(name);
@@ -31,12 +30,7 @@ const TIMEOUT_MS = 40 * 60_000;
 const bench = await benchEnv('load');
 const { ns, api, env, dbUrl, stack: s } = bench;
 const topic = `bench.load.${ns}`;
-const fake = await startFakeAnthropic({
-  host: '127.0.0.1',
-  port: 0,
-  profilePath: path.join(repoRoot, 'test/fixtures/essays/profile.json'),
-  seed: 1,
-});
+const fake = await startBenchJudge();
 const op = await startBenchOperator(bench, { KAFKA_BROKERS: s.kafkaBrokers, KAFKA_TOPIC: topic });
 console.log(`namespace ${ns}; operator log: ${op.log}`);
 

@@ -9,8 +9,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { sleep } from '../../hack/lib/proc.js';
 import { repoRoot } from '../../hack/lib/tools.js';
-import { startFakeAnthropic } from '../../runtime/src/fake-anthropic/server.js';
-import { apiserverRequests, benchEnv, cleanupBench, startBenchOperator } from './harness.js';
+import { apiserverRequests, benchEnv, cleanupBench, startBenchJudge, startBenchOperator } from './harness.js';
 
 const N = Number(process.argv[process.argv.indexOf('--batches') + 1] || 20) || 20;
 
@@ -41,12 +40,7 @@ function histogramQuantile(text: string, metric: string, q: number): number | un
 
 const bench = await benchEnv('bench');
 const { ns, api, env } = bench;
-const fake = await startFakeAnthropic({
-  host: '127.0.0.1',
-  port: 0,
-  profilePath: path.join(repoRoot, 'test/fixtures/essays/profile.json'),
-  seed: 1,
-});
+const fake = await startBenchJudge();
 const op = await startBenchOperator(bench);
 console.log(`operator log: ${op.log}`);
 

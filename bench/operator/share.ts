@@ -17,8 +17,7 @@ import YAML from 'yaml';
 import { sleep } from '../../hack/lib/proc.js';
 import { repoRoot } from '../../hack/lib/tools.js';
 import { stopStack } from '../../hack/stack.js';
-import { startFakeAnthropic } from '../../runtime/src/fake-anthropic/server.js';
-import { benchEnv, cleanupBench, startBenchOperator } from './harness.js';
+import { benchEnv, cleanupBench, startBenchJudge, startBenchOperator } from './harness.js';
 
 const argv = process.argv.slice(2);
 const num = (name: string, dflt: number) => {
@@ -45,14 +44,7 @@ const BATCHES = [
 
 const bench = await benchEnv('share', STACK);
 const { ns, api, env, dbUrl } = bench;
-const fake = await startFakeAnthropic({
-  host: '127.0.0.1',
-  port: 0,
-  profilePath: path.join(repoRoot, 'test/fixtures/essays/profile.json'),
-  seed: 1,
-  latencyMs: 2000,
-  latencyMaxMs: 6000,
-});
+const fake = await startBenchJudge({ latencyMs: 2000, latencyMaxMs: 6000 });
 const op = await startBenchOperator(bench, OPERATOR_ENV);
 const apply = (items: unknown[]) =>
   execFileSync('kubectl', ['apply', '-n', ns, '-f', '-'], {
