@@ -3,7 +3,6 @@
 // and a stop that cancels what is open in its own transaction (tokens of a pair being judged kept).
 // The store's half of bench/cj/pipeline.ts's call pattern; the worker loop is test/integration/pipeline.test.ts.
 import { readFileSync } from 'node:fs';
-import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { planAheadOnce, planRound, scoreRound } from '../../../runtime/src/scoring/score-round.js';
 import { registerBatch } from '../../../runtime/src/store/batches.js';
@@ -14,12 +13,10 @@ import { createBatchRole, workerDatabaseUrl } from '../../../runtime/src/store/t
 import { startTestDb, type TestDb } from '../worker/pg.js';
 
 let db: TestDb;
-const clients: postgres.Sql[] = [];
 beforeAll(async () => {
   db = await startTestDb();
 }, 60_000);
 afterAll(async () => {
-  await Promise.all(clients.map((c) => c.end({ timeout: 1 }).catch(() => {})));
   await db?.stop();
 });
 
@@ -68,11 +65,7 @@ describe('pipelined rounds in the store', () => {
       anchors: fx.anchors.slice(0, 4),
     });
     const cred = await createBatchRole(db.sql, { uid: UID, poolKey: 'ns/pool', connectionLimit: 5 });
-    const asWorker = () => {
-      const c = postgres(workerDatabaseUrl(db.url, cred), { max: 2, onnotice: () => {} });
-      clients.push(c);
-      return c;
-    };
+    const asWorker = () => db.connectAs(workerDatabaseUrl(db.url, cred), 2);
     const w1 = asWorker();
     const w2 = asWorker();
 

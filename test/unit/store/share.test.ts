@@ -2,7 +2,6 @@
 // through PostgresRateLimiter, as worker pods do. Weighted shares while both want the pool, unused
 // share flowing to the other, a late batch getting its share at once, and what a batch role may
 // not touch.
-import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { batchPace, upsertPoolShare } from '../../../runtime/src/store/share.js';
 import {
@@ -15,12 +14,10 @@ import { PostgresRateLimiter } from '../../../runtime/src/worker/pool-limiter.js
 import { startTestDb, type TestDb } from '../worker/pg.js';
 
 let db: TestDb;
-const clients: postgres.Sql[] = [];
 beforeAll(async () => {
   db = await startTestDb();
 }, 60_000);
 afterAll(async () => {
-  await Promise.all(clients.map((c) => c.end({ timeout: 1 }).catch(() => {})));
   await db?.stop();
 });
 
@@ -39,8 +36,7 @@ async function batch(pool: string, weight: number) {
   const uid = `00000000-0000-4000-8000-${String(++n).padStart(12, '0')}`;
   const creds = await createBatchRole(db.sql, { uid, poolKey: pool, connectionLimit: 5 });
   await upsertPoolShare(db.sql, { uid, poolKey: pool, weight });
-  const sql = postgres(workerDatabaseUrl(db.url, creds), { max: 4, onnotice: () => {} });
-  clients.push(sql);
+  const sql = db.connectAs(workerDatabaseUrl(db.url, creds), 4);
   const limiter = new PostgresRateLimiter({ sql, poolKey: pool, owner: `w-${n}`, ...limits, managed: false });
   let stop = false;
   // 4 lanes that always want the pool (a judge that answers at once)

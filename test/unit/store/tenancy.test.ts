@@ -1,5 +1,4 @@
 // Per-batch roles against a real Postgres: what the credentials in a worker Secret can and cannot do.
-import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerBatch } from '../../../runtime/src/store/batches.js';
 import {
@@ -51,15 +50,7 @@ async function register(uid: string, name: string) {
                VALUES (gen_random_uuid(), ${uid}, 'done', 't', ${uid}, '{}')`;
 }
 
-function as(url: string) {
-  const c = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 5 });
-  clients.push(c);
-  return c;
-}
-const clients: postgres.Sql[] = [];
-afterAll(async () => {
-  await Promise.all(clients.map((c) => c.end({ timeout: 1 }).catch(() => {})));
-});
+const as = (url: string) => db.connectAs(url);
 const code = async (p: Promise<unknown>) => {
   try {
     await p;

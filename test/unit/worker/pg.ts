@@ -2,6 +2,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import postgres from 'postgres';
 import { stopPid } from '../../../hack/lib/proc.js';
 import { startPostgres } from '../../../hack/services/postgres.js';
 import { connect, type Sql } from '../../../runtime/src/store/db.js';
@@ -10,6 +11,8 @@ import { migrate } from '../../../runtime/src/store/migrate.js';
 export interface TestDb {
   url: string;
   sql: Sql;
+  /** Another connection (e.g. as a batch's role), ended by stop() before the server. */
+  connectAs(url: string, max?: number): Sql;
   stop(): Promise<void>;
 }
 
@@ -18,10 +21,17 @@ export async function startTestDb(): Promise<TestDb> {
   const pg = await startPostgres(dir);
   const sql = connect(pg.url, 10);
   await migrate(sql);
+  const others: Sql[] = [];
   return {
     url: pg.url,
     sql,
+    connectAs(url, max = 1) {
+      const c = postgres(url, { max, onnotice: () => {}, connect_timeout: 5 });
+      others.push(c);
+      return c;
+    },
     async stop() {
+      await Promise.all(others.map((c) => c.end({ timeout: 1 }).catch(() => {})));
       await sql.end({ timeout: 5 });
       await stopPid(pg.process.pid);
       rmSync(dir, { recursive: true, force: true });
