@@ -22,6 +22,17 @@ type Obj = Record<string, any>;
 
 describe('health checks on live objects', () => {
   let ns: string;
+  const setSuspend = (batch: string, suspend: boolean) =>
+    kubectlOk([
+      'patch',
+      'cjbatch',
+      batch,
+      '-n',
+      ns,
+      '--type=merge',
+      '-p',
+      JSON.stringify({ spec: { suspend } }),
+    ]);
   let fake: FakeAnthropic;
   let slow: FakeAnthropic;
   let operator: OperatorProcess | undefined;
@@ -156,16 +167,7 @@ describe('health checks on live objects', () => {
     expect(done.status.throughput).toBeUndefined();
     // released, the held batch runs: its first Job starts
     expect(await jobsOf('held')).toBe(0);
-    await kubectlOk([
-      'patch',
-      'cjbatch',
-      'held',
-      '-n',
-      ns,
-      '--type=merge',
-      '-p',
-      '{"spec":{"suspend":false}}',
-    ]);
+    await setSuspend('held', false);
     await when('cjbatch', 'held', 'running after release', (o) =>
       ['Scoring', 'Comparing', 'Succeeded'].includes(o.status?.phase),
     );
@@ -175,16 +177,7 @@ describe('health checks on live objects', () => {
   it('a spec change the operator has not observed is Progressing/InProgress', async () => {
     await operator!.stop();
     operator = undefined;
-    await kubectlOk([
-      'patch',
-      'cjbatch',
-      'held',
-      '-n',
-      ns,
-      '--type=merge',
-      '-p',
-      '{"spec":{"suspend":true}}',
-    ]);
+    await setSuspend('held', true);
     const changed = await get('cjbatch', 'held');
     expect(changed.metadata.generation).toBeGreaterThan(changed.status.observedGeneration);
     expectHealth(changed, 'Progressing', 'InProgress');
