@@ -134,6 +134,8 @@ export interface PipelineState {
   latest: { round: number; decision: 'continue' | 'stop' } | undefined;
   /** Pairs of the batch not yet final, in every round. */
   open: number;
+  /** Of those, the ones a worker can claim now: pending, or leased with the lease expired. */
+  claimable: number;
   /**
    * Pairs open right after the latest pass (its pending plus the pairs it planned). Open pairs only
    * become final until the next pass adds some, so `open` below this means new outcomes arrived.
@@ -143,16 +145,25 @@ export interface PipelineState {
 
 export async function pipelineState(sql: Querier, uid: string): Promise<PipelineState> {
   const [r] = await sql<
-    { round: number | null; decision: 'continue' | 'stop' | null; after: number | null; open: number }[]
+    {
+      round: number | null;
+      decision: 'continue' | 'stop' | null;
+      after: number | null;
+      open: number;
+      claimable: number;
+    }[]
   >`
     WITH l AS (SELECT round, decision, pairs + coalesce((summary->'counts'->>'pending')::int, 0) AS after
                  FROM rounds WHERE batch_uid = ${uid} ORDER BY round DESC LIMIT 1)
     SELECT (SELECT round FROM l) AS round, (SELECT decision FROM l) AS decision, (SELECT after FROM l) AS after,
-           (SELECT count(*)::int FROM comparisons
-             WHERE batch_uid = ${uid} AND status IN ('pending', 'leased')) AS open`;
+           o.open, o.claimable
+      FROM (SELECT count(*)::int AS open,
+                   (count(*) FILTER (WHERE status = 'pending' OR lease_expires < now()))::int AS claimable
+              FROM comparisons WHERE batch_uid = ${uid} AND status IN ('pending', 'leased')) o`;
   return {
     latest: r!.round === null ? undefined : { round: r!.round, decision: r!.decision! },
     open: r!.open,
+    claimable: r!.claimable,
     openAfterLast: r!.after ?? 0,
   };
 }

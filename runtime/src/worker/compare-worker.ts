@@ -31,7 +31,7 @@ import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { z } from 'zod';
 import { type CompareEnv, EXIT } from '../../../contract/src/job.js';
-import { sleep } from '../../../contract/src/sleep.js';
+import { pause, sleep } from '../../../contract/src/sleep.js';
 import { createAnthropic } from '../llm/client.js';
 import { Comparer } from '../llm/comparer.js';
 import { LlmMetrics } from '../llm/metrics.js';
@@ -71,9 +71,12 @@ export interface WorkerResult {
   released: number;
 }
 
-/** Pipelined rounds: how often the planner looks at the open pairs, and idle lanes look for work. */
+/**
+ * Pipelined rounds: how often the planner looks at the batch's open pairs (the pod's one poll);
+ * idle lanes wait for its word that something is claimable, or this long at most.
+ */
 const PLAN_POLL_MS = 250;
-const IDLE_POLL_MS = 200;
+const IDLE_WAIT_MS = 2_000;
 
 export interface WorkerOptions {
   signal?: AbortSignal;
@@ -231,6 +234,25 @@ export async function runWorker(env: CompareEnv, opts: WorkerOptions = {}): Prom
     });
     if (!pool.promptCaching.enabled || lanes === 1) openGate();
 
+    // Pipelined: the planner wakes the idle lanes when it sees claimable pairs (or the stop), so
+    // a pod polls the database once per PLAN_POLL_MS however many lanes it runs.
+    let wakeLanes = () => {};
+    let woken = Promise.resolve();
+    const armWake = () => {
+      woken = new Promise<void>((r) => {
+        wakeLanes = () => {
+          armWake();
+          r();
+        };
+      });
+    };
+    armWake();
+    const idleWait = async () => {
+      const timer = new AbortController();
+      await Promise.race([woken, pause(IDLE_WAIT_MS, AbortSignal.any([stop.signal, timer.signal]))]);
+      timer.abort();
+    };
+
     const lane = async (i: number) => {
       if (i > 0) await warm;
       let outageSince: number | undefined;
@@ -252,7 +274,7 @@ export async function runWorker(env: CompareEnv, opts: WorkerOptions = {}): Prom
           if (rows.length === 0 && pipelined) {
             openGate();
             if (batchDone) return;
-            await sleep(IDLE_POLL_MS, stop.signal).catch(() => undefined);
+            await idleWait();
             continue;
           }
           if (rows.length === 0) {
@@ -351,12 +373,15 @@ export async function runWorker(env: CompareEnv, opts: WorkerOptions = {}): Prom
         const st = await db('pipeline state', () => pipelineState(sql, env.batchUid));
         if (!st.latest || st.latest.decision === 'stop') {
           batchDone = true;
+          wakeLanes();
           return;
         }
+        if (st.claimable > 0) wakeLanes();
         if (passDue(st, low!)) {
           const p = await db('plan ahead', () => planAheadOnce(sql, env.batchUid, low!));
           if (p) {
             log?.info({ ...p }, 'planned ahead');
+            wakeLanes();
             continue;
           }
         }

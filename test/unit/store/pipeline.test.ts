@@ -8,7 +8,7 @@ import { planAheadOnce, planRound, scoreRound } from '../../../runtime/src/scori
 import { registerBatch } from '../../../runtime/src/store/batches.js';
 import { CANCELLED, claimChunk, writeOutcome } from '../../../runtime/src/store/claims.js';
 import { readProgress } from '../../../runtime/src/store/progress.js';
-import { planAhead } from '../../../runtime/src/store/rounds.js';
+import { pipelineState, planAhead } from '../../../runtime/src/store/rounds.js';
 import { createBatchRole, workerDatabaseUrl } from '../../../runtime/src/store/tenancy.js';
 import { startTestDb, type TestDb } from '../worker/pg.js';
 
@@ -80,6 +80,8 @@ describe('pipelined rounds in the store', () => {
       1,
     );
     expect(leased).toBeDefined();
+    // What the planner reads (as the batch role): all open, all but the leased one claimable.
+    expect(await pipelineState(w2, UID)).toMatchObject({ open: first, claimable: first - 1 });
     // More open than the low-water mark (3): nothing to plan yet.
     expect(await planAheadOnce(w1, UID, 3)).toBeUndefined();
     await judge(first - 3);
