@@ -34,6 +34,8 @@ export const IMAGE = 'ghcr.io/huleedu/cj-operator';
 const SEMVER =
   /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$/;
 
+const MAX_VERSION_LENGTH = 64;
+
 export class ReleaseError extends Error {}
 
 /** Semver precedence: negative when a < b (build metadata ignored, prereleases below releases). */
@@ -137,6 +139,9 @@ export async function release(argv: string[], root = repoRoot): Promise<string> 
   const version = positionals[0];
   if (positionals.length !== 1 || !version)
     throw new ReleaseError('usage: npm run release -- <version> [--date YYYY-MM-DD] [--image auto|yes|no]');
+  // Bounded before the pattern (whose prerelease part backtracks on long digit runs).
+  if (version.length > MAX_VERSION_LENGTH)
+    throw new ReleaseError(`a version has at most ${MAX_VERSION_LENGTH} characters; got ${version.length}`);
   if (!SEMVER.test(version))
     throw new ReleaseError(
       `${version} is not a semantic version (MAJOR.MINOR.PATCH, e.g. 0.2.0; semver.org)`,

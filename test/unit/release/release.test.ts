@@ -71,6 +71,9 @@ describe('npm run release in a copy of the tree (image off)', () => {
     let r = release('0.2');
     expect(r.status, r.stderr).toBe(2);
     expect(r.stderr).toContain('0.2 is not a semantic version');
+    r = release(`0.2.0-${'1'.repeat(100)}`);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('a version has at most 64 characters; got 106');
     r = release('0.0.1', '--image', 'no');
     expect(r.status).toBe(2);
     expect(r.stderr).toContain(`0.0.1 is not above the current version ${prev}`);
