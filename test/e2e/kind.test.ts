@@ -383,10 +383,19 @@ describe('e2e on kind: the real image, installed with Helm', () => {
     await apply([
       batch('killed', (b) => {
         b.spec.workers = { ...(b.spec.workers ?? {}), parallelism: 2 };
+        // Three times the sample's essays (new ids, the same texts reworded by a suffix): rounds
+        // long enough that a worker is reliably caught holding pairs, on an idle machine too.
+        const essays = b.spec.essays.inline as { id: string; text: string }[];
+        b.spec.essays.inline = [1, 2, 3].flatMap((k) =>
+          essays.map((e) => ({ id: `${e.id}-${k}`, text: k === 1 ? e.text : `${e.text} (Draft ${k}.)` })),
+        );
       }),
     ]);
     const runningCompare = async () => {
-      await phaseOf('killed');
+      const b = await phaseOf('killed');
+      // A batch that ended has no worker left to catch: say so now, not after the wait's timeout.
+      if (b.status?.phase === 'Succeeded')
+        throw new Fatal('batch killed succeeded before a worker was caught holding leased pairs');
       const pods = await getJson(
         'pods',
         '-n',
@@ -416,14 +425,20 @@ describe('e2e on kind: the real image, installed with Helm', () => {
     // must come back after the lease (15 s here) and be judged once by the index's next pod.
     // Freeze it (SIGSTOP: it can neither finish nor hand back a pair), read what it holds, and
     // kill it only while it holds something; otherwise thaw it and look again.
+    // Freeze first, then look (a look before the freeze costs a round trip in which the worker
+    // may hand its pairs in); each container's pid is looked up once.
+    const pids = new Map<string, string>();
     const { victim, pid, orphaned } = await waitFor(
       'a running comparison pod frozen while it holds leased pairs',
       async () => {
         const p = await runningCompare();
-        if (!p || (await leasedBy(p.metadata.name)).length === 0) return undefined;
+        if (!p) return undefined;
         const id = String(p.status.containerStatuses[0].containerID).replace(/^.*:\/\//, '');
-        const info = JSON.parse(await ok(dockerExecNode(['crictl', 'inspect', id]), 'crictl inspect'));
-        const pid = String(info.info.pid);
+        if (!pids.has(id)) {
+          const info = JSON.parse(await ok(dockerExecNode(['crictl', 'inspect', id]), 'crictl inspect'));
+          pids.set(id, String(info.info.pid));
+        }
+        const pid = pids.get(id)!;
         await ok(dockerExecNode(['kill', '-STOP', pid]), 'kill -STOP the worker');
         const held = await leasedBy(p.metadata.name);
         if (held.length > 0) return { victim: p, pid, orphaned: held };
@@ -465,6 +480,32 @@ describe('e2e on kind: the real image, installed with Helm', () => {
     expect(events, "the batch's result events on the topic (exactly one, never a duplicate)").toHaveLength(1);
     expect(events[0]!.value.data.comparisons).toEqual(c);
   }, 900_000);
+
+  it('a pipelined batch runs on one Job of long-lived workers, nothing lost or sent twice', async () => {
+    needsInstall();
+    const P = 2;
+    await apply([
+      batch('piped', (b) => {
+        b.metadata.annotations = { 'cj.huleedu.io/rounds': 'pipelined' };
+        b.spec.workers = { ...(b.spec.workers ?? {}), parallelism: P };
+      }),
+    ]);
+    const done = await succeeded('piped');
+    // The first round is scored by a Job of its own; every later pair is judged and planned by the
+    // one workers Job, whose pods live through the rounds (rounds mode starts a Job per round).
+    const jobs = await getJson('jobs', '-n', NS, '-l', 'cj.huleedu.io/batch=piped');
+    expect(jobs.items.map((j: Obj) => j.metadata.name).sort()).toEqual(['piped-score-0', 'piped-workers']);
+    const pods = await getJson('pods', '-n', NS, '-l', 'cj.huleedu.io/batch=piped');
+    expect(pods.items.length, 'pods of the pipelined batch').toBeGreaterThanOrEqual(2);
+    expect(pods.items.length, 'pods of the pipelined batch').toBeLessThanOrEqual(2 * P + 2);
+    const c = done.status.comparisons;
+    expect(c.completed).toBe(c.planned);
+    expect(c.pending ?? 0).toBe(0);
+    expect(c.failed ?? 0).toBe(0);
+    const events = (await readEvents('piped')).filter((e) => e.value.subject === done.metadata.uid);
+    expect(events, "the batch's result events on the topic (exactly one)").toHaveLength(1);
+    expect(events[0]!.value.data.comparisons).toEqual(c);
+  }, 600_000);
 
   it("the kubelet's view: uid 65532, read-only root, no token in workers, restricted Pod Security", async () => {
     needsInstall();
