@@ -56,19 +56,26 @@ export async function readScoringInput(sql: Querier, uid: string): Promise<Scori
   const config = BatchConfigSchema.parse(batch.config);
   const essays = await sql<ScoringInput['essays']>`
     SELECT essay_id, grade FROM essays WHERE batch_uid = ${uid} ORDER BY essay_id`;
-  const judged = await sql<ScoringInput['judged']>`
-    SELECT essay_a, essay_b, winner, confidence FROM comparisons
-     WHERE batch_uid = ${uid} AND status = 'succeeded' ORDER BY id`;
-  const open = await sql<ScoringInput['open']>`
-    SELECT essay_a, essay_b FROM comparisons WHERE batch_uid = ${uid} AND status IN ('pending', 'leased')`;
+  // Verdicts and open pairs in ONE statement (one snapshot): read apart, a verdict committed between
+  // the two reads (a pipelined worker) is in neither list, and plan() sees one pair less spent than
+  // there is and can plan past budget_total.
+  const rows = await sql<(ScoringInput['judged'][number] & { status: 'succeeded' | 'pending' | 'leased' })[]>`
+    SELECT essay_a, essay_b, winner, confidence, status FROM comparisons
+     WHERE batch_uid = ${uid} AND status IN ('succeeded', 'pending', 'leased') ORDER BY id`;
+  const judged: ScoringInput['judged'] = [];
+  const open: ScoringInput['open'] = [];
+  for (const r of rows)
+    if (r.status === 'succeeded')
+      judged.push({ essay_a: r.essay_a, essay_b: r.essay_b, winner: r.winner, confidence: r.confidence });
+    else open.push({ essay_a: r.essay_a, essay_b: r.essay_b });
   const history = await sql<{ history: unknown }[]>`
     SELECT history FROM rounds WHERE batch_uid = ${uid} ORDER BY round`;
   return {
     config,
     budgetTotal: batch.budget_total,
     essays: [...essays],
-    judged: [...judged],
-    open: [...open],
+    judged,
+    open,
     history: history.map((h) => h.history),
   };
 }
