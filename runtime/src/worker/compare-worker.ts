@@ -428,21 +428,9 @@ export async function runWorker(env: CompareEnv, opts: WorkerOptions = {}): Prom
   }
   if (result.code !== EXIT.done) return result;
   if (authFailed) result.code = EXIT.authFailed;
-  else if (fatal && roleRetired(fatal)) {
-    // The operator retires the batch's database role when the batch ends; a pod of the last round
-    // that (re)connects after that has nothing left to do and must not count as a failed pod.
-    log?.info('the batch has ended (its database role is retired); nothing left to do');
-  } else if (fatal) {
+  else if (fatal) {
     log?.error({ err: fatal instanceof Error ? fatal.message : String(fatal) }, 'worker failed');
     result.code = EXIT.unexpected;
   } else if (opts.signal?.aborted) result.code = EXIT.terminated;
   return result;
-}
-
-/** Postgres refuses a login of a role set NOLOGIN (SQLSTATE 28000): the batch's role was retired. */
-function roleRetired(err: unknown): boolean {
-  const e = err as { code?: unknown; message?: unknown };
-  return (
-    e?.code === '28000' && typeof e.message === 'string' && e.message.includes('is not permitted to log in')
-  );
 }
