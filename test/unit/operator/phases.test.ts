@@ -537,10 +537,12 @@ describe('retiring: the role goes only once the worker pods are gone', () => {
     expect(w.events.filter((e) => e.startsWith('Warning WorkersNotGone'))).toHaveLength(1);
   });
 
-  it('the delete path: the finalizer stays until the workers are gone, then rows, role, finalizer', async () => {
+  /** A CJBatch being deleted at T0, its Jobs, and a reconciler on a fake clock that records every call. */
+  const deletion = (jobs: JobObject[], endedAt?: number) => {
     const deleting = batchOf();
     deleting.metadata.deletionTimestamp = new Date(T0).toISOString();
-    const jobs: JobObject[] = [job('b-workers', 'comparison', 'batch', 'running')];
+    if (endedAt !== undefined)
+      deleting.status = { phase: 'Failed', completionTime: new Date(endedAt).toISOString() };
     const calls: string[] = [];
     const client = {
       mergePatch: async (path: string) => {
@@ -577,26 +579,40 @@ describe('retiring: the role goes only once the worker pods are gone', () => {
       now: () => clock.t,
     });
     const rc = { log: pino({ level: 'silent' }), reconcileID: 'r', signal: new AbortController().signal };
-    const req = { namespace: 'ns', name: 'b' };
-    // In the grace: only the status (WaitingForWorkers) is written.
-    expect(await reconciler.reconcile(req, rc)).toEqual({ requeueAfter: 25_000 });
-    expect(calls).toEqual(['status true']);
-    // After it: the running Job is deleted Foreground; still no rows, role or finalizer touched.
-    clock.t = T0 + 30_000;
-    calls.length = 0;
-    expect((await reconciler.reconcile(req, rc))?.requeueAfter).toBeGreaterThan(0);
-    expect(calls).toContain('delete /apis/batch/v1/namespaces/ns/jobs/b-workers Foreground');
-    expect(calls).toContain('event StoppingWorkers');
-    expect(calls.some((c) => c === 'rows' || c === 'drop' || c.startsWith('finalizer'))).toBe(false);
+    const reconcile = () => reconciler.reconcile({ namespace: 'ns', name: 'b' }, rc);
+    return { calls, clock, reconcile };
+  };
+
+  it('the delete path: running workers are stopped at once; rows, role and finalizer only once they are gone', async () => {
+    const jobs: JobObject[] = [job('b-workers', 'comparison', 'batch', 'running')];
+    const d = deletion(jobs);
+    // Deleted before it ended: no grace (its rows go next); the Job is deleted Foreground.
+    expect((await d.reconcile())?.requeueAfter).toBeGreaterThan(0);
+    expect(d.calls).toContain('delete /apis/batch/v1/namespaces/ns/jobs/b-workers Foreground');
+    expect(d.calls).toContain('event StoppingWorkers');
+    expect(d.calls.some((c) => c === 'rows' || c === 'drop' || c.startsWith('finalizer'))).toBe(false);
     // The Job (and with it its pods) is gone: rows, role, then the finalizer, in that order.
     jobs.length = 0;
-    calls.length = 0;
-    expect(await reconciler.reconcile(req, rc)).toBeUndefined();
-    expect(calls).toEqual([
+    d.calls.length = 0;
+    expect(await d.reconcile()).toBeUndefined();
+    expect(d.calls).toEqual([
       'rows',
       'drop',
       'finalizer /apis/cj.huleedu.io/v1alpha1/namespaces/ns/cjbatches/b',
     ]);
+  });
+
+  it('the delete path of a batch that ended: the grace counts from its end, the finalizer waits', async () => {
+    const jobs: JobObject[] = [job('b-compare-4', 'comparison', 4, 'running')];
+    const d = deletion(jobs, T0 - 10_000);
+    // Ended at T0-10 s, now T0+5 s: 15 s of grace left; only the status (WaitingForWorkers) is written.
+    expect(await d.reconcile()).toEqual({ requeueAfter: 15_000 });
+    expect(d.calls).toEqual(['status true']);
+    d.clock.t = T0 + 20_000;
+    d.calls.length = 0;
+    await d.reconcile();
+    expect(d.calls).toContain('delete /apis/batch/v1/namespaces/ns/jobs/b-compare-4 Foreground');
+    expect(d.calls.some((c) => c === 'rows' || c === 'drop' || c.startsWith('finalizer'))).toBe(false);
   });
 });
 

@@ -4,8 +4,8 @@
 // to end by themselves (a pipelined worker exits 0 once the outcome is committed); then the Jobs
 // still running are deleted with propagation Foreground (finished Jobs stay: their logs matter);
 // then, once the cache shows those Jobs gone (a Foreground-deleted Job stays, marked deleted,
-// until its pods are), the role is retired. Every wait is bounded and asked of the controller as a
-// requeue, never slept in the reconciler.
+// until its pods are), the role is retired. A batch deleted before it ended gets no grace. Every
+// wait is bounded and asked of the controller as a requeue, never slept in the reconciler.
 import type { JobObject } from '../child-jobs.js';
 import type { PhaseContext, Step } from '../context.js';
 import { uidOf } from '../context.js';
@@ -55,7 +55,10 @@ export async function stopWorkers(
 ): Promise<{ wait: Step } | { left: string[] }> {
   const running = ctx.jobs.all().filter(live);
   if (running.length === 0) return { left: [] };
-  const graceEnd = stopSince(ctx, now) + WORKER_GRACE_MS;
+  // A batch deleted before it ended gets no grace: its workers have nothing to finish that
+  // anyone will read (its rows go next), and each minute costs LLM calls and delays the delete.
+  const ended = ctx.status.completionTime !== undefined;
+  const graceEnd = stopSince(ctx, now) + (ended ? WORKER_GRACE_MS : 0);
   const deleting = running.filter((j) => j.metadata?.deletionTimestamp);
   if (now < graceEnd && deleting.length === 0) {
     ctx.cond(
@@ -72,7 +75,7 @@ export async function stopWorkers(
     ctx.event(
       'Normal',
       'StoppingWorkers',
-      `deleting ${toDelete.length} worker Job(s) still running after ${WORKER_GRACE_MS / 1000} s (${names(toDelete)}); the database role is retired once their pods are gone`,
+      `deleting ${toDelete.length} worker Job(s) still running (${names(toDelete)})${ended ? ` ${WORKER_GRACE_MS / 1000} s after the batch ended` : ': the batch is being deleted'}; the database role goes once their pods are gone`,
     );
   }
   // The bound counts from the first delete the cache shows (a delete just sent: from now).
