@@ -235,7 +235,16 @@ describe('tenant data isolation', () => {
     asOperator.username = OP_ROLE;
     expect(await outcome(connectAs(asOperator.toString())`SELECT 1`)).toBe('28P01');
 
-    // fast ended: its role cannot log in any more
+    // fast ended: once its workers are gone the role is retired (RoleRetired=True) and cannot log in any more
+    const retired = await waitFor(
+      'fast RoleRetired',
+      async () =>
+        (await getBatch('fast')).status?.conditions?.find(
+          (x: Obj) => x.type === 'RoleRetired' && x.status === 'True',
+        ),
+      120_000,
+    );
+    expect(retired.reason).toBe('Retired');
     const fastUrl = await workerUrl('fast');
     expect(await outcome(connectAs(fastUrl)`SELECT 1`)).toBe('28000');
     // slow deleted: its role is dropped, and so is its own limiter row

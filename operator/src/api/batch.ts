@@ -585,6 +585,8 @@ export const BATCH_CONDITION_TYPES = [
   'EventPublished',
   'InvalidSpec',
   'PoolReady',
+  // The batch's database role, retired once its worker pods are gone (phases/retiring.ts).
+  'RoleRetired',
   // For kstatus (Flux, kubectl wait): derived from the others, see operator/src/kube/kstatus.ts.
   'Reconciling',
   'Stalled',

@@ -56,19 +56,26 @@ export async function readScoringInput(sql: Querier, uid: string): Promise<Scori
   const config = BatchConfigSchema.parse(batch.config);
   const essays = await sql<ScoringInput['essays']>`
     SELECT essay_id, grade FROM essays WHERE batch_uid = ${uid} ORDER BY essay_id`;
-  const judged = await sql<ScoringInput['judged']>`
-    SELECT essay_a, essay_b, winner, confidence FROM comparisons
-     WHERE batch_uid = ${uid} AND status = 'succeeded' ORDER BY id`;
-  const open = await sql<ScoringInput['open']>`
-    SELECT essay_a, essay_b FROM comparisons WHERE batch_uid = ${uid} AND status IN ('pending', 'leased')`;
+  // Verdicts and open pairs in ONE statement (one snapshot): read apart, a verdict committed between
+  // the two reads (a pipelined worker) is in neither list, and plan() sees one pair less spent than
+  // there is and can plan past budget_total.
+  const rows = await sql<(ScoringInput['judged'][number] & { status: 'succeeded' | 'pending' | 'leased' })[]>`
+    SELECT essay_a, essay_b, winner, confidence, status FROM comparisons
+     WHERE batch_uid = ${uid} AND status IN ('succeeded', 'pending', 'leased') ORDER BY id`;
+  const judged: ScoringInput['judged'] = [];
+  const open: ScoringInput['open'] = [];
+  for (const r of rows)
+    if (r.status === 'succeeded')
+      judged.push({ essay_a: r.essay_a, essay_b: r.essay_b, winner: r.winner, confidence: r.confidence });
+    else open.push({ essay_a: r.essay_a, essay_b: r.essay_b });
   const history = await sql<{ history: unknown }[]>`
     SELECT history FROM rounds WHERE batch_uid = ${uid} ORDER BY round`;
   return {
     config,
     budgetTotal: batch.budget_total,
     essays: [...essays],
-    judged: [...judged],
-    open: [...open],
+    judged,
+    open,
     history: history.map((h) => h.history),
   };
 }
@@ -141,6 +148,8 @@ export interface PipelineState {
    * become final until the next pass adds some, so `open` below this means new outcomes arrived.
    */
   openAfterLast: number;
+  /** The batch's outcome is committed (Succeeded or Failed): nothing more is judged or planned. */
+  finalized: boolean;
 }
 
 export async function pipelineState(sql: Querier, uid: string): Promise<PipelineState> {
@@ -151,12 +160,14 @@ export async function pipelineState(sql: Querier, uid: string): Promise<Pipeline
       after: number | null;
       open: number;
       claimable: number;
+      finalized: boolean;
     }[]
   >`
     WITH l AS (SELECT round, decision, pairs + coalesce((summary->'counts'->>'pending')::int, 0) AS after
                  FROM rounds WHERE batch_uid = ${uid} ORDER BY round DESC LIMIT 1)
     SELECT (SELECT round FROM l) AS round, (SELECT decision FROM l) AS decision, (SELECT after FROM l) AS after,
-           o.open, o.claimable
+           o.open, o.claimable,
+           coalesce((SELECT finalized_at IS NOT NULL FROM batches WHERE uid = ${uid}), false) AS finalized
       FROM (SELECT count(*)::int AS open,
                    (count(*) FILTER (WHERE status = 'pending' OR lease_expires < now()))::int AS claimable
               FROM comparisons WHERE batch_uid = ${uid} AND status IN ('pending', 'leased')) o`;
@@ -165,12 +176,17 @@ export async function pipelineState(sql: Querier, uid: string): Promise<Pipeline
     open: r!.open,
     claimable: r!.claimable,
     openAfterLast: r!.after ?? 0,
+    finalized: r!.finalized,
   };
 }
 
-/** Whether a pipelined pass is due: no stop yet, at most `low` pairs open, and new outcomes since the last pass. */
+/** Whether a pipelined pass is due: no stop or outcome yet, at most `low` pairs open, and new outcomes since the last pass. */
 export const passDue = (st: PipelineState, low: number): boolean =>
-  st.latest !== undefined && st.latest.decision !== 'stop' && st.open <= low && st.open < st.openAfterLast;
+  st.latest !== undefined &&
+  st.latest.decision !== 'stop' &&
+  !st.finalized &&
+  st.open <= low &&
+  st.open < st.openAfterLast;
 
 /** What a pass of pipelined planning did (undefined: nothing, another worker holds it or no need). */
 export interface PlannedAhead {

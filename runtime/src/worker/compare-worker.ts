@@ -17,10 +17,11 @@
  * Pipelined rounds (`env.pipelineLow` set): the pod is one of the batch's long-lived workers. Its
  * lanes claim open pairs of any round and shard, oldest first; a planner loop beside them plans
  * the next pairs whenever at most `pipelineLow` are open (one pass at a time per batch, see
- * `planAhead`), and the pod exits 0 once the batch's latest round says stop (or its rows are gone)
- * and it holds nothing.
+ * `planAhead`), and the pod exits 0 once the batch's latest round says stop, or its outcome is
+ * committed (Succeeded or Failed; the operator retires the batch's role only after its workers are
+ * gone), or its rows are gone, and it holds nothing.
  *
- * Exit codes (for the Job's podFailurePolicy): 0 shard done (pipelined: batch stopped); 3 the provider rejected the
+ * Exit codes (for the Job's podFailurePolicy): 0 shard done (pipelined: batch stopped or its outcome committed); 3 the provider rejected the
  * credentials (401/403) — nothing was marked completed, the rows are back to pending; 4 bad
  * input (env, pool config, batch row or assignment); 143 stopped by SIGTERM — unfinished rows
  * released to pending; 1 anything unexpected (leases are released when possible, otherwise they
@@ -107,7 +108,7 @@ export async function runWorker(env: CompareEnv, opts: WorkerOptions = {}): Prom
   opts.signal?.addEventListener('abort', onExternal, { once: true });
   let authFailed = false;
   let fatal: unknown;
-  /** Pipelined: the batch stopped (or its rows are gone); lanes finish what they hold and return. */
+  /** Pipelined: the batch stopped, its outcome is committed, or its rows are gone; lanes finish what they hold and return. */
   let batchDone = false;
   let renewal: NodeJS.Timeout | undefined;
   // Database calls ride out an outage (Postgres restarted) instead of failing the pod.
@@ -261,6 +262,11 @@ export async function runWorker(env: CompareEnv, opts: WorkerOptions = {}): Prom
       try {
         for (;;) {
           if (stop.signal.aborted) return;
+          // Pipelined: once the batch is done, claim nothing more (a failed batch still has open pairs).
+          if (pipelined && batchDone) {
+            openGate();
+            return;
+          }
           const claimed = await db('claim', () =>
             claimChunk(sql, scope, env.owner, env.leaseSeconds, claimSize),
           );
@@ -371,7 +377,9 @@ export async function runWorker(env: CompareEnv, opts: WorkerOptions = {}): Prom
     const planner = async () => {
       while (!stop.signal.aborted) {
         const st = await db('pipeline state', () => pipelineState(sql, env.batchUid));
-        if (!st.latest || st.latest.decision === 'stop') {
+        // A committed outcome ends the batch too (a Failed one has no stop round): exit 0 before
+        // the operator stops the Job and retires the role.
+        if (!st.latest || st.latest.decision === 'stop' || st.finalized) {
           batchDone = true;
           wakeLanes();
           return;
@@ -420,21 +428,9 @@ export async function runWorker(env: CompareEnv, opts: WorkerOptions = {}): Prom
   }
   if (result.code !== EXIT.done) return result;
   if (authFailed) result.code = EXIT.authFailed;
-  else if (fatal && roleRetired(fatal)) {
-    // The operator retires the batch's database role when the batch ends; a pod of the last round
-    // that (re)connects after that has nothing left to do and must not count as a failed pod.
-    log?.info('the batch has ended (its database role is retired); nothing left to do');
-  } else if (fatal) {
+  else if (fatal) {
     log?.error({ err: fatal instanceof Error ? fatal.message : String(fatal) }, 'worker failed');
     result.code = EXIT.unexpected;
   } else if (opts.signal?.aborted) result.code = EXIT.terminated;
   return result;
-}
-
-/** Postgres refuses a login of a role set NOLOGIN (SQLSTATE 28000): the batch's role was retired. */
-function roleRetired(err: unknown): boolean {
-  const e = err as { code?: unknown; message?: unknown };
-  return (
-    e?.code === '28000' && typeof e.message === 'string' && e.message.includes('is not permitted to log in')
-  );
 }

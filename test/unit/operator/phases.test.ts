@@ -122,6 +122,7 @@ function world(opts: { jobs?: JobObject[]; store?: Partial<PhaseStore>; batch?: 
   const jobs: JobObject[] = [...(opts.jobs ?? [])];
   const created: { metadata: { name: string }; spec: Record<string, unknown> }[] = [];
   const deleted: string[] = [];
+  const propagation: (string | undefined)[] = [];
   const events: string[] = [];
   const api = {
     create: async (_path: string, body: unknown) => {
@@ -131,8 +132,9 @@ function world(opts: { jobs?: JobObject[]; store?: Partial<PhaseStore>; batch?: 
       created.push(b);
       return b;
     },
-    delete: async (path: string) => {
+    delete: async (path: string, opts?: { propagationPolicy?: string }) => {
       deleted.push(path);
+      propagation.push(opts?.propagationPolicy);
       return {};
     },
   } as unknown as Pick<KubeClient, 'create' | 'delete'>;
@@ -153,7 +155,7 @@ function world(opts: { jobs?: JobObject[]; store?: Partial<PhaseStore>; batch?: 
     event: (type, reason, message) => events.push(`${type} ${reason}: ${message}`),
     config,
   };
-  return { ctx, created, deleted, events, status: status as PhaseContext['status'] };
+  return { ctx, jobs, created, deleted, propagation, events, status: status as PhaseContext['status'] };
 }
 
 const progress = (over: Partial<Progress>): Progress => ({
@@ -407,15 +409,210 @@ describe('terminal: waits for the relay, not on a short timer', () => {
 
   it('a published event sets EventPublished=True and asks for nothing more', async () => {
     const w = done();
-    w.ctx.store = fakeStore({ eventState: async () => ({ eventId: 'e1', sent: true, parkedReason: null }) });
+    w.ctx.store = fakeStore({
+      eventState: async () => ({ eventId: 'e1', sent: true, parkedReason: null }),
+      retireRole: async () => {},
+    });
     expect(await terminal(w.ctx)).toEqual({});
     expect(w.status.conditions?.find((c) => c.type === 'EventPublished')?.status).toBe('True');
   });
 
   it('an unsent event leaves only a slow safety net (the relay enqueues the batch)', async () => {
     const w = done();
-    w.ctx.store = fakeStore({ eventState: async () => ({ eventId: 'e1', sent: false, parkedReason: null }) });
+    w.ctx.store = fakeStore({
+      eventState: async () => ({ eventId: 'e1', sent: false, parkedReason: null }),
+      retireRole: async () => {},
+    });
     expect(await terminal(w.ctx)).toEqual({ requeueAfter: 60_000 });
+  });
+});
+
+describe('retiring: the role goes only once the worker pods are gone', () => {
+  const T0 = Date.parse('2026-12-03T06:00:00Z');
+  /** An ended batch (completionTime T0) on a fake clock, with its Jobs and a store that records the retire. */
+  const ended = (jobs: JobObject[], phase: 'Succeeded' | 'Failed' = 'Failed') => {
+    const w = world({ jobs });
+    const clock = { t: T0 };
+    w.ctx.now = () => clock.t;
+    w.status.phase = phase;
+    w.status.completionTime = new Date(T0).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const retired: string[] = [];
+    w.ctx.store = fakeStore({
+      retireRole: async (uid) => {
+        retired.push(uid);
+      },
+      eventState: async () => ({ eventId: 'e1', sent: true, parkedReason: null }),
+    });
+    const cond = () => w.status.conditions?.find((c) => c.type === 'RoleRetired');
+    /** The API server marks a Foreground-deleted Job as deleted; the cache then shows it so. */
+    const markDeleted = (name: string, at: number) => {
+      const j = w.jobs.find((x) => x.metadata?.name === name)!;
+      j.metadata!.deletionTimestamp = new Date(at).toISOString();
+    };
+    const gone = (name: string) =>
+      w.jobs.splice(
+        w.jobs.findIndex((x) => x.metadata?.name === name),
+        1,
+      );
+    return { ...w, clock, retired, cond, markDeleted, gone };
+  };
+
+  it('no worker Job running: the role is retired on the first pass, finished Jobs untouched', async () => {
+    const w = ended([
+      job('b-compare-3', 'comparison', 3, 'Complete'),
+      job('b-score-3', 'scoring', 3, 'Failed'),
+    ]);
+    expect(await terminal(w.ctx)).toEqual({});
+    expect(w.retired).toEqual([UID]);
+    expect(w.deleted).toEqual([]);
+    expect(w.cond()).toMatchObject({ status: 'True', reason: 'Retired' });
+    // Idempotent: a later pass retires nothing again.
+    await terminal(w.ctx);
+    expect(w.retired).toEqual([UID]);
+  });
+
+  it('running workers get 30 s to end by themselves: no delete, no retire, a requeue at the deadline', async () => {
+    const w = ended([
+      job('b-workers', 'comparison', 'batch', 'running'),
+      job('b-score-0', 'scoring', 0, 'Complete'),
+    ]);
+    w.clock.t = T0 + 10_000;
+    expect(await terminal(w.ctx)).toEqual({ requeueAfter: 20_000 });
+    expect(w.cond()).toMatchObject({ status: 'False', reason: 'WaitingForWorkers' });
+    expect(w.cond()?.message).toContain('b-workers');
+    expect(w.deleted).toEqual([]);
+    expect(w.retired).toEqual([]);
+    // The worker exits 0 by itself (it saw the committed outcome): the role goes at once.
+    w.jobs[0] = job('b-workers', 'comparison', 'batch', 'Complete');
+    w.clock.t = T0 + 12_000;
+    expect(await terminal(w.ctx)).toEqual({});
+    expect(w.retired).toEqual([UID]);
+    expect(w.deleted).toEqual([]);
+    expect(w.cond()).toMatchObject({ status: 'True', reason: 'Retired' });
+  });
+
+  it('after the grace: running Jobs are deleted Foreground (finished kept), the role waits until they are gone', async () => {
+    const w = ended([
+      job('b-compare-2', 'comparison', 2, 'running'),
+      job('b-compare-1', 'comparison', 1, 'Complete'),
+    ]);
+    w.clock.t = T0 + 30_000;
+    const step = await terminal(w.ctx);
+    expect(step.requeueAfter).toBeGreaterThan(0);
+    expect(step.requeueAfter).toBeLessThanOrEqual(5_000);
+    expect(w.deleted).toEqual(['/apis/batch/v1/namespaces/ns/jobs/b-compare-2']);
+    expect(w.propagation).toEqual(['Foreground']);
+    expect(w.events.filter((e) => e.includes('StoppingWorkers'))).toHaveLength(1);
+    expect(w.cond()).toMatchObject({ status: 'False', reason: 'StoppingWorkers' });
+    expect(w.retired).toEqual([]);
+    // The Job is marked deleted while its pods terminate: no second delete, no second event, no retire.
+    w.markDeleted('b-compare-2', T0 + 30_000);
+    w.clock.t = T0 + 40_000;
+    expect((await terminal(w.ctx)).requeueAfter).toBeGreaterThan(0);
+    expect(w.deleted).toHaveLength(1);
+    expect(w.events.filter((e) => e.includes('StoppingWorkers'))).toHaveLength(1);
+    expect(w.retired).toEqual([]);
+    // Its pods are gone (so is the Job): now the role goes.
+    w.gone('b-compare-2');
+    w.clock.t = T0 + 45_000;
+    expect(await terminal(w.ctx)).toEqual({});
+    expect(w.retired).toEqual([UID]);
+    expect(w.cond()).toMatchObject({ status: 'True', reason: 'Retired' });
+    expect(w.events.some((e) => e.includes('WorkersNotGone'))).toBe(false);
+  });
+
+  it('pods still there 60 s after the delete: the role is retired anyway, and the status and an event say so', async () => {
+    const w = ended([job('b-workers', 'comparison', 'batch', 'running')]);
+    w.clock.t = T0 + 31_000;
+    await terminal(w.ctx);
+    w.markDeleted('b-workers', T0 + 31_000);
+    w.clock.t = T0 + 31_000 + 59_000;
+    expect((await terminal(w.ctx)).requeueAfter).toBeGreaterThan(0);
+    expect(w.retired).toEqual([]);
+    w.clock.t = T0 + 31_000 + 60_000;
+    expect(await terminal(w.ctx)).toEqual({});
+    expect(w.retired).toEqual([UID]);
+    expect(w.cond()).toMatchObject({ status: 'True', reason: 'WorkersNotGone' });
+    expect(w.cond()?.message).toContain('b-workers');
+    expect(w.events.filter((e) => e.startsWith('Warning WorkersNotGone'))).toHaveLength(1);
+  });
+
+  /** A CJBatch being deleted at T0, its Jobs, and a reconciler on a fake clock that records every call. */
+  const deletion = (jobs: JobObject[], endedAt?: number) => {
+    const deleting = batchOf();
+    deleting.metadata.deletionTimestamp = new Date(T0).toISOString();
+    if (endedAt !== undefined)
+      deleting.status = { phase: 'Failed', completionTime: new Date(endedAt).toISOString() };
+    const calls: string[] = [];
+    const client = {
+      mergePatch: async (path: string) => {
+        calls.push(`status ${path.endsWith('/status')}`);
+        return {};
+      },
+      delete: async (path: string, opts?: { propagationPolicy?: string }) => {
+        calls.push(`delete ${path} ${opts?.propagationPolicy}`);
+        return {};
+      },
+      jsonPatch: async (path: string) => {
+        calls.push(`finalizer ${path}`);
+        return {};
+      },
+    } as unknown as KubeClient;
+    const clock = { t: T0 + 5_000 };
+    const reconciler = new CJBatchReconciler({
+      client,
+      sql: undefined as never,
+      batches: { get: () => deleting } as unknown as Informer<CJBatch>,
+      pools: { get: () => pool } as unknown as Informer<LLMProviderPool>,
+      jobs: { list: () => jobs } as unknown as Informer<JobObject>,
+      recorder: {
+        event: async (_o: unknown, _t: string, reason: string) => void calls.push(`event ${reason}`),
+      } as unknown as EventRecorder,
+      config,
+      store: fakeStore({
+        deleteRows: async () => void calls.push('rows'),
+        dropRole: async () => {
+          calls.push('drop');
+          return true;
+        },
+      }),
+      now: () => clock.t,
+    });
+    const rc = { log: pino({ level: 'silent' }), reconcileID: 'r', signal: new AbortController().signal };
+    const reconcile = () => reconciler.reconcile({ namespace: 'ns', name: 'b' }, rc);
+    return { calls, clock, reconcile };
+  };
+
+  it('the delete path: running workers are stopped at once; rows, role and finalizer only once they are gone', async () => {
+    const jobs: JobObject[] = [job('b-workers', 'comparison', 'batch', 'running')];
+    const d = deletion(jobs);
+    // Deleted before it ended: no grace (its rows go next); the Job is deleted Foreground.
+    expect((await d.reconcile())?.requeueAfter).toBeGreaterThan(0);
+    expect(d.calls).toContain('delete /apis/batch/v1/namespaces/ns/jobs/b-workers Foreground');
+    expect(d.calls).toContain('event StoppingWorkers');
+    expect(d.calls.some((c) => c === 'rows' || c === 'drop' || c.startsWith('finalizer'))).toBe(false);
+    // The Job (and with it its pods) is gone: rows, role, then the finalizer, in that order.
+    jobs.length = 0;
+    d.calls.length = 0;
+    expect(await d.reconcile()).toBeUndefined();
+    expect(d.calls).toEqual([
+      'rows',
+      'drop',
+      'finalizer /apis/cj.huleedu.io/v1alpha1/namespaces/ns/cjbatches/b',
+    ]);
+  });
+
+  it('the delete path of a batch that ended: the grace counts from its end, the finalizer waits', async () => {
+    const jobs: JobObject[] = [job('b-compare-4', 'comparison', 4, 'running')];
+    const d = deletion(jobs, T0 - 10_000);
+    // Ended at T0-10 s, now T0+5 s: 15 s of grace left; only the status (WaitingForWorkers) is written.
+    expect(await d.reconcile()).toEqual({ requeueAfter: 15_000 });
+    expect(d.calls).toEqual(['status true']);
+    d.clock.t = T0 + 20_000;
+    d.calls.length = 0;
+    await d.reconcile();
+    expect(d.calls).toContain('delete /apis/batch/v1/namespaces/ns/jobs/b-compare-4 Foreground');
+    expect(d.calls.some((c) => c === 'rows' || c === 'drop' || c.startsWith('finalizer'))).toBe(false);
   });
 });
 

@@ -6,9 +6,10 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { planAheadOnce, planRound, scoreRound } from '../../../runtime/src/scoring/score-round.js';
 import { registerBatch } from '../../../runtime/src/store/batches.js';
+import type { Querier } from '../../../runtime/src/store/claims.js';
 import { CANCELLED, claimChunk, writeOutcome } from '../../../runtime/src/store/claims.js';
 import { readProgress } from '../../../runtime/src/store/progress.js';
-import { pipelineState, planAhead } from '../../../runtime/src/store/rounds.js';
+import { pipelineState, planAhead, readScoringInput } from '../../../runtime/src/store/rounds.js';
 import { createBatchRole, workerDatabaseUrl } from '../../../runtime/src/store/tenancy.js';
 import { startTestDb, type TestDb } from '../worker/pg.js';
 
@@ -135,5 +136,60 @@ describe('pipelined rounds in the store', () => {
     expect(p).toMatchObject({ failed: 0, cancelled, pending: 0, planned: p.completed });
     expect(p.completed + p.cancelled).toBe(all!.n);
     expect(p.completed + p.cancelled).toBeLessThanOrEqual(30);
+  }, 60_000);
+
+  it('reads verdicts and open pairs in one snapshot: a verdict committed meanwhile is never lost to the budget', async () => {
+    const uid = '00000000-0000-4000-8000-0000000000c2';
+    const budget = 15;
+    await registerBatch(db.sql, {
+      uid,
+      namespace: 'ns',
+      name: 'snap',
+      config: {
+        grades: fx.gradeScale.grades,
+        seed: 1,
+        roundSize: 10,
+        shards: 1,
+        // Targets out of reach: only the budget limits what is planned.
+        stopping: {
+          lag: 1,
+          rankStability: 1,
+          maxGradeChanges: 0,
+          reliability: 1,
+          gradeConfidence: 1,
+          minPerEssay: 1000,
+        },
+        assignment: fx.assignment,
+      },
+      budgetTotal: budget,
+      budgetSource: 'spec',
+      essays: fx.essays.slice(0, 8),
+      anchors: fx.anchors.slice(0, 4),
+    });
+    await scoreRound(db.sql, uid, 0);
+    const judgeOne = () => db.sql`
+      UPDATE comparisons SET status = 'succeeded', winner = 'A', confidence = 0.75, completed_at = now()
+       WHERE id = (SELECT min(id) FROM comparisons WHERE batch_uid = ${uid} AND status = 'pending')`;
+    await judgeOne();
+    const spent = async () =>
+      (
+        await db.sql`SELECT count(*)::int AS n FROM comparisons
+                      WHERE batch_uid = ${uid} AND status IN ('succeeded', 'pending', 'leased')`
+      )[0]!.n as number;
+    const before = await spent();
+    // A pipelined worker commits a verdict after every statement the read makes: each gap between
+    // two statements is a chance for a pair to move from pending to succeeded.
+    const racing = (async (strings: TemplateStringsArray, ...args: unknown[]) => {
+      const rows = await db.sql(strings, ...(args as never[]));
+      await judgeOne();
+      return rows;
+    }) as unknown as Querier;
+    const input = (await readScoringInput(racing, uid))!;
+    expect(await spent()).toBe(before);
+    expect(input.judged.length + input.open.length).toBe(before);
+    expect(input.judged.every((j) => j.winner === 'A')).toBe(true);
+    // What plan() sees spent plus what it plans never goes past the budget.
+    const w = planRound(input, 1);
+    expect(before + w.nextPairs.length).toBeLessThanOrEqual(budget);
   }, 60_000);
 });

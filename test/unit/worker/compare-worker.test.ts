@@ -135,6 +135,37 @@ describe('runtime compare', () => {
     expect(p).toMatchObject({ planned: 48, completed: 48, failed: 0, pending: 0 });
   }, 120_000);
 
+  it('pipelined: a committed outcome (Failed, no stop round) ends the worker with exit 0, open pairs left unclaimed', async () => {
+    const srv = await fake({ latencyMs: 400 });
+    const b = await seedBatch(db.sql, 60, 1);
+    // Round 0 said continue (the pipelined workers' start); a low-water mark of 1 never plans before the outcome here.
+    await db.sql`
+      INSERT INTO rounds (batch_uid, round, decision, reason, pairs, shards, stability, summary, history)
+      VALUES (${b.uid}, 0, 'continue', 'continue', 60, 1, '{}', '{}', '{}')`;
+    const w = spawnWorker(
+      workerEnv(db.url, b, 0, poolConfig(srv.url, { promptCaching: { enabled: false } }), {
+        CJ_PIPELINE_LOW: '1',
+      }),
+    );
+    await waitFor('some judged', async () =>
+      (await rowsOf(db.sql, b.uid)).some((r) => r.status === 'succeeded'),
+    ).catch((e: unknown) => {
+      throw new Error(`${e}\n${w.output()}`);
+    });
+    // The operator commits a Failed outcome (what commitOutcomeEvent writes on the batch row).
+    const t0 = Date.now();
+    await db.sql`UPDATE batches SET finalized_at = now(), outcome = 'failed', outcome_reason = 'RoundTimeout'
+                  WHERE uid = ${b.uid}`;
+    expect(await w.exit, w.output()).toBe(0);
+    // One planner poll (250 ms) plus the calls in flight (400 ms), on a loaded machine.
+    expect(Date.now() - t0).toBeLessThan(5_000);
+    const rows = await rowsOf(db.sql, b.uid);
+    // It claimed nothing more: pairs stay pending (never judged after the outcome), none leased.
+    expect(rows.filter((r) => r.status === 'leased')).toEqual([]);
+    expect(rows.some((r) => r.status === 'pending')).toBe(true);
+    expect(w.summary()?.lostLeases).toBe(0);
+  }, 60_000);
+
   it('three workers on one shard write every outcome exactly once', async () => {
     const srv = await fake({ latencyMs: 20 });
     const b = await seedBatch(db.sql, 90, 1);

@@ -98,10 +98,25 @@ export class ChildJobs {
     }
   }
 
-  /** Deletes a Job and its pods (gone already is fine). */
-  async remove(name: string): Promise<void> {
+  /** Every Job of the batch (any role and round) as the cache has it. */
+  all(): JobObject[] {
+    const b = this.batch.metadata;
+    return this.cache
+      .list(b.namespace)
+      .filter(
+        (j) =>
+          j.metadata?.labels?.[LABEL_BATCH] === b.name &&
+          j.metadata?.ownerReferences?.some((o) => o.uid === b.uid),
+      );
+  }
+
+  /**
+   * Deletes a Job and its pods (gone already is fine). Foreground: the Job object stays, marked
+   * deleted, until its pods are gone, so the cache shows when they are.
+   */
+  async remove(name: string, propagationPolicy: 'Background' | 'Foreground' = 'Background'): Promise<void> {
     await this.api
-      .delete(resourcePath(JOBS, this.batch.metadata.namespace, name), { propagationPolicy: 'Background' })
+      .delete(resourcePath(JOBS, this.batch.metadata.namespace, name), { propagationPolicy })
       .catch((err: unknown) => {
         if (!isNotFound(err)) throw err;
       });

@@ -14,6 +14,7 @@ import {
   type BatchRegistration,
   type BatchRow,
   batchShards,
+  deleteBatchRows,
   getBatch,
   registerBatch,
 } from '../../../../runtime/src/store/batches.js';
@@ -30,6 +31,7 @@ import {
 import { batchPace, upsertPoolShare } from '../../../../runtime/src/store/share.js';
 import {
   deleteLimiterRow,
+  dropBatchRole,
   type LimiterRowSettings,
   retireBatchRole,
   upsertLimiterRow,
@@ -67,6 +69,9 @@ export function storePort(sql: Sql) {
       failOpenComparisons(sql, uid, round, reason),
     eventState: (uid: string) => batchEventState(sql, uid),
     retireRole: (uid: string) => retireBatchRole(sql, uid),
+    /** The batch was deleted: its role is dropped; false if the drop failed (it stays NOLOGIN). */
+    dropRole: (uid: string) => dropBatchRole(sql, uid),
+    deleteRows: (uid: string) => deleteBatchRows(sql, uid),
     commitOutcome: (batch: CJBatch, o: Outcome) => commitOutcome(sql, batch, o),
     readResults: (uid: string, grades: string[]): Promise<BatchResults> => readResults(sql, uid, grades),
     upsertLimiterRow: (key: string, s: LimiterRowSettings) => upsertLimiterRow(sql, key, s),
@@ -104,6 +109,8 @@ export interface PhaseContext {
   /** Records a Kubernetes Event about the batch (never fails the reconcile). */
   event(type: EventType, reason: string, message: string): void;
   config: OperatorConfig;
+  /** Epoch ms (a test's fake clock); Date.now when missing. */
+  now?: () => number;
 }
 
 /**

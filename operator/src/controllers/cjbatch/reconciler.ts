@@ -4,9 +4,7 @@
 // and in deterministic child names, so a restarted or newly elected operator resumes exactly where
 // the last one stopped: no Job is created twice, no round is scored twice.
 import { roundsModeOfConfig } from '../../../../runtime/src/store/batch-config.js';
-import { deleteBatchRows } from '../../../../runtime/src/store/batches.js';
 import type { Sql } from '../../../../runtime/src/store/index.js';
-import { dropBatchRole } from '../../../../runtime/src/store/tenancy.js';
 import type { CJBatch, CJBatchStatus, LLMProviderPool } from '../../api/index.js';
 import { RESOURCES } from '../../api/index.js';
 import type { OperatorConfig } from '../../config.js';
@@ -27,6 +25,7 @@ import { ChildJobs, type JobObject } from './child-jobs.js';
 import { mirror, type PhaseContext, type PhaseStore, type Step, shareAndPace, storePort } from './context.js';
 import { applyOwnedConfigMap, ForeignChildError, getConfigMap, WorkerSecrets } from './owned.js';
 import { fail, GATES, nextWork, work } from './phases/index.js';
+import { stopWorkers, workersNotGone } from './phases/retiring.js';
 import { batchKstatus, condition } from './status.js';
 
 export type { JobObject } from './child-jobs.js';
@@ -44,6 +43,8 @@ export interface CJBatchDeps {
   config: OperatorConfig;
   /** The store as the phases use it; `storePort(sql)` unless a test passes a fake. */
   store?: PhaseStore;
+  /** Epoch ms; a test passes a fake clock. */
+  now?: () => number;
 }
 
 export class CJBatchReconciler implements Reconciler {
@@ -52,6 +53,10 @@ export class CJBatchReconciler implements Reconciler {
   constructor(private readonly d: CJBatchDeps) {
     this.secrets = new WorkerSecrets(d.client, d.sql, d.config);
     this.store = d.store ?? storePort(d.sql);
+  }
+
+  private now(): number {
+    return (this.d.now ?? Date.now)();
   }
 
   async reconcile(req: Request, rc: ReconcileContext): Promise<Result | undefined> {
@@ -129,19 +134,33 @@ export class CJBatchReconciler implements Reconciler {
       },
       event: (type, reason, message) => void this.d.recorder.event(batch, type, reason, message),
       config: this.d.config,
+      now: () => this.now(),
     };
   }
 
-  /** Deletion: the batch's rows (per spec.retention) and its role go; Jobs and pods go with GC. */
+  /**
+   * Deletion: the workers are stopped first (phases/retiring.ts: the same bounded waits as at the
+   * end of a batch), then the batch's rows (per spec.retention) and its role go, and only then is
+   * the batch released. Finished Jobs and their pods go with GC.
+   */
   private async cleanup(batch: CJBatch, rc: ReconcileContext): Promise<Result | undefined> {
     if (!batch.metadata.finalizers?.includes(FINALIZER)) return undefined;
     const uid = batch.metadata.uid!;
+    const ctx = this.context(batch);
+    if (condition(ctx.status, 'RoleRetired')?.status !== 'True') {
+      const stopped = await stopWorkers(ctx);
+      if ('wait' in stopped) {
+        await this.writeStatus(batch, ctx.status);
+        return { requeueAfter: stopped.wait.requeueAfter ?? 5_000 };
+      }
+      if (stopped.left.length > 0) rc.log.warn({ uid }, workersNotGone(ctx, stopped.left));
+    }
     if ((batch.spec.retention?.policy ?? 'Delete') === 'Delete') {
-      await deleteBatchRows(this.d.sql, uid);
+      await this.store.deleteRows(uid);
       rc.log.info({ uid }, 'Deleted the batch rows from the database');
     }
     // The role goes whatever the retention: retained rows are the operator's, not the tenant's.
-    if (!(await dropBatchRole(this.d.sql, uid)))
+    if (!(await this.store.dropRole(uid)))
       rc.log.warn({ uid }, 'Could not drop the batch role; it stays NOLOGIN');
     this.secrets.forget(uid);
     await removeFinalizer(this.d.client, this.path(batch), batch, FINALIZER);

@@ -1,6 +1,8 @@
 // Finalizing: the outcome is committed with its result event in one transaction (finalize.ts), and
-// the status says it. Succeeded writes the results ConfigMaps first; both retire the batch's
-// database role. An outcome already in the store is re-asserted, never decided again.
+// the status says it. Succeeded writes the results ConfigMaps first. The batch's database role is
+// retired afterwards, once its workers are gone (terminal phase, retiring.ts): a pipelined worker
+// sees the committed outcome and exits by itself. An outcome already in the store is re-asserted,
+// never decided again.
 
 import type { BatchRow } from '../../../../../runtime/src/store/batches.js';
 import type { CommittedOutcome } from '../../../../../runtime/src/store/outcome.js';
@@ -32,8 +34,6 @@ export async function finish(ctx: PhaseContext, latest: RoundRow): Promise<Step>
           : part.data,
     });
   }
-  // The batch's database role is done: no login, no rows, no limiter (its workers have exited).
-  await ctx.store.retireRole(uid);
   const eventId = await ctx.store.commitOutcome(batch, {
     outcome: 'succeeded',
     reason: latest.reason,
@@ -76,7 +76,6 @@ export async function fail(ctx: PhaseContext, reason: string, message: string): 
   // Counters as of the failure (a timed-out round's open pairs were just marked failed).
   const reg = await ctx.store.getBatch(uid);
   if (reg) await mirror(ctx, reg);
-  await ctx.store.retireRole(uid);
   const eventId = await ctx.store.commitOutcome(batch, {
     outcome: 'failed',
     reason,
