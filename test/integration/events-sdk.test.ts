@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dataSchemaUri, type EventType } from '../../contract/src/events.js';
 import { repoRoot, toolPaths } from '../../hack/lib/tools.js';
 import type { FakeAnthropic } from '../../runtime/src/fake-anthropic/server.js';
-import { loadEventSchema, validate } from '../unit/outbox/json-schema-subset.js';
+import { loadEventSchema, validate } from '../unit/outbox/event-schemas.js';
 import { deleteNamespace, kubectlOk, newNamespace, stack, waitFor } from './helpers.js';
 import { readRawTopic } from './kafka-topic.js';
 import {

@@ -14,7 +14,7 @@ import { kafkaReady } from '../../hack/stack.js';
 import type { CJBatch } from '../../operator/src/api/index.js';
 import { commitOutcome, failedEventData } from '../../operator/src/controllers/cjbatch/finalize.js';
 import type { FakeAnthropic } from '../../runtime/src/fake-anthropic/server.js';
-import { loadEventSchema, validate } from '../unit/outbox/json-schema-subset.js';
+import { loadEventSchema, validate } from '../unit/outbox/event-schemas.js';
 import { deleteNamespace, kubectlOk, newNamespace, stack, waitFor } from './helpers.js';
 import { type Record_, readTopic } from './kafka-topic.js';
 import {
