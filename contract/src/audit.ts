@@ -1,6 +1,7 @@
 // A teacher's spot check of the AI judge (`kubectl cj audit`): which judged pairs to show, what
 // travels through the `<batch>-audit` ConfigMap, and the LLM–human agreement with its Wilson
 // interval. Pure: the operator and the CLI share it (docs/teachers.md, "Checking the AI judge").
+import { z } from 'zod';
 
 /** Annotation the CLI sets on the batch: `requested` (send pairs), then `submitted` (read answers). */
 export const AUDIT_ANNOTATION = 'cj.huleedu.io/audit';
@@ -165,27 +166,41 @@ export function parseAuditAnswers(text: string, pairs: readonly AuditPair[]): Au
   return { judge, answers };
 }
 
-/** One audited pair: what the teacher, the LLM (its majority over the pair's verdicts) and the model said. */
-export interface AuditDecision {
-  essayA: string;
-  essayB: string;
-  human: string;
-  llm: string;
-  model: string;
-}
+const EssayId = z.string().min(1);
+const Count = z.number().int().min(0);
 
-export interface AuditReport {
-  pairs: number;
-  judged: number;
-  skipped: number;
-  agreements: number;
-  /** agreements / judged (0 when nothing was judged). */
-  agreement: number;
-  interval95: [number, number];
+/** One audited pair: what the teacher, the LLM (its majority over the pair's verdicts) and the model said. */
+export const AuditDecisionSchema = z.object({
+  essayA: EssayId.describe('Shown first to the teacher.'),
+  essayB: EssayId,
+  human: EssayId.describe("The teacher's choice."),
+  llm: EssayId.describe("The AI judge's choice."),
+  model: EssayId.describe('The essay with the higher final score.'),
+});
+export type AuditDecision = z.infer<typeof AuditDecisionSchema>;
+
+export const AuditReportSchema = z.object({
+  pairs: Count.describe(
+    'Pairs the teacher was asked to judge: half where the AI judge and the final scores disagreed most, half at random.',
+  ),
+  judged: Count.describe("Pairs the teacher judged (the agreement's denominator)."),
+  skipped: Count.describe('Pairs skipped or left unanswered.'),
+  agreements: Count.describe(
+    'Judged pairs where the teacher chose what the AI judge chose (its majority when it judged the pair more than once).',
+  ),
+  agreement: z.number().min(0).max(1).describe('agreements / judged (0 when nothing was judged).'),
+  interval95: z
+    .tuple([z.number().min(0).max(1), z.number().min(0).max(1)])
+    .describe('Wilson 95% confidence interval of the agreement, [low, high].'),
   /** The fitted model's (final scores') agreement with the teacher, for comparison. */
-  modelAgreements: number;
-  decisions: AuditDecision[];
-}
+  modelAgreements: Count.describe(
+    'Judged pairs where the teacher chose the essay the final scores rank higher.',
+  ),
+  decisions: z
+    .array(AuditDecisionSchema)
+    .describe('Every judged pair: the essays as shown (A first) and what each judge chose (essay ids).'),
+});
+export type AuditReport = z.infer<typeof AuditReportSchema>;
 
 /**
  * Agreement between the teacher and the LLM judge over the judged (not skipped) pairs. A pair the

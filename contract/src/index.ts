@@ -4,6 +4,7 @@ export * from './chunk.js';
 export * from './cost.js';
 export * from './duration.js';
 export * from './egress.js';
+export * from './events.js';
 export * from './injection.js';
 export * from './job.js';
 export * from './outcome.js';

@@ -55,7 +55,7 @@ const ms = (d: string) => parseDuration(d);
  * `min(initialBackoffMs * 2^n, maxBackoffMs) * (1 - jitter * U[0,1))`. A 429 always waits for
  * `retry-after` (through the limiter's pool-wide block) instead of the backoff.
  */
-export const RetryPolicySchema = z.object({
+export const RetryPolicySchema = z.strictObject({
   maxAttempts: z.number().int().min(1).max(20).default(POOL_DEFAULTS.retry.maxAttempts),
   initialBackoffMs: z.number().int().min(0).default(ms(POOL_DEFAULTS.retry.initialBackoff)),
   maxBackoffMs: z.number().int().min(0).default(ms(POOL_DEFAULTS.retry.maxBackoff)),
@@ -67,7 +67,7 @@ export type RetryPolicy = z.infer<typeof RetryPolicySchema>;
  * USD per million tokens. Cache reads default to 0.1× input; cache writes to 1.25× input (5m
  * TTL) or 2× (1h TTL) — `cacheWritePerMTok`, when set, is the price for the pool's TTL.
  */
-export const PricingSchema = z.object({
+export const PricingSchema = z.strictObject({
   inputPerMTok: z.number().min(0),
   outputPerMTok: z.number().min(0),
   cacheReadPerMTok: z.number().min(0).optional(),
@@ -77,7 +77,7 @@ export const PricingSchema = z.object({
 });
 export type Pricing = z.infer<typeof PricingSchema>;
 
-const LimitsSchema = z.object({
+const LimitsSchema = z.strictObject({
   requestsPerMinute: z.number().int().min(1),
   inputTokensPerMinute: z.number().int().min(1),
   outputTokensPerMinute: z.number().int().min(1),
@@ -102,18 +102,23 @@ export const LIMITER_DEFAULTS = {
   rampIdleResetMs: 600_000,
 } as const;
 
-const LimiterTuningSchema = z.object({
+const LimiterTuningSchema = z.strictObject({
   safetyFactor: z.number().gt(0).max(1).optional(),
   burstSeconds: z.number().gt(0).optional(),
-  rampUp: z.object({ initialFraction: z.number().gt(0).max(1), durationMs: z.number().min(0) }).optional(),
+  rampUp: z
+    .strictObject({ initialFraction: z.number().gt(0).max(1), durationMs: z.number().min(0) })
+    .optional(),
   leaseMs: z.number().min(1).optional(),
 });
 
 export type PoolLimits = z.infer<typeof LimitsSchema>;
 export type LimiterTuning = z.infer<typeof LimiterTuningSchema>;
 
+// Strict objects throughout: CJ_POOL_CONFIG is written by the operator of the same version, so a
+// key the worker does not know is a version skew or a hand edit, and is refused rather than
+// silently dropped (a dropped limit or price would run with a default).
 export const PoolRuntimeConfigSchema = z
-  .object({
+  .strictObject({
     /** Label used in metrics and logs (`anthropic` or `fake`). */
     provider: z.string().min(1).default('anthropic'),
     /** Override of the provider endpoint (a proxy or the fake server). */
@@ -133,7 +138,7 @@ export const PoolRuntimeConfigSchema = z
       .default(DEFAULT_CONTEXT_WINDOW_TOKENS),
     retry: RetryPolicySchema.prefault({}),
     promptCaching: z
-      .object({
+      .strictObject({
         enabled: z.boolean().default(POOL_DEFAULTS.promptCaching.enabled),
         ttl: CacheTtlSchema.default(POOL_DEFAULTS.promptCaching.ttl),
       })
@@ -237,20 +242,36 @@ export function encodePoolRuntimeConfig(config: PoolRuntimeConfigInput): string 
   return JSON.stringify(config);
 }
 
-/** Parses CJ_POOL_CONFIG; throws `PoolConfigError` with a key-free message naming the field. */
+/** What to do about a CJ_POOL_CONFIG the worker refuses (it is the operator's, never hand-written). */
+export const POOL_CONFIG_FIX =
+  "CJ_POOL_CONFIG is written by the operator from the LLMProviderPool spec: run the workers with the operator's own image " +
+  "(an unknown field means the worker image is another version: check the batch's spec.workers.image), " +
+  'and correct the pool if a value is out of range (kubectl describe llmpool <pool>)';
+
+function describeIssue(i: z.core.$ZodIssue): string {
+  const at = i.path.join('.');
+  if (i.code === 'unrecognized_keys')
+    return i.keys.map((k) => `unknown field ${at ? `${at}.${k}` : k}`).join('; ');
+  return `${at || '(root)'}: ${i.message}`;
+}
+
+/**
+ * Parses CJ_POOL_CONFIG with the strict schema; throws `PoolConfigError` with a key-free message
+ * naming every bad field and the fix (the worker exits `EXIT.badInput`: a retry reads the same value).
+ */
 export function decodePoolRuntimeConfig(value: string | undefined): PoolRuntimeConfig {
-  if (!value) throw new PoolConfigError('CJ_POOL_CONFIG is not set');
+  if (!value) throw new PoolConfigError(`CJ_POOL_CONFIG is not set. ${POOL_CONFIG_FIX}`);
   let raw: unknown;
   try {
     raw = JSON.parse(value);
   } catch {
-    throw new PoolConfigError('CJ_POOL_CONFIG is not valid JSON');
+    throw new PoolConfigError(`CJ_POOL_CONFIG is not valid JSON. ${POOL_CONFIG_FIX}`);
   }
   const p = PoolRuntimeConfigSchema.safeParse(raw);
-  if (!p.success) {
-    const msg = p.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
-    throw new PoolConfigError(`CJ_POOL_CONFIG: ${msg}`);
-  }
+  if (!p.success)
+    throw new PoolConfigError(
+      `CJ_POOL_CONFIG: ${p.error.issues.map(describeIssue).join('; ')}. ${POOL_CONFIG_FIX}`,
+    );
   return p.data;
 }
 

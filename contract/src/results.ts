@@ -1,36 +1,60 @@
 // The results format of a finished batch: what the operator writes into the results ConfigMaps
 // (JSON for programs, CSV for spreadsheets, split into parts when large) and what
 // `kubectl cj results` joins back.
+import { z } from 'zod';
 import { chunkWithin } from './chunk.js';
 
-export interface EssayResult {
-  essayId: string;
-  anchor: boolean;
-  rank: number;
-  score: number;
-  se: number;
-  grade?: {
-    /** The headline grade (the engine's gradeDecision, posterior median by default). */
-    assigned: string;
-    assignedProbability: number;
-    modal: string;
-    modalProbability: number;
-    expected: number;
-    interval80: [string, string];
-    probabilities: { grade: string; p: number }[];
-  };
+/** Probabilities and grades are 0..1 and non-empty strings wherever they appear. */
+const Grade = z.string().min(1);
+const Probability = z.number().min(0).max(1);
+
+/** An essay's grade projection from the anchors. */
+export const GradeProjectionSchema = z
+  .object({
+    assigned: Grade.describe("The headline grade: the engine's gradeDecision (posterior median by default)."),
+    assignedProbability: Probability,
+    modal: Grade.describe('Modal (most probable) grade.'),
+    modalProbability: Probability,
+    expected: z.number().describe('Expected grade index (0 = lowest grade).'),
+    interval80: z
+      .tuple([z.string(), z.string()])
+      .describe('80% grade interval [low, high], grown from the assigned grade.'),
+    probabilities: z
+      .array(z.object({ grade: Grade, p: Probability }))
+      .describe('Posterior probability of each grade, in scale order.'),
+  })
+  .describe('Grade projection; absent when none was computed (e.g. no anchors).');
+
+/** One essay (or anchor) of a finished batch, as the results ConfigMap and the result event carry it. */
+export const EssayResultSchema = z.object({
+  essayId: z.string().min(1),
+  anchor: z.boolean().describe('True for anchor essays (known grade).'),
+  rank: z.number().int().min(1).describe('1 = best.'),
+  score: z.number().describe('Latent quality (Bradley-Terry scale, logits).'),
+  se: z.number().min(0).describe('Standard error of the score.'),
+  grade: GradeProjectionSchema.optional(),
   /**
    * Possible prompt injection found in this essay's text (`injection:<kind>`, kinds from
    * contract/src/injection.ts). The essay was judged as data inside its delimiters; a teacher may
    * want to read it.
    */
-  flags?: string[];
-}
+  flags: z
+    .array(z.string().regex(/^injection:[a-z_]+$/))
+    .optional()
+    .describe(
+      'Possible prompt injection found in the essay (injection:<kind>); the essay was judged as data.',
+    ),
+});
+export type EssayResult = z.infer<typeof EssayResultSchema>;
 
-export interface BatchResults {
-  essays: EssayResult[];
-  gradeDistribution: { grade: string; count: number }[];
-}
+/** Essays (anchors excluded) per assigned grade. */
+export const GradeDistributionSchema = z.array(z.object({ grade: Grade, count: z.number().int().min(0) }));
+
+export const BatchResultsSchema = z.object({
+  essays: z.array(EssayResultSchema),
+  gradeDistribution: GradeDistributionSchema,
+});
+export type BatchResults = z.infer<typeof BatchResultsSchema>;
 
 /**
  * Bytes of results one ConfigMap may carry. The apiserver refuses a ConfigMap above 1 MiB

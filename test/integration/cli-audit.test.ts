@@ -11,7 +11,7 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { repoRoot } from '../../hack/lib/tools.js';
 import type { FakeAnthropic } from '../../runtime/src/fake-anthropic/server.js';
-import { loadEventSchema, validate } from '../unit/outbox/json-schema-subset.js';
+import { loadEventSchema, validate } from '../unit/outbox/event-schemas.js';
 import { deleteNamespace, kubectlOk, newNamespace, stack, waitFor } from './helpers.js';
 import { readTopic } from './kafka-topic.js';
 import {

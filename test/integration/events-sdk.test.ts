@@ -12,9 +12,10 @@ import { promisify } from 'node:util';
 import { type CloudEvent, Kafka, type KafkaMessage } from 'cloudevents';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dataSchemaUri, type EventType } from '../../contract/src/events.js';
 import { repoRoot, toolPaths } from '../../hack/lib/tools.js';
 import type { FakeAnthropic } from '../../runtime/src/fake-anthropic/server.js';
-import { loadEventSchema, validate } from '../unit/outbox/json-schema-subset.js';
+import { loadEventSchema, validate } from '../unit/outbox/event-schemas.js';
 import { deleteNamespace, kubectlOk, newNamespace, stack, waitFor } from './helpers.js';
 import { readRawTopic } from './kafka-topic.js';
 import {
@@ -129,12 +130,23 @@ function expectAttributes(attrs: Record<string, unknown>, data: any) {
     source: `/apis/cj.huleedu.io/v1alpha1/namespaces/${ns}/cjbatches/${c!.name}`,
     subject: c!.uid,
     datacontenttype: 'application/json',
+    dataschema: dataSchemaUri(c!.type as EventType),
     partitionkey: c!.uid,
   });
   // Committed with the outcome; the SDKs return it as a date (Python) or an ISO string (JS).
   expect(Math.abs(new Date(attrs.time as string).getTime() - c!.createdAt.getTime())).toBeLessThan(5_000);
   expect(Object.keys(attrs).sort()).toEqual(
-    ['datacontenttype', 'id', 'partitionkey', 'source', 'specversion', 'subject', 'time', 'type'].sort(),
+    [
+      'datacontenttype',
+      'dataschema',
+      'id',
+      'partitionkey',
+      'source',
+      'specversion',
+      'subject',
+      'time',
+      'type',
+    ].sort(),
   );
   // The data is the event's, whole: valid against the published schema once enveloped again.
   expect(data.batch).toEqual({ uid: c!.uid, namespace: ns, name: c!.name });

@@ -12,9 +12,9 @@ import { repoRoot, toolPaths } from '../../hack/lib/tools.js';
 import { type KafkaService, startKafka } from '../../hack/services/kafka.js';
 import { kafkaReady } from '../../hack/stack.js';
 import type { CJBatch } from '../../operator/src/api/index.js';
-import { commitOutcome } from '../../operator/src/controllers/cjbatch/finalize.js';
+import { commitOutcome, failedEventData } from '../../operator/src/controllers/cjbatch/finalize.js';
 import type { FakeAnthropic } from '../../runtime/src/fake-anthropic/server.js';
-import { loadEventSchema, validate } from '../unit/outbox/json-schema-subset.js';
+import { loadEventSchema, validate } from '../unit/outbox/event-schemas.js';
 import { deleteNamespace, kubectlOk, newNamespace, stack, waitFor } from './helpers.js';
 import { type Record_, readTopic } from './kafka-topic.js';
 import {
@@ -269,7 +269,7 @@ describe('result events on Kafka', () => {
       reason: 'Retried',
       message: 'a second decision after a crash',
       topic: TOPIC,
-      data: {},
+      data: failedEventData({}, undefined, batch.spec.gradeScale.grades),
     });
     expect(again).toBe(row!.event_id);
 

@@ -3,6 +3,7 @@ import { JobInputError, readCompareEnv } from '../../../contract/src/job.js';
 import {
   decodePoolRuntimeConfig,
   encodePoolRuntimeConfig,
+  POOL_CONFIG_FIX,
   POOL_DEFAULTS,
   PoolConfigError,
   PoolRuntimeConfigSchema,
@@ -93,6 +94,45 @@ describe('pool runtime config (CJ_POOL_CONFIG)', () => {
     expect(() => decodePoolRuntimeConfig(JSON.stringify({ provider: 'fake' }))).toThrow(/model/);
   });
 
+  it('decodes strictly: unknown fields, at any depth, are refused by name with the fix', () => {
+    const operatorWrote = JSON.parse(
+      encodePoolRuntimeConfig(resolvePoolRuntimeConfig({ provider: 'anthropic', model: 'm', tier: 'start' })),
+    );
+    // What the operator writes decodes as it is (every key is one the worker knows).
+    expect(decodePoolRuntimeConfig(JSON.stringify(operatorWrote)).model).toBe('m');
+    const skewed = {
+      ...operatorWrote,
+      retryBudget: 3,
+      retry: { ...operatorWrote.retry, maxAttemps: 9 },
+      limits: { ...operatorWrote.limits, tokensPerDay: 1 },
+    };
+    let message = '';
+    try {
+      decodePoolRuntimeConfig(JSON.stringify(skewed));
+    } catch (e) {
+      expect(e).toBeInstanceOf(PoolConfigError);
+      message = (e as Error).message;
+    }
+    expect(message).toMatch(/^CJ_POOL_CONFIG: /);
+    for (const field of [
+      'unknown field retryBudget',
+      'unknown field retry.maxAttemps',
+      'unknown field limits.tokensPerDay',
+    ])
+      expect(message).toContain(field);
+    expect(message).toContain(POOL_CONFIG_FIX);
+    expect(message).toContain('spec.workers.image');
+    // An invalid value names the field too, with the same fix.
+    expect(() =>
+      decodePoolRuntimeConfig(
+        JSON.stringify({ ...operatorWrote, promptCaching: { enabled: true, ttl: '2h' } }),
+      ),
+    ).toThrow(/promptCaching\.ttl: .*kubectl describe llmpool/);
+    expect(() => decodePoolRuntimeConfig(JSON.stringify({ ...operatorWrote, bundleSize: 65 }))).toThrow(
+      /^CJ_POOL_CONFIG: bundleSize: /,
+    );
+  });
+
   it('checks the worker environment', () => {
     const env = {
       DATABASE_URL: 'postgres://x/y',
@@ -110,6 +150,10 @@ describe('pool runtime config (CJ_POOL_CONFIG)', () => {
     expect(() => read({ ...env, BATCH_UID: 'nope' })).toThrow(/BATCH_UID/);
     expect(() => read({ ...env, ANTHROPIC_API_KEY: ' ' })).toThrow(/ANTHROPIC_API_KEY/);
     expect(() => read({ ...env, CJ_POOL_CONFIG: '{' })).toThrow(JobInputError);
+    // A config error is the worker's bad input: JobInputError, which exits EXIT.badInput.
+    expect(() => read({ ...env, CJ_POOL_CONFIG: JSON.stringify({ model: 'm', shards: 2 }) })).toThrow(
+      new JobInputError(`CJ_POOL_CONFIG: unknown field shards. ${POOL_CONFIG_FIX}`),
+    );
     let message = '';
     try {
       read({ ...env, ANTHROPIC_API_KEY: '' });

@@ -31,7 +31,7 @@ import { ApiError, type KubeClient } from '../../../operator/src/kube/rest.js';
 import { conditionSetter } from '../../../operator/src/kube/status.js';
 import type { Progress } from '../../../runtime/src/store/progress.js';
 import type { RoundRow } from '../../../runtime/src/store/rounds.js';
-import { loadEventSchema, validate } from '../outbox/json-schema-subset.js';
+import { loadEventSchema, validate } from '../outbox/event-schemas.js';
 
 const UID = '0b1c2d3e-0000-4000-8000-000000000001';
 const EV = '0b1c2d3e-0000-4000-8000-0000000000e1';

@@ -1,6 +1,16 @@
-// The result events as the operator builds them, checked against the JSON Schemas in
-// config/schemas/, plus the relay's pure parts (Kafka record, backoff).
+// The events as the operator builds them, checked against the JSON Schemas generated into
+// config/schemas/ (whole event and data alone) and against the zod schemas they come from, plus
+// the relay's pure parts (Kafka record, backoff).
 import { describe, expect, it } from 'vitest';
+import { auditReport } from '../../../contract/src/audit.js';
+import {
+  dataSchemaUri,
+  EVENT_AUDITED,
+  EVENT_TYPES,
+  type EventType,
+  eventSchema,
+} from '../../../contract/src/events.js';
+import { eventSchemaFiles } from '../../../hack/gen-crds.js';
 import type { CJBatch, CJBatchStatus } from '../../../operator/src/api/index.js';
 import {
   type BatchResults,
@@ -13,6 +23,7 @@ import {
   resultEvent,
   resultsConfigMaps,
 } from '../../../operator/src/controllers/cjbatch/finalize.js';
+import { auditEvent } from '../../../operator/src/controllers/cjbatch/phases/audit.js';
 import {
   INITIAL_BACKOFF_MS,
   MAX_BACKOFF_MS,
@@ -20,7 +31,7 @@ import {
   toKafkaMessage,
 } from '../../../operator/src/outbox/relay.js';
 import { manyResults } from '../../fixtures/results.js';
-import { loadEventSchema, validate } from './json-schema-subset.js';
+import { loadEventDataSchema, loadEventSchema, validate } from './event-schemas.js';
 
 const UID = '0b5c8a52-3f0e-4b7e-9d3a-6a1f2c4d5e6f';
 const EVENT_ID = 'e0e4f5a6-1b2c-4d3e-8f90-a1b2c3d4e5f6';
@@ -97,6 +108,31 @@ const failed = () =>
     EVENT_ID,
     new Date('2025-11-22T07:00:00Z'),
   );
+const audited = () => {
+  const pairs = [
+    { id: 'p1', a: 'essay-04', b: 'anchor-a' },
+    { id: 'p2', a: 'essay-01', b: 'essay-02' },
+  ];
+  const report = auditReport(
+    pairs,
+    [
+      { id: 'p1', winner: 'essay-04', seconds: 4 },
+      { id: 'p2', winner: null },
+    ],
+    [{ a: 'essay-04', b: 'anchor-a', winner: 'essay-04' }],
+    new Map([
+      ['essay-04', 1.92],
+      ['anchor-a', 1.5],
+    ]),
+  );
+  return auditEvent(batch, 'ms-lee', report, pool, EVENT_ID, new Date('2025-11-23T07:00:00Z'));
+};
+/** One event of each type, built by the operator's own builders. */
+const built: Record<EventType, () => { type: string; dataschema: string; data: object }> = {
+  'cj.batch.completed.v1': completed,
+  'cj.batch.failed.v1': failed,
+  'cj.batch.audited.v1': audited,
+};
 
 describe('result events against config/schemas', () => {
   it('a completed event is valid and carries every per-essay and per-batch field', () => {
@@ -203,6 +239,50 @@ describe('result events against config/schemas', () => {
   });
 });
 
+describe('every event type against its generated schemas', () => {
+  it('the committed schema files are what contract/src/events.ts generates (npm run check:crds)', () => {
+    const files = eventSchemaFiles();
+    expect([...files.keys()].sort()).toEqual(
+      EVENT_TYPES.flatMap((t) => [`config/schemas/${t}.data.json`, `config/schemas/${t}.json`]).sort(),
+    );
+    for (const t of EVENT_TYPES) {
+      expect(loadEventSchema(t)).toEqual(JSON.parse(files.get(`config/schemas/${t}.json`)!));
+      expect(loadEventDataSchema(t)).toEqual(JSON.parse(files.get(`config/schemas/${t}.data.json`)!));
+    }
+  });
+
+  for (const type of EVENT_TYPES) {
+    it(`${type}: the built event is valid (whole, data alone, zod) and names its data schema`, () => {
+      const e = built[type]();
+      expect(e.type).toBe(type);
+      expect(validate(loadEventSchema(type), e)).toEqual([]);
+      expect(validate(loadEventDataSchema(type), e.data)).toEqual([]);
+      expect(eventSchema(type).safeParse(e).success).toBe(true);
+      // The dataschema attribute is the $id of <type>.data.json: the file a consumer validates with.
+      expect(e.dataschema).toBe(dataSchemaUri(type));
+      expect(e.dataschema).toBe((loadEventDataSchema(type) as { $id: string }).$id);
+      expect(e.dataschema).toMatch(new RegExp(`/${type.replaceAll('.', '\\.')}/1\\.\\d+/data\\.json$`));
+    });
+
+    it(`${type}: a missing required field is refused, naming the field`, () => {
+      const field = (
+        { [EVENT_COMPLETED]: 'results', [EVENT_FAILED]: 'reason', [EVENT_AUDITED]: 'judge' } as const
+      )[type];
+      const e = built[type]() as { data: Record<string, unknown> };
+      delete e.data[field];
+      expect(validate(loadEventSchema(type), e)).toEqual([`/data: missing required property "${field}"`]);
+      expect(validate(loadEventDataSchema(type), e.data)).toEqual([`: missing required property "${field}"`]);
+      const z = eventSchema(type).safeParse(e);
+      expect(z.success).toBe(false);
+      expect(z.error!.issues.map((i) => i.path.join('.'))).toEqual([`data.${field}`]);
+      // The envelope's attributes are required too.
+      const noSchema = built[type]() as Record<string, unknown>;
+      delete noSchema.dataschema;
+      expect(validate(loadEventSchema(type), noSchema)).toEqual([': missing required property "dataschema"']);
+    });
+  }
+});
+
 describe('results split over ConfigMaps', () => {
   it('splits in rank order, each part within its budget, and joins back to the single-part output', () => {
     const r = manyResults(300, GRADES);
@@ -233,18 +313,22 @@ describe('results split over ConfigMaps', () => {
   });
 });
 
-describe('json-schema-subset', () => {
-  it('refuses keywords it does not implement instead of ignoring them', () => {
-    expect(() => validate({ oneOf: [{ type: 'string' }] }, 'x')).toThrow(/"oneOf" is not supported/);
+describe('event-schemas (ajv)', () => {
+  it('refuses keywords it does not know instead of ignoring them', () => {
+    expect(() => validate({ minValue: 1, type: 'number' }, 0)).toThrow(/unknown keyword: "minValue"/);
   });
   it('checks nullable types, bounds, const, enum, items and date-time', () => {
     expect(validate({ type: ['number', 'null'], minimum: 0 }, null)).toEqual([]);
     expect(validate({ type: ['number', 'null'], minimum: 0 }, -1)).toEqual([': below 0']);
+    expect(validate({ anyOf: [{ type: 'number', minimum: 0 }, { type: 'null' }] }, -1)).toEqual([
+      ': below 0',
+      ': expected null, got number',
+    ]);
     expect(validate({ const: '1.0' }, '1.1')).toEqual([': expected "1.0"']);
     expect(validate({ enum: ['a', 'b'] }, 'c')).toHaveLength(1);
-    expect(validate({ type: 'array', items: { type: 'integer' }, maxItems: 2 }, [1, 2.5, 3])).toEqual([
-      ': more than 2 items',
+    expect(validate({ type: 'array', items: { type: 'integer' }, maxItems: 2 }, [1, 2.5, 3]).sort()).toEqual([
       '/1: expected integer, got number',
+      ': more than 2 items',
     ]);
     expect(validate({ type: 'string', format: 'date-time' }, '2025-11-22T07:00:00.123Z')).toEqual([]);
     expect(validate({ type: 'string', format: 'date-time' }, '2025-13-40T07:00:00Z')).toHaveLength(1);

@@ -83,9 +83,16 @@ describe('runtime compare', () => {
       workerEnv(db.url, b, 0, JSON.stringify({ model: 'x', retry: { initialBackoffMs: 'soon' } })),
     );
     const noKey = spawnWorker(workerEnv(db.url, b, 0, poolConfig(srv.url), { ANTHROPIC_API_KEY: '' }));
+    // A pool config from another operator version (a field this worker does not know).
+    const skew = spawnWorker(
+      workerEnv(db.url, b, 0, JSON.stringify({ ...JSON.parse(poolConfig(srv.url)), hedging: { after: 2 } })),
+    );
     expect(await unknown.exit, unknown.output()).toBe(4);
     expect(await badPool.exit, badPool.output()).toBe(4);
     expect(badPool.output()).toContain('retry.initialBackoff');
+    expect(await skew.exit, skew.output()).toBe(4);
+    expect(skew.output()).toContain('CJ_POOL_CONFIG: unknown field hedging');
+    expect(skew.output()).toContain('spec.workers.image');
     expect(await noKey.exit, noKey.output()).toBe(4);
     expect((await rowsOf(db.sql, b.uid)).every((r) => r.status === 'pending')).toBe(true);
   }, 60_000);

@@ -1,6 +1,17 @@
 // Finalization: the batch's outcome and its result event are committed in ONE transaction (the
 // outbox pattern), so an event exists if and only if the outcome does, with one stable event id
 // per outcome. The relay (operator/src/outbox) publishes it to Kafka.
+import {
+  type BatchEvent,
+  type BatchSummary,
+  type CompletedData,
+  dataSchemaUri,
+  EVENT_COMPLETED,
+  EVENT_FAILED,
+  type EventData,
+  type EventType,
+  type FailedData,
+} from '../../../../contract/src/events.js';
 import type { BatchResults, EssayResult } from '../../../../contract/src/results.js';
 import type { StoredRoundSummary } from '../../../../contract/src/round.js';
 import type { Sql } from '../../../../runtime/src/store/index.js';
@@ -12,9 +23,6 @@ import {
 import { readFlaggedComparisons, readScores } from '../../../../runtime/src/store/results.js';
 import type { CJBatch, CJBatchStatus } from '../../api/index.js';
 
-/** Result event types (CloudEvents `type`); their JSON Schemas are in config/schemas/<type>.json. */
-export const EVENT_COMPLETED = 'cj.batch.completed.v1';
-export const EVENT_FAILED = 'cj.batch.failed.v1';
 // The results format is the contract's (the CLI reads it too); re-exported for the tests.
 export {
   type BatchResults,
@@ -24,6 +32,9 @@ export {
   type ResultsPart,
   resultsConfigMaps,
 } from '../../../../contract/src/results.js';
+// Result event types (CloudEvents `type`), from the contract (contract/src/events.ts) that the
+// JSON Schemas in config/schemas/ are generated from.
+export { EVENT_COMPLETED, EVENT_FAILED };
 
 const RESULT_EVENT_TYPES = [EVENT_COMPLETED, EVENT_FAILED] as const;
 
@@ -83,19 +94,31 @@ export async function readResults(sql: Sql, uid: string, grades: string[]): Prom
 
 const round = (v: number) => Math.round(v * 1e4) / 1e4;
 
-export interface Outcome {
-  outcome: 'succeeded' | 'failed';
+/** A result event's data without what commitOutcome adds (batch, outcome, reason, message). */
+type Body<D> = Omit<D, 'batch' | 'outcome' | 'reason' | 'message'>;
+export type CompletedBody = Body<CompletedData>;
+export type FailedBody = Body<FailedData>;
+
+interface OutcomeBase {
   reason: string;
   message: string;
   topic: string;
-  data: Record<string, unknown>;
 }
+export type Outcome =
+  | (OutcomeBase & { outcome: 'succeeded'; data: CompletedBody })
+  | (OutcomeBase & { outcome: 'failed'; data: FailedBody });
 
 /**
- * The structured-mode CloudEvent envelope of every event about a batch (result and audit);
- * config/schemas/<type>.json describes each type's data.
+ * The structured-mode CloudEvent of every event about a batch (result and audit): the envelope
+ * and `data` of contract/src/events.ts, whose schemas config/schemas/<type>.json are generated from.
  */
-export function batchEvent<D>(batch: CJBatch, type: string, eventId: string, time: Date, data: D) {
+export function batchEvent<T extends EventType>(
+  batch: CJBatch,
+  type: T,
+  eventId: string,
+  time: Date,
+  data: EventData<T>,
+): BatchEvent<T> {
   const uid = batch.metadata.uid!;
   return {
     specversion: '1.0',
@@ -105,10 +128,11 @@ export function batchEvent<D>(batch: CJBatch, type: string, eventId: string, tim
     subject: uid,
     time: time.toISOString(),
     datacontenttype: 'application/json',
+    dataschema: dataSchemaUri(type),
     // CloudEvents Kafka binding: the record key is the partitionkey extension (the batch UID).
     partitionkey: uid,
     data,
-  };
+  } as BatchEvent<T>;
 }
 
 /** The batch's identity as every event's data carries it. */
@@ -118,15 +142,34 @@ export const batchRef = (batch: CJBatch) => ({
   name: batch.metadata.name!,
 });
 
-/** The result event of an outcome. */
-export function resultEvent(batch: CJBatch, o: Omit<Outcome, 'topic'>, eventId: string, time: Date) {
-  return batchEvent(batch, o.outcome === 'succeeded' ? EVENT_COMPLETED : EVENT_FAILED, eventId, time, {
-    batch: batchRef(batch),
-    outcome: o.outcome,
-    reason: o.reason,
-    message: o.message,
-    ...o.data,
-  });
+type OutcomeOf<O extends Outcome['outcome']> = Omit<Extract<Outcome, { outcome: O }>, 'topic'>;
+/** An outcome without its topic (Omit on the union itself would lose the discriminant). */
+export type EventOutcome = OutcomeOf<'succeeded'> | OutcomeOf<'failed'>;
+
+/** The result event of an outcome: cj.batch.completed.v1 or cj.batch.failed.v1. */
+export function resultEvent(
+  batch: CJBatch,
+  o: OutcomeOf<'succeeded'>,
+  eventId: string,
+  time: Date,
+): BatchEvent<typeof EVENT_COMPLETED>;
+export function resultEvent(
+  batch: CJBatch,
+  o: OutcomeOf<'failed'>,
+  eventId: string,
+  time: Date,
+): BatchEvent<typeof EVENT_FAILED>;
+export function resultEvent(
+  batch: CJBatch,
+  o: EventOutcome,
+  eventId: string,
+  time: Date,
+): BatchEvent<typeof EVENT_COMPLETED> | BatchEvent<typeof EVENT_FAILED>;
+export function resultEvent(batch: CJBatch, o: EventOutcome, eventId: string, time: Date) {
+  const head = { batch: batchRef(batch), reason: o.reason, message: o.message };
+  return o.outcome === 'succeeded'
+    ? batchEvent(batch, EVENT_COMPLETED, eventId, time, { ...head, outcome: o.outcome, ...o.data })
+    : batchEvent(batch, EVENT_FAILED, eventId, time, { ...head, outcome: o.outcome, ...o.data });
 }
 
 /**
@@ -159,7 +202,7 @@ export function batchSummary(
   pool: PoolModel | undefined,
   rounds: number,
   grades: string[],
-) {
+): BatchSummary {
   const c = status.comparisons ?? {};
   const st = status.stability ?? {};
   const cost = status.cost ?? {};
@@ -200,8 +243,8 @@ export function completedEventData(
   rounds: number,
   grades: string[],
   ref?: ResultsRef,
-): Record<string, unknown> {
-  const data = {
+): CompletedBody {
+  const data: CompletedBody = {
     ...batchSummary(status, pool, rounds, grades),
     gradeDistribution: results.gradeDistribution,
     results: results.essays,
@@ -240,7 +283,7 @@ export function failedEventData(
   status: CJBatchStatus,
   pool: PoolModel | undefined,
   grades: string[],
-): Record<string, unknown> {
+): FailedBody {
   return batchSummary(status, pool, status.round ?? 0, grades);
 }
 

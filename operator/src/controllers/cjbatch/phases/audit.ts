@@ -27,13 +27,14 @@ import {
   pBeats,
   selectAuditPairs,
 } from '../../../../../contract/src/audit.js';
+import { type AuditedData, EVENT_AUDITED } from '../../../../../contract/src/events.js';
 import type { CJBatch, CJBatchStatus } from '../../../api/index.js';
 import { type PhaseContext, uidOf } from '../context.js';
 import { batchEvent, batchRef } from '../finalize.js';
 import { ownedObjectMeta } from '../jobs.js';
 import { ForeignChildError } from '../owned.js';
 
-export const EVENT_AUDITED = 'cj.batch.audited.v1';
+export { EVENT_AUDITED };
 
 type AuditStatus = NonNullable<CJBatchStatus['audit']>;
 
@@ -188,14 +189,9 @@ async function sendPairs(ctx: PhaseContext, name: string) {
 }
 
 /** The audit event's data: the batch, who judged against which model, and the report. */
-export interface AuditEventData extends AuditReport {
-  batch: { uid: string; namespace: string; name: string };
-  judge: string;
-  provider: string | null;
-  model: string | null;
-}
+export type AuditEventData = AuditedData;
 
-/** The cj.batch.audited.v1 CloudEvent (config/schemas/cj.batch.audited.v1.json describes it). */
+/** The cj.batch.audited.v1 CloudEvent (contract/src/events.ts; config/schemas/cj.batch.audited.v1.json). */
 export function auditEvent(
   batch: CJBatch,
   judge: string,
