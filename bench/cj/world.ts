@@ -4,59 +4,13 @@
  * True scores θ ~ N(0, sd²). Grades are K equal-probability bands of that population (cut points
  * at the normal quantiles j/K), so true grades are as frequent as the bands are wide. Anchors are
  * drawn per grade (evenly over the K grades) from the same population restricted to the band.
- * Judge: P(A chosen) = lapse/2 + (1 − lapse)·Φ((θ_A − θ_B)/scale + bias) by default (Gaussian
- * noise of SD `scale` on the perceived difference); logistic and Thurstone variants for the audit.
+ * The judge is runtime/src/cj/judge-model.ts (shared with the fake server's standard judge).
  */
+import { type JudgeConfig, judgeProbability } from '../../runtime/src/cj/judge-model.js';
 import { createRng, type Rng } from '../../runtime/src/cj/rng.js';
 import { normInv } from '../../runtime/src/cj/stats.js';
 
-export interface JudgeConfig {
-  lapse: number;
-  bias: number;
-  scale: number;
-  /**
-   * How the noise scale s enters (see README.md): `probit` (default, reproduces the issue's seed
-   * figures) Gaussian noise of SD s on the perceived difference, P = Φ(Δ/s + β);
-   * `logistic` P = σ(Δ/s + β); `thurstone` each essay perceived as θ + N(0, s²),
-   * P = Φ(Δ/(s√2) + β).
-   */
-  noise?: 'logistic' | 'thurstone' | 'probit';
-  /**
-   * Essay-specific misperception: the judge perceives essay i as θ_i + m·δ_i with a persistent
-   * δ_i ~ N(0, 1) drawn once per world (World.offset), so its errors about an essay are correlated
-   * across comparisons (a real LLM's pet likes). 0 or absent: none.
-   */
-  misperception?: number;
-}
-
-/** Standard normal CDF (Abramowitz–Stegun 7.1.26 via erf, |error| < 1.5e-7). */
-export function normalCdf(x: number): number {
-  const z = Math.abs(x) / Math.SQRT2;
-  const t = 1 / (1 + 0.3275911 * z);
-  const y =
-    1 -
-    ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) *
-      t *
-      Math.exp(-z * z);
-  return x >= 0 ? 0.5 * (1 + y) : 0.5 * (1 - y);
-}
-
-/** P(essay a, shown first, is chosen) under the judge. */
-export function judgeProbability(ta: number, tb: number, cfg: JudgeConfig): number {
-  const d = ta - tb;
-  let q: number;
-  switch (cfg.noise ?? 'probit') {
-    case 'thurstone':
-      q = normalCdf(d / (cfg.scale * Math.SQRT2) + cfg.bias);
-      break;
-    case 'logistic':
-      q = 1 / (1 + Math.exp(-(d / cfg.scale + cfg.bias)));
-      break;
-    default:
-      q = normalCdf(d / cfg.scale + cfg.bias);
-  }
-  return cfg.lapse / 2 + (1 - cfg.lapse) * q;
-}
+export { type JudgeConfig, judgeProbability, normalCdf } from '../../runtime/src/cj/judge-model.js';
 
 export interface WorldConfig {
   students: number;

@@ -9,6 +9,7 @@ import {
   type BatchingMode,
   LIMITER_DEFAULTS,
   type PoolRuntimeConfig,
+  STANDARD_JUDGE_MODEL,
 } from './pool-runtime.js';
 
 /** Pairs per round as the operator plans them: about half the items, enough for every worker. */
@@ -16,22 +17,91 @@ export const roundSizeFor = (items: number, parallelism: number) =>
   Math.max(parallelism * 4, Math.ceil(items / 2));
 
 /**
- * Comparisons per item (essays and anchors) at which the engine's convergence stop falls for a
- * judge like the engine benchmark's standard one (lapse 0.05, position bias 0.15, spread 1.5
- * logits): 5.8–7.9 per item at 72 and 212 items (bench/cj/RESULTS.grid.md, "Own stopping", seeds 2001–2018).
- * `STOP_SPREAD` is the share either way that covered those runs. Not yet checked against a real
- * model's batch (docs/estimate.md).
+ * Comparisons per item (essays and anchors) at which the engine's convergence stop falls, by the
+ * class's items, with the CRD's stopping defaults and a judge like the engine benchmark's standard
+ * one (runtime/src/cj/judge-model.ts: lapse 0.05, position bias 0.15, scale 1, classes spread 1.5)
+ * answering every pair "high", the surest verdict the operator records (a soft win of 0.9, not 1);
+ * linear between the rows, flat beyond the last. From 64 items each row is the mean over the
+ * TUNING classes of bench/estimate/converge.ts (seeds 1–6; bench/estimate/README.md) less a quarter
+ * per item, as the estimate rounds up to the end of a round (half the items: half a round is a
+ * quarter per item); the row at 48 lies between the converged tuning classes' means at 48 and 56
+ * (11.5 and 12.8 per item, 3 classes each).
  */
-export const STOP_PER_ITEM = 7.0;
+export const STOP_TABLE: readonly (readonly [items: number, perItem: number])[] = [
+  [48, 12.25],
+  [64, 11.85],
+  [72, 11.6],
+  [100, 10.6],
+  [150, 10.25],
+  [200, 10.0],
+];
 /**
- * The fake judge of the local stack answers close pairs with "low" confidence, a soft verdict
- * that carries little information: simulated batches of 24–52 items never converged before every
- * pair was judged or 20 per item were spent (bench/estimate/stop.ts). Its batches run to the budget.
+ * Below this many items the engine is not expected to converge before every pair is judged or the
+ * budget is spent: a verdict of 0.9 caps what a comparison can tell, and the EAP reliability of a
+ * small class levels off under the 0.88 target (tuning classes converged: 0 of 6 at 24 items,
+ * 0 of 3 at 36, 1 of 6 at 40, 3 of 6 at 48). 44–56 items is a cliff: a class converges or runs on.
  */
-export function stopPerItem(pool: Pick<PoolRuntimeConfig, 'provider'>): number {
-  return pool.provider === 'fake' ? Number.POSITIVE_INFINITY : STOP_PER_ITEM;
+export const CONVERGES_FROM_ITEMS = 44;
+/** Comparisons per item at the engine's stop for a class of `items` (Infinity: no stop expected). */
+export function stopPerItemFor(items: number): number {
+  const t = STOP_TABLE;
+  if (items < CONVERGES_FROM_ITEMS) return Number.POSITIVE_INFINITY;
+  if (items <= t[0]![0]) return t[0]![1];
+  for (let i = 1; i < t.length; i++) {
+    const [x1, y1] = t[i]!;
+    if (items <= x1) {
+      const [x0, y0] = t[i - 1]!;
+      return y0 + ((y1 - y0) * (items - x0)) / (x1 - x0);
+    }
+  }
+  return t[t.length - 1]![1];
 }
+/**
+ * The heuristic fake judge of the local stack answers close pairs with "low" confidence, a soft
+ * verdict that carries little information: simulated batches of 24–52 items never converged
+ * before every pair was judged or 20 per item were spent (bench/estimate/stop.ts). Its batches run
+ * to the budget. The fake server's standard judge (model `fake-standard-judge`) and a real model
+ * stop as STOP_TABLE says.
+ */
+export function stopPerItem(pool: Pick<PoolRuntimeConfig, 'provider' | 'model'>, items: number): number {
+  return pool.provider === 'fake' && pool.model !== STANDARD_JUDGE_MODEL
+    ? Number.POSITIVE_INFINITY
+    : stopPerItemFor(items);
+}
+/** The share either way of the expected stop that the range (low, high) spans. */
 export const STOP_SPREAD = 0.2;
+
+/**
+ * Comparisons at the end of the batch: the first of the budget, every distinct pair judged, or
+ * the engine's stop near `perItem` per item, which it decides only at the end of a round and
+ * never before every essay has minPerEssay comparisons.
+ */
+export function estimateComparisons(o: {
+  items: number;
+  budget: number;
+  parallelism: number;
+  minPerEssay: number;
+  perItem: number;
+}): Estimate['comparisons'] {
+  const { items, budget } = o;
+  const distinct = (items * (items - 1)) / 2;
+  const roundSize = roundSizeFor(items, o.parallelism);
+  const cap = Math.min(budget, distinct);
+  // Each comparison serves two essays.
+  const floor = Math.ceil((items * o.minPerEssay) / 2);
+  const at = (perItem: number) => Math.min(cap, roundUp(Math.max(floor, perItem * items), roundSize));
+  const expected = at(o.perItem);
+  return {
+    expected,
+    low: at(o.perItem * (1 - STOP_SPREAD)),
+    high: at(o.perItem * (1 + STOP_SPREAD)),
+    budget,
+    stopsBeforeBudget: expected < budget,
+    endsBy: expected < cap ? 'converged' : budget <= distinct ? 'budget' : 'complete',
+    rounds: Math.ceil(expected / roundSize),
+    roundSize,
+  };
+}
 
 // The prompt's shape (runtime/src/llm/prompt.ts; test/unit/contract/estimate.test.ts checks these
 // against the real request builder): the static prefix around the assignment, and the frame of
@@ -165,25 +235,15 @@ const roundUp = (x: number, step: number) => Math.ceil(x / step) * step;
 export function estimateBatch(input: EstimateInput): Estimate {
   const { pool, budget, parallelism } = input;
   const items = input.essays.length + input.anchors.length;
-  const distinct = (items * (items - 1)) / 2;
-  const roundSize = roundSizeFor(items, parallelism);
-  const cap = Math.min(budget, distinct);
-  const perItem = input.assume?.stopPerItem ?? stopPerItem(pool);
-  // The engine never stops before every essay has minPerEssay comparisons (each comparison
-  // serves two), and it decides only at the end of a round.
-  const floor = Math.ceil((items * input.minPerEssay) / 2);
-  const at = (perItem: number) => Math.min(cap, roundUp(Math.max(floor, perItem * items), roundSize));
-  const expected = at(perItem);
-  const comparisons: Estimate['comparisons'] = {
-    expected,
-    low: at(perItem * (1 - STOP_SPREAD)),
-    high: at(perItem * (1 + STOP_SPREAD)),
+  const perItem = input.assume?.stopPerItem ?? stopPerItem(pool, items);
+  const comparisons = estimateComparisons({
+    items,
     budget,
-    stopsBeforeBudget: expected < budget,
-    endsBy: expected < cap ? 'converged' : budget <= distinct ? 'budget' : 'complete',
-    rounds: Math.ceil(expected / roundSize),
-    roundSize,
-  };
+    parallelism,
+    minPerEssay: input.minPerEssay,
+    perItem,
+  });
+  const { expected, roundSize } = comparisons;
 
   // Tokens: the cached prefix (instructions, assignment, rubric) and each pair's essays.
   const a = input.assignment;

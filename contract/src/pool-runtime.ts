@@ -20,6 +20,11 @@ export const MAX_BUNDLE_SIZE = 64;
 /** Context window assumed when the pool does not set spec.contextWindowTokens (every current Claude model). */
 export const DEFAULT_CONTEXT_WINDOW_TOKENS = 200_000;
 export const MIN_CONTEXT_WINDOW_TOKENS = 4_096;
+/**
+ * The model name of a `fake` pool that selects the fake server's standard judge (the engine
+ * benchmark's judge model, runtime/src/fake-anthropic/judge.ts) instead of its heuristic one.
+ */
+export const STANDARD_JUDGE_MODEL = 'fake-standard-judge';
 
 /**
  * The one set of defaults. The spec's (tier, retry, batching, promptCaching) are the CRD's; the

@@ -4,7 +4,7 @@
 // estimate in the batch's status when it starts.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import YAML from 'yaml';
-import type { Estimate } from '../../../contract/src/estimate.js';
+import { CONVERGES_FROM_ITEMS, type Estimate } from '../../../contract/src/estimate.js';
 import {
   type CJBatchSpec,
   CJBatchSpecSchema,
@@ -199,7 +199,7 @@ export function estimateTable(
       : c.endsBy === 'complete'
         ? `every one of the ${n((items * (items - 1)) / 2)} distinct pairs is judged before the budget is spent`
         : a.stopPerItem === null
-          ? "the budget ends the batch (this pool's judge is not expected to converge first)"
+          ? `the budget ends the batch (the engine is not expected to converge first: ${items < CONVERGES_FROM_ITEMS ? `a class under ${CONVERGES_FROM_ITEMS} items` : "this pool's judge"})`
           : `the budget ends the batch before the engine's stop (expected near ${n(a.stopPerItem * items)})`;
   const rows = [
     ['MODE', 'CALLS', 'INPUT', 'CACHE READ', 'CACHE WRITE', 'OUTPUT', 'COST'],

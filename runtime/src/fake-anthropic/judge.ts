@@ -8,12 +8,30 @@
  * Decision, for essays in positions A and B:
  *   with probability `lapse` the judge answers at random (a lapse), otherwise
  *   P(A wins) = sigmoid((qA - qB) / temperature + bias)   (bias > 0 favours position A).
- * The two uniform draws come from sha256(seed | sha(A) | sha(B)), so the verdict depends only on
+ * and its confidence is "low" for qualities within 0.5 of each other, "medium" within 1.5, else
+ * "high" (the `heuristic` mode, every pool's unless its model says otherwise).
+ *
+ * The `standard` mode (a pool whose model is `fake-standard-judge`) is the engine benchmark's
+ * standard judge instead (runtime/src/cj/judge-model.ts, STANDARD_JUDGE: lapse 0.05, position bias
+ * 0.15 probits, scale 1 on the quality scale), answering every pair with "high" confidence as a
+ * sure LLM would: its batches converge like the engine's simulations, so they validate the
+ * estimate's convergence stop (bench/estimate). The heuristic mode's soft "low" answers on close
+ * pairs carry so little information that its batches run to the budget.
+ *
+ * The uniform draws come from sha256(seed | sha(A) | sha(B)), so the verdict depends only on
  * the seed, the two texts and their order: the same pair gets the same verdict in a single
  * request, in a bundle, or in a batch. No Math.random.
  */
 import { readFileSync } from 'node:fs';
+import { STANDARD_JUDGE_MODEL } from '../../../contract/src/pool-runtime.js';
+import { judgeProbability, STANDARD_JUDGE } from '../cj/judge-model.js';
 import { sha256Hex } from '../llm/prompt.js';
+
+export type JudgeMode = 'heuristic' | 'standard';
+export { STANDARD_JUDGE_MODEL };
+/** The judge a request's model asks for. */
+export const judgeModeFor = (model: unknown): JudgeMode =>
+  model === STANDARD_JUDGE_MODEL ? 'standard' : 'heuristic';
 
 export interface ProfileEntry {
   id?: string;
@@ -145,19 +163,25 @@ export class Judge {
     return this.bySha.get(sha256Hex(text.trim())) ?? heuristicQuality(text);
   }
 
-  judge(essayA: string, essayB: string): JudgeVerdict {
+  judge(essayA: string, essayB: string, mode: JudgeMode = 'heuristic'): JudgeVerdict {
     const qa = this.quality(essayA);
     const qb = this.quality(essayB);
     const [u1, u2] = uniforms(`${this.seed}|${sha256Hex(essayA.trim())}|${sha256Hex(essayB.trim())}`);
+    if (mode === 'standard') {
+      // The lapse is inside judgeProbability (a lapsed answer is a coin flip).
+      const winner = u2 < judgeProbability(qa, qb, STANDARD_JUDGE) ? 'A' : 'B';
+      return { winner, confidence: 'high', justification: justificationFor(winner), lapsed: false };
+    }
     const lapsed = u1 < this.lapse;
     const pA = lapsed ? 0.5 : 1 / (1 + Math.exp(-((qa - qb) / this.temperature + this.bias)));
     const winner = u2 < pA ? 'A' : 'B';
     const gap = Math.abs(qa - qb);
     const confidence = lapsed ? 'low' : gap > 1.5 ? 'high' : gap > 0.5 ? 'medium' : 'low';
-    const justification =
-      winner === 'A'
-        ? 'Essay A answers the question more fully, with clearer argument, better organisation and more precise language than essay B.'
-        : 'Essay B answers the question more fully, with clearer argument, better organisation and more precise language than essay A.';
-    return { winner, confidence, justification, lapsed };
+    return { winner, confidence, justification: justificationFor(winner), lapsed };
   }
 }
+
+const justificationFor = (winner: 'A' | 'B') =>
+  winner === 'A'
+    ? 'Essay A answers the question more fully, with clearer argument, better organisation and more precise language than essay B.'
+    : 'Essay B answers the question more fully, with clearer argument, better organisation and more precise language than essay A.';

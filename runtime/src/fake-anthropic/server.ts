@@ -19,7 +19,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseDelimitedPairs, sha256Hex } from '../llm/prompt.js';
-import { Judge, type JudgeOptions, loadProfile, type Profile, uniforms } from './judge.js';
+import { Judge, type JudgeOptions, judgeModeFor, loadProfile, type Profile, uniforms } from './judge.js';
 
 export interface FakeLimits {
   rpm?: number;
@@ -395,7 +395,7 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
     } else {
       stats.pairsJudged += pairs.length;
       let judgements = pairs.map((pair) => {
-        const v = judge.judge(pair.essayA, pair.essayB);
+        const v = judge.judge(pair.essayA, pair.essayB, judgeModeFor(p.model));
         return {
           pair_id: pair.pairId,
           winner: v.winner,

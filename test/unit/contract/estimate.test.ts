@@ -9,8 +9,10 @@ import {
   estimateBatch,
   PREFIX_FIXED_CHARS,
   roundSizeFor,
-  STOP_PER_ITEM,
+  STOP_TABLE,
   simulateWall,
+  stopPerItem,
+  stopPerItemFor,
 } from '../../../contract/src/estimate.js';
 import { resolvePoolRuntimeConfig } from '../../../contract/src/pool-runtime.js';
 import { buildRequest, buildStaticPrefix } from '../../../runtime/src/llm/prompt.js';
@@ -75,14 +77,16 @@ describe('estimate: prompt shape', () => {
 });
 
 describe('estimate: comparisons', () => {
-  it('expects the engine to stop near STOP_PER_ITEM per item, at a round boundary, within the budget', () => {
-    const e = estimateBatch(input());
+  it("expects the engine to stop near the table's comparisons per item, at a round boundary, within the budget", () => {
+    const e = estimateBatch(input({ budget: 1000 }));
     const rs = roundSizeFor(52, 2);
     expect(rs).toBe(26);
+    const perItem = stopPerItemFor(52);
+    expect(perItem).toBeCloseTo(12.25 + ((11.85 - 12.25) * 4) / 16, 9);
     expect(e.comparisons.expected % rs).toBe(0);
-    expect(e.comparisons.expected).toBeGreaterThanOrEqual(STOP_PER_ITEM * 52);
-    expect(e.comparisons.expected).toBeLessThan(STOP_PER_ITEM * 52 + rs);
-    expect(e.comparisons.stopsBeforeBudget).toBe(true);
+    expect(e.comparisons.expected).toBeGreaterThanOrEqual(perItem * 52);
+    expect(e.comparisons.expected).toBeLessThan(perItem * 52 + rs);
+    expect(e.comparisons).toMatchObject({ endsBy: 'converged', stopsBeforeBudget: true });
     expect(e.comparisons.low).toBeLessThan(e.comparisons.expected);
     expect(e.comparisons.high).toBeGreaterThan(e.comparisons.expected);
   });
@@ -93,6 +97,21 @@ describe('estimate: comparisons', () => {
     expect(byBudget.comparisons.stopsBeforeBudget).toBe(false);
     const small = estimateBatch(input({ essays: [essay(1), essay(2), essay(3)], anchors: [essay(4)] }));
     expect(small.comparisons.expected).toBe(6); // 4 items: 6 distinct pairs
+  });
+
+  it('the table: flat past its last row, no stop for small classes or the heuristic fake judge', () => {
+    expect(stopPerItemFor(500)).toBe(STOP_TABLE[STOP_TABLE.length - 1]![1]);
+    expect(stopPerItemFor(150)).toBe(10.25);
+    expect(stopPerItemFor(40)).toBe(Number.POSITIVE_INFINITY);
+    // 40 items with a budget above its 780 distinct pairs: every pair is judged.
+    const small = estimateBatch(
+      input({ essays: Array.from({ length: 28 }, (_, i) => essay(i)), budget: 800 }),
+    );
+    expect(small.comparisons).toMatchObject({ expected: 780, endsBy: 'complete' });
+    expect(small.assumptions.stopPerItem).toBeNull();
+    expect(stopPerItem({ provider: 'fake', model: 'claude-sonnet-5-5' }, 100)).toBe(Number.POSITIVE_INFINITY);
+    expect(stopPerItem({ provider: 'fake', model: 'fake-standard-judge' }, 100)).toBe(10.6);
+    expect(stopPerItem({ provider: 'anthropic', model: 'claude-sonnet-5-5' }, 100)).toBe(10.6);
   });
 
   it('never expects fewer than minPerEssay comparisons per essay', () => {

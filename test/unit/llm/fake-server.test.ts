@@ -1,7 +1,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { LIMITER_DEFAULTS } from '../../../contract/src/pool-runtime.js';
+import { judgeProbability, STANDARD_JUDGE } from '../../../runtime/src/cj/judge-model.js';
 import { main } from '../../../runtime/src/commands/fake-anthropic.js';
-import { heuristicQuality, Judge } from '../../../runtime/src/fake-anthropic/judge.js';
+import {
+  heuristicQuality,
+  Judge,
+  judgeModeFor,
+  STANDARD_JUDGE_MODEL,
+} from '../../../runtime/src/fake-anthropic/judge.js';
 import { type FakeAnthropic, startFakeAnthropic } from '../../../runtime/src/fake-anthropic/server.js';
 import { MemoryRateLimiter } from '../../../runtime/src/llm/limiter/memory.js';
 import { comparerFor, fixture, makeJobs, profilePath } from './helpers.js';
@@ -169,6 +175,51 @@ describe('fake Anthropic server', () => {
     const grade = (g: string) =>
       fixture.anchors.filter((a) => a.grade === g).map((a) => heuristicQuality(a.text));
     expect(Math.min(...grade('A'))).toBeGreaterThan(Math.max(...grade('F')));
+  });
+
+  it('standard judge: the engine benchmark judge model, every answer sure, chosen by the model name', async () => {
+    // 2,000 distinct pairs at each quality gap: the share of first-shown wins is the model's.
+    const n = 2000;
+    const essays = (gap: number) =>
+      Array.from({ length: n }, (_, i) => [
+        { text: `x${gap} ${i}`, quality: gap },
+        { text: `y${gap} ${i}`, quality: 0 },
+      ]).flat();
+    const judge = new Judge({ seed: 3, profile: { essays: [0, 1, -2].flatMap(essays) } });
+    for (const gap of [0, 1, -2]) {
+      const verdicts = Array.from({ length: n }, (_, i) =>
+        judge.judge(`x${gap} ${i}`, `y${gap} ${i}`, 'standard'),
+      );
+      const share = verdicts.filter((v) => v.winner === 'A').length / n;
+      // P = 0.025 + 0.95·Φ(gap + 0.15): 0.557, 0.856, 0.060; 4 SD of a binomial share is ≤ 0.045.
+      expect(Math.abs(share - judgeProbability(gap, 0, STANDARD_JUDGE))).toBeLessThan(0.045);
+      expect(new Set(verdicts.map((v) => v.confidence))).toEqual(new Set(['high']));
+    }
+    expect(judgeModeFor(STANDARD_JUDGE_MODEL)).toBe('standard');
+    expect(judgeModeFor('claude-sonnet-5-5')).toBe('heuristic');
+
+    // Over the wire: the pool's model picks the judge (the heuristic one answers this close pair "low").
+    fake = await startFakeAnthropic({
+      seed: 3,
+      profile: {
+        essays: [
+          { text: 'first essay', quality: 0.1 },
+          { text: 'second essay', quality: 0 },
+        ],
+      },
+    });
+    const pair = [
+      'Judge the following pair of essays.',
+      '',
+      '<pair id="P1">\n<essay_a>\nfirst essay\n</essay_a>\n<essay_b>\nsecond essay\n</essay_b>\n</pair>',
+    ].join('\n');
+    const confidence = async (model: string) => {
+      const r = await post('/v1/messages', body({ model, messages: [{ role: 'user', content: pair }] }));
+      expect(r.status).toBe(200);
+      return JSON.parse(((await r.json()) as any).content[0].text).confidence;
+    };
+    expect(await confidence(STANDARD_JUDGE_MODEL)).toBe('high');
+    expect(await confidence('claude-sonnet-5-5')).toBe('low');
   });
 
   it('CLI prints one JSON line with the URL and stops on SIGTERM', async () => {
