@@ -34,9 +34,15 @@ export const EVENT_DATA_VERSIONS = {
 
 export const SCHEMA_BASE = 'https://cj.huleedu.io/schemas';
 
-/** The `dataschema` attribute: names the data schema of the type and its revision. */
-export const dataSchemaUri = <T extends EventType>(type: T) =>
-  `${SCHEMA_BASE}/${type}/${EVENT_DATA_VERSIONS[type]}/data.json` as const;
+/** The `dataschema` attribute: names the data schema of the type and its revision (default: the current one). */
+export const dataSchemaUri = <T extends EventType>(type: T, revision: string = EVENT_DATA_VERSIONS[type]) =>
+  `${SCHEMA_BASE}/${type}/${revision}/data.json`;
+
+/**
+ * The revision of the events committed before they carried `dataschema` (cj-operator 0.1.0):
+ * their data is revision 1.0 of their type whatever the current revision is.
+ */
+export const REVISION_BEFORE_DATASCHEMA = '1.0';
 
 /** `$id` of the whole-event schema (config/schemas/<type>.json). */
 export const eventSchemaUri = (type: EventType) => `${SCHEMA_BASE}/${type}.json`;

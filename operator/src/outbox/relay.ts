@@ -5,6 +5,12 @@
 // which the Python SDK would take for binary mode (docs/events.md).
 import { Kafka, logLevel, type Producer } from 'kafkajs';
 import { Counter, Gauge, type Registry } from 'prom-client';
+import {
+  dataSchemaUri,
+  EVENT_TYPES,
+  type EventType,
+  REVISION_BEFORE_DATASCHEMA,
+} from '../../../contract/src/events.js';
 import { pause } from '../../../contract/src/sleep.js';
 import type { Sql } from '../../../runtime/src/store/index.js';
 import {
@@ -221,6 +227,17 @@ export interface OutboxRow {
 }
 
 /**
+ * A row committed before events carried `dataschema` (still unsent at the upgrade, or replayed)
+ * gets the attribute of the revision its data has, so every published event names its schema.
+ */
+function withDataSchema(payload: unknown): unknown {
+  if (typeof payload !== 'object' || payload === null || 'dataschema' in payload) return payload;
+  const type = (payload as { type?: unknown }).type;
+  if (!(EVENT_TYPES as readonly unknown[]).includes(type)) return payload;
+  return { ...payload, dataschema: dataSchemaUri(type as EventType, REVISION_BEFORE_DATASCHEMA) };
+}
+
+/**
  * The Kafka record of an outbox row: CloudEvents structured mode (the envelope is the value), key =
  * batch UID (all events of a batch on one partition, in order). The content type is the only
  * header: SDKs that see any `ce_` header read the record as binary mode and miss the attributes.
@@ -228,7 +245,7 @@ export interface OutboxRow {
 export function toKafkaMessage(r: OutboxRow) {
   return {
     key: r.key,
-    value: JSON.stringify(r.payload),
+    value: JSON.stringify(withDataSchema(r.payload)),
     headers: { 'content-type': 'application/cloudevents+json; charset=utf-8' },
   };
 }

@@ -344,6 +344,15 @@ describe('relay', () => {
     expect(JSON.parse(m.value)).toEqual(e);
   });
 
+  it('gives an event committed before dataschema existed the 1.0 revision of its type', () => {
+    const { dataschema: _, ...old } = completed();
+    const m = toKafkaMessage({ event_id: old.id, event_type: old.type, topic: 't', key: UID, payload: old });
+    const sent = JSON.parse(m.value);
+    expect(sent.dataschema).toBe('https://cj.huleedu.io/schemas/cj.batch.completed.v1/1.0/data.json');
+    expect(validate(loadEventSchema(EVENT_COMPLETED), sent)).toEqual([]);
+    expect({ ...sent, dataschema: undefined }).toEqual({ ...old, dataschema: undefined });
+  });
+
   it('backs off by doubling up to a cap', () => {
     const seq: number[] = [];
     let b = INITIAL_BACKOFF_MS;
