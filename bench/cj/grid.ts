@@ -380,7 +380,7 @@ export function summarize(all: Run[]): string {
   log('Claims and judge-quality signal per judge (ours; stop = where its own stopping stops or the budget).');
   log();
   log(
-    '| judge | runs | stops early | claimed − true Spearman where it stopped early | range: consistent − true · low − true · covers truth | signal fires at the stop (at 120 · 360 · 600) | bounded / unknown at the stop | mean extra SD applied | misfit flags per run | held-out anchor 80% cover (± SE), by checkpoint | inversions ours / seed |',
+    '| judge | runs | stops early | claimed − true Spearman where it stopped early | range where it stopped early: consistent − true · low − true · truth in [low, consistent + 0.02] | signal fires at the stop (at 120 · 360 · 600) | bounded / unknown at the stop | mean extra SD applied | misfit flags per run | held-out anchor 80% cover (± SE), by checkpoint | inversions ours / seed |',
   );
   log('|---|---|---|---|---|---|---|---|---|---|---|');
   // The claim's range where the stop fired: its top and bottom against the truth, and how often
@@ -391,10 +391,12 @@ export function summarize(all: Run[]): string {
     const top = rs.map((r) => r.stop!.claimedConsistent! - r.stop!.metrics.spearman);
     const lows = rs.filter((r) => r.stop!.claimedLow != null);
     const low = lows.map((r) => r.stop!.claimedLow! - r.stop!.metrics.spearman);
+    // Honest as a range: the truth is not below the bottom, nor above the top by more than the
+    // claim tolerance (0.02: the top is an estimate, and the truth sits on either side of it).
     const covers = lows.filter(
       (r) =>
         r.stop!.claimedLow! <= r.stop!.metrics.spearman &&
-        r.stop!.metrics.spearman <= r.stop!.claimedConsistent!,
+        r.stop!.metrics.spearman <= r.stop!.claimedConsistent! + 0.02,
     ).length;
     return `${sgn(mean(top))} · ${low.length ? sgn(mean(low)) : '–'} · ${lows.length ? f(covers / lows.length, 2) : '–'}`;
   };
