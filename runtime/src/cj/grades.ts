@@ -730,6 +730,13 @@ export function misperceptionTest(
   anchors: AnchorGrade[],
   k: number,
   alpha: number,
+  /**
+   * Where anchors sit in their band. `uniform` (default): spread v = w²/12 for the test, the
+   * estimate and the bound. `anywhere`: the test uses Popoviciu's bound w²/4 (no placement spreads
+   * more, so the false-positive rate is ≤ alpha for any placement) and the upper bound uses 0 (no
+   * placement spreads less, so the bound is conservative for any placement); the estimate keeps w²/12.
+   */
+  placement: 'uniform' | 'anywhere' = 'uniform',
 ): MisperceptionTest {
   const none: MisperceptionTest = {
     df: 0,
@@ -778,9 +785,9 @@ export function misperceptionTest(
       for (let t = 0; t < S; t++) s += (val[i]![t]! - rbar[i]!) * (val[j]![t]! - rbar[j]!);
       cov[i * df + j] = cov[j * df + i] = s / (S - 1);
     }
-  const at = (tau: number): { q: number; logDet: number } => {
+  const at = (tau: number, band = 1): { q: number; logDet: number } => {
     const M = Float64Array.from(cov);
-    for (let i = 0; i < df; i++) M[i * df + i] = M[i * df + i]! + rows[i]!.v + tau * tau + 1e-9;
+    for (let i = 0; i < df; i++) M[i * df + i] = M[i * df + i]! + band * rows[i]!.v + tau * tau + 1e-9;
     if (!cholesky(M, df)) return { q: Number.NaN, logDet: Number.NaN };
     const z = Float64Array.from(rbar);
     forwardSolve(M, df, z);
@@ -792,7 +799,8 @@ export function misperceptionTest(
     }
     return { q, logDet };
   };
-  const q0 = at(0).q;
+  const anywhere = placement === 'anywhere';
+  const q0 = at(0, anywhere ? 3 : 1).q;
   if (!Number.isFinite(q0)) return none;
   let tauHat = 0;
   let bestLl = Number.NEGATIVE_INFINITY;
@@ -800,13 +808,14 @@ export function misperceptionTest(
   let upperFound = false;
   for (const tau of EXTRA_GRID) {
     const r = at(tau);
+    const rb = anywhere ? at(tau, 0) : r;
     const ll = -0.5 * (r.logDet + r.q);
     if (ll > bestLl + 1e-12) {
       bestLl = ll;
       tauHat = tau;
     }
     // Q(τ) falls with τ: the first τ whose Q is in the lower alpha tail is rejected as too large.
-    if (!upperFound && chiSquareCdf(r.q, df) < alpha) {
+    if (!upperFound && chiSquareCdf(rb.q, df) < alpha) {
       tauUpper = Math.max(0, tau - EXTRA_GRID[1]!);
       upperFound = true;
     }

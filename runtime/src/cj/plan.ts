@@ -268,7 +268,7 @@ function grade(batch: Batch, post: Posterior): Grading {
   // 1.645) fired in 1% of standard and 3% of misperception runs (grid, seeds 2001–2030); the
   // held-out likelihood's ratio test is reported but not applied: it is not calibrated (on
   // consistent judges it reached 2.5–5.9 against its 2.71 threshold).
-  const test = misperceptionTest(post.draws, anchors, K, s.misperceptionAlpha);
+  const test = misperceptionTest(post.draws, anchors, K, s.misperceptionAlpha, s.misperceptionPlacement);
   const tau = s.widenByAnchors && test.reject ? test.tauHat : 0;
   const cal = leaveOneAnchorOut(
     post.draws,

@@ -170,6 +170,12 @@ export const Settings = z.object({
     .describe(
       "Level of the anchors' misperception test (quality.judge.misperceptionP ≤ this widens): its false-positive rate on a consistent judge; also 1 − the confidence of quality.judge.extraSdUpper.",
     ),
+  misperceptionPlacement: z
+    .enum(['uniform', 'anywhere'])
+    .default('uniform')
+    .describe(
+      'Where the misperception test assumes anchors sit in their band: uniform (spread w²/12); anywhere = no assumption (the test uses the largest spread any placement allows, w²/4, and the upper bound the smallest, 0): calibrated for any placement, less power, wider range.',
+    ),
   anchorWeight: z
     .number()
     .min(0)

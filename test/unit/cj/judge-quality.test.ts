@@ -121,6 +121,25 @@ describe("anchors' misperception test (what decides the widening and bounds the 
     expect(weak.filter((r) => r.reject).length).toBeLessThan(35);
   });
 
+  it("'anywhere' stays calibrated when anchors sit at their bands' edges, and bounds τ more widely", () => {
+    // Each anchor at one edge of its band of width 1.2, the edge drawn independently: spread w²/4,
+    // the most any placement of independently placed anchors has (three times the uniform w²/12).
+    const edgeOf = (seed: number, placement: 'uniform' | 'anywhere') => {
+      const rng = createRng(seed, 'edge');
+      const truth = anchors.map((a) => a.grade * 1.2 + (rng.next() < 0.5 ? -0.6 : 0.6));
+      const means = truth.map((x) => x + Math.sqrt(0.05) * rng.normal());
+      const draws = Array.from({ length: 200 }, () =>
+        Float64Array.from(means, (x) => x + Math.sqrt(0.05) * rng.normal()),
+      );
+      return misperceptionTest(draws, anchors, 6, 0.1, placement);
+    };
+    const uniform = Array.from({ length: 40 }, (_, s) => edgeOf(s, 'uniform'));
+    const anywhere = Array.from({ length: 40 }, (_, s) => edgeOf(s, 'anywhere'));
+    expect(uniform.filter((r) => r.reject).length).toBeGreaterThan(8);
+    expect(anywhere.filter((r) => r.reject).length).toBeLessThanOrEqual(6);
+    anywhere.forEach((r, i) => expect(r.tauUpper).toBeGreaterThanOrEqual(uniform[i]!.tauUpper));
+  });
+
   it('makes no test with fewer than 3 contrasts (one anchor per grade)', () => {
     const one = Array.from({ length: 6 }, (_, item) => ({ item, grade: item }));
     const draws = Array.from({ length: 50 }, () => Float64Array.from({ length: 6 }, (_, i) => i));
