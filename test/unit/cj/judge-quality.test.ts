@@ -137,7 +137,9 @@ describe("anchors' misperception test (what decides the widening and bounds the 
     const anywhere = Array.from({ length: 40 }, (_, s) => edgeOf(s, 'anywhere'));
     expect(uniform.filter((r) => r.reject).length).toBeGreaterThan(8);
     expect(anywhere.filter((r) => r.reject).length).toBeLessThanOrEqual(6);
-    anywhere.forEach((r, i) => expect(r.tauUpper).toBeGreaterThanOrEqual(uniform[i]!.tauUpper));
+    anywhere.forEach((r, i) => {
+      expect(r.tauUpper).toBeGreaterThanOrEqual(uniform[i]!.tauUpper);
+    });
   });
 
   it('makes no test with fewer than 3 contrasts (one anchor per grade)', () => {
