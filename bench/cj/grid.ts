@@ -97,12 +97,20 @@ export interface Run {
     early: boolean;
     metrics: Metrics;
     claimedSpearman: number | null;
+    /** quality.expectedSpearmanConsistent and …Low: the claim's range (absent in older runs). */
+    claimedConsistent?: number | null;
+    claimedLow?: number | null;
+    /** quality.judge.misperception and its test's p-value. */
+    misperception?: string;
+    misperceptionP?: number | null;
     extraSd: number | null;
     signal: boolean;
     misfits: number;
   };
   /** quality.judge.anchorSpread at each checkpoint (ours). */
   spreadAt?: (number | null)[];
+  /** quality.judge.misperception at each checkpoint (ours). */
+  misperceptionAt?: (string | null)[];
   /** Ours, with CJ_TRACE=1: every round's checks, claims and true metrics (replays stop rules). */
   trace?: TraceRow[];
   /** Wall time of the run. */
@@ -218,14 +226,19 @@ export function runOursGrid(world: World, jcfg: JudgeConfig, seed: number, cell:
         early: m < cell.budget,
         metrics: metricsOf(world, res, m),
         claimedSpearman: res.quality.expectedSpearman ?? null,
-        extraSd: q.judge.extraSd ?? null,
-        signal: (q.judge.extraSdApplied ?? 0) > 0,
+        claimedConsistent: q.expectedSpearmanConsistent ?? null,
+        claimedLow: q.expectedSpearmanLow ?? null,
+        misperception: q.judge.misperception,
+        misperceptionP: q.judge.misperceptionP ?? null,
+        extraSd: q.judge.extraSdApplied ?? null,
+        signal: q.judge.misperception === 'widened',
         misfits: q.misfit?.flagged ?? 0,
       };
     }
     while (checkpoints.length > 0 && m >= checkpoints[0]!) {
       out.checkpoints.push(metricsOf(world, res, m));
       out.spreadAt = [...(out.spreadAt ?? []), res.quality.judge.anchorSpread ?? null];
+      out.misperceptionAt = [...(out.misperceptionAt ?? []), res.quality.judge.misperception ?? null];
       checkpoints.shift();
     }
     if (checkpoints.length === 0 || res.nextPairs.length === 0) break;
@@ -367,9 +380,26 @@ export function summarize(all: Run[]): string {
   log('Claims and judge-quality signal per judge (ours; stop = where its own stopping stops or the budget).');
   log();
   log(
-    '| judge | runs | stops early | claimed − true Spearman where it stopped early | signal fires | mean extra SD | misfit flags per run | held-out anchor 80% cover (± SE), by checkpoint | inversions ours / seed |',
+    '| judge | runs | stops early | claimed − true Spearman where it stopped early | range where it stopped early: consistent − true · low − true · truth in [low, consistent + 0.02] | signal fires at the stop (at 120 · 360 · 600) | bounded / unknown at the stop | mean extra SD applied | misfit flags per run | held-out anchor 80% cover (± SE), by checkpoint | inversions ours / seed |',
   );
-  log('|---|---|---|---|---|---|---|---|---|');
+  log('|---|---|---|---|---|---|---|---|---|---|---|');
+  // The claim's range where the stop fired: its top and bottom against the truth, and how often
+  // the truth lies in it (runs of older engines have no range: '–').
+  const rangeOf = (stopped: Run[]): string => {
+    const rs = stopped.filter((r) => r.stop!.claimedConsistent != null);
+    if (rs.length === 0) return '–';
+    const top = rs.map((r) => r.stop!.claimedConsistent! - r.stop!.metrics.spearman);
+    const lows = rs.filter((r) => r.stop!.claimedLow != null);
+    const low = lows.map((r) => r.stop!.claimedLow! - r.stop!.metrics.spearman);
+    // Honest as a range: the truth is not below the bottom, nor above the top by more than the
+    // claim tolerance (0.02: the top is an estimate, and the truth sits on either side of it).
+    const covers = lows.filter(
+      (r) =>
+        r.stop!.claimedLow! <= r.stop!.metrics.spearman &&
+        r.stop!.metrics.spearman <= r.stop!.claimedConsistent! + 0.02,
+    ).length;
+    return `${sgn(mean(top))} · ${low.length ? sgn(mean(low)) : '–'} · ${lows.length ? f(covers / lows.length, 2) : '–'}`;
+  };
   for (const j of Object.keys(JUDGES)) {
     const cells = CELLS.filter((c) => c.judge === j).map((c) => c.name);
     const ours = runs.filter((r) => cells.includes(r.cell) && r.policy === 'ours');
@@ -387,7 +417,7 @@ export function summarize(all: Run[]): string {
     const inv = (rs: Run[]) =>
       rs.reduce((t, r) => t + r.checkpoints.reduce((u, m) => u + (m.inversions ?? 0), 0), 0);
     log(
-      `| ${j} | ${ours.length} | ${stopped.length} | ${gap.length ? `${sgn(mean(gap))} ± ${f(se(gap))}` : '–'} | ${f(ours.filter((r) => r.stop?.signal).length / ours.length, 2)} | ${f(mean(ours.map((r) => r.stop?.extraSd ?? 0)), 2)} | ${f(mean(ours.map((r) => r.stop?.misfits ?? 0)), 1)} | ${covers.join(' · ')} | ${inv(ours)} / ${inv(seedRuns)} |`,
+      `| ${j} | ${ours.length} | ${stopped.length} | ${gap.length ? `${sgn(mean(gap))} ± ${f(se(gap))}` : '–'} | ${rangeOf(stopped)} | ${f(ours.filter((r) => r.stop?.signal).length / ours.length, 2)} (${[0, 1, 2].map((i) => f(ours.filter((r) => r.misperceptionAt?.[i] === 'widened').length / ours.length, 2)).join(' · ')}) | ${f(ours.filter((r) => r.stop?.misperception === 'bounded').length / ours.length, 2)} / ${f(ours.filter((r) => r.stop?.misperception === 'unknown').length / ours.length, 2)} | ${f(mean(ours.map((r) => r.stop?.extraSd ?? 0)), 2)} | ${f(mean(ours.map((r) => r.stop?.misfits ?? 0)), 1)} | ${covers.join(' · ')} | ${inv(ours)} / ${inv(seedRuns)} |`,
     );
   }
   log();

@@ -26,6 +26,9 @@ export interface RoundQuality {
     coverage80: number | null;
   } | null;
   expectedSpearman?: number | null;
+  /** The claim's range: for a consistent judge, and at the misperception the anchors cannot rule out. */
+  expectedSpearmanConsistent?: number | null;
+  expectedSpearmanLow?: number | null;
   comparisonsPerAnchor?: number | null;
   comparisonsPerStudent?: number | null;
   misfit?: unknown;

@@ -190,9 +190,15 @@ export interface Summary {
     extraSd?: number;
     extraSdApplied?: number;
     anchorSpread?: number | null;
+    misperception?: 'widened' | 'bounded' | 'unknown';
+    misperceptionP?: number | null;
+    misperceptionDf?: number;
+    extraSdUpper?: number | null;
   };
   reliability?: { eap?: number; splitHalf?: number };
   expectedSpearman?: number;
+  expectedSpearmanConsistent?: number | null;
+  expectedSpearmanLow?: number | null;
   meanModalProbability?: number;
   comparisonsPerAnchor?: number | null;
   comparisonsPerStudent?: number | null;
@@ -207,6 +213,37 @@ export interface Summary {
   } | null;
 }
 
+function misperceptionText(j: NonNullable<Summary['judge']>): string {
+  const f = (v: unknown, d = 2) => (typeof v === 'number' ? v.toFixed(d) : 'n/a');
+  const test = j.misperceptionDf
+    ? ` (test p = ${f(j.misperceptionP, 3)}, ${j.misperceptionDf} df; upper bound ${f(j.extraSdUpper)} logits)`
+    : '';
+  switch (j.misperception) {
+    case 'widened':
+      return `shown${test}: claims and grade probabilities are widened by it`;
+    case 'bounded':
+      return `not shown, and bounded${test}: it cannot lower the expected Spearman by more than 0.02`;
+    case 'unknown':
+      return j.misperceptionDf
+        ? `not shown, but the anchors cannot rule it out${test}`
+        : 'cannot be tested: it needs 2 anchors in each of 3 grades between anchored grades';
+    default:
+      return 'n/a (older engine)';
+  }
+}
+
+/** ", range low–high" when the anchors leave the claim a range (bottom: the misperception they cannot rule out). */
+function claimRange(summary: Summary, f: (v: unknown, d?: number) => string): string {
+  const hi = summary.expectedSpearmanConsistent;
+  if (typeof hi !== 'number') return '';
+  const lo = summary.expectedSpearmanLow;
+  if (summary.judge?.misperception === 'widened') return ` (${f(hi)} if the judge were consistent)`;
+  if (typeof lo !== 'number') return ` if the judge is consistent (the anchors cannot bound it)`;
+  return hi - lo > 0.0005
+    ? ` if the judge is consistent; as low as ${f(lo)} at the misperception the anchors cannot rule out`
+    : '';
+}
+
 export function explainText(summary: Summary): string {
   const f = (v: unknown, d = 3) => (typeof v === 'number' ? v.toFixed(d) : 'n/a');
   const lines = [`Stopped because: ${summary.stoppedBecause} after ${summary.rounds} rounds.`];
@@ -219,13 +256,14 @@ export function explainText(summary: Summary): string {
     `  position consistency (both orders agree): ${f(j.positionConsistency)} over ${j.reversedPairs ?? 0} reversed pairs`,
     `  model lapse rate (effective, below the judge's true rate): ${f(j.lapse)}; first-position bias: ${f(j.bias)} logits; A-wins share: ${f(j.aWinShare)}`,
     '',
-    `  extra per-essay SD from the anchors' known grades: ${f(j.extraSd)} logits (applied: ${f(j.extraSdApplied)}); anchors' within-grade spread / band width: ${f(j.anchorSpread, 2)}`,
+    `  misperception (a persistent per-essay offset, seen only through the anchors' known grades): ${misperceptionText(j)}`,
+    `  extra per-essay SD applied: ${f(j.extraSdApplied)} logits; held-out anchors' estimate ${f(j.extraSd)}; anchors' within-grade spread / band width: ${f(j.anchorSpread, 2)}`,
     '',
-    `Reliability: EAP ${f(summary.reliability?.eap)}, split-half ${f(summary.reliability?.splitHalf)}; expected Spearman with the true order ${f(summary.expectedSpearman)}`,
+    `Reliability: EAP ${f(summary.reliability?.eap)}, split-half ${f(summary.reliability?.splitHalf)}; expected Spearman with the true order ${f(summary.expectedSpearman)}${claimRange(summary, f)}`,
     `Mean P(modal grade): ${f(summary.meanModalProbability)}; graph connected: ${summary.connected}`,
     '  (EAP reliability, expected Spearman and grade confidence are model-based: they assume the judge errs',
     '  at random. A judge that is consistently wrong about some essays is only seen through the anchors;',
-    '  the extra SD above widens them when the anchors show it.)',
+    '  the extra SD above widens them when the anchors show it, and the range says what they cannot rule out.)',
   );
   if (summary.comparisonsPerAnchor !== undefined)
     lines.push(

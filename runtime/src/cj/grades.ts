@@ -25,6 +25,7 @@
  * estimated band width w apart, w = (μ_max − μ_min)/(g_max − g_min). P(grade_i = g) is the
  * frequency over draws: never one-hot unless the data say so.
  */
+import { cholesky, forwardSolve } from './linalg.js';
 import type { Rng } from './rng.js';
 import { normCdf, normInv, qwk } from './stats.js';
 
@@ -687,4 +688,138 @@ export function leaveOneAnchorOut(
     anchors: rows,
     extra,
   };
+}
+
+/** The anchors' evidence about a judge's persistent per-essay misperception (misperceptionTest). */
+export interface MisperceptionTest {
+  /** Degrees of freedom: within-grade contrasts of inner grades (0: no test possible). */
+  df: number;
+  /** Q(0), the contrasts' χ² statistic under a consistent judge. */
+  q: number;
+  /** P(χ²_df ≥ q): the test's p-value (NaN without a test). */
+  p: number;
+  /** p ≤ alpha: the anchors show a misperception. */
+  reject: boolean;
+  /** Maximum-likelihood extra SD (logits) on EXTRA_GRID. */
+  tauHat: number;
+  /** Upper (1 − alpha) confidence bound on the extra SD, by test inversion (EXTRA_GRID's end when unbounded). */
+  tauUpper: number;
+}
+
+/** χ²_df distribution function by Wilson–Hilferty (accurate to ≈ 0.01 from df = 1). */
+export function chiSquareCdf(x: number, df: number): number {
+  return normCdf(wilsonHilferty(x, df));
+}
+
+/**
+ * A calibrated test of a judge's persistent per-essay misperception δ ~ N(0, τ²) from the anchors'
+ * known grades (the only evidence one judge's comparisons leave about it; see anchorSpread for the
+ * band-width model). Per inner grade g (≥ 2 anchors, both neighbours anchored), Helmert contrasts
+ * of its anchors (orthonormal, so each carries the within-band variance v_g = sp_g²/12 once) remove
+ * the grade's unknown centre. Their posterior means r have covariance ≈ Σ_r + diag(v + τ²), with
+ * Σ_r the posterior covariance of the contrasts (from the draws: correlated anchors are whitened,
+ * not assumed independent), so Q(τ) = rᵀ(Σ_r + diag(v + τ²))⁻¹r ≈ χ²_df under τ. The test rejects
+ * τ = 0 when P(χ²_df ≥ Q(0)) ≤ alpha: its false-positive rate on a consistent judge is alpha by
+ * construction (to the Gaussian and Laplace approximations). τ̂ maximises the Gaussian likelihood;
+ * the upper bound is the largest τ whose Q(τ) is not in the lower alpha tail (test inversion).
+ * Power is what the anchors allow: it grows with their number and their comparisons. Needs
+ * MIN_SPREAD_DF contrasts (2 anchors in each of 3 inner grades, or 3 + 2 …); df 0 = no test.
+ */
+export function misperceptionTest(
+  draws: Float64Array[],
+  anchors: AnchorGrade[],
+  k: number,
+  alpha: number,
+  /**
+   * Where anchors sit in their band. `uniform` (default): spread v = w²/12 for the test, the
+   * estimate and the bound. `anywhere`: the test uses Popoviciu's bound w²/4 (no placement spreads
+   * more, so the false-positive rate is ≤ alpha for any placement) and the upper bound uses 0 (no
+   * placement spreads less, so the bound is conservative for any placement); the estimate keeps w²/12.
+   */
+  placement: 'uniform' | 'anywhere' = 'uniform',
+): MisperceptionTest {
+  const none: MisperceptionTest = {
+    df: 0,
+    q: Number.NaN,
+    p: Number.NaN,
+    reject: false,
+    tauHat: 0,
+    tauUpper: EXTRA_GRID[EXTRA_GRID.length - 1]!,
+  };
+  const S = draws.length;
+  if (S < 2) return none;
+  const byGrade: number[][] = Array.from({ length: k }, () => []);
+  for (const a of anchors) byGrade[a.grade]!.push(a.item);
+  const mean = (i: number): number => draws.reduce((t, d) => t + d[i]!, 0) / S;
+  const centre = byGrade.map((items) =>
+    items.length > 0 ? items.reduce((t, i) => t + mean(i), 0) / items.length : Number.NaN,
+  );
+  // Contrasts as (items, coefficients, band variance).
+  const rows: { items: number[]; coefs: number[]; v: number }[] = [];
+  for (let g = 1; g < k - 1; g++) {
+    const items = byGrade[g]!;
+    if (items.length < 2 || !(byGrade[g - 1]!.length > 0) || !(byGrade[g + 1]!.length > 0)) continue;
+    const sp = (centre[g + 1]! - centre[g - 1]!) / 2;
+    for (let j = 1; j < items.length; j++) {
+      const c = 1 / Math.sqrt(j * (j + 1));
+      rows.push({
+        items: items.slice(0, j + 1),
+        coefs: [...Array.from({ length: j }, () => c), -j * c],
+        v: (sp * sp) / 12,
+      });
+    }
+  }
+  const df = rows.length;
+  // As anchorSpread: fewer than MIN_SPREAD_DF contrasts say too little to act on (one inner grade
+  // of two anchors gave spurious verdicts early in a consistent judge's run): no test.
+  if (df < MIN_SPREAD_DF) return none;
+  // Contrast values per draw, their means and covariance.
+  const val = rows.map((r) =>
+    Float64Array.from(draws, (d) => r.items.reduce((t, i, u) => t + r.coefs[u]! * d[i]!, 0)),
+  );
+  const rbar = val.map((x) => x.reduce((t, y) => t + y, 0) / S);
+  const cov = new Float64Array(df * df);
+  for (let i = 0; i < df; i++)
+    for (let j = 0; j <= i; j++) {
+      let s = 0;
+      for (let t = 0; t < S; t++) s += (val[i]![t]! - rbar[i]!) * (val[j]![t]! - rbar[j]!);
+      cov[i * df + j] = cov[j * df + i] = s / (S - 1);
+    }
+  const at = (tau: number, band = 1): { q: number; logDet: number } => {
+    const M = Float64Array.from(cov);
+    for (let i = 0; i < df; i++) M[i * df + i] = M[i * df + i]! + band * rows[i]!.v + tau * tau + 1e-9;
+    if (!cholesky(M, df)) return { q: Number.NaN, logDet: Number.NaN };
+    const z = Float64Array.from(rbar);
+    forwardSolve(M, df, z);
+    let q = 0;
+    let logDet = 0;
+    for (let i = 0; i < df; i++) {
+      q += z[i]! * z[i]!;
+      logDet += 2 * Math.log(M[i * df + i]!);
+    }
+    return { q, logDet };
+  };
+  const anywhere = placement === 'anywhere';
+  const q0 = at(0, anywhere ? 3 : 1).q;
+  if (!Number.isFinite(q0)) return none;
+  let tauHat = 0;
+  let bestLl = Number.NEGATIVE_INFINITY;
+  let tauUpper = EXTRA_GRID[EXTRA_GRID.length - 1]!;
+  let upperFound = false;
+  for (const tau of EXTRA_GRID) {
+    const r = at(tau);
+    const rb = anywhere ? at(tau, 0) : r;
+    const ll = -0.5 * (r.logDet + r.q);
+    if (ll > bestLl + 1e-12) {
+      bestLl = ll;
+      tauHat = tau;
+    }
+    // Q(τ) falls with τ: the first τ whose Q is in the lower alpha tail is rejected as too large.
+    if (!upperFound && chiSquareCdf(rb.q, df) < alpha) {
+      tauUpper = Math.max(0, tau - EXTRA_GRID[1]!);
+      upperFound = true;
+    }
+  }
+  const p = 1 - chiSquareCdf(q0, df);
+  return { df, q: q0, p, reject: p <= alpha, tauHat, tauUpper };
 }

@@ -160,20 +160,21 @@ export const Settings = z.object({
     .boolean()
     .default(true)
     .describe(
-      "Widen every essay's uncertainty by the judge's extra per-essay SD estimated from the anchors' within-grade spread when that spread is significant (spreadRatio, spreadZ).",
+      "Widen every essay's uncertainty by the judge's extra per-essay SD when the anchors' misperception test rejects a consistent judge (misperceptionAlpha).",
     ),
-  spreadRatio: z
+  misperceptionAlpha: z
     .number()
-    .positive()
-    .default(1.8)
+    .min(0)
+    .max(1)
+    .default(0.1)
     .describe(
-      "Widen by the anchors' excess within-grade spread (quality.judge.anchorSpread) when it is at least this many times what band widths explain.",
+      "Level of the anchors' misperception test (quality.judge.misperceptionP ≤ this widens): its false-positive rate on a consistent judge; also 1 − the confidence of quality.judge.extraSdUpper.",
     ),
-  spreadZ: z
-    .number()
-    .default(1.645)
+  misperceptionPlacement: z
+    .enum(['uniform', 'anywhere'])
+    .default('uniform')
     .describe(
-      '…and when the spread is significant: its χ² test against no extra SD (quality.judge.anchorSpreadZ, a normal deviate) is at least this (1.645: 5%).',
+      'Where the misperception test assumes anchors sit in their band: uniform (spread w²/12); anywhere = no assumption (the test uses the largest spread any placement allows, w²/4, and the upper bound the smallest, 0): calibrated for any placement, less power, wider range.',
     ),
   anchorWeight: z
     .number()
@@ -325,7 +326,24 @@ export const PlanOutput = z.object({
         .number()
         .optional()
         .describe(
-          "Extra SD added to every essay (from the anchors' spread when anchorSpread ≥ spreadRatio and anchorSpreadZ ≥ spreadZ, else 0): uncertainty and claims are widened by it.",
+          "Extra SD added to every essay when the anchors' misperception test rejects a consistent judge (the test's maximum-likelihood estimate), else 0: uncertainty, grade probabilities and claims are widened by it.",
+        ),
+      misperception: z
+        .enum(['widened', 'bounded', 'unknown'])
+        .optional()
+        .describe(
+          "What the anchors say about a persistent per-essay misperception (invisible in the judge's own comparisons): widened = the test rejects a consistent judge and claims are widened by extraSdApplied; bounded = not shown, and even the upper bound extraSdUpper would lower expectedSpearman by ≤ 0.02; unknown = the anchors cannot tell (too few or too imprecise): the truth may be as low as expectedSpearmanLow.",
+        ),
+      misperceptionP: num
+        .optional()
+        .describe(
+          "p-value of the anchors' misperception test (χ² of whitened within-grade anchor contrasts); null when no grade has 2 anchors between anchored neighbours.",
+        ),
+      misperceptionDf: z.number().int().optional().describe('Degrees of freedom of that test (0: no test).'),
+      extraSdUpper: num
+        .optional()
+        .describe(
+          "Upper (1 − misperceptionAlpha) confidence bound on the judge's extra per-essay SD (logits) from the same test; null without a test.",
         ),
     }),
     connectivity: z.object({
@@ -338,7 +356,17 @@ export const PlanOutput = z.object({
     expectedSpearman: num
       .optional()
       .describe(
-        'Model-based: posterior expected Spearman between true and reported scores (non-anchor essays), widened by extraSdApplied.',
+        'Model-based: posterior expected Spearman between true and reported scores (non-anchor essays), widened by judge.extraSdApplied; the stop rule uses it.',
+      ),
+    expectedSpearmanConsistent: num
+      .optional()
+      .describe(
+        'The same, assuming the judge perceives every essay consistently (no extra SD): the top of the range.',
+      ),
+    expectedSpearmanLow: num
+      .optional()
+      .describe(
+        'The same with the extra SD at judge.extraSdUpper (or extraSdApplied if larger): the bottom of the range the anchors cannot rule out; null when they cannot bound it at all (no test).',
       ),
     comparisonsPerAnchor: num.optional().describe('Mean judged comparisons per anchor.'),
     comparisonsPerStudent: num.optional().describe('Mean judged comparisons per non-anchor essay.'),

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { anchorSpread, EXTRA_LR, leaveOneAnchorOut, wilsonHilferty } from '../../../runtime/src/cj/grades.js';
+import {
+  anchorSpread,
+  chiSquareCdf,
+  EXTRA_LR,
+  leaveOneAnchorOut,
+  misperceptionTest,
+  wilsonHilferty,
+} from '../../../runtime/src/cj/grades.js';
 import { misfit } from '../../../runtime/src/cj/misfit.js';
 import { plan } from '../../../runtime/src/cj/plan.js';
 import { createRng } from '../../../runtime/src/cj/rng.js';
@@ -70,6 +77,81 @@ describe("anchors' within-grade spread test (what decides the widening)", () => 
   });
 });
 
+describe("anchors' misperception test (what decides the widening and bounds the claims)", () => {
+  const anchors = Array.from({ length: 12 }, (_, item) => ({ item, grade: Math.floor(item / 2) }));
+  /** As above, with correlated posterior draws (a shared N(0, v/2) shift per draw). */
+  function testOf(seed: number, tau: number, v: number) {
+    const rng = createRng(seed, 'misperception');
+    const truth = anchors.map((a) => a.grade * 1.2 + 1.2 * (rng.next() - 0.5) + tau * rng.normal());
+    // Estimation errors with the covariance the draws report (shared part v/2, own part v/2).
+    const common = Math.sqrt(v / 2) * rng.normal();
+    const means = truth.map((x) => x + common + Math.sqrt(v / 2) * rng.normal());
+    const draws = Array.from({ length: 200 }, () => {
+      const shift = Math.sqrt(v / 2) * rng.normal();
+      return Float64Array.from(means, (x) => x + shift + Math.sqrt(v / 2) * rng.normal());
+    });
+    return misperceptionTest(draws, anchors, 6, 0.1);
+  }
+
+  it('χ² distribution function (Wilson–Hilferty): the 90% point of χ²_4 is 7.78', () => {
+    expect(chiSquareCdf(7.779, 4)).toBeCloseTo(0.9, 2);
+    expect(chiSquareCdf(1.064, 4)).toBeCloseTo(0.1, 2);
+  });
+
+  it('rejects a consistent judge at about its level, however noisy the anchors (calibrated)', () => {
+    for (const v of [0.05, 0.8]) {
+      const rs = Array.from({ length: 100 }, (_, s) => testOf(s, 0, v));
+      expect(rs.every((r) => r.df === 4)).toBe(true);
+      // Nominal 10 of 100; binomial SD 3.
+      expect(rs.filter((r) => r.reject).length).toBeLessThanOrEqual(17);
+      // The upper bound covers the truth (0) always, and is wide when the anchors are imprecise.
+      expect(rs.filter((r) => r.tauUpper >= 0).length).toBe(100);
+    }
+  });
+
+  it('finds a large offset on precise anchors, bounds it from above, and has the power the anchors allow', () => {
+    const big = Array.from({ length: 60 }, (_, s) => testOf(500 + s, 1, 0.05));
+    expect(big.filter((r) => r.reject).length).toBeGreaterThanOrEqual(45);
+    expect(big.filter((r) => r.tauUpper >= 1).length).toBeGreaterThanOrEqual(48);
+    const mean = big.reduce((t, r) => t + r.tauHat, 0) / big.length;
+    expect(mean).toBeGreaterThan(0.7);
+    expect(mean).toBeLessThan(1.3);
+    // The grid's misperception (≈ 0.85 logits) with ≈ 7 comparisons per anchor: about 1 in 3.
+    const weak = Array.from({ length: 60 }, (_, s) => testOf(900 + s, 0.85, 0.8));
+    expect(weak.filter((r) => r.reject).length).toBeLessThan(35);
+  });
+
+  it("'anywhere' stays calibrated when anchors sit at their bands' edges, and bounds τ more widely", () => {
+    // Each anchor at one edge of its band of width 1.2, the edge drawn independently: spread w²/4,
+    // the most any placement of independently placed anchors has (three times the uniform w²/12).
+    const edgeOf = (seed: number, placement: 'uniform' | 'anywhere') => {
+      const rng = createRng(seed, 'edge');
+      const truth = anchors.map((a) => a.grade * 1.2 + (rng.next() < 0.5 ? -0.6 : 0.6));
+      const means = truth.map((x) => x + Math.sqrt(0.05) * rng.normal());
+      const draws = Array.from({ length: 200 }, () =>
+        Float64Array.from(means, (x) => x + Math.sqrt(0.05) * rng.normal()),
+      );
+      return misperceptionTest(draws, anchors, 6, 0.1, placement);
+    };
+    const uniform = Array.from({ length: 40 }, (_, s) => edgeOf(s, 'uniform'));
+    const anywhere = Array.from({ length: 40 }, (_, s) => edgeOf(s, 'anywhere'));
+    expect(uniform.filter((r) => r.reject).length).toBeGreaterThan(8);
+    expect(anywhere.filter((r) => r.reject).length).toBeLessThanOrEqual(6);
+    anywhere.forEach((r, i) => {
+      expect(r.tauUpper).toBeGreaterThanOrEqual(uniform[i]!.tauUpper);
+    });
+  });
+
+  it('makes no test with fewer than 3 contrasts (one anchor per grade)', () => {
+    const one = Array.from({ length: 6 }, (_, item) => ({ item, grade: item }));
+    const draws = Array.from({ length: 50 }, () => Float64Array.from({ length: 6 }, (_, i) => i));
+    const r = misperceptionTest(draws, one, 6, 0.1);
+    expect(r.df).toBe(0);
+    expect(r.reject).toBe(false);
+    expect(Number.isNaN(r.p)).toBe(true);
+  });
+});
+
 describe('misfit', () => {
   it('flags the essay the judge is inconsistent about, and only it', () => {
     const rng = createRng(7, 'misfit');
@@ -130,5 +212,9 @@ describe('misfit', () => {
     expect(out.quality.comparisonsPerAnchor!.toFixed(9)).toBe(anchorsMean);
     expect(out.quality.comparisonsPerStudent).toBeGreaterThan(0);
     expect(out.quality.judge.extraSd).toBeGreaterThanOrEqual(0);
+    // Two anchors in two grades: no misperception test, so the claim cannot be bounded.
+    expect(out.quality.judge.misperception).toBe('unknown');
+    expect(out.quality.judge.misperceptionDf).toBe(0);
+    expect(out.quality.expectedSpearmanLow).toBeNull();
   });
 });

@@ -315,6 +315,8 @@ export function explainSummary(
     stability: status.stability,
     reliability: s.quality?.reliability,
     expectedSpearman: s.quality?.expectedSpearman,
+    expectedSpearmanConsistent: s.quality?.expectedSpearmanConsistent,
+    expectedSpearmanLow: s.quality?.expectedSpearmanLow,
     meanModalProbability: s.quality?.meanModalProbability,
     comparisonsPerAnchor: s.quality?.comparisonsPerAnchor,
     comparisonsPerStudent: s.quality?.comparisonsPerStudent,
