@@ -292,6 +292,9 @@ describe('comparing: one Indexed Job per round, timeouts recovered or failed', (
       reason: 'RoundTimeout',
       message: 'round 1 exceeded spec.timeouts.round (10m) with only 4/10 comparisons finished',
     });
+    // Foreground: the Job stays in the cache until its pods are gone, so the role waits for them.
+    expect(w.deleted).toEqual(['/apis/batch/v1/namespaces/ns/jobs/b-compare-1']);
+    expect(w.propagation).toEqual(['Foreground']);
   });
 
   it('a Job that ended with pairs open is retried as the next attempt', async () => {

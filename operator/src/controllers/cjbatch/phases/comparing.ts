@@ -38,7 +38,9 @@ export async function comparing(ctx: PhaseContext, { round, planned, done }: Rou
   const timeout = parseDuration(batch.spec.timeouts.round);
   const age = Date.now() - cur.createdAt;
   if (cur.state === 'running' && Number.isFinite(cur.createdAt) && age > timeout) {
-    await jobs.remove(cur.name);
+    // Foreground: the Job stays in the cache, marked deleted, until its pods are gone; a batch that
+    // fails here retires its role only after that (retiring.ts).
+    await jobs.remove(cur.name, 'Foreground');
     await ctx.store.failOpenComparisons(uid, round, 'round_timeout');
     const spec = batch.spec.timeouts.round;
     if ((planned ? done / planned : 0) < TIMEOUT_RECOVERY_SHARE)
