@@ -4,7 +4,7 @@
 // RSS, apiserver requests per second, and checks that nothing was lost or duplicated: per batch,
 // status counters equal the stored outcomes, and exactly one result event per batch reached Kafka.
 //   node --import tsx bench/operator/load.ts [--batches 50] [--essays 30] [--budget 90]
-//                                            [--rpm-a 600] [--rpm-b 300]
+//                                            [--rpm-a 600] [--rpm-b 300] [--rounds rounds|pipelined]
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -25,14 +25,24 @@ const ESSAYS = arg('--essays', 30);
 const BUDGET = arg('--budget', 90);
 const RPM = { 'pool-a': arg('--rpm-a', 600), 'pool-b': arg('--rpm-b', 300) };
 const POOLS = Object.keys(RPM) as (keyof typeof RPM)[];
-const TIMEOUT_MS = 40 * 60_000;
+// The operator's rounds mode for every batch (its ROUNDS_MODE).
+const MODE = process.argv.includes('--rounds')
+  ? process.argv[process.argv.indexOf('--rounds') + 1]!
+  : 'rounds';
+if (!['rounds', 'pipelined'].includes(MODE))
+  throw new Error(`--rounds: "${MODE}" is not rounds or pipelined`);
+const TIMEOUT_MS = arg('--timeout-min', 40) * 60_000;
 
 const bench = await benchEnv('load');
 const { ns, api, env, dbUrl, stack: s } = bench;
 const topic = `bench.load.${ns}`;
 const fake = await startBenchJudge();
-const op = await startBenchOperator(bench, { KAFKA_BROKERS: s.kafkaBrokers, KAFKA_TOPIC: topic });
-console.log(`namespace ${ns}; operator log: ${op.log}`);
+const op = await startBenchOperator(bench, {
+  KAFKA_BROKERS: s.kafkaBrokers,
+  KAFKA_TOPIC: topic,
+  ROUNDS_MODE: MODE,
+});
+console.log(`namespace ${ns}; rounds mode ${MODE}; operator log: ${op.log}`);
 
 const load = (f: string) => YAML.parse(readFileSync(path.join(repoRoot, 'config/samples', f), 'utf8'));
 const secret = load('secret.yaml');
@@ -75,8 +85,22 @@ const cpu0 = op.cpuSeconds();
 const t0 = Date.now();
 apply(batches);
 let list: any;
+let readErrors = 0;
 for (;;) {
-  list = await api.get(`/apis/cj.huleedu.io/v1alpha1/namespaces/${ns}/cjbatches`);
+  // A saturated machine can time out one read (seen at load 80): count it, look again.
+  const got = await api
+    .get(`/apis/cj.huleedu.io/v1alpha1/namespaces/${ns}/cjbatches`)
+    .catch((err: unknown) => {
+      readErrors++;
+      console.error(`\n  reading the batches failed (${readErrors}): ${String(err).slice(0, 200)}`);
+      return undefined;
+    });
+  if (!got) {
+    if (Date.now() - t0 > TIMEOUT_MS) throw new Error(`timed out after ${TIMEOUT_MS / 60_000} min`);
+    await sleep(2000);
+    continue;
+  }
+  list = got;
   const done = list.items.filter((b: any) => ['Succeeded', 'Failed'].includes(b.status?.phase)).length;
   const completed = list.items.reduce((n: number, b: any) => n + (b.status?.comparisons?.completed ?? 0), 0);
   process.stdout.write(
@@ -142,9 +166,9 @@ const comparisons = [...perPool.values()].reduce((a, b) => a + b, 0);
 console.log(`
 machine: ${os.cpus().length} × ${os.cpus()[0]?.model}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; ${new Date().toISOString().slice(0, 10)}
 
-| batches × items | pools (rpm) | comparisons | wall time | rate-limit minimum | wall / minimum | failed batches | operator CPU | operator peak RSS | apiserver req/s |
-|---|---|---|---|---|---|---|---|---|---|
-| ${N} × ${ESSAYS}+${anchors.length} | ${POOLS.map((p) => `${p} ${RPM[p]}: ${perPool.get(p)}`).join(', ')} | ${comparisons} | ${wall.toFixed(0)} s | ${minSeconds.toFixed(0)} s | ${(wall / minSeconds).toFixed(2)} | ${failed} | ${cpu.toFixed(0)} s (${((cpu / wall) * 100).toFixed(0)}% of a core) | ${(op.peakRssKiB() / 1024).toFixed(0)} MiB | ${((req1 - req0) / wall).toFixed(1)} |
+| mode | batches × items | pools (rpm) | comparisons | wall time | rate-limit minimum | wall / minimum | failed batches | operator CPU | operator peak RSS | apiserver req/s |
+|---|---|---|---|---|---|---|---|---|---|---|
+| ${MODE} | ${N} × ${ESSAYS}+${anchors.length} | ${POOLS.map((p) => `${p} ${RPM[p]}: ${perPool.get(p)}`).join(', ')} | ${comparisons} | ${wall.toFixed(0)} s | ${minSeconds.toFixed(0)} s | ${(wall / minSeconds).toFixed(2)} | ${failed} | ${cpu.toFixed(0)} s (${((cpu / wall) * 100).toFixed(0)}% of a core) | ${(op.peakRssKiB() / 1024).toFixed(0)} MiB | ${((req1 - req0) / wall).toFixed(1)} |
 
 | check | result |
 |---|---|
