@@ -10,6 +10,8 @@
 // size. Which seeds tuned the table (STOP_TABLE) and which were held out: bench/estimate/README.md.
 import { appendFileSync } from 'node:fs';
 import { estimateComparisons, roundSizeFor, stopPerItemFor } from '../../contract/src/estimate.js';
+import { StoppingSchema } from '../../operator/src/api/batch.js';
+import { engineStopping } from '../../operator/src/controllers/cjbatch/prepare.js';
 import { STANDARD_JUDGE } from '../../runtime/src/cj/judge-model.js';
 import { plan } from '../../runtime/src/cj/plan.js';
 import { createRng } from '../../runtime/src/cj/rng.js';
@@ -34,15 +36,8 @@ const parallelism = Number(arg('parallelism', '2'));
 const jsonOut = arg('json', '');
 const perItemBudget = Number(arg('budget-per-item', '20'));
 
-// The CRD's stopping defaults (operator/src/api/batch.ts), as prepare.ts passes them to plan().
-const stopping = {
-  lag: 2,
-  rankStability: 0.99,
-  maxGradeChanges: 0.25,
-  reliability: 0.88,
-  gradeConfidence: 0.55,
-  minPerEssay: 4,
-};
+// The CRD's stopping defaults, as prepare.ts passes them to plan().
+const stopping = engineStopping(StoppingSchema.parse({}));
 const SURE = toConfidence(CONFIDENCE_VALUE.high);
 
 export interface Run {

@@ -8,6 +8,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { roundSizeFor } from '../../contract/src/estimate.js';
 import { repoRoot } from '../../hack/lib/tools.js';
+import { StoppingSchema } from '../../operator/src/api/batch.js';
+import { engineStopping } from '../../operator/src/controllers/cjbatch/prepare.js';
 import { plan } from '../../runtime/src/cj/plan.js';
 import type { PlanInputJson } from '../../runtime/src/cj/types.js';
 import { Judge, loadProfile } from '../../runtime/src/fake-anthropic/judge.js';
@@ -32,14 +34,8 @@ const perItemBudget = Number(arg('budget-per-item', '20'));
 const fx = JSON.parse(readFileSync(path.join(repoRoot, 'test/fixtures/essays/essays.json'), 'utf8'));
 const profile = loadProfile(path.join(repoRoot, 'test/fixtures/essays/profile.json'));
 const grades: string[] = fx.gradeScale.grades;
-const stopping = {
-  lag: 2,
-  rankStability: 0.99,
-  maxGradeChanges: 0.25,
-  reliability: 0.88,
-  gradeConfidence: 0.55,
-  minPerEssay: 4,
-};
+// The CRD's stopping defaults, as prepare.ts passes them to plan().
+const stopping = engineStopping(StoppingSchema.parse({}));
 
 interface Run {
   n: number;

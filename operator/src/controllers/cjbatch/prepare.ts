@@ -50,6 +50,21 @@ export function roundsModeOf(batch: CJBatch, fallback: RoundsMode, pool?: LLMPro
   return (v as RoundsMode | undefined) ?? fallback;
 }
 
+/**
+ * spec.stopping (basis points) as plan() takes it. Benches call it on the CRD's defaults
+ * (`engineStopping(StoppingSchema.parse({}))`) instead of restating them.
+ */
+export function engineStopping(s: CJBatch['spec']['stopping']) {
+  return {
+    lag: s.stableRounds,
+    rankStability: bp(s.rankStability),
+    maxGradeChanges: 1 - bp(s.gradeStability),
+    reliability: bp(s.reliabilityTarget),
+    gradeConfidence: bp(s.gradeConfidence),
+    minPerEssay: s.minComparisonsPerEssay,
+  };
+}
+
 export async function buildRegistration(
   batch: CJBatch,
   getCm: ConfigMapGetter,
@@ -95,14 +110,7 @@ export async function buildRegistration(
     shards: parallelism,
     ...(rounds === 'pipelined' ? { rounds } : {}),
     ...(spec.budget?.maxComparisonsPerEssay ? { maxPerEssay: spec.budget.maxComparisonsPerEssay } : {}),
-    stopping: {
-      lag: spec.stopping.stableRounds,
-      rankStability: bp(spec.stopping.rankStability),
-      maxGradeChanges: 1 - bp(spec.stopping.gradeStability),
-      reliability: bp(spec.stopping.reliabilityTarget),
-      gradeConfidence: bp(spec.stopping.gradeConfidence),
-      minPerEssay: spec.stopping.minComparisonsPerEssay,
-    },
+    stopping: engineStopping(spec.stopping),
     assignment: {
       title: await text(spec.assignment.title, 'spec.assignment.title', getCm),
       instructions: await text(spec.assignment.instructions, 'spec.assignment.instructions', getCm),
