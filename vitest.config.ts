@@ -4,7 +4,8 @@ import { defineConfig } from 'vitest/config';
 // (kube-apiserver, kube-controller-manager, etcd, process kubelet, Postgres, Kafka) that
 // test/integration/global-setup.ts starts once per run, or reuses when `npm run dev:up` is running.
 // `e2e` runs on the kind cluster `npm run e2e:kind` creates (hack/kind/e2e.sh): the real image on a
-// real node; run alone, it fails naming that command.
+// real node; run alone, it fails naming that command. `live` calls the real Anthropic API
+// (`npm run test:live`, needs ANTHROPIC_API_KEY; not part of `npm test`).
 export default defineConfig({
   test: {
     projects: [
@@ -32,6 +33,13 @@ export default defineConfig({
           testTimeout: 600_000,
           hookTimeout: 600_000,
           fileParallelism: false,
+        },
+      },
+      {
+        test: {
+          name: 'live',
+          include: ['test/live/**/*.test.ts'],
+          testTimeout: 120_000,
         },
       },
     ],
