@@ -113,6 +113,8 @@ export interface Run {
   misperceptionAt?: (string | null)[];
   /** Ours, with CJ_TRACE=1: every round's checks, claims and true metrics (replays stop rules). */
   trace?: TraceRow[];
+  /** With CJ_TRACE=1: the students' true grades (world order), for replaying grade rules. */
+  truthGrades?: number[];
   /** Wall time of the run. */
   ms: number;
   /** CPU time of the run (user + system; what an idle machine's wall time would be). */
@@ -134,6 +136,9 @@ export interface TraceRow {
   spearman: number;
   /** Anchors: [true grade, score, sd, true θ + offset (perceived)] per anchor. */
   anchors: [number, number, number, number][];
+  /** Students (world order): assigned grade index and grade probabilities (3 decimals). */
+  assigned?: number[];
+  probs?: number[][];
 }
 const TRACE = process.env.CJ_TRACE === '1';
 
@@ -190,6 +195,9 @@ export function runOursGrid(world: World, jcfg: JudgeConfig, seed: number, cell:
       const mt = metricsOf(world, res, m);
       const byId = new Map(res.scores.map((r) => [r.id, r]));
       const mis = jcfg.misperception ?? 0;
+      const gById = new Map(res.grades.map((g) => [g.id, g]));
+      const gIdx = new Map(world.gradeLabels.map((g, i) => [g, i]));
+      out.truthGrades ??= world.studentIds.map((id) => world.grade.get(id)!);
       out.trace = [
         ...(out.trace ?? []),
         {
@@ -205,6 +213,10 @@ export function runOursGrid(world: World, jcfg: JudgeConfig, seed: number, cell:
           exact: mt.exact,
           qwk: mt.qwk,
           spearman: mt.spearman,
+          assigned: world.studentIds.map((id) => gIdx.get(gById.get(id)!.assigned)!),
+          probs: world.studentIds.map((id) =>
+            gById.get(id)!.probabilities.map((p) => Math.round(p * 1000) / 1000),
+          ),
           anchors: world.anchorIds.map((id) => [
             world.grade.get(id)!,
             byId.get(id)!.score,

@@ -9,11 +9,60 @@ export function connect(url = process.env.DATABASE_URL, max = 5): Sql {
     throw new Error(
       'DATABASE_URL is not set: point it at the Postgres database (postgres://user@host:port/db)',
     );
-  return postgres(url, {
-    max,
-    idle_timeout: 30,
-    connect_timeout: 10,
-    onnotice: () => {},
-    // bigint ids come back as strings; counters we read with ::int
+  return denseResults(
+    postgres(url, {
+      max,
+      idle_timeout: 30,
+      connect_timeout: 10,
+      onnotice: () => {},
+      // bigint ids come back as strings; counters we read with ::int
+    }),
+  );
+}
+
+/**
+ * postgres.js (3.4.x) keeps a connection's row index when a statement fails after some of its rows
+ * arrived (an error mid-result, or Postgres shutting down mid-result during a restart): the next
+ * statement on that connection resolves with its rows shifted behind leading holes, so an
+ * aggregate "returns no row" (upstream porsager/postgres#1119 and #1181, unfixed). The rows are
+ * right, only shifted: every result of the store's connections and reserved connections is
+ * compacted before a caller sees it. A transaction needs nothing: its BEGIN (and a ROLLBACK TO after
+ * a failed statement) completes without rows, which resets the index.
+ */
+export function denseResults<T extends object>(sql: T): T {
+  return new Proxy(sql, {
+    apply: (target, self, args) => denseQuery(Reflect.apply(target as never, self, args)),
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver) as unknown;
+      if (typeof v !== 'function') return v;
+      const f = v as (...a: unknown[]) => unknown;
+      switch (prop) {
+        case 'unsafe':
+        case 'file':
+          return (...a: unknown[]) => denseQuery(f.apply(target, a));
+        case 'reserve':
+          return async (...a: unknown[]) => denseResults((await f.apply(target, a)) as object);
+        default:
+          return v;
+      }
+    },
   });
+}
+
+/** A query (helpers such as `sql(list)` are not) resolves with its rows from index 0. */
+function denseQuery<Q>(q: Q): Q {
+  const query = q as { resolve?: (x: unknown) => unknown };
+  if (typeof query?.resolve !== 'function') return q;
+  const resolve = query.resolve;
+  query.resolve = (x) => resolve(compact(x));
+  return q;
+}
+
+/** Removes leading holes from a result in place (it keeps its count, command and columns). */
+export function compact<X>(x: X): X {
+  if (!Array.isArray(x) || x.length === 0 || 0 in x) return x;
+  let k = 0;
+  while (k < x.length && !(k in x)) k++;
+  x.splice(0, k);
+  return x;
 }

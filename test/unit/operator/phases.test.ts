@@ -21,6 +21,7 @@ import {
 } from '../../../operator/src/controllers/cjbatch/phases/comparing.js';
 import { nextWork } from '../../../operator/src/controllers/cjbatch/phases/index.js';
 import { pending } from '../../../operator/src/controllers/cjbatch/phases/pending.js';
+import { stopWorkers } from '../../../operator/src/controllers/cjbatch/phases/retiring.js';
 import { scoring } from '../../../operator/src/controllers/cjbatch/phases/scoring.js';
 import { terminal } from '../../../operator/src/controllers/cjbatch/phases/terminal.js';
 import { CJBatchReconciler } from '../../../operator/src/controllers/cjbatch/reconciler.js';
@@ -378,6 +379,40 @@ describe('pipelined rounds: long-lived workers plan ahead until a committed stop
     });
     expect(await pending(w.ctx)).toEqual({});
     expect(w.deleted).toEqual(['/apis/batch/v1/namespaces/ns/jobs/b-workers']);
+    // Foreground: the Job stays, marked deleted, until its pods are gone (a delete meanwhile waits for them).
+    expect(w.propagation).toEqual(['Foreground']);
+    // Marked deleted: the next suspended pass deletes nothing more.
+    w.jobs[0]!.metadata!.deletionTimestamp = new Date().toISOString();
+    expect(await pending(w.ctx)).toEqual({});
+    expect(w.deleted).toHaveLength(1);
+    // Resumed while its pods terminate: the workers Job is not started again until it is gone.
+    const resumed = world({ jobs: w.jobs });
+    expect(await pipelining(resumed.ctx, { round: 3, open: 5 })).toEqual({ requeueAfter: 5_000 });
+    expect(resumed.created).toEqual([]);
+    resumed.jobs.splice(0, 1);
+    await pipelining(resumed.ctx, { round: 3, open: 5 });
+    expect(resumed.created.map((j) => j.metadata.name)).toEqual(['b-workers']);
+  });
+
+  it('a suspended batch being deleted waits for the pods of its stopped workers before its role goes', async () => {
+    const w = world({
+      batch: batchOf({ suspend: true }),
+      jobs: [job('b-workers', 'comparison', 'batch', 'running')],
+    });
+    await pending(w.ctx);
+    // The delete of the batch comes while the suspended workers' pods terminate.
+    const at = Date.now();
+    w.jobs[0]!.metadata!.deletionTimestamp = new Date(at).toISOString();
+    w.ctx.batch.metadata.deletionTimestamp = new Date(at + 1_000).toISOString();
+    const stopped = await stopWorkers(w.ctx, at + 2_000);
+    expect(stopped).toEqual({ wait: { requeueAfter: 5_000 } });
+    expect(w.status.conditions?.find((c) => c.type === 'RoleRetired')).toMatchObject({
+      status: 'False',
+      reason: 'StoppingWorkers',
+    });
+    expect(w.deleted).toHaveLength(1);
+    w.jobs.splice(0, 1);
+    expect(await stopWorkers(w.ctx, at + 3_000)).toEqual({ left: [] });
   });
 
   it('a workers Job that ended while the batch continues is retried; one that ended on a stop is not', async () => {

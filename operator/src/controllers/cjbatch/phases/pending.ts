@@ -38,9 +38,13 @@ export async function pending(ctx: PhaseContext): Promise<Step | undefined> {
     cond('Progressing', 'False', 'Suspended', 'spec.suspend is true: no new Jobs start');
     delete status.throughput;
     // Long-lived workers (pipelined rounds) would judge and plan on by themselves: stop them (they
-    // release their leases on SIGTERM); resuming starts the workers Job again.
+    // release their leases on SIGTERM). Foreground, as everywhere a live Job is stopped: the Job
+    // stays in the cache, marked deleted, until its pods are gone, so a batch deleted meanwhile
+    // retires its role only after them (retiring.ts), and a resume starts the workers Job again
+    // only once the old pods are gone (pipelining sees it running until then).
     const workers = ctx.jobs.current('comparison', BATCH_SCOPE);
-    if (workers.state === 'running') await ctx.jobs.remove(workers.name);
+    if (workers.state === 'running' && !workers.job?.metadata?.deletionTimestamp)
+      await ctx.jobs.remove(workers.name, 'Foreground');
     if (ctx.registered) await mirror(ctx, ctx.registered);
     return {};
   }
