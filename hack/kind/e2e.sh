@@ -83,6 +83,10 @@ create_cluster() {
     etcd:
       local:
         imageTag: "$ETCD_VERSION-0"
+    # kubeadm's default 4 min for the static pods to come up is too short on a shared 2-core
+    # machine at load 40 (the node unpacks the component image first): it failed twice so.
+    apiServer:
+      timeoutForControlPlane: 10m0s
 YAML
   kind create cluster --name "$CLUSTER" "${NODE_IMAGE_ARGS[@]}" --config "$RUN/cluster.yaml" \
     --kubeconfig "$KUBECONFIG" --wait 180s
