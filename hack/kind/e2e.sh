@@ -6,9 +6,10 @@
 #   1. tools: hack/kind/tools.sh (cached after the first run; builds the kind node image offline);
 #   2. kind create cluster (API server on 127.0.0.1 only);
 #   3. docker build of the project's Dockerfile (the operator image and its fake-judge target),
-#      `kind load docker-image` of those and of the Postgres and Kafka images;
-#   4. vitest run --project e2e;
-#   5. kind delete cluster, stop the private dockerd (by its pid), print the time per step.
+#      `kind load docker-image` of those and of the Postgres, Kafka and kube-network-policies images;
+#   4. NetworkPolicy enforcement (offline: kube-network-policies as a DaemonSet, checked on the node);
+#   5. vitest run --project e2e;
+#   6. kind delete cluster, stop the private dockerd (by its pid), print the time per step.
 #
 #   npm run e2e:kind                  # all of the above
 #   CJ_KIND_KEEP=1 npm run e2e:kind   # keep the cluster and dockerd afterwards (debugging);
@@ -82,6 +83,10 @@ create_cluster() {
     etcd:
       local:
         imageTag: "$ETCD_VERSION-0"
+    # kubeadm's default 4 min for the static pods to come up is too short on a shared 2-core
+    # machine at load 40 (the node unpacks the component image first): it failed twice so.
+    apiServer:
+      timeoutForControlPlane: 10m0s
 YAML
   kind create cluster --name "$CLUSTER" "${NODE_IMAGE_ARGS[@]}" --config "$RUN/cluster.yaml" \
     --kubeconfig "$KUBECONFIG" --wait 180s
@@ -98,9 +103,36 @@ step image-build build_images
 
 load_images() {
   local imgs=("$IMAGE" "$JUDGE_IMAGE" "$IMG_POSTGRES" "$IMG_KAFKA")
+  [ "$STOCK" = 1 ] || imgs+=("$IMG_NETPOL")
   kind load docker-image --name "$CLUSTER" "${imgs[@]}"
 }
 step image-load load_images
+
+# NetworkPolicy enforcement, before anything the tests install. Stock kind's kindnetd enforces it
+# already; the offline node has no kindnetd, so kube-network-policies runs as its own DaemonSet
+# (hack/kind/netpol.yaml; its iptables come from the node's kube-proxy image). Running is not
+# enough: the agent stays up when it cannot bind its queue, and the cluster would then silently
+# enforce nothing. So the node must show the diversion and the bound queue, or the run fails.
+network_policy() {
+  local cidr; cidr=$(jq -r '.plugins[0].ipam.ranges[0][0].subnet' "$KIND_HERE/images/10-cj-bridge.conflist")
+  sed -e "s#\${NETPOL_IMAGE}#$IMG_NETPOL#" -e "s#\${IPTABLES_IMAGE}#registry.k8s.io/kube-proxy:v$KUBE_VERSION#" \
+    -e "s#\${POD_CIDR}#$cidr#" "$KIND_HERE/netpol.yaml" | kubectl apply -f - >/dev/null
+  local ds=(-n kube-system -l app=kube-network-policies)
+  if ! kubectl -n kube-system rollout status ds/kube-network-policies --timeout=120s; then
+    kubectl describe pods "${ds[@]}" | tail -25 >&2; kubectl logs "${ds[@]}" --tail=30 >&2 || true
+    die "kube-network-policies did not become Ready: NetworkPolicy would not be enforced"
+  fi
+  local node=$CLUSTER-control-plane i
+  for i in $(seq 60); do
+    if docker exec "$node" iptables -t mangle -C POSTROUTING -j CJ-NETPOL 2>/dev/null &&
+      docker exec "$node" awk '$1 == 98 { found = 1 } END { exit !found }' /proc/net/netfilter/nfnetlink_queue; then
+      log "kube-network-policies: pod traffic diverted to NFQUEUE 98, the agent bound to it (after ${i}s)"; return 0; fi
+    sleep 1
+  done
+  kubectl logs "${ds[@]}" --tail=40 >&2 || true
+  die "kube-network-policies runs but the node shows no diversion (mangle POSTROUTING -> CJ-NETPOL) or no listener on NFQUEUE 98 within 60s: NetworkPolicy would not be enforced"
+}
+[ "$STOCK" = 1 ] || step network-policy network_policy
 
 run_suite() {
   # What the suite needs to know; it fails, naming the variable, when one is missing.

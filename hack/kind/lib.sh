@@ -33,6 +33,7 @@ IMG_NODEJS=cj-kind/nodejs:$NODE_VERSION
 IMG_POSTGRES=cj-kind/postgres:$DEBIAN_SUITE
 IMG_KAFKA=cj-kind/kafka:$KAFKA_VERSION
 IMG_KIND_NODE=cj-kind/node:v$KUBE_VERSION
+IMG_NETPOL=cj-kind/kube-network-policies:v$KNP_VERSION
 
 log() { printf '[kind] %s\n' "$*"; }
 die() { printf '[kind] FAILED: %s\n' "$*" >&2; exit 1; }

@@ -6,7 +6,8 @@
 #
 # Steps: Kubernetes binaries (shared with the process tier) -> kind, crictl, CoreDNS, pause ->
 # Debian base image (debootstrap) -> Node.js base image -> Postgres and Kafka images -> kind
-# node image (assembled by hand: `kind build node-image` needs a registry).
+# node image (assembled by hand: `kind build node-image` needs a registry) -> the NetworkPolicy
+# agent's image (kube-network-policies: the node has no kindnetd).
 #
 # With CJ_KIND_STOCK=1 (a machine with a registry and a stock Docker), nothing is built: kind
 # uses its stock node image and the e2e pulls stock images. Not testable here (no registry).
@@ -91,6 +92,23 @@ deps_images() {
 
 node_image() { bash "$KIND_HERE/node-image.sh"; }
 
+# NetworkPolicy enforcement for the offline node, which has no kindnetd (hack/kind/netpol.yaml):
+# kube-network-policies from the Go module proxy (nftables + NFQUEUE, no iptables binary), on
+# the Debian base image.
+netpol_image() {
+  have_image "$IMG_NETPOL" && { log "$IMG_NETPOL: cached"; return; }
+  local bin=$NB/kube-network-policies-$KNP_VERSION
+  if [ ! -x "$bin" ]; then
+    log "kube-network-policies $KNP_VERSION: go build (about 2 min cold)"
+    local d; d=$(mktemp -d)
+    GOBIN=$d go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kube-network-policies/cmd@v$KNP_VERSION"
+    mv "$d/cmd" "$bin"; rmdir "$d"; fi
+  local ctx; ctx=$(mktemp -d)
+  cp "$bin" "$ctx/netpol"; cp "$KIND_HERE/images/netpol.Dockerfile" "$ctx/Dockerfile"
+  docker build -q --network none --build-arg "BASE=$IMG_DEBIAN" -t "$IMG_NETPOL" "$ctx" >/dev/null
+  rm -rf "$ctx"
+}
+
 if [ "${CJ_KIND_STOCK:-0}" = 1 ]; then
   log "CJ_KIND_STOCK=1: stock kind node image, Debian and Node images from the registry"
   command -v kind >/dev/null || GOBIN=$KBIN go install "sigs.k8s.io/kind@v$KIND_VERSION"
@@ -110,3 +128,4 @@ step debian-image debian_image
 step nodejs-image nodejs_image
 step deps-images deps_images
 step node-image node_image
+step netpol-image netpol_image

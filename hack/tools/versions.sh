@@ -18,3 +18,6 @@ NODE_VERSION=22.23.5
 NPM_VERSION=11.19.1
 CRICTL_VERSION=1.34.0
 COREDNS_VERSION=1.13.1
+# NetworkPolicy on the offline kind node (no kindnetd there): kube-network-policies, built from
+# the Go module proxy (v0.8.0 is the newest it serves).
+KNP_VERSION=0.8.0

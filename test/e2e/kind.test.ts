@@ -29,6 +29,8 @@ import {
 const SYSTEM = 'cj-system';
 const NS = 'cj-e2e';
 const DEPS = 'cj-deps';
+// Another tenant's namespace: no policy of ours applies to it, and ours must keep it out.
+const TENANT = 'cj-tenant';
 const RELEASE = 'cj-operator';
 const JUDGE_URL = `http://fake-judge.${DEPS}.svc:8787`;
 const TOPIC = 'cj.batch.events';
@@ -149,6 +151,36 @@ async function readEvents(tag: string): Promise<Obj[]> {
 const execIn = (ns: string, pod: string, container: string, cmd: string[]) =>
   kubectl(['exec', '-n', ns, pod, '-c', container, '--', ...cmd]);
 
+/**
+ * From inside a pod, one TCP connect to each `host:port`, all at once, 3 s each: 'connected',
+ * 'timeout' (what a NetworkPolicy drop looks like) or the error code (ECONNREFUSED: nothing
+ * listens, but the packets got through).
+ */
+async function connects(ns: string, pod: string, container: string, targets: string[]) {
+  const script = `const net = require('net');
+Promise.all(${JSON.stringify(targets)}.map((t) => new Promise((resolve) => {
+  const i = t.lastIndexOf(':');
+  const s = net.connect({ host: t.slice(0, i), port: Number(t.slice(i + 1)) });
+  const done = (r) => { s.destroy(); resolve([t, r]); };
+  s.setTimeout(3000, () => done('timeout'));
+  s.on('connect', () => done('connected'));
+  s.on('error', (e) => done(e.code));
+}))).then((r) => console.log(JSON.stringify(Object.fromEntries(r))));`;
+  const out = await ok(execIn(ns, pod, container, ['node', '-e', script]), `connect from ${ns}/${pod}`);
+  return JSON.parse(out.trim().split('\n').pop()!) as Record<string, string>;
+}
+
+/** The Postgres ingress sample, pointed at this cluster's namespaces and Postgres labels. */
+function postgresPolicy(): Obj {
+  const p = parse(readFileSync(path.join(SAMPLES, 'postgres-networkpolicy.yaml'), 'utf8'));
+  p.metadata.namespace = DEPS;
+  p.spec.podSelector = { matchLabels: { app: 'postgres' } };
+  const [operator, workers] = p.spec.ingress[0].from;
+  operator.namespaceSelector.matchLabels['kubernetes.io/metadata.name'] = SYSTEM;
+  workers.namespaceSelector.matchExpressions[0].values = [NS];
+  return p;
+}
+
 /** Why the operator's pods are not Ready: each container's state and its last log lines. */
 async function whyNotReady(): Promise<string> {
   const pods = await getJson('pods', '-n', SYSTEM, '-l', 'app.kubernetes.io/name=cj-operator').catch(() => ({
@@ -256,6 +288,23 @@ describe('e2e on kind: the real image, installed with Helm', () => {
       await kubectlOk(['create', 'namespace', ns]);
       await kubectlOk(['label', 'namespace', ns, 'pod-security.kubernetes.io/enforce=restricted']);
     }
+    // A pod of another tenant (our image: it has node), to knock on the operator and Postgres.
+    await kubectlOk(['create', 'namespace', TENANT]);
+    await kubectlOk([
+      'run',
+      'tenant',
+      '-n',
+      TENANT,
+      `--image=${env.image}`,
+      '--image-pull-policy=Never',
+      '--restart=Never',
+      '--command',
+      '--',
+      'node',
+      '-e',
+      'setInterval(() => {}, 1 << 30)',
+    ]);
+    await kubectlOk(['wait', '-n', TENANT, '--for=condition=Ready', 'pod/tenant', '--timeout=120s']);
   }, 600_000);
 
   afterAll(async () => {
@@ -284,6 +333,12 @@ describe('e2e on kind: the real image, installed with Helm', () => {
       `kafka.brokers=kafka.${DEPS}.svc:9092`,
       '--set',
       'operator.comparisonLeaseSeconds=15',
+      // Under its NetworkPolicy (enforced here by kube-network-policies): every later test runs
+      // the operator with egress limited to DNS and these ports (the judge's 8787 added).
+      '--set',
+      'networkPolicy.enabled=true',
+      '--set-json',
+      `networkPolicy.egressPorts=${JSON.stringify([...chartValues.networkPolicy.egressPorts, 8787])}`,
       ...namespaceValues(),
       '--wait',
       '--timeout',
@@ -310,6 +365,80 @@ describe('e2e on kind: the real image, installed with Helm', () => {
       expect(c.ready).toBe(true);
     }
   }, 600_000);
+
+  it("NetworkPolicy is enforced: the chart's policy limits the operator's egress and ingress", async () => {
+    needsInstall();
+    const enforced = 'is NetworkPolicy enforced on this node (kube-network-policies, hack/kind/netpol.yaml)?';
+    expect((await getJson('networkpolicy', RELEASE, '-n', SYSTEM)).spec.policyTypes).toEqual([
+      'Ingress',
+      'Egress',
+    ]);
+    const pods = await getJson('pods', '-n', SYSTEM, '-l', 'app.kubernetes.io/name=cj-operator');
+    const op = pods.items[0];
+    const [opName, opIp, opC] = [op.metadata.name, op.status.podIP, op.spec.containers[0].name];
+    // Egress: Postgres's port is in networkPolicy.egressPorts; CoreDNS's metrics port (9153, on
+    // the kube-dns Service) is not. The tenant, under no policy, reaches both: the port is open.
+    const dnsMetrics = 'kube-dns.kube-system.svc:9153';
+    const pg = `postgres.${DEPS}.svc:5432`;
+    const fromTenant = await connects(TENANT, 'tenant', 'tenant', [dnsMetrics]);
+    expect(fromTenant[dnsMetrics], `a pod under no policy connecting to ${dnsMetrics}`).toBe('connected');
+    const fromOp = await connects(SYSTEM, opName, opC, [pg, dnsMetrics]);
+    expect(fromOp[pg], `the operator connecting to ${pg} (an allowed egress port)`).toBe('connected');
+    expect(
+      fromOp[dnsMetrics],
+      `the operator connecting to ${dnsMetrics}, a port not in networkPolicy.egressPorts: ${enforced}`,
+    ).toBe('timeout');
+    // Ingress: only the probe (and metrics) port and the webhook port are open to other pods. A
+    // listener on another port inside the operator pod is reachable from the node (root on the
+    // node is exempt from policy: kubelet probes) but not from the tenant's pod.
+    const port = 9999;
+    const listen = execIn(SYSTEM, opName, opC, [
+      'node',
+      '-e',
+      `const seen = []; const srv = require('net').createServer((s) => { seen.push(s.remoteAddress); s.destroy(); });
+srv.listen(${port}, () => setTimeout(() => { srv.close(); console.log(JSON.stringify(seen)); }, 20000));`,
+    ]);
+    await waitFor(
+      `the listener on ${opIp}:${port} in the operator pod (seen from the node)`,
+      async () => (await dockerExecNode(['bash', '-c', `exec 3<>/dev/tcp/${opIp}/${port}`])).code === 0,
+      15_000,
+      500,
+    );
+    const probe = `${opIp}:${chartValues.probes.port}`;
+    const other = `${opIp}:${port}`;
+    const knock = await connects(TENANT, 'tenant', 'tenant', [probe, other]);
+    expect(knock[probe], `another namespace's pod connecting to the operator's probe port ${probe}`).toBe(
+      'connected',
+    );
+    expect(
+      knock[other],
+      `another namespace's pod connecting to ${other}, a port the policy does not open: ${enforced}`,
+    ).toBe('timeout');
+    const tenantIp = (await getJson('pod', 'tenant', '-n', TENANT)).status.podIP;
+    const seen = JSON.parse((await ok(listen, 'the listener in the operator pod')).trim().split('\n').pop()!);
+    expect(seen, 'addresses the listener in the operator pod accepted').not.toContain(tenantIp);
+  }, 300_000);
+
+  it('the Postgres ingress sample: only the operator and its workers reach the database', async () => {
+    needsInstall();
+    const pg = `postgres.${DEPS}.svc:5432`;
+    expect((await connects(TENANT, 'tenant', 'tenant', [pg]))[pg], 'the tenant before the policy').toBe(
+      'connected',
+    );
+    await apply([postgresPolicy()]);
+    const pods = await getJson('pods', '-n', SYSTEM, '-l', 'app.kubernetes.io/name=cj-operator');
+    const op = pods.items[0];
+    // The agent applies a new policy within a moment: wait for the tenant to be shut out.
+    await waitFor(
+      'the tenant to be refused by the Postgres policy',
+      async () => (await connects(TENANT, 'tenant', 'tenant', [pg]))[pg] === 'timeout',
+      30_000,
+    );
+    expect((await connects(SYSTEM, op.metadata.name, op.spec.containers[0].name, [pg]))[pg]).toBe(
+      'connected',
+    );
+    // The batches below run under it: their scoring and comparison pods are the "workers" entry.
+  }, 300_000);
 
   it('the webhook admits a valid pool and refuses a bad batch naming the field and the fix', async () => {
     needsInstall();

@@ -38,6 +38,17 @@ describe('hack/kind', () => {
     expect(spawnSync('sh', ['-n', WRAPPER]).status).toBe(0);
   });
 
+  it("netpol.yaml: every placeholder is one e2e.sh fills in, and the agent's queue is the one it diverts to", () => {
+    const manifest = readFileSync(path.join(KIND, 'netpol.yaml'), 'utf8');
+    const e2e = readFileSync(path.join(KIND, 'e2e.sh'), 'utf8');
+    const placeholders = [...new Set([...manifest.matchAll(/\$\{([A-Z_]+)\}/g)].map((m) => m[1]))].sort();
+    expect(placeholders).toEqual(['IPTABLES_IMAGE', 'NETPOL_IMAGE', 'POD_CIDR']);
+    for (const p of placeholders) expect(e2e, `e2e.sh substitutes \${${p}}`).toContain(`s#\\\${${p}}#`);
+    const queue = manifest.match(/--nfqueue-id=(\d+)/)![1];
+    expect(manifest).toContain(`-j NFQUEUE --queue-num ${queue}`);
+    expect(e2e).toContain(`$1 == ${queue} `);
+  });
+
   it('is what the npm scripts run', () => {
     const pkg = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8'));
     expect(pkg.scripts['e2e:kind']).toBe('bash hack/kind/e2e.sh');
