@@ -57,11 +57,30 @@ const { pools: POOLS, secrets: SECRETS } = RESOURCES;
 /** An auth check result is reused this long unless the pool or its Secret changes. */
 const AUTH_CHECK_TTL_MS = 5 * 60_000;
 
-export type AuthCheck = (
-  baseURL: string,
-  apiKey: string,
-  model: string,
-) => Promise<{ ok: boolean; reason: string; message: string }>;
+/**
+ * Auth check results by pool generation and Secret version. Only answers the provider gave are
+ * reused: an `Unreachable` (timeout, refused connection) says nothing about the key, and reusing
+ * it would park every batch of the pool for the whole TTL after one lost probe, although the pool
+ * requeues every few seconds.
+ */
+export class AuthCheckCache {
+  private readonly byKey = new Map<string, { at: number; result: AuthResult }>();
+  constructor(
+    private readonly ttlMs = AUTH_CHECK_TTL_MS,
+    private readonly now: () => number = Date.now,
+  ) {}
+  get(key: string): AuthResult | undefined {
+    const hit = this.byKey.get(key);
+    return hit && this.now() - hit.at < this.ttlMs ? hit.result : undefined;
+  }
+  set(key: string, result: AuthResult): void {
+    if (result.reason === 'Unreachable') this.byKey.delete(key);
+    else this.byKey.set(key, { at: this.now(), result });
+  }
+}
+
+export type AuthResult = { ok: boolean; reason: string; message: string };
+export type AuthCheck = (baseURL: string, apiKey: string, model: string) => Promise<AuthResult>;
 
 /** POST /v1/messages/count_tokens: authenticates the key without spending tokens. */
 export const countTokensAuthCheck: AuthCheck = async (baseURL, apiKey, model) => {
@@ -120,7 +139,7 @@ export interface PoolDeps {
 }
 
 export class LLMProviderPoolReconciler implements Reconciler {
-  private readonly authCache = new Map<string, { at: number; result: Awaited<ReturnType<AuthCheck>> }>();
+  private readonly authCache = new AuthCheckCache();
   private readonly egress: EgressPolicy;
   constructor(private readonly d: PoolDeps) {
     this.egress = d.egress ?? egressPolicyFromEnv();
@@ -200,13 +219,13 @@ export class LLMProviderPoolReconciler implements Reconciler {
     const gen = pool.metadata.generation ?? 0;
     const cacheKey = `${pool.metadata.uid}/${gen}/${secret.metadata?.resourceVersion}`;
     const cached = this.authCache.get(cacheKey);
-    if (cached && Date.now() - cached.at < AUTH_CHECK_TTL_MS) return cached.result;
+    if (cached) return cached;
     const result = await (this.d.authCheck ?? countTokensAuthCheck)(
       pool.spec.baseURL ?? DEFAULT_PROVIDER_BASE_URL,
       key,
       pool.spec.model,
     );
-    this.authCache.set(cacheKey, { at: Date.now(), result });
+    this.authCache.set(cacheKey, result);
     return result;
   }
 }
