@@ -527,7 +527,9 @@ export const CJBatchSpecSchema = withRules(
       suspend: z
         .boolean()
         .default(false)
-        .describe('Pause the batch: no new Jobs start; running comparisons finish. Set false to resume.'),
+        .describe(
+          'Pause the batch: no new Jobs start; a round-by-round batch lets its running comparisons finish, a pipelined one stops its workers. Set false to resume.',
+        ),
       timeouts: z
         .object({
           round: duration(
