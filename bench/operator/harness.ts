@@ -2,10 +2,11 @@
 // (reused from `npm run dev:up` when running), one operator process (no Lease: a starved 2-core
 // machine can miss renewals, and losing the Lease exits the process by design; a Deployment would
 // restart it, a script would not), its peak RSS and CPU, and the apiserver's request counter.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { openSync, readFileSync } from 'node:fs';
+import { openSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import postgres from 'postgres';
 import { KubeApi } from '../../hack/lib/kubeapi.js';
 import { freePort, sleep } from '../../hack/lib/proc.js';
@@ -27,6 +28,8 @@ export function startBenchJudge(opts: FakeAnthropicOptions = {}): Promise<FakeAn
     ...opts,
   });
 }
+
+const execFileP = promisify(execFile);
 
 export interface BenchEnv {
   stack: StackInfo;
@@ -138,15 +141,130 @@ export async function startBenchOperator(
   };
 }
 
-/** Sum of the apiserver's apiserver_request_total counters. */
-export async function apiserverRequests(api: KubeApi): Promise<number> {
-  const text: string = await api.request('GET', '/metrics').catch(async () => '');
-  let sum = 0;
-  for (const line of String(text).split('\n')) {
-    const m = /^apiserver_request_total\{.*\} (\d+)/.exec(line);
-    if (m) sum += Number(m[1]);
+/**
+ * Sum of the apiserver's apiserver_request_total counters, NaN when /metrics cannot be read. The
+ * exposition format is text, not JSON, so it is read with `kubectl get --raw` rather than the
+ * JSON client (which could not parse it and made every rate read 0).
+ */
+export async function apiserverRequests(env: NodeJS.ProcessEnv): Promise<number> {
+  let text: string;
+  try {
+    // Asynchronous: the benches host the fake judge in this process, which must keep answering.
+    ({ stdout: text } = await execFileP('kubectl', ['get', '--raw', '/metrics'], {
+      env,
+      encoding: 'utf8',
+      maxBuffer: 256 * 2 ** 20,
+    }));
+  } catch {
+    return Number.NaN;
   }
-  return sum;
+  let sum = 0;
+  let seen = false;
+  for (const line of text.split('\n')) {
+    const m = /^apiserver_request_total\{.*\} (\S+)$/.exec(line);
+    if (m) {
+      sum += Number(m[1]);
+      seen = true;
+    }
+  }
+  return seen ? sum : Number.NaN;
+}
+
+/** CPU seconds by role over a run, from /proc (USER_HZ 100), sampled every `everyMs`. */
+export interface CpuByRole {
+  stop: () => Record<string, number>;
+  /** Processes seen per role (each pid once). */
+  processes: () => Record<string, number>;
+}
+
+const procStat = (pid: number): { ppid: number; cpu: number } | undefined => {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return { ppid: Number(f[1]), cpu: (Number(f[11]) + Number(f[12])) / 100 };
+  } catch {
+    return undefined;
+  }
+};
+const cmdline = (pid: number) => {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+  } catch {
+    return '';
+  }
+};
+
+/**
+ * Samples every process descended from the stack's components, the operator or this bench process
+ * and adds up its CPU by role: each stack component (Postgres and its backends, Kafka, etcd, ...),
+ * the operator, the kubelet's pods split by worker command (compare, score), and the bench itself
+ * (which hosts the fake judge and runs kubectl). Other processes on the machine are left out. A
+ * process's CPU after its last sample is missed, so short-lived ones are undercounted by at most
+ * `everyMs` of CPU each.
+ */
+export function sampleCpuByRole(stack: StackInfo, operatorPid: number, everyMs = 1000): CpuByRole {
+  const roots = new Map<number, string>(stack.processes.map((p) => [p.pid, p.name]));
+  roots.set(operatorPid, 'operator');
+  roots.set(process.pid, 'bench (fake judge, kubectl)');
+  const last = new Map<number, { role: string; cpu: number; first: number }>();
+  const roleOf = (pid: number): string | undefined => {
+    const known = last.get(pid);
+    if (known) return known.role;
+    let p = pid;
+    for (let hops = 0; hops < 12 && p > 1; hops++) {
+      const root = roots.get(p);
+      if (root === 'process-kubelet' && p !== pid) {
+        const cmd = cmdline(pid);
+        return / compare\b/.test(cmd)
+          ? 'worker pods (compare)'
+          : / score\b/.test(cmd)
+            ? 'scoring pods'
+            : 'other pods';
+      }
+      if (root) return root;
+      const st = procStat(p);
+      if (!st) return undefined;
+      p = st.ppid;
+    }
+    return undefined;
+  };
+  const sample = () => {
+    for (const d of readdirSync('/proc')) {
+      const pid = Number(d);
+      if (!Number.isInteger(pid)) continue;
+      const st = procStat(pid);
+      if (!st) continue;
+      const seen = last.get(pid);
+      if (seen) {
+        seen.cpu = st.cpu;
+        continue;
+      }
+      const role = roleOf(pid);
+      // A process already running at the first sample counts from there, a new one from 0.
+      if (role) last.set(pid, { role, cpu: st.cpu, first: started ? 0 : st.cpu });
+    }
+  };
+  let started = false;
+  sample();
+  started = true;
+  const timer = setInterval(sample, everyMs);
+  timer.unref();
+  const totals = () => {
+    const out: Record<string, number> = {};
+    for (const v of last.values()) out[v.role] = (out[v.role] ?? 0) + v.cpu - v.first;
+    return out;
+  };
+  return {
+    stop: () => {
+      sample();
+      clearInterval(timer);
+      return totals();
+    },
+    processes: () => {
+      const out: Record<string, number> = {};
+      for (const v of last.values()) out[v.role] = (out[v.role] ?? 0) + 1;
+      return out;
+    },
+  };
 }
 
 /** Deletes the namespace while the operator still runs (it removes the batches' finalizers), then stops it. */

@@ -3,9 +3,15 @@
 // Reports completion time against the minimum the pools' rate limits allow, operator CPU and peak
 // RSS, apiserver requests per second, and checks that nothing was lost or duplicated: per batch,
 // status counters equal the stored outcomes, and exactly one result event per batch reached Kafka.
+// Also: apply → first verdict, pods created, the load average, and the CPU used by every part of
+// the stack by role (operator, apiserver, etcd, Postgres, Kafka, worker pods, ...).
 //   node --import tsx bench/operator/load.ts [--batches 50] [--essays 30] [--budget 90]
 //                                            [--rpm-a 600] [--rpm-b 300] [--rounds rounds|pipelined]
-import { execFileSync } from 'node:child_process';
+//                                            [--stack NAME] [--timeout-min 40]
+// It needs `npm run build` (the operator and the worker pods run dist/). The stack is a private one
+// (`--stack`, default `load-<pid>`) started and stopped here, so its worker pods run this
+// checkout; `--stack dev` uses (and keeps) the `npm run dev:up` stack, whichever checkout started it.
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,7 +20,15 @@ import postgres from 'postgres';
 import YAML from 'yaml';
 import { sleep } from '../../hack/lib/proc.js';
 import { repoRoot } from '../../hack/lib/tools.js';
-import { apiserverRequests, benchEnv, cleanupBench, startBenchJudge, startBenchOperator } from './harness.js';
+import { stopStack } from '../../hack/stack.js';
+import {
+  apiserverRequests,
+  benchEnv,
+  cleanupBench,
+  sampleCpuByRole,
+  startBenchJudge,
+  startBenchOperator,
+} from './harness.js';
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(name);
@@ -32,8 +46,11 @@ const MODE = process.argv.includes('--rounds')
 if (!['rounds', 'pipelined'].includes(MODE))
   throw new Error(`--rounds: "${MODE}" is not rounds or pipelined`);
 const TIMEOUT_MS = arg('--timeout-min', 40) * 60_000;
+const STACK = process.argv.includes('--stack')
+  ? process.argv[process.argv.indexOf('--stack') + 1]!
+  : `load-${process.pid}`;
 
-const bench = await benchEnv('load');
+const bench = await benchEnv('load', STACK);
 const { ns, api, env, dbUrl, stack: s } = bench;
 const topic = `bench.load.${ns}`;
 const fake = await startBenchJudge();
@@ -68,25 +85,51 @@ const batches = Array.from({ length: N }, (_, i) => ({
     budget: { maxComparisons: BUDGET },
   },
 }));
-const cleanup = () => cleanupBench(bench, op, () => fake.close());
+const cleanup = () =>
+  cleanupBench(bench, op, async () => {
+    await fake.close();
+    if (STACK !== 'dev') await stopStack(STACK).catch(() => {});
+  });
 process.on('uncaughtException', (err) => {
   console.error(err);
   void cleanup().finally(() => process.exit(1));
 });
+// Asynchronous: the fake judge lives in this process, and the pools' reachability check (cached
+// by the operator for minutes) must not meet it blocked in a kubectl call.
 const apply = (items: unknown[]) =>
-  execFileSync('kubectl', ['apply', '-n', ns, '-f', '-'], {
-    env,
-    input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items }),
-    stdio: ['pipe', 'ignore', 'inherit'],
+  new Promise<void>((resolve, reject) => {
+    const p = execFile('kubectl', ['apply', '-n', ns, '-f', '-'], { env, maxBuffer: 64 * 2 ** 20 }, (err) =>
+      err ? reject(err) : resolve(),
+    );
+    p.stdin!.end(JSON.stringify({ apiVersion: 'v1', kind: 'List', items }));
   });
-apply([secret, ...pools]);
-const req0 = await apiserverRequests(api);
+await apply([secret, ...pools]);
+// The pools first: the clock starts with every pool Ready, as in floor.ts.
+for (const t = Date.now(); ; await sleep(500)) {
+  const ready = await Promise.all(
+    POOLS.map((p) =>
+      api
+        .get(`/apis/cj.huleedu.io/v1alpha1/namespaces/${ns}/llmproviderpools/${p}`)
+        .then((o: any) => o.status?.conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True'))
+        .catch(() => false),
+    ),
+  );
+  if (ready.every(Boolean)) break;
+  if (Date.now() - t > 60_000) throw new Error('the pools did not become Ready in 60 s');
+}
+const req0 = await apiserverRequests(env);
 const cpu0 = op.cpuSeconds();
+const roles = sampleCpuByRole(s, op.pid);
+const loads: number[] = [];
+const pods = new Set<string>();
 const t0 = Date.now();
-apply(batches);
+await apply(batches);
 let list: any;
 let readErrors = 0;
 for (;;) {
+  loads.push(os.loadavg()[0]!);
+  const podList = await api.get(`/api/v1/namespaces/${ns}/pods`).catch(() => undefined);
+  for (const p of podList?.items ?? []) pods.add(p.metadata.uid);
   // A saturated machine can time out one read (seen at load 80): count it, look again.
   const got = await api
     .get(`/apis/cj.huleedu.io/v1alpha1/namespaces/${ns}/cjbatches`)
@@ -113,7 +156,15 @@ for (;;) {
 }
 const wall = (Date.now() - t0) / 1000;
 const cpu = op.cpuSeconds() - cpu0;
-const req1 = await apiserverRequests(api);
+const cpuByRole = roles.stop();
+const req1 = await apiserverRequests(env);
+// Pods seen by the 2-s poll, or the Jobs' own counts when a pod came and went between polls.
+const jobs = (await api.get(`/apis/batch/v1/namespaces/${ns}/jobs`)).items as any[];
+const jobPods = jobs.reduce(
+  (n, j) => n + (j.status?.succeeded ?? 0) + (j.status?.failed ?? 0) + (j.status?.active ?? 0),
+  0,
+);
+const podsCreated = Math.max(pods.size, jobPods);
 process.stdout.write('\n');
 
 // Nothing lost: the status counters equal the stored outcomes, batch by batch.
@@ -124,6 +175,11 @@ const rows = await sql<{ uid: string; succeeded: number; failed: number }[]>`
          count(*) FILTER (WHERE status = 'failed')::int AS failed
   FROM comparisons GROUP BY batch_uid`;
 const unsent = (await sql`SELECT count(*)::int AS n FROM outbox WHERE sent_at IS NULL`)[0]!.n as number;
+// Apply → first verdict, and each batch's first verdict (the last of those says how long the
+// slowest batch waited to start).
+const firsts = await sql<{ first_ms: number }[]>`
+  SELECT (extract(epoch FROM min(completed_at)) * 1000)::float8 AS first_ms
+    FROM comparisons WHERE completed_at IS NOT NULL GROUP BY batch_uid ORDER BY 1`;
 await sql.end();
 const stored = new Map(rows.map((r) => [r.uid, r]));
 const mismatches: string[] = [];
@@ -163,12 +219,27 @@ const missing = [...uids].filter((u) => !subjects.has(u as string)).length;
 const failed = list.items.filter((b: any) => b.status.phase === 'Failed').length;
 const minSeconds = Math.max(...POOLS.map((p) => ((perPool.get(p) ?? 0) / RPM[p]) * 60));
 const comparisons = [...perPool.values()].reduce((a, b) => a + b, 0);
+const firstVerdictS = ((firsts[0]?.first_ms ?? Number.NaN) - t0) / 1000;
+const lastFirstS = ((firsts.at(-1)?.first_ms ?? Number.NaN) - t0) / 1000;
+const meanLoad = loads.reduce((a, x) => a + x, 0) / Math.max(1, loads.length);
+const seen = roles.processes();
+const reqRate = (req1 - req0) / wall;
 console.log(`
 machine: ${os.cpus().length} × ${os.cpus()[0]?.model}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; ${new Date().toISOString().slice(0, 10)}
 
-| mode | batches × items | pools (rpm) | comparisons | wall time | rate-limit minimum | wall / minimum | failed batches | operator CPU | operator peak RSS | apiserver req/s |
-|---|---|---|---|---|---|---|---|---|---|---|
-| ${MODE} | ${N} × ${ESSAYS}+${anchors.length} | ${POOLS.map((p) => `${p} ${RPM[p]}: ${perPool.get(p)}`).join(', ')} | ${comparisons} | ${wall.toFixed(0)} s | ${minSeconds.toFixed(0)} s | ${(wall / minSeconds).toFixed(2)} | ${failed} | ${cpu.toFixed(0)} s (${((cpu / wall) * 100).toFixed(0)}% of a core) | ${(op.peakRssKiB() / 1024).toFixed(0)} MiB | ${((req1 - req0) / wall).toFixed(1)} |
+| mode | batches × items | pools (rpm) | comparisons | wall time | rate-limit minimum | wall / minimum | first verdict (last batch's first) | pods created | failed batches | operator CPU | operator peak RSS | apiserver req/s | load avg (mean, max) |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
+| ${MODE} | ${N} × ${ESSAYS}+${anchors.length} | ${POOLS.map((p) => `${p} ${RPM[p]}: ${perPool.get(p)}`).join(', ')} | ${comparisons} | ${wall.toFixed(0)} s | ${minSeconds.toFixed(0)} s | ${(wall / minSeconds).toFixed(2)} | ${firstVerdictS.toFixed(0)} s (${lastFirstS.toFixed(0)} s) | ${podsCreated} | ${failed} | ${cpu.toFixed(0)} s (${((cpu / wall) * 100).toFixed(0)}% of a core) | ${(op.peakRssKiB() / 1024).toFixed(0)} MiB | ${Number.isNaN(reqRate) ? 'unreadable' : reqRate.toFixed(1)} | ${meanLoad.toFixed(1)}, ${Math.max(...loads).toFixed(1)} |
+
+| role | CPU s | share of all cores × wall | processes |
+|---|---|---|---|
+${Object.entries(cpuByRole)
+  .sort((a, b) => b[1] - a[1])
+  .map(
+    ([r, c]) =>
+      `| ${r} | ${c.toFixed(0)} | ${((c / (os.cpus().length * wall)) * 100).toFixed(0)}% | ${seen[r]} |`,
+  )
+  .join('\n')}
 
 | check | result |
 |---|---|

@@ -59,7 +59,7 @@ process.on('uncaughtException', (err) => {
   console.error(err);
   void cleanup().finally(() => process.exit(1));
 });
-const req0 = await apiserverRequests(api);
+const req0 = await apiserverRequests(env);
 const t0 = Date.now();
 execFileSync('kubectl', ['apply', '-n', ns, '-f', '-'], {
   env,
@@ -82,7 +82,7 @@ while (done < N) {
   await sleep(1000);
 }
 const wall = (Date.now() - t0) / 1000;
-const req1 = await apiserverRequests(api);
+const req1 = await apiserverRequests(env);
 const metrics = await (await fetch(`http://127.0.0.1:${op.probePort}/metrics`)).text();
 const p50 = histogramQuantile(metrics, 'controller_runtime_reconcile_time_seconds', 0.5);
 const p99 = histogramQuantile(metrics, 'controller_runtime_reconcile_time_seconds', 0.99);

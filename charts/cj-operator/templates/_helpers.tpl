@@ -97,7 +97,7 @@ The namespaces the operator watches, comma-separated: empty in cluster-wide mode
 # Worker Jobs: created, watched (label app.kubernetes.io/managed-by=cj-operator), deleted on retry.
 - apiGroups: ["batch"]
   resources: ["jobs"]
-  verbs: ["create", "get", "list", "watch", "delete"]
+  verbs: ["create", "get", "list", "watch", "patch", "delete"]
 # Results ConfigMaps (created; patched only when owned by the batch); essays/anchors ConfigMaps (get).
 - apiGroups: [""]
   resources: ["configmaps"]

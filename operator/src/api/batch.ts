@@ -302,7 +302,9 @@ export const WorkersSchema = z
       .min(1)
       .max(64)
       .default(2)
-      .describe('Comparison worker pods per round (the Indexed Job parallelism).'),
+      .describe(
+        'Comparison worker pods per round (the Indexed Job parallelism); pipelined rounds: the most long-lived workers the batch runs (as many as its share of the pool needs).',
+      ),
     resources: z
       .object({
         requests: z

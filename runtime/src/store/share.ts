@@ -33,6 +33,8 @@ export interface BatchPace {
   /** This batch's weight and the sum over the pool's batches that asked in the last 10 s (self included). */
   weight?: number;
   activeWeight?: number;
+  /** Mean time from grant to settle of the pool's requests settled in the last 60 s (the judge's latency), ms. */
+  poolLatencyMs?: number;
 }
 
 export async function batchPace(sql: Sql, uid: string, poolKey: string): Promise<BatchPace> {
@@ -40,9 +42,11 @@ export async function batchPace(sql: Sql, uid: string, poolKey: string): Promise
     SELECT count(*) FILTER (WHERE completed_at > clock_timestamp() - interval '60 seconds')::int AS n,
            least(60, extract(epoch FROM clock_timestamp() - min(completed_at)))::float8 AS window_s
       FROM comparisons WHERE batch_uid = ${uid} AND completed_at IS NOT NULL`;
-  const [r] = await sql<{ mine: number; all: number }[]>`
+  const [r] = await sql<{ mine: number; all: number; latency_ms: number | null }[]>`
     SELECT coalesce(sum(requests) FILTER (WHERE batch_uid = ${uid}), 0)::int AS mine,
-           coalesce(sum(requests), 0)::int AS all
+           coalesce(sum(requests), 0)::int AS all,
+           (avg(extract(epoch FROM settled_at - granted_at)) FILTER (WHERE settled_at IS NOT NULL) * 1000)::float8
+             AS latency_ms
       FROM llm_pool_reservations
      WHERE pool_key = ${poolKey} AND granted_at > clock_timestamp() - interval '60 seconds'`;
   const [w] = await sql<{ weight: number | null; active: number | null }[]>`
@@ -57,5 +61,6 @@ export async function batchPace(sql: Sql, uid: string, poolKey: string): Promise
     poolRequestsLastMinute: r!.all,
     ...(w?.weight != null ? { weight: w.weight } : {}),
     ...(w?.active != null ? { activeWeight: w.active } : {}),
+    ...(r!.latency_ms != null ? { poolLatencyMs: r!.latency_ms } : {}),
   };
 }

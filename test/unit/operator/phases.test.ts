@@ -18,6 +18,7 @@ import {
   comparing,
   pipelineLow,
   pipelining,
+  workersWanted,
 } from '../../../operator/src/controllers/cjbatch/phases/comparing.js';
 import { nextWork } from '../../../operator/src/controllers/cjbatch/phases/index.js';
 import { pending } from '../../../operator/src/controllers/cjbatch/phases/pending.js';
@@ -123,6 +124,7 @@ function world(opts: { jobs?: JobObject[]; store?: Partial<PhaseStore>; batch?: 
   const jobs: JobObject[] = [...(opts.jobs ?? [])];
   const created: { metadata: { name: string }; spec: Record<string, unknown> }[] = [];
   const deleted: string[] = [];
+  const patched: { path: string; body: unknown }[] = [];
   const propagation: (string | undefined)[] = [];
   const events: string[] = [];
   const api = {
@@ -138,7 +140,11 @@ function world(opts: { jobs?: JobObject[]; store?: Partial<PhaseStore>; batch?: 
       propagation.push(opts?.propagationPolicy);
       return {};
     },
-  } as unknown as Pick<KubeClient, 'create' | 'delete'>;
+    mergePatch: async (path: string, body: unknown) => {
+      patched.push({ path, body });
+      return {};
+    },
+  } as unknown as Pick<KubeClient, 'create' | 'delete' | 'mergePatch'>;
   const status = {};
   const ctx: PhaseContext = {
     batch,
@@ -156,7 +162,16 @@ function world(opts: { jobs?: JobObject[]; store?: Partial<PhaseStore>; batch?: 
     event: (type, reason, message) => events.push(`${type} ${reason}: ${message}`),
     config,
   };
-  return { ctx, jobs, created, deleted, propagation, events, status: status as PhaseContext['status'] };
+  return {
+    ctx,
+    jobs,
+    created,
+    deleted,
+    patched,
+    propagation,
+    events,
+    status: status as PhaseContext['status'],
+  };
 }
 
 const progress = (over: Partial<Progress>): Progress => ({
@@ -370,6 +385,86 @@ describe('pipelined rounds: long-lived workers plan ahead until a committed stop
     const again = world({ jobs: [job('b-workers', 'comparison', 'batch', 'running')] });
     await pipelining(again.ctx, { round: 5, open: 3 });
     expect(again.created).toEqual([]);
+  });
+
+  it("workers follow the batch's share of the pool: calls it can have in flight × 2, in pods of `lanes`", () => {
+    const shared = {
+      parallelism: 2,
+      lanes: 16,
+      requestsPerMinute: 600,
+      maxConcurrency: 16,
+      weight: 10,
+      latencyMs: 10_000,
+    };
+    // 25 batches on 600/min: 24/min each, 4 in flight at 10 s, 8 with headroom: one pod
+    expect(workersWanted({ ...shared, poolWeight: 250 })).toBe(1);
+    // alone: 100 in flight wanted, capped by the pool's 16, then by spec.workers.parallelism
+    expect(workersWanted({ ...shared, poolWeight: 10 })).toBe(1);
+    expect(workersWanted({ ...shared, lanes: 4, poolWeight: 10 })).toBe(2);
+    // a fast pool with a slow judge: 1,000/min × 4 s × 2, capped at 50 in flight = 4 pods of 16
+    expect(
+      workersWanted({
+        ...shared,
+        parallelism: 8,
+        requestsPerMinute: 1000,
+        maxConcurrency: 50,
+        latencyMs: 4000,
+        poolWeight: 0,
+      }),
+    ).toBe(4);
+    // priority counts: 30 of 50 on 1,000/min at 4 s wants 80 in flight → 50 → 4 pods; 10 of 50 → 27 → 2
+    const fast = {
+      ...shared,
+      parallelism: 8,
+      requestsPerMinute: 1000,
+      maxConcurrency: 50,
+      latencyMs: 4000,
+      poolWeight: 50,
+    };
+    expect(workersWanted({ ...fast, weight: 30 })).toBe(4);
+    expect(workersWanted({ ...fast, weight: 10 })).toBe(2);
+    // never none
+    expect(workersWanted({ ...shared, latencyMs: 0, poolWeight: 1e6 })).toBe(1);
+  });
+
+  it('a batch among many starts one worker and grows its Job when its share grows', async () => {
+    const lanes2 = { ...pool, spec: { ...pool.spec, concurrency: 4 } } as LLMProviderPool;
+    const w = world();
+    w.ctx.pool = lanes2;
+    w.ctx.registered = { config: { roundSize: 26 } } as unknown as PhaseContext['registered'];
+    w.ctx.poolWeight = () => 250;
+    await pipelining(w.ctx, { round: 0, open: 26 });
+    expect(w.created[0]!.spec).toMatchObject({ completions: 1, parallelism: 1, maxFailedIndexes: 1 });
+    expect(w.events.some((e) => e.includes('WorkersStarted: 1 of at most 2 workers'))).toBe(true);
+    // the others ended: alone, the batch may use the whole pool
+    const running = {
+      ...job('b-workers', 'comparison', 'batch', 'running'),
+      spec: { completions: 1, parallelism: 1 },
+    };
+    const later = world({ jobs: [running] });
+    later.ctx.pool = lanes2;
+    later.ctx.poolWeight = () => 10;
+    later.ctx.pace = {
+      finishedLastMinute: 0,
+      windowSeconds: 0,
+      batchRequestsLastMinute: 0,
+      poolRequestsLastMinute: 0,
+      poolLatencyMs: 5_000,
+    };
+    await pipelining(later.ctx, { round: 3, open: 10 });
+    expect(later.patched).toEqual([
+      {
+        path: '/apis/batch/v1/namespaces/ns/jobs/b-workers',
+        body: { spec: { completions: 2, parallelism: 2, maxFailedIndexes: 2 } },
+      },
+    ]);
+    expect(later.created).toEqual([]);
+    // and never shrinks
+    const crowded = world({ jobs: [{ ...running, spec: { completions: 2, parallelism: 2 } }] });
+    crowded.ctx.pool = lanes2;
+    crowded.ctx.poolWeight = () => 500;
+    await pipelining(crowded.ctx, { round: 3, open: 10 });
+    expect(crowded.patched).toEqual([]);
   });
 
   it('spec.suspend stops the running workers (they release their leases); resuming starts them again', async () => {

@@ -119,6 +119,9 @@ describe('fair share of a pool', () => {
     expect(pace.activeWeight).toBe(2);
     expect(pace.batchRequestsLastMinute).toBeGreaterThan(0);
     expect(pace.poolRequestsLastMinute).toBeGreaterThan(pace.batchRequestsLastMinute);
+    // grant → settle: this judge answers at once, so well under a second
+    expect(pace.poolLatencyMs).toBeGreaterThanOrEqual(0);
+    expect(pace.poolLatencyMs).toBeLessThan(1_000);
   }, 60_000);
 
   it('a batch role can neither read nor change any share, its own included', async () => {

@@ -23,6 +23,7 @@ export const MAX_JOB_ATTEMPTS = 4;
 const { jobs: JOBS } = RESOURCES;
 
 export interface JobObject extends KubeObject {
+  spec?: { completions?: number; parallelism?: number; maxFailedIndexes?: number };
   status?: {
     conditions?: { type: string; status: string; reason?: string; message?: string }[];
     active?: number;
@@ -46,7 +47,7 @@ export interface CurrentJob {
 export class ChildJobs {
   constructor(
     private readonly batch: CJBatch,
-    private readonly api: Pick<KubeClient, 'create' | 'delete'>,
+    private readonly api: Pick<KubeClient, 'create' | 'delete' | 'mergePatch'>,
     private readonly cache: Pick<Informer<JobObject>, 'list'>,
   ) {}
 
@@ -96,6 +97,16 @@ export class ChildJobs {
       // 409: the Job exists already (our cache was behind): never a second one, by name.
       if ((err as { status?: number }).status !== 409) throw err;
     }
+  }
+
+  /**
+   * Grows an Indexed Job of the batch to `n` pods (elastic Indexed Job: completions and parallelism
+   * change together; maxFailedIndexes follows, as at creation).
+   */
+  async scale(name: string, n: number): Promise<void> {
+    await this.api.mergePatch(resourcePath(JOBS, this.batch.metadata.namespace, name), {
+      spec: { completions: n, parallelism: n, maxFailedIndexes: n },
+    });
   }
 
   /** Every Job of the batch (any role and round) as the cache has it. */

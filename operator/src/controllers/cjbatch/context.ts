@@ -28,7 +28,7 @@ import {
   type RoundRow,
   scoredRound,
 } from '../../../../runtime/src/store/rounds.js';
-import { batchPace, upsertPoolShare } from '../../../../runtime/src/store/share.js';
+import { type BatchPace, batchPace, upsertPoolShare } from '../../../../runtime/src/store/share.js';
 import {
   deleteLimiterRow,
   dropBatchRole,
@@ -111,6 +111,13 @@ export interface PhaseContext {
   config: OperatorConfig;
   /** Epoch ms (a test's fake clock); Date.now when missing. */
   now?: () => number;
+  /** The batch's pace as this pass read it (shareAndPace), once it has a pool. */
+  pace?: BatchPace;
+  /**
+   * The sum of spec.priority over the batches of this batch's pool that may still ask it (not
+   * ended, not suspended; this one included), as the informer has them.
+   */
+  poolWeight?: () => number;
 }
 
 /**
@@ -146,7 +153,8 @@ export async function shareAndPace(ctx: PhaseContext): Promise<void> {
   if (!pool) return;
   const uid = uidOf(ctx);
   await ctx.store.upsertPoolShare(uid, poolKeyOf(pool), ctx.batch.spec.priority ?? DEFAULT_PRIORITY);
-  ctx.status.throughput = paceStatus(await ctx.store.batchPace(uid, poolKeyOf(pool)), ctx.status);
+  ctx.pace = await ctx.store.batchPace(uid, poolKeyOf(pool));
+  ctx.status.throughput = paceStatus(ctx.pace, ctx.status);
 }
 
 /** Copies the store's counters (and the latest round's figures) into the status; returns them. */

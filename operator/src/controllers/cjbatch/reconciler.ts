@@ -6,7 +6,7 @@
 import { roundsModeOfConfig } from '../../../../runtime/src/store/batch-config.js';
 import type { Sql } from '../../../../runtime/src/store/index.js';
 import type { CJBatch, CJBatchStatus, LLMProviderPool } from '../../api/index.js';
-import { RESOURCES } from '../../api/index.js';
+import { DEFAULT_PRIORITY, RESOURCES } from '../../api/index.js';
 import type { OperatorConfig } from '../../config.js';
 import {
   type ReconcileContext,
@@ -26,7 +26,7 @@ import { mirror, type PhaseContext, type PhaseStore, type Step, shareAndPace, st
 import { applyOwnedConfigMap, ForeignChildError, getConfigMap, WorkerSecrets } from './owned.js';
 import { fail, GATES, nextWork, work } from './phases/index.js';
 import { stopWorkers, workersNotGone } from './phases/retiring.js';
-import { batchKstatus, condition } from './status.js';
+import { batchKstatus, condition, isTerminal } from './status.js';
 
 export type { JobObject } from './child-jobs.js';
 export { batchConnectionLimit, FIELD_MANAGER } from './owned.js';
@@ -135,6 +135,17 @@ export class CJBatchReconciler implements Reconciler {
       event: (type, reason, message) => void this.d.recorder.event(batch, type, reason, message),
       config: this.d.config,
       now: () => this.now(),
+      poolWeight: () =>
+        this.d.batches
+          .list(batch.metadata.namespace)
+          .filter(
+            (b) =>
+              b.spec.providerPoolRef.name === batch.spec.providerPoolRef.name &&
+              !b.metadata.deletionTimestamp &&
+              !b.spec.suspend &&
+              !isTerminal(b),
+          )
+          .reduce((sum, b) => sum + (b.spec.priority ?? DEFAULT_PRIORITY), 0),
     };
   }
 

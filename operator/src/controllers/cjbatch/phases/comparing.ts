@@ -3,7 +3,7 @@
 // outlives spec.timeouts.round is recovered: scored with what was judged, or failed.
 
 import { batchLimiterKey } from '../../../../../runtime/src/store/tenancy.js';
-import { parseDuration, poolKeyOf } from '../../../api/index.js';
+import { DEFAULT_PRIORITY, parseDuration, poolKeyOf } from '../../../api/index.js';
 import { MAX_JOB_ATTEMPTS } from '../child-jobs.js';
 import { jobContext, type PhaseContext, type Step, setPhase, uidOf } from '../context.js';
 import { BATCH_SCOPE, comparisonJob, jobFailure } from '../jobs.js';
@@ -91,10 +91,43 @@ export function pipelineLow(roundSize: number, inFlight: number): number {
   return Math.max(1, Math.min(roundSize, 2 * inFlight));
 }
 
+/** The judge's latency assumed until the pool has settled requests in the last minute. */
+export const ASSUMED_LATENCY_MS = 10_000;
+/** Lanes beyond Little's law: verdicts bunch, lanes wait on the limiter, stragglers hold a lane. */
+const LANE_HEADROOM = 2;
+
+/**
+ * Pipelined rounds: how many long-lived workers the batch runs. Its part of the pool's request
+ * rate (priority over the pool's active priorities) times the judge's latency is the calls it
+ * can have in flight (Little's law); twice that, capped by the pool's maxConcurrency, in lanes of
+ * `lanes` per pod; at least one pod, at most spec.workers.parallelism. 50 batches on one pool
+ * thus run one idle-cheap pod each instead of `parallelism`, while a batch alone on a fast pool
+ * with a slow judge still gets every pod it may have.
+ */
+export function workersWanted(o: {
+  parallelism: number;
+  lanes: number;
+  requestsPerMinute: number;
+  maxConcurrency: number;
+  weight: number;
+  poolWeight: number;
+  latencyMs: number;
+}): number {
+  const share = o.weight / Math.max(o.weight, o.poolWeight);
+  const inFlight = Math.min(
+    o.maxConcurrency,
+    ((share * o.requestsPerMinute) / 60) * (o.latencyMs / 1000) * LANE_HEADROOM,
+  );
+  return Math.max(1, Math.min(o.parallelism, Math.ceil(inFlight / Math.max(1, o.lanes))));
+}
+
 /**
  * Pipelined rounds: the batch's one Job of long-lived workers judges and plans ahead until the
  * batch stops (the pods exit 0 then, which wakes this reconciler). A Job that ended while the
- * batch still continues is retried with a fresh attempt, a few times.
+ * batch still continues is retried with a fresh attempt, a few times. The Job is an elastic
+ * Indexed Job: it starts with `workersWanted` pods and grows (completions and parallelism
+ * together) when the batch's share grows, e.g. as the pool's other batches end; it never shrinks
+ * (a pod taken away mid-call would only give its pairs back).
  */
 export async function pipelining(
   ctx: PhaseContext,
@@ -105,20 +138,43 @@ export async function pipelining(
   ctx.cond('Progressing', 'True', 'Comparing', `round ${round} planned; ${open} comparisons open`);
   const parallelism = batch.spec.workers?.parallelism ?? 2;
   const cur = jobs.current('comparison', BATCH_SCOPE);
+  const pool = ctx.pool;
+  if (!pool) return { requeueAfter: 5_000 }; // the gates wait for a missing pool; it went since
+  const jc = jobContext(ctx, pool);
+  const lanes = jc.pool.config.mode === 'batch_api' ? 1 : jc.pool.config.concurrency;
+  const limits = jc.pool.config.limits;
+  const wanted = workersWanted({
+    parallelism,
+    lanes,
+    requestsPerMinute: limits.requestsPerMinute,
+    maxConcurrency: limits.maxConcurrency,
+    weight: batch.spec.priority ?? DEFAULT_PRIORITY,
+    poolWeight: ctx.poolWeight?.() ?? 0,
+    latencyMs: ctx.pace?.poolLatencyMs ?? ASSUMED_LATENCY_MS,
+  });
   const start = async (attempt: number) => {
     await ensureLimiterRows(ctx);
-    const jc = jobContext(ctx, ctx.pool!);
-    const lanes = jc.pool.config.mode === 'batch_api' ? 1 : jc.pool.config.concurrency;
-    const inFlight = Math.min(parallelism * lanes, jc.pool.config.limits.maxConcurrency);
+    // The queue is sized for every pod the batch may grow to, so growing needs no new mark.
+    const inFlight = Math.min(parallelism * lanes, limits.maxConcurrency);
     const roundSize = Number(ctx.registered?.config.roundSize ?? 1);
     await jobs.create(
-      comparisonJob(batch, round, parallelism, jc, attempt, { low: pipelineLow(roundSize, inFlight) }),
+      comparisonJob(batch, round, wanted, jc, attempt, { low: pipelineLow(roundSize, inFlight) }),
     );
   };
   if (cur.state === 'missing') {
     await start(cur.attempt);
     status.currentJobs = { ...status.currentJobs, comparison: cur.name };
-    ctx.event('Normal', 'WorkersStarted', `${parallelism} workers judge and plan ahead from round ${round}`);
+    ctx.event(
+      'Normal',
+      'WorkersStarted',
+      `${wanted} of at most ${parallelism} workers judge and plan ahead from round ${round}`,
+    );
+  } else if (cur.state === 'running' && !cur.job?.metadata?.deletionTimestamp) {
+    const have = cur.job?.spec?.completions ?? wanted;
+    if (wanted > have) {
+      await jobs.scale(cur.name, wanted);
+      ctx.event('Normal', 'WorkersScaled', `${have} → ${wanted} workers: the batch's share of its pool grew`);
+    }
   } else if (cur.state === 'failed' || cur.state === 'complete') {
     // The workers exit 0 on a stop this reconcile may not have read yet: look again first.
     if ((await ctx.store.latestRound(uidOf(ctx)))?.decision === 'stop') return { requeueAfter: 1 };
