@@ -95,7 +95,7 @@ export function documentedGrants(webhook?: {
     'cjbatches.cj.huleedu.io/status []': '[patch]',
     'llmproviderpools.cj.huleedu.io/status []': '[patch]',
     'cjbatches.cj.huleedu.io/finalizers []': '[update]',
-    'jobs.batch []': '[create get list watch delete]',
+    'jobs.batch []': '[create get list watch patch delete]',
     'configmaps []': '[get create patch]',
     'secrets []': '[get create patch]',
     'events.events.k8s.io []': '[create patch]',
