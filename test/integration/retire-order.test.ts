@@ -16,6 +16,9 @@ import { api, waitFor } from './helpers.js';
 const pipelined = (b: any) => {
   b.metadata.annotations = { 'cj.huleedu.io/rounds': 'pipelined' };
   b.spec.workers = { parallelism: 2 };
+  // Two lanes per pod: the batch's share of the pool then asks for both pods (workersWanted), so
+  // `hung` has one pod to freeze and one that keeps judging until the batch fails.
+  b.spec.overrides = { limits: { maxConcurrency: 2 } };
 };
 
 /** What one read of the batch, its role and its workers Job showed. */
@@ -157,6 +160,8 @@ describe('retire order: the role goes only after the workers Job is over', () =>
       async () => (await d.comparisonPods('hung')).find((p) => podPid(p) > 0),
       120_000,
     );
+    const job = await api().get(`/apis/batch/v1/namespaces/${d.ns}/jobs/hung-workers`);
+    expect(job.spec.parallelism, 'hung-workers must run two pods: one frozen, one to end the batch').toBe(2);
     process.kill(podPid(pod), 'SIGSTOP');
     frozen.push(podPid(pod));
     const samples = await watch('hung');
