@@ -41,7 +41,7 @@ go_bins() {
     local d; d=$(mktemp -d); GOBIN=$d go install -trimpath -ldflags "-s -w" "sigs.k8s.io/cri-tools/cmd/crictl@v$CRICTL_VERSION"
     mv "$d/crictl" "$NB/crictl-$CRICTL_VERSION"; rmdir "$d"; fi
   if [ ! -x "$NB/coredns-$COREDNS_VERSION" ]; then
-    log "coredns $COREDNS_VERSION: go build (about 2 min cold)"
+    log "coredns $COREDNS_VERSION: go build (about 4 min cold)"
     local d; d=$(mktemp -d); GOBIN=$d go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@v$COREDNS_VERSION"
     mv "$d/coredns" "$NB/coredns-$COREDNS_VERSION"; rmdir "$d"; fi
   if [ ! -x "$NB/pause-$KUBE_VERSION" ]; then
@@ -93,13 +93,14 @@ deps_images() {
 node_image() { bash "$KIND_HERE/node-image.sh"; }
 
 # NetworkPolicy enforcement for the offline node, which has no kindnetd (hack/kind/netpol.yaml):
-# kube-network-policies from the Go module proxy (nftables + NFQUEUE, no iptables binary), on
-# the Debian base image.
+# kube-network-policies from the Go module proxy, on the Debian base image. The agent programs
+# nftables + NFQUEUE; where the kernel lacks nft's queue expression, netpol.yaml's init container
+# adds the NFQUEUE diversion with iptables instead.
 netpol_image() {
   have_image "$IMG_NETPOL" && { log "$IMG_NETPOL: cached"; return; }
   local bin=$NB/kube-network-policies-$KNP_VERSION
   if [ ! -x "$bin" ]; then
-    log "kube-network-policies $KNP_VERSION: go build (about 2 min cold)"
+    log "kube-network-policies $KNP_VERSION: go build (about 4 min cold)"
     local d; d=$(mktemp -d)
     GOBIN=$d go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kube-network-policies/cmd@v$KNP_VERSION"
     mv "$d/cmd" "$bin"; rmdir "$d"; fi
