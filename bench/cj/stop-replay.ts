@@ -15,6 +15,7 @@
  *   the budget are expected to correct at most a share `t` of the grades (`budgetGain` below).
  */
 import { readFileSync } from 'node:fs';
+import { normCdf, normInv } from '../../runtime/src/cj/stats.js';
 import { Stopping } from '../../runtime/src/cj/types.js';
 import { CELLS, type Cell, type Run, type TraceRow } from './grid.js';
 
@@ -52,43 +53,6 @@ function checks(r: TraceRow, t: Targets): boolean {
 
 // ---------------------------------------------------------------- expected grade gain
 
-const erf = (x: number): number => {
-  // Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7).
-  const t = 1 / (1 + 0.3275911 * Math.abs(x));
-  const y =
-    1 -
-    ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) *
-      t *
-      Math.exp(-x * x);
-  return x >= 0 ? y : -y;
-};
-const phi = (x: number): number => 0.5 * (1 + erf(x / Math.SQRT2));
-/** Normal quantile (Acklam's rational approximation, relative error < 1.2e-9). */
-function phiInv(p: number): number {
-  const a = [
-    -39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716,
-    2.506628277459239,
-  ];
-  const b = [
-    -54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572,
-  ];
-  const c = [
-    -0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968,
-    2.938163982698783,
-  ];
-  const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
-  const tail = (q: number): number =>
-    (((((c[0]! * q + c[1]!) * q + c[2]!) * q + c[3]!) * q + c[4]!) * q + c[5]!) /
-    ((((d[0]! * q + d[1]!) * q + d[2]!) * q + d[3]!) * q + 1);
-  if (p < 0.02425) return tail(Math.sqrt(-2 * Math.log(p)));
-  if (p > 1 - 0.02425) return -tail(Math.sqrt(-2 * Math.log(1 - p)));
-  const q = p - 0.5;
-  const r = q * q;
-  return (
-    ((((((a[0]! * r + a[1]!) * r + a[2]!) * r + a[3]!) * r + a[4]!) * r + a[5]!) * q) /
-    (((((b[0]! * r + b[1]!) * r + b[2]!) * r + b[3]!) * r + b[4]!) * r + 1)
-  );
-}
 const NODES = Array.from({ length: 41 }, (_, j) => -4 + j * 0.2);
 const WEIGHTS = (() => {
   const w = NODES.map((z) => Math.exp((-z * z) / 2));
@@ -110,7 +74,7 @@ export function essayGain(p: number[], r: number): number {
     s += p[k]!;
     cum.push(Math.min(1 - 1e-4, Math.max(1e-4, s)));
   }
-  const z = cum.map(phiInv);
+  const z = cum.map(normInv);
   const median = (cc: number[]): number => {
     const g = cc.findIndex((x) => x >= 0.5);
     return g < 0 ? K - 1 : g;
@@ -121,7 +85,7 @@ export function essayGain(p: number[], r: number): number {
   const b = Math.sqrt(r);
   let future = 0;
   NODES.forEach((Z, j) => {
-    const cc = z.map((zk) => phi((zk - a * Z) / b));
+    const cc = z.map((zk) => normCdf((zk - a * Z) / b));
     future += WEIGHTS[j]! * probOf(cc, median(cc));
   });
   return future - now;
