@@ -402,27 +402,11 @@ describe('pipelined rounds: long-lived workers plan ahead until a committed stop
     expect(workersWanted({ ...shared, poolWeight: 10 })).toBe(1);
     expect(workersWanted({ ...shared, lanes: 4, poolWeight: 10 })).toBe(2);
     // a fast pool with a slow judge: 1,000/min × 4 s × 2, capped at 50 in flight = 4 pods of 16
-    expect(
-      workersWanted({
-        ...shared,
-        parallelism: 8,
-        requestsPerMinute: 1000,
-        maxConcurrency: 50,
-        latencyMs: 4000,
-        poolWeight: 0,
-      }),
-    ).toBe(4);
+    const fast = { ...shared, parallelism: 8, requestsPerMinute: 1000, maxConcurrency: 50, latencyMs: 4000 };
+    expect(workersWanted({ ...fast, poolWeight: 0 })).toBe(4);
     // priority counts: 30 of 50 on 1,000/min at 4 s wants 80 in flight → 50 → 4 pods; 10 of 50 → 27 → 2
-    const fast = {
-      ...shared,
-      parallelism: 8,
-      requestsPerMinute: 1000,
-      maxConcurrency: 50,
-      latencyMs: 4000,
-      poolWeight: 50,
-    };
-    expect(workersWanted({ ...fast, weight: 30 })).toBe(4);
-    expect(workersWanted({ ...fast, weight: 10 })).toBe(2);
+    expect(workersWanted({ ...fast, poolWeight: 50, weight: 30 })).toBe(4);
+    expect(workersWanted({ ...fast, poolWeight: 50, weight: 10 })).toBe(2);
     // never none
     expect(workersWanted({ ...shared, latencyMs: 0, poolWeight: 1e6 })).toBe(1);
   });
