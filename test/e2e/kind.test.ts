@@ -96,6 +96,22 @@ const succeeded = (name: string, timeoutMs = 480_000) =>
     2_000,
   );
 
+/** A bare pod of the project's image (loaded into the node, never pulled) running `node ARGS`. */
+const runNodePod = (ns: string, pod: string, nodeArgs: string[]) =>
+  kubectlOk([
+    'run',
+    pod,
+    '-n',
+    ns,
+    `--image=${env.image}`,
+    '--image-pull-policy=Never',
+    '--restart=Never',
+    '--command',
+    '--',
+    'node',
+    ...nodeArgs,
+  ]);
+
 /** Reads every record on the topic from inside the cluster (a pod of our image, kafkajs). */
 async function readEvents(tag: string): Promise<Obj[]> {
   const pod = `event-reader-${tag}`;
@@ -118,21 +134,7 @@ async function readEvents(tag: string): Promise<Obj[]> {
     console.log(JSON.stringify(out));
   `;
   await kubectl(['delete', 'pod', pod, '-n', DEPS, '--ignore-not-found', '--wait=true']);
-  await kubectlOk([
-    'run',
-    pod,
-    '-n',
-    DEPS,
-    `--image=${env.image}`,
-    '--image-pull-policy=Never',
-    '--restart=Never',
-    '--command',
-    '--',
-    'node',
-    '--input-type=module',
-    '-e',
-    script,
-  ]);
+  await runNodePod(DEPS, pod, ['--input-type=module', '-e', script]);
   await waitFor(
     `pod ${pod} to finish reading the topic`,
     async () => {
@@ -290,20 +292,7 @@ describe('e2e on kind: the real image, installed with Helm', () => {
     }
     // A pod of another tenant (our image: it has node), to knock on the operator and Postgres.
     await kubectlOk(['create', 'namespace', TENANT]);
-    await kubectlOk([
-      'run',
-      'tenant',
-      '-n',
-      TENANT,
-      `--image=${env.image}`,
-      '--image-pull-policy=Never',
-      '--restart=Never',
-      '--command',
-      '--',
-      'node',
-      '-e',
-      'setInterval(() => {}, 1 << 30)',
-    ]);
+    await runNodePod(TENANT, 'tenant', ['-e', 'setInterval(() => {}, 1 << 30)']);
     await kubectlOk(['wait', '-n', TENANT, '--for=condition=Ready', 'pod/tenant', '--timeout=120s']);
   }, 600_000);
 
