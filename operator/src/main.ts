@@ -36,7 +36,14 @@ export async function main(): Promise<void> {
   const config = loadConfig();
   const registry = createRegistry({ defaults: true });
   const client = await KubeClient.fromDefault({ registry });
-  const sql = connect(config.databaseUrl, 10);
+  // Every reconcile waits on its statements: one that hung (a lock never released) would stop its
+  // batch for good, so a statement gives up after 2 minutes and the reconcile is retried; a
+  // transaction this process left open is ended by the server, releasing the workers' rows.
+  const sql = connect(config.databaseUrl, 10, {
+    applicationName: 'cj-operator',
+    statementTimeoutMs: 120_000,
+    idleInTransactionMs: 60_000,
+  });
 
   const applied = await migrate(sql);
   log.info({ applied }, 'Applied database migrations');

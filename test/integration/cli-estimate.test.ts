@@ -18,12 +18,14 @@ import { loadProfile } from '../../runtime/src/fake-anthropic/judge.js';
 import type { FakeAnthropic } from '../../runtime/src/fake-anthropic/server.js';
 import { deleteNamespace, kubectlOk, newNamespace, stack, waitFor } from './helpers.js';
 import {
+  diagnose,
   freshDatabase,
   installCrds,
   type OperatorProcess,
   poolManifests,
   startFake,
   startOperator,
+  watchStall,
 } from './operator-harness.js';
 
 const CLI = path.join(repoRoot, 'dist/operator/src/cli/kubectl-cj.js');
@@ -38,16 +40,42 @@ let VALIDATION: string;
 let ns: string;
 let fake: FakeAnthropic;
 let operator: OperatorProcess;
+let databaseUrl: string;
 
-function cj(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+type Run = { code: number; stdout: string; stderr: string };
+
+function cj(args: string[], signal?: AbortSignal): Promise<Run> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
       [CLI, ...args, '-n', ns],
-      { env: { ...process.env, KUBECONFIG: stack().kubeconfig }, maxBuffer: 16 * 1024 * 1024 },
+      {
+        env: { ...process.env, KUBECONFIG: stack().kubeconfig },
+        maxBuffer: 16 * 1024 * 1024,
+        ...(signal ? { signal } : {}),
+      },
       (err, stdout, stderr) => resolve({ code: err ? ((err as any).code ?? 1) : 0, stdout, stderr }),
     );
   });
+}
+
+/**
+ * `kubectl cj submit --wait` of `name`, given up once the batch makes no progress for 5 minutes
+ * (a round here takes well under a minute); a run that fails either way carries the diagnosis.
+ */
+async function submitAndWait(name: string, args: string[]): Promise<Run> {
+  const guard = watchStall(ns, name, 5 * 60_000);
+  const ac = new AbortController();
+  const run = await Promise.race([
+    cj(args, ac.signal),
+    guard.stalled.then((why): Run => {
+      ac.abort();
+      return { code: -1, stdout: '', stderr: why };
+    }),
+  ]);
+  guard.stop();
+  if (run.code !== 0) run.stderr += `\n${await diagnose({ namespace: ns, databaseUrl, operator })}`;
+  return run;
 }
 
 beforeAll(async () => {
@@ -64,7 +92,8 @@ beforeAll(async () => {
       ],
     },
   });
-  operator = await startOperator({ namespace: ns, databaseUrl: await freshDatabase('estimate') });
+  databaseUrl = await freshDatabase('estimate');
+  operator = await startOperator({ namespace: ns, databaseUrl });
   // Both pools now: the slow pool's slow start passes while the calibration batch runs.
   const [secret, slow] = poolManifests(ns, fake.url, 'slow-pool', 'slow-key') as any[];
   slow.spec.model = STANDARD_JUDGE_MODEL;
@@ -116,7 +145,7 @@ it('holds against a batch that converges before its budget on a 60/min pool', as
   // 1. The cluster's round overhead, from a batch whose calls take no time to speak of.
   await poolReady('fast-pool');
   await pastSlowStart('fast-pool');
-  const calib = await cj([
+  const calib = await submitAndWait('calibration', [
     'submit',
     CLASS,
     '--name',
@@ -161,7 +190,7 @@ it('holds against a batch that converges before its budget on a 60/min pool', as
   expect(e.comparisons).toMatchObject({ budget: BUDGET, endsBy: 'converged', stopsBeforeBudget: true });
   expect(e.wall.limitedBy).toBe('requests per minute');
 
-  const sub = await cj([
+  const sub = await submitAndWait('held-out', [
     'submit',
     VALIDATION,
     '--pool',

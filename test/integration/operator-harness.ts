@@ -2,7 +2,7 @@
 // its own database, plus the fake Anthropic server; for the operator's integration tests.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import postgres from 'postgres';
 import YAML from 'yaml';
@@ -167,4 +167,125 @@ export function smallBatch(
   b.spec.workers = { parallelism: 1 };
   adjust(b);
   return b;
+}
+
+/**
+ * What a test prints when a batch did not get where it should: the namespace's objects and
+ * events, the operator's last log lines, the worker pods' last log lines (the process kubelet's
+ * files) and the store's view (comparisons by round and status, limiter rows, reservations in
+ * flight, and what the database's sessions wait on). Never throws: a diagnosis that fails says so.
+ */
+export async function diagnose(o: {
+  namespace: string;
+  databaseUrl?: string;
+  operator?: OperatorProcess;
+}): Promise<string> {
+  const out: string[] = [];
+  const section = async (title: string, f: () => Promise<string> | string) => {
+    try {
+      out.push(`--- ${title}\n${(await f()).trimEnd()}`);
+    } catch (err) {
+      out.push(`--- ${title}: could not be read: ${err}`);
+    }
+  };
+  const ns = o.namespace;
+  await section('objects', () => kubectlOk(['get', 'cjbatch,llmpool,jobs,pods', '-n', ns, '-o', 'wide']));
+  await section('events (last 30)', async () =>
+    (await kubectlOk(['get', 'events', '-n', ns, '--sort-by=.lastTimestamp']))
+      .split('\n')
+      .slice(-30)
+      .join('\n'),
+  );
+  if (o.operator) {
+    const op = o.operator;
+    await section('operator log (last 40 lines)', () => op.logText().split('\n').slice(-40).join('\n'));
+  }
+  await section('worker pods (last 15 log lines each, newest 4 pods)', () => {
+    const dir = path.join(stack().dir, 'kubelet', 'pods');
+    if (!existsSync(dir)) return '(no pod has run on the process kubelet yet)';
+    const pods = readdirSync(dir)
+      .filter((d) => d.startsWith(`${ns}_`))
+      .map((d) => ({ d, t: statSync(path.join(dir, d)).mtimeMs }))
+      .sort((a, b) => b.t - a.t)
+      .slice(0, 4);
+    return pods
+      .map(({ d }) => {
+        const f = path.join(dir, d, 'worker.log');
+        const text = existsSync(f) ? readFileSync(f, 'utf8').split('\n').slice(-15).join('\n') : '(no log)';
+        return `[${d}]\n${text}`;
+      })
+      .join('\n');
+  });
+  if (o.databaseUrl) {
+    const url = o.databaseUrl;
+    await section('store', async () => {
+      const sql = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 10 });
+      try {
+        const q = async (text: string) => JSON.stringify(await sql.unsafe(text));
+        return [
+          `comparisons: ${await q(`SELECT left(batch_uid::text, 8) AS batch, round, status, count(*)::int AS n,
+             max(lease_expires) AS lease_max FROM comparisons
+             GROUP BY batch_uid, round, status ORDER BY max(created_at) DESC, status LIMIT 12`)}`,
+          `rounds: ${await q(`SELECT left(batch_uid::text, 8) AS batch, round, decision, reason, created_at
+             FROM rounds ORDER BY created_at DESC LIMIT 3`)}`,
+          `limiter: ${await q(`SELECT pool_key, rpm, req_level, blocked_until, ramp_started_at, last_grant_at, now() AS now
+             FROM llm_pool_limiter`)}`,
+          `reservations in flight: ${await q(`SELECT pool_key, owner, granted_at, lease_expires FROM llm_pool_reservations
+             WHERE settled_at IS NULL ORDER BY granted_at LIMIT 20`)}`,
+          `sessions: ${await q(`SELECT usename, state, wait_event_type, wait_event, now() - xact_start AS xact_age,
+             left(query, 120) AS query FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle'`)}`,
+        ].join('\n');
+      } finally {
+        await sql.end({ timeout: 5 }).catch(() => undefined);
+      }
+    });
+  }
+  return out.join('\n');
+}
+
+/**
+ * Watches a batch's progress (phase, round, finished comparisons) and resolves with what it saw
+ * once nothing moved for `stallMs`: a test that waits half an hour for a batch fails within
+ * minutes of a stall instead, with the stall's moment in its message. `stop()` ends the watch.
+ */
+export function watchStall(
+  namespace: string,
+  name: string,
+  stallMs: number,
+): { stalled: Promise<string>; stop(): void } {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  const stalled = new Promise<string>((resolve) => {
+    let last = '';
+    let since = Date.now();
+    const look = async () => {
+      if (stopped) return;
+      try {
+        const b = JSON.parse(await kubectlOk(['get', 'cjbatch', name, '-n', namespace, '-o', 'json']));
+        const s = b.status ?? {};
+        const c = s.comparisons ?? {};
+        const now = `phase ${s.phase} round ${s.round} finished ${(c.completed ?? 0) + (c.failed ?? 0)}`;
+        if (now !== last) {
+          last = now;
+          since = Date.now();
+        } else if (Date.now() - since >= stallMs) {
+          return resolve(
+            `cjbatch/${name} made no progress for ${stallMs / 1000}s (${now}, unchanged since ${new Date(since).toISOString()})`,
+          );
+        }
+      } catch {
+        // the apiserver is busy: look again
+      }
+      if (!stopped) timer = setTimeout(look, 5_000);
+    };
+    void look();
+  });
+  return {
+    stalled,
+    stop: () => {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
 }

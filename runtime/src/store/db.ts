@@ -4,17 +4,35 @@ import postgres from 'postgres';
 
 export type Sql = postgres.Sql;
 
-export function connect(url = process.env.DATABASE_URL, max = 5): Sql {
+/** Session settings of a long-lived process's connections (the operator's). */
+export interface SessionLimits {
+  /** Shown in pg_stat_activity, so a stuck session names its process. */
+  applicationName?: string;
+  /** A statement that runs (or waits for a lock) longer is cancelled with an error. */
+  statementTimeoutMs?: number;
+  /** A transaction left open by its client longer is ended by the server, its locks released. */
+  idleInTransactionMs?: number;
+}
+
+export function connect(url = process.env.DATABASE_URL, max = 5, limits: SessionLimits = {}): Sql {
   if (!url)
     throw new Error(
       'DATABASE_URL is not set: point it at the Postgres database (postgres://user@host:port/db)',
     );
+  // Startup parameters override the role's defaults: only set what the caller asks for (a batch
+  // role's worker keeps the limits its role was given).
+  const connection: Record<string, string> = {};
+  if (limits.applicationName) connection.application_name = limits.applicationName;
+  if (limits.statementTimeoutMs) connection.statement_timeout = String(limits.statementTimeoutMs);
+  if (limits.idleInTransactionMs)
+    connection.idle_in_transaction_session_timeout = String(limits.idleInTransactionMs);
   return denseResults(
     postgres(url, {
       max,
       idle_timeout: 30,
       connect_timeout: 10,
       onnotice: () => {},
+      ...(Object.keys(connection).length ? { connection } : {}),
       // bigint ids come back as strings; counters we read with ::int
     }),
   );

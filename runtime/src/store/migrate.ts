@@ -3,12 +3,15 @@
 import type { Sql } from './db.js';
 import { MIGRATIONS, type Migration } from './migrations.js';
 
-const LOCK_KEY = 7_214_302_911; // arbitrary, fixed: "cj-operator migrations"
+export const MIGRATION_LOCK_KEY = 7_214_302_911; // arbitrary, fixed: "cj-operator migrations"
 
 export async function migrate(sql: Sql, migrations: Migration[] = MIGRATIONS): Promise<number[]> {
   const applied: number[] = [];
   await sql.begin(async (tx) => {
-    await tx`SELECT pg_advisory_xact_lock(${LOCK_KEY})`;
+    // A migration may outlast the session's statement timeout (a table rewrite), and so may a
+    // replica's wait for the lock while another migrates.
+    await tx`SET LOCAL statement_timeout = 0`;
+    await tx`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`;
     await tx`CREATE TABLE IF NOT EXISTS schema_migrations (
       version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`;
     const done = new Set(
