@@ -41,7 +41,11 @@ export async function startControlPlane(dir: string): Promise<ControlPlane> {
 
   // etcd
   const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
-  const etcdHelp = execFileSync(etcdBin, ['--help'], { encoding: 'utf8' });
+  // The flag list is on stdout; the usage banner on stderr is noise in every test run's output.
+  const etcdHelp = execFileSync(etcdBin, ['--help'], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
   const etcd = startDetached(
     'etcd',
     etcdBin,
