@@ -10,6 +10,7 @@ import type { ImageRule } from './kubelet/kubelet.js';
 import {
   alive,
   logTail,
+  START_BUDGET_MS,
   type Started,
   sleep,
   startDetached,
@@ -58,7 +59,7 @@ async function timed<T>(timings: Record<string, number>, what: string, fn: () =>
   return out;
 }
 
-export async function kafkaReady(brokers: string, proc: Started, timeoutMs = 90_000): Promise<void> {
+export async function kafkaReady(brokers: string, proc: Started, timeoutMs = START_BUDGET_MS): Promise<void> {
   const kafka = new Kafka({
     clientId: 'stack-check',
     brokers: [brokers],
@@ -126,7 +127,7 @@ export async function startStack(name: string): Promise<StackInfo> {
         process.env,
         repoRoot,
       );
-      await waitUntil(k, async () => logTail(k.log, 50).includes('process kubelet ready'), 30_000);
+      await waitUntil(k, async () => logTail(k.log, 50).includes('process kubelet ready'));
       return k;
     });
     processes.push(kubelet);

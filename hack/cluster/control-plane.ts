@@ -62,7 +62,7 @@ export async function startControlPlane(dir: string): Promise<ControlPlane> {
     path.join(dir, 'etcd.log'),
   );
   processes.push(etcd);
-  await waitUntil(etcd, () => httpOk(`http://127.0.0.1:${etcdPort}/health`), 30_000);
+  await waitUntil(etcd, () => httpOk(`http://127.0.0.1:${etcdPort}/health`));
 
   // kube-apiserver
   const api = startDetached(
@@ -98,7 +98,7 @@ export async function startControlPlane(dir: string): Promise<ControlPlane> {
     key: readFileSync(f('admin.key')),
   };
   const server = `https://127.0.0.1:${apiPort}`;
-  await waitUntil(api, () => httpOk(`${server}/readyz`, tls), 120_000);
+  await waitUntil(api, () => httpOk(`${server}/readyz`, tls));
   const kubeconfig = path.join(dir, 'admin.kubeconfig');
   writeKubeconfig(kubeconfig, server, f('ca.crt'), { certFile: f('admin.crt'), keyFile: f('admin.key') });
 
@@ -124,24 +124,28 @@ export async function startControlPlane(dir: string): Promise<ControlPlane> {
   );
   processes.push(kcm);
   // Ready when the service-account controller has made `default/default`.
-  await waitUntil(
-    kcm,
-    async () => {
-      try {
-        execFileSync(
-          'kubectl',
-          ['--kubeconfig', kubeconfig, 'get', 'serviceaccount', 'default', '-n', 'default'],
-          {
-            stdio: 'ignore',
-          },
-        );
-        return true;
-      } catch {
-        return false;
-      }
-    },
-    60_000,
-  );
+  await waitUntil(kcm, async () => {
+    try {
+      // Synchronous, so bounded here: waitUntil cannot cut a blocked event loop short.
+      execFileSync(
+        'kubectl',
+        [
+          '--kubeconfig',
+          kubeconfig,
+          '--request-timeout=5s',
+          'get',
+          'serviceaccount',
+          'default',
+          '-n',
+          'default',
+        ],
+        { stdio: 'ignore', timeout: 10_000 },
+      );
+      return true;
+    } catch {
+      return false;
+    }
+  });
   return { dir, apiPort, server, kubeconfig, caFile: f('ca.crt'), processes };
 }
 
@@ -177,6 +181,6 @@ export async function restartEtcdProcess(
   const wait = (opts.downMs ?? 0) - (Date.now() - t0);
   if (wait > 0) await sleep(wait);
   const etcd = startDetached('etcd', bin, args, current.log);
-  await waitUntil(etcd, () => httpOk(`${client}/health`), 30_000);
+  await waitUntil(etcd, () => httpOk(`${client}/health`));
   return { process: etcd, downMs: Date.now() - t0 };
 }

@@ -5,6 +5,7 @@ import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
+import os from 'node:os';
 
 export function freePort(host = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -61,24 +62,62 @@ export function logTail(file: string, lines = 30): string {
   return readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
 }
 
-/** Polls `check` until it returns true; fails with the component's log tail, never hangs. */
+/**
+ * How long one component of the local stack may take to become ready. Idle, each is ready within
+ * seconds and waitUntil returns as soon as it is (polling every 200 ms); on a loaded 2-core machine
+ * (a Kubernetes build or another test run beside it) start-up went past the old 30 s, and a failed
+ * start costs the whole run. A component that exits fails at once, whatever the budget.
+ */
+export const START_BUDGET_MS = 180_000;
+
+/** After this long without being ready a component is reported as slow (once) while waiting goes on. */
+const SLOW_MS = 30_000;
+
+const load = () =>
+  `load average ${os
+    .loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' ')} on ${os.availableParallelism()} CPUs`;
+
+/** `p`, or false once `ms` have passed (a check that hangs must not outlive the deadline). */
+function within(p: Promise<boolean>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<boolean>((r) => {
+    timer = setTimeout(() => r(false), Math.max(ms, 0));
+  });
+  return Promise.race([p.catch(() => false), expired]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Polls `check` until it returns true; fails naming the component, its log file, the machine's load
+ * and the log's last lines, and never waits past `timeoutMs` (a hanging check included).
+ */
 export async function waitUntil(
   what: Started,
   check: () => Promise<boolean>,
-  timeoutMs: number,
+  timeoutMs: number = START_BUDGET_MS,
 ): Promise<void> {
-  const end = Date.now() + timeoutMs;
+  const t0 = Date.now();
+  const end = t0 + timeoutMs;
+  let reported = false;
   while (Date.now() < end) {
     if (!alive(what.pid)) {
       throw new Error(
-        `${what.name} exited during start-up. Last lines of ${what.log}:\n${logTail(what.log)}`,
+        `${what.name} exited during start-up after ${((Date.now() - t0) / 1000).toFixed(1)}s (${load()}). ` +
+          `Last lines of ${what.log}:\n${logTail(what.log)}`,
       );
     }
-    if (await check().catch(() => false)) return;
-    await sleep(200);
+    if (await within(check(), end - Date.now())) return;
+    if (!reported && Date.now() - t0 > SLOW_MS) {
+      reported = true;
+      process.stderr.write(
+        `[stack] ${what.name} not ready after ${SLOW_MS / 1000}s (${load()}); waiting up to ${timeoutMs / 1000}s, log ${what.log}\n`,
+      );
+    }
+    await sleep(Math.min(200, Math.max(end - Date.now(), 0)));
   }
   throw new Error(
-    `${what.name} not ready after ${timeoutMs / 1000}s. Last lines of ${what.log}:\n${logTail(what.log)}`,
+    `${what.name} not ready after ${timeoutMs / 1000}s (${load()}). Last lines of ${what.log}:\n${logTail(what.log)}`,
   );
 }
 

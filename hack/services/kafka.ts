@@ -104,7 +104,6 @@ export async function startKafka(dir: string, port?: number): Promise<KafkaServi
         });
         s.once('error', () => resolve(false));
       }),
-    90_000,
   );
   return { brokers: `127.0.0.1:${brokerPort}`, port: brokerPort, process: proc };
 }

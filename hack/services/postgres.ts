@@ -102,7 +102,7 @@ async function launchPostgres(dir: string, port: number): Promise<Started> {
     ],
     log,
   );
-  await waitUntil(proc, async () => pgReady(port), 30_000);
+  await waitUntil(proc, async () => pgReady(port));
   return proc;
 }
 

@@ -84,30 +84,100 @@ const DEFAULT_ROWS = new Set([
   'selfsubjectrulesreviews.authorization.k8s.io []',
 ]);
 
-/** The operator's grants as docs/install.md ("Permissions") lists them, self-managed webhook. */
-export function documentedGrants(webhook?: {
-  configuration: string;
-  secret: string;
-}): Record<string, string> {
-  return {
-    'cjbatches.cj.huleedu.io []': '[get list watch patch]',
-    'llmproviderpools.cj.huleedu.io []': '[get list watch]',
-    'cjbatches.cj.huleedu.io/status []': '[patch]',
-    'llmproviderpools.cj.huleedu.io/status []': '[patch]',
-    'cjbatches.cj.huleedu.io/finalizers []': '[update]',
-    'jobs.batch []': '[create get list watch patch delete]',
-    'configmaps []': '[get create patch]',
-    'secrets []': '[get create patch]',
-    'events.events.k8s.io []': '[create patch]',
-    'leases.coordination.k8s.io [cj-operator-leader]': '[get update]',
-    ...(webhook
-      ? {
-          [`secrets [${webhook.secret}]`]: '[get patch]',
-          [`validatingwebhookconfigurations.admissionregistration.k8s.io [${webhook.configuration}]`]:
-            '[get patch]',
-        }
-      : {}),
+export const INSTALL_DOC = path.join(repoRoot, 'docs/install.md');
+
+/** One row of the permission table: `resource[/subresource]` (as written), optional object name, verbs. */
+export interface DocGrant {
+  resource: string;
+  subresource?: string;
+  name?: string;
+  verbs: string[];
+  line: number;
+}
+
+/**
+ * The table under "## Permissions" of docs/install.md (`| resource | verbs | why |`). A resource
+ * cell lists `` `resource[/subresource]` `` items separated by ", ", each optionally followed by
+ * `` `object-name` `` and a parenthesised remark; verbs are separated by spaces. Anything else fails
+ * naming the doc and line: this table is what the install tests hold the live RBAC to.
+ */
+export function permissionTable(text: string, doc = 'docs/install.md'): DocGrant[] {
+  const lines = text.split('\n');
+  const fail = (i: number | undefined, why: string): never => {
+    throw new Error(
+      `${doc}${i === undefined ? '' : `:${i + 1}`}: cannot read the operator's permission table (${why}); ` +
+        'the install tests (helm.test.ts, kustomize.test.ts) compare the live RBAC against it',
+    );
   };
+  const heading = lines.findIndex((l) => /^##\s+Permissions\s*$/.test(l));
+  if (heading < 0) fail(undefined, 'no "## Permissions" heading');
+  let i = heading + 1;
+  while (i < lines.length && !lines[i]!.startsWith('|')) {
+    if (/^#{1,2}\s/.test(lines[i]!)) fail(i, 'no table before the next heading');
+    i++;
+  }
+  const cells = (i: number) => {
+    const l = lines[i]!.trim();
+    if (!l.startsWith('|') || !l.endsWith('|')) fail(i, 'a table row must start and end with "|"');
+    return l
+      .slice(1, -1)
+      .split('|')
+      .map((c) => c.trim());
+  };
+  if (i >= lines.length) fail(undefined, 'no table after "## Permissions"');
+  if (cells(i).join('|') !== 'resource|verbs|why') fail(i, 'header is not "| resource | verbs | why |"');
+  if (!/^\|(\s*:?-+:?\s*\|){3}$/.test(lines[i + 1]?.trim() ?? '')) fail(i + 1, 'no separator row');
+  const out: DocGrant[] = [];
+  for (i += 2; i < lines.length && lines[i]!.trim().startsWith('|'); i++) {
+    const row = cells(i);
+    if (row.length !== 3) fail(i, `${row.length} cells instead of 3 (a "|" inside a cell?)`);
+    const verbs = row[1]!.split(/\s+/);
+    if (!verbs.every((v) => /^[a-z]+$/.test(v))) fail(i, `verbs "${row[1]}" are not space-separated words`);
+    for (const item of row[0]!.split(/,\s*/)) {
+      const m = /^`([a-z0-9.-]+)(?:\/([a-z]+))?`(?:\s+`([^`\s]+)`)?(?:\s+\([^)]*\))?$/.exec(item);
+      if (!m) fail(i, `resource "${item}" is not \`resource[/subresource]\` [\`name\`] [(remark)]`);
+      out.push({ resource: m![1]!, subresource: m![2], name: m![3], verbs, line: i + 1 });
+    }
+  }
+  if (out.length === 0) fail(i, 'the table has no rows');
+  return out;
+}
+
+/**
+ * The operator's grants as docs/install.md ("Permissions") lists them, as `kubectl auth can-i
+ * --list` rows (`resource.group[/sub] [name]` → `[verbs]`): the doc is the one source, so a verb
+ * added to the RBAC but not to the doc (or the other way round) fails the install tests. Resources
+ * the table writes without their API group are qualified through the apiserver's discovery.
+ * `names` maps the table's placeholder object names (`<release>-webhook-tls`) to the installed
+ * ones; a row with a placeholder not given (the self-managed webhook rows, webhook off) is left out.
+ */
+export async function documentedGrants(names: Record<string, string> = {}): Promise<Record<string, string>> {
+  const doc = path.relative(repoRoot, INSTALL_DOC);
+  const rows = permissionTable(readFileSync(INSTALL_DOC, 'utf8'), doc);
+  for (const placeholder of Object.keys(names))
+    if (!rows.some((r) => r.name === placeholder))
+      throw new Error(`${doc}: no row of the permission table names ${placeholder}`);
+  const known = (await kubectlOk(['api-resources', '-o', 'name'])).split('\n').filter(Boolean);
+  const qualify = (r: DocGrant) => {
+    const found = known.includes(r.resource)
+      ? [r.resource]
+      : known.filter((k) => !r.resource.includes('.') && k.startsWith(`${r.resource}.`));
+    if (found.length !== 1)
+      throw new Error(
+        `${doc}:${r.line}: resource "${r.resource}" is ${found.length ? `ambiguous (${found.join(', ')})` : 'not served by the apiserver'}`,
+      );
+    return found[0]!;
+  };
+  const grants = new Map<string, Set<string>>();
+  for (const r of rows) {
+    const name = r.name?.includes('<') ? names[r.name] : r.name;
+    if (r.name && !name) continue;
+    const key = `${qualify(r)}${r.subresource ? `/${r.subresource}` : ''} [${name ?? ''}]`;
+    const verbs = grants.get(key) ?? new Set();
+    for (const v of r.verbs) verbs.add(v);
+    grants.set(key, verbs);
+  }
+  return Object.fromEntries([...grants].map(([k, v]) => [k, `[${[...v].join(' ')}]`]));
 }
 
 /**

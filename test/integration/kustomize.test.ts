@@ -191,7 +191,10 @@ describe('kustomize base (config/default)', () => {
     await expectExactGrants(
       ns,
       'cj-operator',
-      documentedGrants({ configuration: `cj-operator-validating-${id}`, secret: 'cj-operator-webhook-tls' }),
+      await documentedGrants({
+        '<release>-webhook-tls': 'cj-operator-webhook-tls',
+        '<release>-validating': `cj-operator-validating-${id}`,
+      }),
       // The base is namespaced (a Role per watched namespace): no Secret outside its namespace.
       { clusterWide: false },
     );

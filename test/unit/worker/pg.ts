@@ -2,7 +2,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import postgres from 'postgres';
 import { stopPid } from '../../../hack/lib/proc.js';
 import { startPostgres } from '../../../hack/services/postgres.js';
 import { connect, type Sql } from '../../../runtime/src/store/db.js';
@@ -11,7 +10,10 @@ import { migrate } from '../../../runtime/src/store/migrate.js';
 export interface TestDb {
   url: string;
   sql: Sql;
-  /** Another connection (e.g. as a batch's role), ended by stop() before the server. */
+  /**
+   * Another connection (e.g. as a batch's role), ended by stop() before the server. Opened by the
+   * store's connect() so its results are compacted like the workers' (db.ts, denseResults).
+   */
   connectAs(url: string, max?: number): Sql;
   stop(): Promise<void>;
 }
@@ -26,7 +28,7 @@ export async function startTestDb(): Promise<TestDb> {
     url: pg.url,
     sql,
     connectAs(url, max = 1) {
-      const c = postgres(url, { max, onnotice: () => {}, connect_timeout: 5 });
+      const c = connect(url, max);
       others.push(c);
       return c;
     },
