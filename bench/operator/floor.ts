@@ -3,7 +3,8 @@
 // comparisons ÷ requests per minute, tokens ÷ token rates, and the latency chain (comparisons ×
 // mean latency ÷ the pool's concurrency). Reports wall time (apply → Succeeded), the ratio to the
 // floor, the share of the pool's request rate used between the first and the last verdict, the
-// fixed start-up (apply → first verdict), pods created, operator CPU and peak RSS.
+// fixed start-up (apply → first verdict), pods created, operator CPU and peak RSS, and per 10 s
+// the verdicts and the calls in flight (each call from its lane's start, limiter wait included).
 //
 // Cases: `demo` (config/samples/cjbatch-demo.yaml, 40 essays + 12 anchors, default budget) on a
 // pool of 60 requests/minute; `e200` (200 essays made from the demo's by reordering paragraphs,
@@ -12,7 +13,7 @@
 // and any mode given as operator environment with `--mode NAME=ENV=VALUE[,ENV=VALUE]`.
 //
 //   nice -n 10 node --import tsx bench/operator/floor.ts [--cases demo,e200] [--latency-ms 2000-6000]
-//       [--mode pipelined=CJ_SOME_SWITCH=1] [--stack NAME]
+//       [--mode pipelined=CJ_SOME_SWITCH=1] [--no-baseline] [--stack NAME]
 //
 // It needs `npm run build` (the operator and the worker pods run dist/). The stack is a private one
 // (`--stack`, default `floor-<pid>`) started and stopped here, so its worker pods run this checkout.
@@ -43,7 +44,8 @@ const RUN_TIMEOUT_MS = 40 * 60_000;
 const LANES_PER_POD = 16;
 
 const MODES: { name: string; env: Record<string, string> }[] = [
-  { name: 'rounds', env: {} },
+  // `--no-baseline`: only the given modes (a diagnostic run; the table's rows need the baseline).
+  ...(argv.includes('--no-baseline') ? [] : [{ name: 'rounds', env: {} }]),
   ...all('--mode').map((m) => {
     const [name, ...rest] = m.split('=');
     const env = Object.fromEntries(
@@ -119,6 +121,8 @@ interface Row {
   wallS: number;
   startupS: number;
   rateUsed: number;
+  /** The same against the most the pool allows: min(requests per minute, lanes ÷ mean latency). */
+  boundUsed: number;
   meanLatencyMs: number;
   rounds: number;
   pods: number;
@@ -126,22 +130,33 @@ interface Row {
   rssMiB: number;
   load: number;
   phase: string;
+  /** Per 10-s window from apply: verdicts, and the mean calls in flight (from each call's start and end). */
+  timeline: { verdicts: number; inFlight: number }[];
 }
 
 /**
- * Seconds the pool-wide limiter needs for `n` requests at `rpm`: it aims at safety × rpm and
- * starts a fresh pool at `initial` of that, reaching all of it after `rampMs` (LIMITER_DEFAULTS).
+ * Seconds the pool-wide limiter lets `n` requests finish in: it aims at safety × rpm and starts a
+ * fresh pool at `initial` of that, reaching all of it after `rampS` (LIMITER_DEFAULTS), while at
+ * most `inFlight` calls of `latencyS` each run at once. The two compound: during the slow start
+ * the rate is the bound, after it the concurrency (their max alone understates the floor).
  */
-function limiterSeconds(n: number, rpm: number, safety = 0.95, initial = 0.1, rampS = 60): number {
-  const perS = (rpm * safety) / 60;
-  const rampArea = perS * rampS * ((1 + initial) / 2);
-  if (n <= rampArea) {
-    // perS * (initial t + (1-initial) t² / (2 rampS)) = n
-    const a = (perS * (1 - initial)) / (2 * rampS);
-    const b = perS * initial;
-    return (-b + Math.sqrt(b * b + 4 * a * n)) / (2 * a);
+function limiterSeconds(
+  n: number,
+  rpm: number,
+  inFlight: number,
+  latencyS: number,
+  safety = 0.95,
+  initial = 0.1,
+  rampS = 60,
+): number {
+  const dt = 0.01;
+  let done = 0;
+  let t = 0;
+  for (; done < n; t += dt) {
+    const ramp = ((rpm * safety) / 60) * Math.min(1, initial + ((1 - initial) * t) / rampS);
+    done += Math.min(ramp, inFlight / latencyS) * dt;
   }
-  return rampS + (n - rampArea) / perS;
+  return t;
 }
 
 async function runOne(c: Case, mode: (typeof MODES)[number]): Promise<Row> {
@@ -212,6 +227,19 @@ async function runOne(c: Case, mode: (typeof MODES)[number]): Promise<Row> {
              coalesce(avg(latency_ms), 0)::float8 AS latency,
              count(DISTINCT round)::int AS rounds
         FROM comparisons WHERE batch_uid = ${b.metadata.uid} AND completed_at IS NOT NULL`;
+    // Where the time goes: each call spans [completed_at - latency_ms, completed_at]; sampled every
+    // second from apply, averaged per 10-s window, beside the verdicts of the window.
+    const timeline = await sql<{ w: number; verdicts: number; in_flight: number }[]>`
+      WITH c AS (SELECT completed_at AS e, completed_at - make_interval(secs => coalesce(latency_ms, 0) / 1000.0) AS s
+                   FROM comparisons WHERE batch_uid = ${b.metadata.uid} AND completed_at IS NOT NULL
+                    AND status = 'succeeded'),
+           t AS (SELECT g, to_timestamp(${t0 / 1000}) + make_interval(secs => g) AS at
+                   FROM generate_series(0, ${Math.ceil(wallS)}) g),
+           per_s AS (SELECT t.g, (SELECT count(*) FROM c WHERE c.s <= t.at AND c.e > t.at) AS busy,
+                            (SELECT count(*) FROM c WHERE c.e >= t.at AND c.e < t.at + interval '1 second') AS done
+                       FROM t)
+      SELECT (g / 10)::int AS w, sum(done)::int AS verdicts, avg(busy)::float8 AS in_flight
+        FROM per_s GROUP BY g / 10 ORDER BY 1`;
     await sql.end();
     // Pods seen by the 1-s poll, or the Jobs' own counts when a pod came and went between polls.
     const jobs = (await api.get(`/apis/batch/v1/namespaces/${ns}/jobs`)).items as any[];
@@ -237,10 +265,16 @@ async function runOne(c: Case, mode: (typeof MODES)[number]): Promise<Row> {
       comparisons: n,
       floorS,
       floorWhy,
-      limiterFloorS: Math.max(limiterSeconds(n, limits.requestsPerMinute), floors[3]![1]),
+      limiterFloorS: limiterSeconds(n, limits.requestsPerMinute, lanes, (LAT_LO + LAT_HI) / 2 / 1000),
       wallS,
       startupS: (d!.first_ms - t0) / 1000,
       rateUsed: spanMin > 0 ? (n - 1) / spanMin / limits.requestsPerMinute : 0,
+      boundUsed:
+        spanMin > 0
+          ? (n - 1) /
+            spanMin /
+            Math.min(limits.requestsPerMinute, (lanes * 60) / ((LAT_LO + LAT_HI) / 2 / 1000))
+          : 0,
       meanLatencyMs: d!.latency,
       rounds: d!.rounds,
       pods: Math.max(pods.size, jobPods),
@@ -248,6 +282,7 @@ async function runOne(c: Case, mode: (typeof MODES)[number]): Promise<Row> {
       rssMiB: op.peakRssKiB() / 1024,
       load: loads.reduce((a, x) => a + x, 0) / Math.max(1, loads.length),
       phase: b.status.phase,
+      timeline: timeline.map((x) => ({ verdicts: x.verdicts, inFlight: x.in_flight })),
     };
   } finally {
     await cleanup().catch((e) => console.error(`cleanup: ${(e as Error).message}`));
@@ -269,12 +304,20 @@ const f0 = (x: number) => x.toFixed(0);
 console.log(`
 machine: ${os.cpus().length} × ${os.cpus()[0]?.model}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; ${new Date().toISOString().slice(0, 16)}Z; judge latency ${LAT_LO}-${LAT_HI} ms
 
-| case | mode | comparisons | floor (bound) | limiter floor | wall | wall / floor | rate used, first→last verdict | start-up | rounds | pods | operator CPU | operator RSS | load avg | phase |
-|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
+| case | mode | comparisons | floor (bound) | limiter floor | wall | wall / floor | rate used, first→last verdict | of the bound | start-up | rounds | pods | operator CPU | operator RSS | load avg | phase |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
 ${rows
   .map(
     (r) =>
-      `| ${r.case} | ${r.mode} | ${r.comparisons} | ${f0(r.floorS)} s (${r.floorWhy}) | ${f0(r.limiterFloorS)} s | ${f0(r.wallS)} s | ${(r.wallS / r.floorS).toFixed(2)} | ${(r.rateUsed * 100).toFixed(0)}% | ${r.startupS.toFixed(1)} s | ${r.rounds} | ${r.pods} | ${r.cpuS.toFixed(1)} s | ${f0(r.rssMiB)} MiB | ${r.load.toFixed(1)} | ${r.phase} |`,
+      `| ${r.case} | ${r.mode} | ${r.comparisons} | ${f0(r.floorS)} s (${r.floorWhy}) | ${f0(r.limiterFloorS)} s | ${f0(r.wallS)} s | ${(r.wallS / r.floorS).toFixed(2)} | ${(r.rateUsed * 100).toFixed(0)}% | ${(r.boundUsed * 100).toFixed(0)}% | ${r.startupS.toFixed(1)} s | ${r.rounds} | ${r.pods} | ${r.cpuS.toFixed(1)} s | ${f0(r.rssMiB)} MiB | ${r.load.toFixed(1)} | ${r.phase} |`,
+  )
+  .join('\n')}
+
+Per 10 s from apply: verdicts / mean calls in flight
+${rows
+  .map(
+    (r) =>
+      `${r.case} [${r.mode}]: ${r.timeline.map((x) => `${x.verdicts}/${x.inFlight.toFixed(0)}`).join(' ')}`,
   )
   .join('\n')}
 `);

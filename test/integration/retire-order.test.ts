@@ -7,7 +7,8 @@
 //  - `hung`: one of its two worker pods is frozen (SIGSTOP) and never exits; after the grace the
 //    Job is deleted Foreground (Event StoppingWorkers) and the role goes once the Job is gone.
 // A sampler reads, every 250 ms and in this order, the role (Postgres), the batch and its Job
-// (apiserver): a role retired while a later read still shows the Job live is a broken order.
+// (apiserver): a role retired while a later read still shows the Job live is a broken order. Both
+// end with the drills' invariants: the Failed outcome cancelled every open pair, nothing pending.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jobState } from '../../operator/src/controllers/cjbatch/jobs.js';
 import { Drill } from './drill-invariants.js';
@@ -151,6 +152,9 @@ describe('retire order: the role goes only after the workers Job is over', () =>
       pods.map(() => 0),
     );
     expect(await events('ends', 'StoppingWorkers')).toEqual([]);
+    // The drills' invariants: the Failed outcome cancelled what was open (nothing pending or
+    // leased), status counters == rows, one event.
+    await d.finish('ends', { expectPhase: 'Failed' });
   }, 300_000);
 
   it.concurrent('a worker that does not exit: StoppingWorkers, the Job deleted Foreground, Retired once it is gone', async () => {
@@ -179,5 +183,7 @@ describe('retire order: the role goes only after the workers Job is over', () =>
     expect(samples.at(-1)!.job, timeline).toBeUndefined();
     expect(await events('hung', 'StoppingWorkers')).toHaveLength(1);
     expect(await events('hung', 'WorkersNotGone')).toEqual([]);
+    // The frozen pod's leased pairs too: cancelled with the outcome, nothing left open.
+    await d.finish('hung', { expectPhase: 'Failed' });
   }, 300_000);
 });

@@ -46,8 +46,9 @@ export interface ClaimedRow {
 
 /**
  * The failure reason of pairs that were still open when a pipelined batch committed its stop
- * decision: never judged (or judged too late to count), not the judge's failure. Progress counts
- * them apart from `failed` (progress.ts).
+ * decision, or when any batch's outcome was committed (a Failed batch: commitOutcomeEvent): never
+ * judged (or judged too late to count), not the judge's failure. Progress counts them apart from
+ * `failed` (progress.ts). The value keeps its first name: rows already stored carry it.
  */
 export const CANCELLED = 'cancelled_at_stop';
 

@@ -4,6 +4,8 @@
 import { randomUUID } from 'node:crypto';
 import type postgres from 'postgres';
 import type { Sql } from './db.js';
+import { type Progress, readProgress } from './progress.js';
+import { cancelOpen } from './rounds.js';
 
 export interface OutcomeWrite {
   uid: string;
@@ -14,13 +16,24 @@ export interface OutcomeWrite {
   eventType: string;
   /** Every result event type: a batch has at most one row of any of them. */
   resultTypes: readonly string[];
-  /** The event payload for the id the store assigns. */
-  event: (eventId: string) => unknown;
+  /**
+   * The event payload for the id the store assigns, given the batch's counters read in the
+   * outcome's transaction (after its open pairs were cancelled).
+   */
+  event: (eventId: string, progress: Progress) => unknown;
 }
 
 /**
  * Records the outcome and its event once. Returns the event id of the outcome (the existing one
  * when this is a retry after a crash: never a second id, and never a second outcome).
+ *
+ * Nothing is judged for a batch once its outcome is committed: the transaction cancels its pairs
+ * still open (`cancelOpen`: final, `failed` with reason `CANCELLED`, in neither planned nor
+ * failed), as a pipelined stop decision does. A Failed batch has no stop round, so without this its
+ * unclaimed pairs would stay `pending` for good. A pair a worker is judging right now is cancelled
+ * too, keeping its owner: the worker's late write is refused (never counted as a verdict after the
+ * outcome) and only records the tokens it spent (`writeOutcome`); its lane then finds the outcome
+ * and exits. After a stop decision (Succeeded) nothing is open any more and this changes nothing.
  */
 export async function commitOutcomeEvent(sql: Sql, o: OutcomeWrite): Promise<string> {
   return sql.begin(async (tx) => {
@@ -32,6 +45,11 @@ export async function commitOutcomeEvent(sql: Sql, o: OutcomeWrite): Promise<str
       SELECT event_id FROM outbox WHERE batch_uid = ${o.uid} AND event_type IN ${tx(o.resultTypes)}
        ORDER BY created_at LIMIT 1`;
     if (existing) return existing.event_id;
+    // Wait for a pipelined planning pass in flight (it holds the batch's oldest comparison row,
+    // planAhead) so that the pairs it writes are cancelled below; a later pass cannot take the
+    // row before this commits, and then sees the outcome and plans nothing.
+    await tx`SELECT id FROM comparisons WHERE batch_uid = ${o.uid} ORDER BY id LIMIT 1 FOR NO KEY UPDATE`;
+    await cancelOpen(tx, o.uid);
     await tx`
       UPDATE batches SET finalized_at = coalesce(finalized_at, now()),
              outcome = coalesce(outcome, ${o.outcome}), outcome_reason = coalesce(outcome_reason, ${o.reason})
@@ -42,7 +60,7 @@ export async function commitOutcomeEvent(sql: Sql, o: OutcomeWrite): Promise<str
     await tx`
       INSERT INTO outbox (event_id, batch_uid, event_type, topic, key, payload)
       VALUES (${eventId}, ${o.uid}, ${o.eventType}, ${o.topic}, ${o.uid},
-              ${tx.json(o.event(eventId) as postgres.JSONValue)})
+              ${tx.json(o.event(eventId, await readProgress(tx, o.uid)) as postgres.JSONValue)})
       ON CONFLICT (batch_uid, event_type) DO NOTHING`;
     const [row] = await tx<{ event_id: string }[]>`
       SELECT event_id FROM outbox WHERE batch_uid = ${o.uid} AND event_type = ${o.eventType}`;

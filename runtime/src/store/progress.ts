@@ -1,7 +1,6 @@
 // The batch's progress as the database knows it. Status counters are always read from here, so
 // they are cumulative across rounds by construction and failures are never counted as completed.
-import { CANCELLED } from './claims.js';
-import type { Sql } from './db.js';
+import { CANCELLED, type Querier } from './claims.js';
 
 export interface Progress {
   planned: number;
@@ -18,7 +17,7 @@ export interface Progress {
   currentRound: { round: number; planned: number; done: number } | null;
 }
 
-export async function readProgress(sql: Sql, uid: string): Promise<Progress> {
+export async function readProgress(sql: Querier, uid: string): Promise<Progress> {
   const [t] = await sql`
     SELECT count(*) FILTER (WHERE failure_reason IS DISTINCT FROM ${CANCELLED})::int AS planned,
            count(*) FILTER (WHERE attempts > 0)::int AS submitted,

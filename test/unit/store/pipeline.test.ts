@@ -1,6 +1,7 @@
 // Pipelined rounds against a real Postgres, under the batch's own role (what a worker pod has):
 // planning ahead only at the low-water mark, one pass at a time, the open pairs counted as pending,
-// and a stop that cancels what is open in its own transaction (tokens of a pair being judged kept).
+// and a stop that cancels what is open in its own transaction (tokens of a pair being judged kept);
+// a committed outcome (a Failed batch has no stop round) cancels what is open the same way.
 // The store's half of bench/cj/pipeline.ts's call pattern; the worker loop is test/integration/pipeline.test.ts.
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,7 +9,8 @@ import { planAheadOnce, planRound, scoreRound } from '../../../runtime/src/scori
 import { registerBatch } from '../../../runtime/src/store/batches.js';
 import type { Querier } from '../../../runtime/src/store/claims.js';
 import { CANCELLED, claimChunk, writeOutcome } from '../../../runtime/src/store/claims.js';
-import { readProgress } from '../../../runtime/src/store/progress.js';
+import { commitOutcomeEvent } from '../../../runtime/src/store/outcome.js';
+import { type Progress, readProgress } from '../../../runtime/src/store/progress.js';
 import { pipelineState, planAhead, readScoringInput } from '../../../runtime/src/store/rounds.js';
 import { createBatchRole, workerDatabaseUrl } from '../../../runtime/src/store/tenancy.js';
 import { startTestDb, type TestDb } from '../worker/pg.js';
@@ -191,5 +193,105 @@ describe('pipelined rounds in the store', () => {
     // What plan() sees spent plus what it plans never goes past the budget.
     const w = planRound(input, 1);
     expect(before + w.nextPairs.length).toBeLessThanOrEqual(budget);
+  }, 60_000);
+  it('a Failed outcome cancels the open pairs in its transaction, after a planning pass in flight', async () => {
+    const uid = '00000000-0000-4000-8000-0000000000c3';
+    await registerBatch(db.sql, {
+      uid,
+      namespace: 'ns',
+      name: 'failed',
+      config: {
+        grades: fx.gradeScale.grades,
+        seed: 1,
+        roundSize: 10,
+        shards: 2,
+        rounds: 'pipelined',
+        stopping: {
+          lag: 1,
+          rankStability: 1,
+          maxGradeChanges: 0,
+          reliability: 1,
+          gradeConfidence: 1,
+          minPerEssay: 1000,
+        },
+        assignment: fx.assignment,
+      },
+      budgetTotal: 40,
+      budgetSource: 'spec',
+      essays: fx.essays.slice(0, 8),
+      anchors: fx.anchors.slice(0, 4),
+    });
+    const cred = await createBatchRole(db.sql, { uid, poolKey: 'ns/pool', connectionLimit: 5 });
+    const w = db.connectAs(workerDatabaseUrl(db.url, cred), 3);
+    const first = (await scoreRound(db.sql, uid, 0)).nextPairs;
+    // A worker is judging one pair; two are judged; the rest are pending.
+    const [leased] = await claimChunk(
+      w,
+      { batchUid: uid, round: 0, shard: 0, allRounds: true },
+      'pod-y',
+      60,
+      1,
+    );
+    await db.sql`
+      UPDATE comparisons SET status = 'succeeded', winner = 'A', confidence = 0.75, completed_at = now()
+       WHERE id IN (SELECT id FROM comparisons WHERE batch_uid = ${uid} AND status = 'pending' ORDER BY id LIMIT 2)`;
+    // A planning pass holds the batch's lock (planAhead's row) and writes two more pairs while the
+    // operator commits the Failed outcome: the outcome waits for it and cancels those too.
+    let seen: Progress | undefined;
+    let committed = false;
+    const outcome = w.begin(async (tx) => {
+      await tx`SELECT id FROM comparisons WHERE batch_uid = ${uid} ORDER BY id LIMIT 1 FOR NO KEY UPDATE NOWAIT`;
+      const commit = commitOutcomeEvent(db.sql, {
+        uid,
+        outcome: 'failed',
+        reason: 'LowSuccessRate',
+        topic: 't',
+        eventType: 'cj.batch.failed.v1',
+        resultTypes: ['cj.batch.failed.v1', 'cj.batch.completed.v1'],
+        event: (eventId, p) => {
+          seen = p;
+          return { id: eventId };
+        },
+      }).then((id) => {
+        committed = true;
+        return id;
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      expect(committed, 'the outcome waits for the pass').toBe(false);
+      await tx`
+        INSERT INTO comparisons (batch_uid, round, shard, essay_a, essay_b)
+        SELECT batch_uid, 1, 0, essay_b, essay_a FROM comparisons
+         WHERE batch_uid = ${uid} AND round = 1 ORDER BY id LIMIT 2`;
+      // Not awaited here: the pass's COMMIT is what lets the outcome go on.
+      return { commit };
+    });
+    await (await outcome).commit;
+    const rows = await db.sql`SELECT status, failure_reason FROM comparisons WHERE batch_uid = ${uid}`;
+    expect(rows.filter((r) => r.status === 'pending' || r.status === 'leased')).toEqual([]);
+    const p = await readProgress(db.sql, uid);
+    expect(p).toMatchObject({ completed: 2, failed: 0, pending: 0, cancelled: first, planned: 2 });
+    // The event was built from the counters after the cancellation, in the same transaction.
+    expect(seen).toMatchObject({ completed: 2, pending: 0, cancelled: first, planned: 2 });
+    // The worker's verdict on the pair it was judging comes too late: refused, its tokens kept once.
+    const late = {
+      status: 'succeeded' as const,
+      comparisonId: leased!.id,
+      pairId: 'x',
+      winner: 'A' as const,
+      confidence: 'high' as const,
+      justification: 'late',
+      injectionFlags: [],
+      usage: { input: 500, output: 30, cacheRead: 0, cacheWrite: 0 },
+      attempts: 1,
+      latencyMs: 5,
+    };
+    expect(await writeOutcome(w, late, 'pod-y')).toBe(false);
+    const [row] = await db.sql`SELECT status, failure_reason, winner, input_tokens::int AS t FROM comparisons
+                                WHERE id = ${leased!.id}::bigint`;
+    expect(row).toEqual({ status: 'failed', failure_reason: CANCELLED, winner: null, t: 500 });
+    expect(await readProgress(db.sql, uid)).toMatchObject({ completed: 2, cancelled: first, pending: 0 });
+    // What the planner reads now: the outcome, nothing open: no pass, the workers exit.
+    expect(await pipelineState(w, uid)).toMatchObject({ open: 0, finalized: true });
+    expect(await planAheadOnce(w, uid, 1000)).toBeUndefined();
   }, 60_000);
 });

@@ -159,7 +159,8 @@ describe('runtime compare', () => {
     ).catch((e: unknown) => {
       throw new Error(`${e}\n${w.output()}`);
     });
-    // The operator commits a Failed outcome (what commitOutcomeEvent writes on the batch row).
+    // The operator commits a Failed outcome: only its batch-row half here (commitOutcomeEvent also
+    // cancels the open pairs, test/unit/store/pipeline.test.ts): the worker exits on the row alone.
     const t0 = Date.now();
     await db.sql`UPDATE batches SET finalized_at = now(), outcome = 'failed', outcome_reason = 'RoundTimeout'
                   WHERE uid = ${b.uid}`;

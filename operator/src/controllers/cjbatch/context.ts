@@ -20,7 +20,7 @@ import {
 } from '../../../../runtime/src/store/batches.js';
 import type { Sql } from '../../../../runtime/src/store/index.js';
 import { batchEventState } from '../../../../runtime/src/store/outbox.js';
-import { readProgress } from '../../../../runtime/src/store/progress.js';
+import { type Progress, readProgress } from '../../../../runtime/src/store/progress.js';
 import {
   failOpenComparisons,
   latestRound,
@@ -161,17 +161,16 @@ export async function shareAndPace(ctx: PhaseContext): Promise<void> {
 export async function mirror(ctx: PhaseContext, reg: BatchRow, latest?: RoundRow) {
   const uid = uidOf(ctx);
   const p = await ctx.store.readProgress(uid);
+  mirrorFrom(ctx, reg, p, latest ?? (await ctx.store.latestRound(uid)));
+  return p;
+}
+
+/** `mirror` from counters already read (the failed outcome's own transaction). */
+export function mirrorFrom(ctx: PhaseContext, reg: BatchRow, p: Progress, latest: RoundRow | undefined) {
   Object.assign(
     ctx.status,
-    mirrorProgress(
-      ctx.status,
-      p,
-      { total: reg.budget_total, source: reg.budget_source },
-      latest ?? (await ctx.store.latestRound(uid)),
-      ctx.pool,
-    ),
+    mirrorProgress(ctx.status, p, { total: reg.budget_total, source: reg.budget_source }, latest, ctx.pool),
   );
-  return p;
 }
 
 /** What every worker Job of the batch is given: image, Secrets, the pool's resolved config. */

@@ -20,6 +20,7 @@ import {
   commitOutcomeEvent,
   committedOutcome as storedOutcome,
 } from '../../../../runtime/src/store/outcome.js';
+import type { Progress } from '../../../../runtime/src/store/progress.js';
 import { readFlaggedComparisons, readScores } from '../../../../runtime/src/store/results.js';
 import type { CJBatch, CJBatchStatus } from '../../api/index.js';
 
@@ -106,7 +107,16 @@ interface OutcomeBase {
 }
 export type Outcome =
   | (OutcomeBase & { outcome: 'succeeded'; data: CompletedBody })
-  | (OutcomeBase & { outcome: 'failed'; data: FailedBody });
+  | (OutcomeBase & {
+      outcome: 'failed';
+      data: FailedBody;
+      /**
+       * The event's data from the counters read in the outcome's own transaction, after it
+       * cancelled the open pairs (commitOutcomeEvent), instead of `data`: a failed batch may
+       * still have pairs open, and its event must say what the store says from then on.
+       */
+      recount?: (p: Progress) => FailedBody;
+    });
 
 /**
  * The structured-mode CloudEvent of every event about a batch (result and audit): the envelope
@@ -184,7 +194,13 @@ export async function commitOutcome(sql: Sql, batch: CJBatch, o: Outcome): Promi
     topic: o.topic,
     eventType: o.outcome === 'succeeded' ? EVENT_COMPLETED : EVENT_FAILED,
     resultTypes: RESULT_EVENT_TYPES,
-    event: (eventId) => resultEvent(batch, o, eventId, new Date()),
+    event: (eventId, p) =>
+      resultEvent(
+        batch,
+        o.outcome === 'failed' && o.recount ? { ...o, data: o.recount(p) } : o,
+        eventId,
+        new Date(),
+      ),
   });
 }
 

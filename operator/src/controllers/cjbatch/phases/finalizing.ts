@@ -8,7 +8,7 @@ import type { BatchRow } from '../../../../../runtime/src/store/batches.js';
 import type { CommittedOutcome } from '../../../../../runtime/src/store/outcome.js';
 import type { RoundRow } from '../../../../../runtime/src/store/rounds.js';
 import { metaTime } from '../../../kube/status.js';
-import { mirror, type PhaseContext, type Step, setPhase, uidOf } from '../context.js';
+import { mirror, mirrorFrom, type PhaseContext, type Step, setPhase, uidOf } from '../context.js';
 import { completedEventData, explainSummary, failedEventData, resultsConfigMaps } from '../finalize.js';
 import { ownedObjectMeta } from '../jobs.js';
 
@@ -75,13 +75,21 @@ export async function fail(ctx: PhaseContext, reason: string, message: string): 
   const uid = uidOf(ctx);
   // Counters as of the failure (a timed-out round's open pairs were just marked failed).
   const reg = await ctx.store.getBatch(uid);
-  if (reg) await mirror(ctx, reg);
+  const latest = reg ? await ctx.store.latestRound(uid) : undefined;
+  if (reg) await mirror(ctx, reg, latest);
+  const grades = batch.spec.gradeScale.grades;
   const eventId = await ctx.store.commitOutcome(batch, {
     outcome: 'failed',
     reason,
     message,
     topic: batch.spec.output?.kafkaTopic ?? ctx.config.kafkaTopic,
-    data: failedEventData(status, ctx.pool, batch.spec.gradeScale.grades),
+    data: failedEventData(status, ctx.pool, grades),
+    // The outcome's transaction cancels the pairs still open (a pipelined batch's workers were
+    // judging): status and event both say what the store says from then on.
+    recount: (p) => {
+      if (reg) mirrorFrom(ctx, reg, p, latest);
+      return failedEventData(status, ctx.pool, grades);
+    },
   });
   status.completionTime ??= metaTime();
   setPhase(ctx, 'Failed');
