@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { setMaxListeners } from 'node:events';
 import { connect } from '../../runtime/src/store/index.js';
 /**
  * The operator process: migrate the database, serve probes and metrics, then (as Lease leader)
@@ -143,6 +144,9 @@ export async function main(): Promise<void> {
   });
 
   const runControllers = async (signal: AbortSignal) => {
+    // Every informer, controller worker and loop listens on this one signal for the process's
+    // life: many listeners by design, not a leak (Node warns past 10).
+    setMaxListeners(0, signal);
     leading = true;
     log.info({ identity: config.identity }, 'Started leading');
     if (!config.kafkaBrokers) log.warn('KAFKA_BROKERS is not set: result events stay in the outbox');

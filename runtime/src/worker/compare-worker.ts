@@ -28,6 +28,7 @@
  * expire).
  */
 
+import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { z } from 'zod';
@@ -103,6 +104,9 @@ export async function runWorker(env: CompareEnv, opts: WorkerOptions = {}): Prom
   const result: WorkerResult = { code: EXIT.done, succeeded: 0, failed: 0, lostLeases: 0, released: 0 };
   const held = new Set<string>();
   const stop = new AbortController();
+  // Every lane's calls, sleeps and database retries listen on it at once: many listeners by
+  // design, not a leak (Node warns past 10).
+  setMaxListeners(0, stop.signal);
   const onExternal = () => stop.abort(opts.signal?.reason ?? new Error('terminated'));
   if (opts.signal?.aborted) onExternal();
   opts.signal?.addEventListener('abort', onExternal, { once: true });
