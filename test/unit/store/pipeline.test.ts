@@ -33,6 +33,20 @@ async function judge(n: number) {
      WHERE id IN (SELECT id FROM comparisons WHERE batch_uid = ${UID} AND status = 'pending'
                    ORDER BY id LIMIT ${n})`;
 }
+/** A worker's verdict on `comparisonId` that arrives after its pair was cancelled. */
+const lateVerdict = (comparisonId: string, input: number, output: number) => ({
+  status: 'succeeded' as const,
+  comparisonId,
+  pairId: 'x',
+  winner: 'A' as const,
+  confidence: 'high' as const,
+  justification: 'late',
+  injectionFlags: [],
+  usage: { input, output, cacheRead: 0, cacheWrite: 0 },
+  attempts: 1,
+  latencyMs: 5,
+});
+
 const open = async () =>
   (
     await db.sql`SELECT count(*)::int AS n FROM comparisons
@@ -115,18 +129,7 @@ describe('pipelined rounds in the store', () => {
     expect(await planAheadOnce(w1, UID, 50)).toBeUndefined();
 
     // The late verdict is refused, its tokens are kept on the cancelled row (once).
-    const late = {
-      status: 'succeeded' as const,
-      comparisonId: leased!.id,
-      pairId: 'x',
-      winner: 'A' as const,
-      confidence: 'high' as const,
-      justification: 'late',
-      injectionFlags: [],
-      usage: { input: 700, output: 40, cacheRead: 0, cacheWrite: 0 },
-      attempts: 1,
-      latencyMs: 5,
-    };
+    const late = lateVerdict(leased!.id, 700, 40);
     expect(await writeOutcome(w2, late, 'pod-x')).toBe(false);
     expect(await writeOutcome(w2, late, 'pod-x', true)).toBe(false);
     const [row] = await db.sql`SELECT status, failure_reason, winner, input_tokens::int AS t FROM comparisons
@@ -273,18 +276,7 @@ describe('pipelined rounds in the store', () => {
     // The event was built from the counters after the cancellation, in the same transaction.
     expect(seen).toMatchObject({ completed: 2, pending: 0, cancelled: first, planned: 2 });
     // The worker's verdict on the pair it was judging comes too late: refused, its tokens kept once.
-    const late = {
-      status: 'succeeded' as const,
-      comparisonId: leased!.id,
-      pairId: 'x',
-      winner: 'A' as const,
-      confidence: 'high' as const,
-      justification: 'late',
-      injectionFlags: [],
-      usage: { input: 500, output: 30, cacheRead: 0, cacheWrite: 0 },
-      attempts: 1,
-      latencyMs: 5,
-    };
+    const late = lateVerdict(leased!.id, 500, 30);
     expect(await writeOutcome(w, late, 'pod-y')).toBe(false);
     const [row] = await db.sql`SELECT status, failure_reason, winner, input_tokens::int AS t FROM comparisons
                                 WHERE id = ${leased!.id}::bigint`;
