@@ -14,6 +14,11 @@
 //
 //   nice -n 10 node --import tsx bench/operator/floor.ts [--cases demo,e200] [--latency-ms 2000-6000]
 //       [--mode pipelined=CJ_SOME_SWITCH=1] [--no-baseline] [--stack NAME]
+//       [--slow-start DURATION] [--concurrency N]
+//
+// `--slow-start` sets the pool's spec.slowStart.duration (default: the CRD's 60s; `0s` for a key
+// that already carries traffic); `--concurrency` the pool's maxConcurrency (default per case), the
+// e200 batch then getting enough pods of 16 lanes to fill it.
 //
 // It needs `npm run build` (the operator and the worker pods run dist/). The stack is a private one
 // (`--stack`, default `floor-<pid>`) started and stopped here, so its worker pods run this checkout.
@@ -23,7 +28,7 @@ import os from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
 import YAML from 'yaml';
-import { resolvePoolRuntimeConfig } from '../../contract/src/pool-runtime.js';
+import { LIMITER_DEFAULTS, resolvePoolRuntimeConfig } from '../../contract/src/pool-runtime.js';
 import { sleep } from '../../hack/lib/proc.js';
 import { repoRoot } from '../../hack/lib/tools.js';
 import { stopStack } from '../../hack/stack.js';
@@ -40,6 +45,10 @@ const CASES = (opt('--cases') ?? 'demo,e200').split(',');
 const [LAT_LO, LAT_HI] = (opt('--latency-ms') ?? '2000-6000').split('-').map(Number) as [number, number];
 const STACK = opt('--stack') ?? `floor-${process.pid}`;
 const RUN_TIMEOUT_MS = 40 * 60_000;
+const SLOW_START = opt('--slow-start');
+const CONCURRENCY = opt('--concurrency') === undefined ? undefined : Number(opt('--concurrency'));
+if (CONCURRENCY !== undefined && !(Number.isInteger(CONCURRENCY) && CONCURRENCY > 0))
+  throw new Error("--concurrency: a positive integer (the pool's maxConcurrency)");
 /** Worker lanes per pod (contract POOL_DEFAULTS.concurrency). */
 const LANES_PER_POD = 16;
 
@@ -96,7 +105,7 @@ const CASE_DEFS: Record<string, Case> = {
   e200: {
     name: '200+12, 1,000/min',
     rpm: 1000,
-    maxConcurrency: 50,
+    maxConcurrency: CONCURRENCY ?? 50,
     batch: (pool) => ({
       ...demo,
       metadata: { name: 'e200' },
@@ -104,8 +113,8 @@ const CASE_DEFS: Record<string, Case> = {
         ...demo.spec,
         providerPoolRef: { name: pool },
         essays: { inline: essays200() },
-        // 4 pods × 16 lanes ≥ the pool's 50 in flight: the pool, not the batch, caps concurrency.
-        workers: { ...demo.spec.workers, parallelism: 4 },
+        // Pods × 16 lanes ≥ the pool's in flight: the pool, not the batch, caps concurrency.
+        workers: { ...demo.spec.workers, parallelism: Math.ceil((CONCURRENCY ?? 50) / LANES_PER_POD) },
       },
     }),
   },
@@ -136,7 +145,7 @@ interface Row {
 
 /**
  * Seconds the pool-wide limiter lets `n` requests finish in: it aims at safety × rpm and starts a
- * fresh pool at `initial` of that, reaching all of it after `rampS` (LIMITER_DEFAULTS), while at
+ * fresh pool at `initial` of that, reaching all of it after `rampS` (the pool's slow start), while at
  * most `inFlight` calls of `latencyS` each run at once. The two compound: during the slow start
  * the rate is the bound, after it the concurrency (their max alone understates the floor).
  */
@@ -145,10 +154,11 @@ function limiterSeconds(
   rpm: number,
   inFlight: number,
   latencyS: number,
+  ramp: { initialFraction: number; durationMs: number },
   safety = 0.95,
-  initial = 0.1,
-  rampS = 60,
 ): number {
+  const initial = ramp.durationMs > 0 ? ramp.initialFraction : 1;
+  const rampS = Math.max(0.001, ramp.durationMs / 1000);
   const dt = 0.01;
   let done = 0;
   let t = 0;
@@ -169,6 +179,7 @@ async function runOne(c: Case, mode: (typeof MODES)[number]): Promise<Row> {
     const pool = load('llmproviderpool.yaml');
     pool.spec.baseURL = fake.url;
     pool.spec.limits = { requestsPerMinute: c.rpm, maxConcurrency: c.maxConcurrency };
+    if (SLOW_START !== undefined) pool.spec.slowStart = { duration: SLOW_START };
     const apply = (items: unknown[]) =>
       execFileSync('kubectl', ['apply', '-n', ns, '-f', '-'], {
         env,
@@ -248,7 +259,7 @@ async function runOne(c: Case, mode: (typeof MODES)[number]): Promise<Row> {
       0,
     );
 
-    const limits = resolvePoolRuntimeConfig(pool.spec).limits;
+    const { limits, limiter } = resolvePoolRuntimeConfig(pool.spec);
     const n = d!.n;
     const lanes = Math.min(limits.maxConcurrency, (batch.spec.workers?.parallelism ?? 2) * LANES_PER_POD);
     const floors: [string, number][] = [
@@ -265,7 +276,13 @@ async function runOne(c: Case, mode: (typeof MODES)[number]): Promise<Row> {
       comparisons: n,
       floorS,
       floorWhy,
-      limiterFloorS: limiterSeconds(n, limits.requestsPerMinute, lanes, (LAT_LO + LAT_HI) / 2 / 1000),
+      limiterFloorS: limiterSeconds(
+        n,
+        limits.requestsPerMinute,
+        lanes,
+        (LAT_LO + LAT_HI) / 2 / 1000,
+        limiter.rampUp ?? LIMITER_DEFAULTS.rampUp,
+      ),
       wallS,
       startupS: (d!.first_ms - t0) / 1000,
       rateUsed: spanMin > 0 ? (n - 1) / spanMin / limits.requestsPerMinute : 0,
@@ -302,7 +319,7 @@ try {
 
 const f0 = (x: number) => x.toFixed(0);
 console.log(`
-machine: ${os.cpus().length} × ${os.cpus()[0]?.model}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; ${new Date().toISOString().slice(0, 16)}Z; judge latency ${LAT_LO}-${LAT_HI} ms
+machine: ${os.cpus().length} × ${os.cpus()[0]?.model}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; ${new Date().toISOString().slice(0, 16)}Z; judge latency ${LAT_LO}-${LAT_HI} ms; slow start ${SLOW_START ?? 'default (60s)'}; e200 maxConcurrency ${CONCURRENCY ?? 50}
 
 | case | mode | comparisons | floor (bound) | limiter floor | wall | wall / floor | rate used, first→last verdict | of the bound | start-up | rounds | pods | operator CPU | operator RSS | load avg | phase |
 |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|

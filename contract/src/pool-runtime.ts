@@ -37,6 +37,13 @@ export const POOL_DEFAULTS = {
   batching: { mode: 'per_request', bundleSize: 1, batchPollInterval: '30s' },
   promptCaching: { enabled: true, ttl: '5m' },
   contextWindowTokens: DEFAULT_CONTEXT_WINDOW_TOKENS,
+  /**
+   * Slow start of a pool that was idle (its first call, or none for 10 min): the rate begins at
+   * initialPercent and grows linearly to all of it over duration, because a sharp rise in an
+   * organisation's traffic can meet the provider's acceleration limits (429s the rate limits do
+   * not explain). `duration: 0s` turns it off.
+   */
+  slowStart: { duration: '60s', initialPercent: 10 },
   /** Jitter share of the retry backoff: `backoff * (1 - jitter * U[0,1))`. */
   jitter: 0.25,
   /** In-flight calls per worker process, capped by the pool's maxConcurrency. */
@@ -99,8 +106,11 @@ export const LIMITER_DEFAULTS = {
   safetyFactor: 0.95,
   /** Bucket capacity in seconds of refill (a small burst: "60 RPM" may be enforced as 1/s). */
   burstSeconds: 5,
-  /** Slow start of a pool that was idle: 10% of the rate, reaching 100% after 60 s. */
-  rampUp: { initialFraction: 0.1, durationMs: 60_000 },
+  /** The default slow start (POOL_DEFAULTS.slowStart) as the limiters take it. */
+  rampUp: {
+    initialFraction: POOL_DEFAULTS.slowStart.initialPercent / 100,
+    durationMs: parseDuration(POOL_DEFAULTS.slowStart.duration),
+  },
   /** An unsettled reservation frees its slot after this (> the 120 s per-attempt timeout). */
   leaseMs: 180_000,
   /** The ramp restarts when nothing was granted for this long. */
@@ -179,6 +189,7 @@ export interface PoolSpecForRuntime {
   retry?: { maxAttempts?: number; initialBackoff?: string; maxBackoff?: string } | undefined;
   batching?: { mode?: BatchingMode; bundleSize?: number; batchPollInterval?: string } | undefined;
   promptCaching?: { enabled?: boolean; ttl?: CacheTtl } | undefined;
+  slowStart?: { duration?: string; initialPercent?: number } | undefined;
   pricing?:
     | {
         inputPerMTok: Price;
@@ -239,6 +250,12 @@ export function resolvePoolRuntimeConfig(
     batchPollIntervalMs: Math.max(1, ms(spec.batching?.batchPollInterval ?? d.batching.batchPollInterval)),
     ...(pricing ? { pricing } : {}),
     limits,
+    limiter: {
+      rampUp: {
+        initialFraction: (spec.slowStart?.initialPercent ?? d.slowStart.initialPercent) / 100,
+        durationMs: ms(spec.slowStart?.duration ?? d.slowStart.duration),
+      },
+    },
   } satisfies PoolRuntimeConfigInput);
 }
 

@@ -98,6 +98,26 @@ export const RetrySchema = z
     'Retries of failed provider calls (429, 5xx, timeouts). A Retry-After header is always honoured.',
   );
 
+export const SlowStartSchema = z
+  .object({
+    duration: duration(
+      'Time from the first call of an idle pool to its full rate (e.g. 60s); 0s turns the slow start off.',
+    ).default(POOL_DEFAULTS.slowStart.duration),
+    initialPercent: z
+      .number()
+      .int()
+      .min(1)
+      .max(100)
+      .default(POOL_DEFAULTS.slowStart.initialPercent)
+      .describe('Percent of the rate limits the pool starts at.'),
+  })
+  .describe(
+    'Slow start: a pool that was idle (its first call, or none for 10 minutes) starts at initialPercent ' +
+      "of its limits and ramps linearly to all of them, so a new class does not jump the organisation's " +
+      'traffic (providers may answer a sharp rise with 429s, "acceleration limits"). Turn it off (0s) ' +
+      'when the key already carries steady traffic or the provider has no such limit.',
+  );
+
 export const BatchingSchema = z
   .object({
     mode: z
@@ -287,6 +307,7 @@ export const LLMProviderPoolSpecSchema = withRules(
         ),
       limits: LimitsSchema.optional(),
       retry: RetrySchema.prefault({}),
+      slowStart: SlowStartSchema.prefault({}),
       batching: BatchingSchema.prefault({}),
       promptCaching: PromptCachingSchema.prefault({}),
       pricing: PricingSchema.optional(),

@@ -1,6 +1,7 @@
 // The pool-wide limiter's row (`llm_pool_limiter`, migrations 2–3) as the store reads it, the
 // bucket arithmetic over it, and the pool's usage that the operator shows in the pool's status.
 // The limiter that runs on them is runtime/src/worker/pool-limiter.ts.
+import { LIMITER_DEFAULTS } from '../../../contract/src/pool-runtime.js';
 import type { Sql } from './db.js';
 
 export interface LimiterRow {
@@ -55,10 +56,13 @@ export type Dim = 'req' | 'in' | 'out';
 /** Pure bucket arithmetic over one row at time `now` (ms). */
 export class BucketMath {
   constructor(private readonly row: LimiterRow) {}
-  rampFraction(now: number): number {
+  /** The slow start's fraction of the rate at `now`: a row that never granted, or idle longer than `idleMs`, starts over (cj_limiter_eval). */
+  rampFraction(now: number, idleMs: number = LIMITER_DEFAULTS.rampIdleResetMs): number {
     const r = this.row;
     if (r.ramp_ms <= 0) return 1;
-    const f = r.ramp_initial + ((1 - r.ramp_initial) * (now - Number(r.ramp_started_ms))) / r.ramp_ms;
+    const cold = r.last_grant_ms === null || now - Number(r.last_grant_ms) > idleMs;
+    const started = cold ? now : Number(r.ramp_started_ms);
+    const f = r.ramp_initial + ((1 - r.ramp_initial) * (now - started)) / r.ramp_ms;
     return Math.min(1, Math.max(r.ramp_initial, f));
   }
   /** Effective per-minute limit of a dimension (before ramp): min(configured, server) × safety. */

@@ -836,4 +836,52 @@ END
 $fn$;
 `,
   },
+  {
+    version: 8,
+    name: 'slow start from the first call',
+    sql: `
+SELECT set_config('search_path', quote_ident(current_schema()) || ', pg_temp', true);
+
+-- Migration 4's bucket arithmetic, but a row that never granted ramps from its first call, as an
+-- idle one does: before, the ramp ran from the row's creation, so a pool created long before its
+-- first batch started at full rate (the jump the slow start is there to avoid) while one created
+-- with its batch ramped. Same signature and results.
+CREATE OR REPLACE FUNCTION cj_limiter_eval(l llm_pool_limiter, p_t timestamptz, p_req float8, p_in float8,
+  p_out float8, p_idle_ms float8,
+  OUT o_wait float8, OUT o_ramp_started timestamptz, OUT o_vr float8, OUT o_vi float8,
+  OUT o_vo float8, OUT o_cr float8, OUT o_ci float8, OUT o_co float8)
+LANGUAGE plpgsql IMMUTABLE SET search_path FROM CURRENT AS $fn$
+DECLARE
+  v_f float8; v_lr float8; v_li float8; v_lo float8; v_dt float8;
+BEGIN
+  o_ramp_started := l.ramp_started_at;
+  IF l.ramp_ms > 0 AND (l.last_grant_at IS NULL
+      OR extract(epoch FROM p_t - l.last_grant_at)::float8 * 1000 > p_idle_ms) THEN
+    o_ramp_started := p_t;  -- first call, or idle: the ramp starts now
+  END IF;
+  IF l.ramp_ms <= 0 THEN
+    v_f := 1;
+  ELSE
+    v_f := least(1, greatest(l.ramp_initial, l.ramp_initial + (1 - l.ramp_initial)
+             * extract(epoch FROM p_t - o_ramp_started)::float8 * 1000 / l.ramp_ms));
+  END IF;
+  v_lr := least(l.rpm, coalesce(l.server_rpm, l.rpm)) * l.safety * v_f;
+  v_li := least(l.itpm, coalesce(l.server_itpm, l.itpm)) * l.safety * v_f;
+  v_lo := least(l.otpm, coalesce(l.server_otpm, l.otpm)) * l.safety * v_f;
+  o_cr := greatest(1, v_lr / 60 * l.burst_seconds);
+  o_ci := greatest(1, v_li / 60 * l.burst_seconds);
+  o_co := greatest(1, v_lo / 60 * l.burst_seconds);
+  v_dt := greatest(0, extract(epoch FROM p_t - l.updated_at)::float8 * 1000);
+  o_vr := least(o_cr, l.req_level + v_dt / 60000 * v_lr);
+  o_vi := least(o_ci, l.in_level + v_dt / 60000 * v_li);
+  o_vo := least(o_co, l.out_level + v_dt / 60000 * v_lo);
+  o_wait := 0;
+  -- an estimate bigger than a bucket waits for a full bucket, then drives it negative
+  IF o_vr < least(p_req, o_cr) THEN o_wait := greatest(o_wait, ceil((least(p_req, o_cr) - o_vr) * 60000 / v_lr)); END IF;
+  IF o_vi < least(p_in, o_ci) THEN o_wait := greatest(o_wait, ceil((least(p_in, o_ci) - o_vi) * 60000 / v_li)); END IF;
+  IF o_vo < least(p_out, o_co) THEN o_wait := greatest(o_wait, ceil((least(p_out, o_co) - o_vo) * 60000 / v_lo)); END IF;
+END
+$fn$;
+`,
+  },
 ];

@@ -3,6 +3,7 @@ import { JobInputError, readCompareEnv } from '../../../contract/src/job.js';
 import {
   decodePoolRuntimeConfig,
   encodePoolRuntimeConfig,
+  LIMITER_DEFAULTS,
   POOL_CONFIG_FIX,
   POOL_DEFAULTS,
   PoolConfigError,
@@ -54,7 +55,9 @@ describe('pool runtime config (CJ_POOL_CONFIG)', () => {
     });
     const fromCrd = resolvePoolRuntimeConfig(spec);
     const bare = PoolRuntimeConfigSchema.parse({ provider: 'anthropic', model: 'm' });
-    expect(fromCrd).toEqual(bare);
+    // The CRD's slow-start default is the limiters' default (which the bare schema leaves implicit).
+    expect(fromCrd).toEqual({ ...bare, limiter: { rampUp: LIMITER_DEFAULTS.rampUp } });
+    expect(LIMITER_DEFAULTS.rampUp).toEqual({ initialFraction: 0.1, durationMs: 60_000 });
     expect(bare).toMatchObject({
       mode: 'per_request',
       bundleSize: 1,
@@ -64,6 +67,24 @@ describe('pool runtime config (CJ_POOL_CONFIG)', () => {
       contextWindowTokens: POOL_DEFAULTS.contextWindowTokens,
     });
     expect(spec.batching.bundleSize).toBe(POOL_DEFAULTS.batching.bundleSize);
+  });
+
+  it("takes the pool's slow start (spec.slowStart) to the limiters; 0s turns it off", () => {
+    const pool = (slowStart: { duration?: string; initialPercent?: number }) =>
+      resolvePoolRuntimeConfig({ provider: 'fake', model: 'm', slowStart }).limiter.rampUp;
+    expect(pool({ duration: '2m', initialPercent: 25 })).toEqual({
+      initialFraction: 0.25,
+      durationMs: 120_000,
+    });
+    expect(pool({ duration: '0s' })).toEqual({ initialFraction: 0.1, durationMs: 0 });
+    expect(() =>
+      LLMProviderPoolSpecSchema.parse({
+        provider: 'fake',
+        model: 'm',
+        apiKeySecretRef: { name: 's', key: 'k' },
+        slowStart: { initialPercent: 0 },
+      }),
+    ).toThrow(/initialPercent/);
   });
 
   it('applies the batch overrides to the limits and caps per-process concurrency at the pool', () => {

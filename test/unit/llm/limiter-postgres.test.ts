@@ -137,6 +137,30 @@ describe('PostgresRateLimiter', () => {
     expect((await a.usage())!.effective.requestsPerMinute).toBeLessThan(1500);
   });
 
+  it('a pool created long before its first call still starts slowly (the ramp runs from the first grant)', async () => {
+    const [a] = pair({
+      requestsPerMinute: 6000, // 100/s at full rate, burst 1 s
+      rampUp: { initialFraction: 0.1, durationMs: 20_000 },
+    });
+    await a.init();
+    // As if the operator had written the row an hour ago and no batch had used the pool since.
+    await db.sql`UPDATE llm_pool_limiter
+                    SET ramp_started_at = ramp_started_at - interval '1 hour',
+                        updated_at = updated_at - interval '1 hour'
+                  WHERE pool_key = ${a.poolKey}`;
+    expect((await a.usage())!.effective.requestsPerMinute, 'a cold pool shows its initial rate').toBeLessThan(
+      1500,
+    );
+    const t0 = Date.now();
+    let granted = 0;
+    while (Date.now() - t0 < 1000) {
+      await a.reconcile(await a.reserve(est), null);
+      granted++;
+    }
+    // ~10 burst + ~10/s; a ramp counted from the row's creation would allow ~200.
+    expect(granted).toBeLessThan(40);
+  });
+
   it('rejects a waiting reserve when aborted', async () => {
     const [a] = pair();
     await a.blockUntil(Date.now() + 5000);
