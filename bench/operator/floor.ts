@@ -14,11 +14,12 @@
 //
 //   nice -n 10 node --import tsx bench/operator/floor.ts [--cases demo,e200] [--latency-ms 2000-6000]
 //       [--mode pipelined=CJ_SOME_SWITCH=1] [--no-baseline] [--stack NAME]
-//       [--slow-start DURATION] [--concurrency N]
+//       [--slow-start DURATION] [--concurrency N] [--tier NAME]
 //
 // `--slow-start` sets the pool's spec.slowStart.duration (default: the CRD's 60s; `0s` for a key
 // that already carries traffic); `--concurrency` the pool's maxConcurrency (default per case), the
-// e200 batch then getting enough pods of 16 lanes to fill it.
+// e200 batch then getting enough pods of 16 lanes to fill it (above 50, `--tier build`: the start
+// tier's ceiling is 50 in flight).
 //
 // It needs `npm run build` (the operator and the worker pods run dist/). The stack is a private one
 // (`--stack`, default `floor-<pid>`) started and stopped here, so its worker pods run this checkout.
@@ -46,6 +47,7 @@ const [LAT_LO, LAT_HI] = (opt('--latency-ms') ?? '2000-6000').split('-').map(Num
 const STACK = opt('--stack') ?? `floor-${process.pid}`;
 const RUN_TIMEOUT_MS = 40 * 60_000;
 const SLOW_START = opt('--slow-start');
+const TIER = opt('--tier');
 const CONCURRENCY = opt('--concurrency') === undefined ? undefined : Number(opt('--concurrency'));
 if (CONCURRENCY !== undefined && !(Number.isInteger(CONCURRENCY) && CONCURRENCY > 0))
   throw new Error("--concurrency: a positive integer (the pool's maxConcurrency)");
@@ -180,6 +182,7 @@ async function runOne(c: Case, mode: (typeof MODES)[number]): Promise<Row> {
     pool.spec.baseURL = fake.url;
     pool.spec.limits = { requestsPerMinute: c.rpm, maxConcurrency: c.maxConcurrency };
     if (SLOW_START !== undefined) pool.spec.slowStart = { duration: SLOW_START };
+    if (TIER !== undefined) pool.spec.tier = TIER;
     const apply = (items: unknown[]) =>
       execFileSync('kubectl', ['apply', '-n', ns, '-f', '-'], {
         env,
@@ -319,7 +322,7 @@ try {
 
 const f0 = (x: number) => x.toFixed(0);
 console.log(`
-machine: ${os.cpus().length} × ${os.cpus()[0]?.model}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; ${new Date().toISOString().slice(0, 16)}Z; judge latency ${LAT_LO}-${LAT_HI} ms; slow start ${SLOW_START ?? 'default (60s)'}; e200 maxConcurrency ${CONCURRENCY ?? 50}
+machine: ${os.cpus().length} × ${os.cpus()[0]?.model}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; ${new Date().toISOString().slice(0, 16)}Z; judge latency ${LAT_LO}-${LAT_HI} ms; slow start ${SLOW_START ?? 'default (60s)'}; e200 maxConcurrency ${CONCURRENCY ?? 50}; tier ${TIER ?? 'start'}
 
 | case | mode | comparisons | floor (bound) | limiter floor | wall | wall / floor | rate used, first→last verdict | of the bound | start-up | rounds | pods | operator CPU | operator RSS | load avg | phase |
 |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|

@@ -33,7 +33,7 @@ import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { z } from 'zod';
 import { type CompareEnv, EXIT } from '../../../contract/src/job.js';
-import { pause, sleep } from '../../../contract/src/sleep.js';
+import { sleep } from '../../../contract/src/sleep.js';
 import { createAnthropic } from '../llm/client.js';
 import { Comparer } from '../llm/comparer.js';
 import { LlmMetrics } from '../llm/metrics.js';
@@ -57,6 +57,7 @@ import { connect, type Sql } from '../store/index.js';
 import { PostgresBatchStore } from '../store/provider-batches.js';
 import { passDue, pipelineState } from '../store/rounds.js';
 import { isTransientDbError, retryTransient, tolerateLostConnections } from '../store/transient.js';
+import { Doorbell } from './doorbell.js';
 import { PostgresRateLimiter } from './pool-limiter.js';
 
 const AssignmentSchema = z.object({
@@ -241,22 +242,9 @@ export async function runWorker(env: CompareEnv, opts: WorkerOptions = {}): Prom
 
     // Pipelined: the planner wakes the idle lanes when it sees claimable pairs (or the stop), so
     // a pod polls the database once per PLAN_POLL_MS however many lanes it runs.
-    let wakeLanes = () => {};
-    let woken = Promise.resolve();
-    const armWake = () => {
-      woken = new Promise<void>((r) => {
-        wakeLanes = () => {
-          armWake();
-          r();
-        };
-      });
-    };
-    armWake();
-    const idleWait = async () => {
-      const timer = new AbortController();
-      await Promise.race([woken, pause(IDLE_WAIT_MS, AbortSignal.any([stop.signal, timer.signal]))]);
-      timer.abort();
-    };
+    const bell = new Doorbell();
+    if (stop.signal.aborted) bell.close();
+    else stop.signal.addEventListener('abort', () => bell.close(), { once: true });
 
     const lane = async (i: number) => {
       if (i > 0) await warm;
@@ -284,7 +272,7 @@ export async function runWorker(env: CompareEnv, opts: WorkerOptions = {}): Prom
           if (rows.length === 0 && pipelined) {
             openGate();
             if (batchDone) return;
-            await idleWait();
+            await bell.wait(IDLE_WAIT_MS);
             continue;
           }
           if (rows.length === 0) {
@@ -385,15 +373,15 @@ export async function runWorker(env: CompareEnv, opts: WorkerOptions = {}): Prom
         // the operator stops the Job and retires the role.
         if (!st.latest || st.latest.decision === 'stop' || st.finalized) {
           batchDone = true;
-          wakeLanes();
+          bell.ring();
           return;
         }
-        if (st.claimable > 0) wakeLanes();
+        if (st.claimable > 0) bell.ring();
         if (passDue(st, low!)) {
           const p = await db('plan ahead', () => planAheadOnce(sql, env.batchUid, low!));
           if (p) {
             log?.info({ ...p }, 'planned ahead');
-            wakeLanes();
+            bell.ring();
             continue;
           }
         }
