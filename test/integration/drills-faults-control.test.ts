@@ -132,13 +132,15 @@ describe('operator and worker disruptions (run side by side)', () => {
         const kills: { holder: string; round: number; done: number; at: Date; takeoverMs: number }[] = [];
         let lastDone = 0;
         for (let k = 0; k < 3; k++) {
-          // Fired on progress, not on time: pairs out with workers, and verdicts stored since the
-          // last takeover (the batch went on under the new leader).
+          // Fired on progress, not on time: pairs out with workers, verdicts stored since the last
+          // takeover (the batch went on under the new leader), and a later round each time.
           const p = await waitFor(
-            `batch judging before kill ${k + 1}`,
+            `batch judging in round ${1 + k} or later before kill ${k + 1}`,
             async () => {
               const p = await d.progress(uid);
-              return p.ended || (p.leased > 0 && p.done > lastDone) ? p : undefined;
+              if (p.ended) return p;
+              if (!(p.leased > 0 && p.done > lastDone)) return undefined;
+              return ((await d.status('leader')).round ?? 0) >= 1 + k ? p : undefined;
             },
             180_000,
           );
