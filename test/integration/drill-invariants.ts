@@ -107,6 +107,39 @@ export class Drill {
     return (await this.get(['get', 'cjbatch', name])).metadata.uid;
   }
 
+  /**
+   * The batch's judging as the store has it (not the status, which a leaderless operator does not
+   * update): verdicts stored, pairs open and leased, whether it stopped (a stop round or a committed
+   * outcome), its rounds mode.
+   * A drill fires its fault on this, and checks afterwards that the batch was still judging.
+   */
+  async progress(uid: string): Promise<{
+    done: number;
+    open: number;
+    leased: number;
+    ended: boolean;
+    mode: 'rounds' | 'pipelined';
+  }> {
+    const [r] = await this.sql`
+      SELECT (SELECT count(*)::int FROM comparisons WHERE batch_uid = ${uid} AND status = 'succeeded') AS done,
+             (SELECT count(*)::int FROM comparisons WHERE batch_uid = ${uid} AND status IN ('pending', 'leased')) AS open,
+             (SELECT count(*)::int FROM comparisons WHERE batch_uid = ${uid} AND status = 'leased') AS leased,
+             (b.finalized_at IS NOT NULL OR EXISTS (
+               SELECT 1 FROM rounds WHERE batch_uid = ${uid} AND decision = 'stop')) AS ended,
+             coalesce(b.config->>'rounds', 'rounds') AS mode
+        FROM batches b WHERE b.uid = ${uid}`;
+    if (!r) return { done: 0, open: 0, leased: 0, ended: false, mode: 'rounds' };
+    return { done: r.done, open: r.open, leased: r.leased, ended: r.ended, mode: r.mode };
+  }
+
+  /** Verdicts stored after `t` (a fault's time): more than 0 means the batch was judging past it. */
+  async verdictsSince(uid: string, t: Date): Promise<number> {
+    const [r] = await this.sql`
+      SELECT count(*)::int AS n FROM comparisons
+       WHERE batch_uid = ${uid} AND status = 'succeeded' AND completed_at > ${t}`;
+    return r!.n;
+  }
+
   /** Running comparison pods of the batch (not being deleted). */
   async comparisonPods(name: string): Promise<any[]> {
     const pods = (

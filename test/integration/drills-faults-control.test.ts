@@ -120,25 +120,39 @@ describe('operator and worker disruptions (run side by side)', () => {
     await drill(
       d,
       async () => {
-        await d.setup({ latencyMs: 150 });
+        // A slow pool (45 requests/minute: the 66 comparisons take over a minute) so that three
+        // takeovers (a Lease of 15 s each) land while the batch judges, in either rounds mode: the
+        // pipelined workers judge on without a leader and would otherwise finish before kill 2.
+        await d.setup({ latencyMs: 150 }, (spec) => {
+          spec.limits.requestsPerMinute = 45;
+        });
         await ops.start();
         await d.poolReady();
-        await d.applyBatch('leader');
-        const kills: { holder: string; round: number; takeoverMs: number }[] = [];
+        const uid = await d.applyBatch('leader');
+        const kills: { holder: string; round: number; done: number; at: Date; takeoverMs: number }[] = [];
+        let lastDone = 0;
         for (let k = 0; k < 3; k++) {
-          const s = await waitFor(
-            `batch running before kill ${k + 1}`,
+          // Fired on progress, not on time: pairs out with workers, verdicts stored since the last
+          // takeover (the batch went on under the new leader), and a later round each time.
+          const p = await waitFor(
+            `batch judging in round ${1 + k} or later before kill ${k + 1}`,
             async () => {
-              const st = await d.status('leader');
-              return ['Scoring', 'Comparing'].includes(st.phase) && (st.round ?? 0) >= 1 + k ? st : undefined;
+              const p = await d.progress(uid);
+              if (p.ended) return p;
+              if (!(p.leased > 0 && p.done > lastDone)) return undefined;
+              return ((await d.status('leader')).round ?? 0) >= 1 + k ? p : undefined;
             },
             180_000,
           );
-          if (s.phase === 'Succeeded' || s.phase === 'Failed') break;
+          if (p.ended)
+            throw new Error(
+              `the batch stopped after ${kills.length} kill(s) (${p.done} verdicts): the drill needs a longer batch`,
+            );
           const holder = await waitFor('a Lease holder', () => d.leaseHolder(), 60_000);
           const leader = [...ops.live].find((o) => o.log.endsWith(`${holder}.log`));
           if (!leader) throw new Error(`no live process for Lease holder ${holder}`);
-          const t0 = Date.now();
+          const round = (await d.status('leader')).round ?? 0;
+          const at = new Date();
           await leader.stop('SIGKILL');
           await waitFor(
             `a new leader after killing ${holder}`,
@@ -148,7 +162,8 @@ describe('operator and worker disruptions (run side by side)', () => {
             },
             90_000,
           );
-          kills.push({ holder, round: s.round ?? 0, takeoverMs: Date.now() - t0 });
+          kills.push({ holder, round, done: p.done, at, takeoverMs: Date.now() - at.getTime() });
+          lastDone = (await d.progress(uid)).done;
           // A few seconds of work under the new leader before the next kill.
           await new Promise((r) => setTimeout(r, 3_000));
         }
@@ -156,12 +171,24 @@ describe('operator and worker disruptions (run side by side)', () => {
         const jobs = (await d.get(['get', 'jobs', '-l', 'cj.huleedu.io/batch=leader'])).items.map(
           (j: any) => j.metadata.name as string,
         );
-        report('leader-kills', f, { kills, operatorRestarts: ops.restarts.length, jobs: jobs.length });
-        expect(kills.length).toBeGreaterThanOrEqual(3);
+        const { mode } = await d.progress(uid);
+        const afterLastKill = await d.verdictsSince(uid, kills[kills.length - 1]!.at);
+        report('leader-kills', f, {
+          mode,
+          kills,
+          verdictsAfterLastKill: afterLastKill,
+          operatorRestarts: ops.restarts.length,
+          jobs: jobs.length,
+        });
+        expect(kills.length).toBe(3);
+        // The last kill hit a batch still judging: verdicts were stored after it.
+        expect(afterLastKill, 'verdicts stored after the last kill').toBeGreaterThan(0);
         expect(f.lost).toBe(0);
-        // No Job was created twice: one scoring Job per round, names unique, no retry attempts needed.
+        // No Job was created twice and none had to be retried: rounds, one scoring Job per round;
+        // pipelined, round 0's scoring Job and the one workers Job.
         expect(new Set(jobs).size).toBe(jobs.length);
-        expect(jobs.filter((n: string) => /-score-\d+$/.test(n))).toHaveLength(f.rounds);
+        if (mode === 'pipelined') expect(jobs.sort()).toEqual(['leader-score-0', 'leader-workers']);
+        else expect(jobs.filter((n: string) => /-score-\d+$/.test(n))).toHaveLength(f.rounds);
       },
       ops.stop,
     );
@@ -173,41 +200,55 @@ describe('operator and worker disruptions (run side by side)', () => {
       await d.setup({ latencyMs: 200 });
       await d.startOperator('pods-op', { LEADER_ELECTION: 'false' });
       await d.poolReady();
-      await d.applyBatch('pods', (b) => {
+      const uid = await d.applyBatch('pods', (b) => {
         b.spec.budget = { maxComparisons: 48 };
       });
-      const deleted: { pod: string; round: number }[] = [];
+      const deleted: { pod: string; round: number; held: number; at: Date }[] = [];
       let lastRound = 0;
       for (let k = 0; k < 4; k++) {
-        // A running comparison pod of a later round than the last deletion.
+        // A running comparison pod holding leases (it goes with calls in flight), in a later round
+        // than the last deletion (rounds: another round's Job; pipelined: the batch moved on).
         const hit = await waitFor(
-          `a running comparison pod (deletion ${k + 1})`,
+          `a comparison pod holding leases (deletion ${k + 1})`,
           async () => {
+            if ((await d.progress(uid)).ended) return { done: true as const };
             const st = await d.status('pods');
-            if (st.phase === 'Succeeded' || st.phase === 'Failed') return { done: true as const };
             if ((st.round ?? 0) <= lastRound) return undefined;
-            const pods = await d.comparisonPods('pods');
+            const pods = [];
+            for (const p of await d.comparisonPods('pods')) {
+              const [r] = await d.sql`
+                SELECT count(*)::int AS n FROM comparisons
+                 WHERE batch_uid = ${uid} AND status = 'leased' AND lease_owner = ${p.metadata.name}`;
+              if (r!.n > 0) pods.push({ pod: p, held: r!.n as number });
+            }
             return pods.length > 0
-              ? { pod: pods[randomInt(pods.length)], round: st.round as number }
+              ? { ...pods[randomInt(pods.length)]!, round: st.round as number }
               : undefined;
           },
           180_000,
         );
         if ('done' in hit) break;
-        // Let it work a moment, so it holds leases when it goes.
-        await new Promise((r) => setTimeout(r, 700));
+        const at = new Date();
         await kubectl(['delete', 'pod', hit.pod.metadata.name, '-n', d.ns, '--wait=false']);
-        deleted.push({ pod: hit.pod.metadata.name, round: hit.round });
+        deleted.push({ pod: hit.pod.metadata.name, round: hit.round, held: hit.held, at });
         lastRound = hit.round;
       }
       const f = await d.finish('pods', { expectPhase: 'Succeeded' });
-      const uid = (await d.get(['get', 'cjbatch', 'pods'])).metadata.uid;
+      const { mode } = await d.progress(uid);
       // The deleted pods' pairs were finished by their replacements, not failed.
       const [byDeleted] = await d.sql`
         SELECT count(*)::int AS n FROM comparisons
          WHERE batch_uid = ${uid} AND lease_owner = ANY(${deleted.map((x) => x.pod)})`;
-      report('worker-pods-deleted', f, { deleted, rowsWrittenByDeletedPods: byDeleted!.n });
-      expect(deleted.length).toBeGreaterThanOrEqual(3);
+      const afterLast = deleted.length ? await d.verdictsSince(uid, deleted[deleted.length - 1]!.at) : 0;
+      report('worker-pods-deleted', f, {
+        mode,
+        deleted,
+        rowsWrittenByDeletedPods: byDeleted!.n,
+        verdictsAfterLastDeletion: afterLast,
+      });
+      expect(deleted.length, 'deletions while the batch judged').toBeGreaterThanOrEqual(3);
+      // The last deletion hit a batch still judging: verdicts were stored after it.
+      expect(afterLast, 'verdicts stored after the last deletion').toBeGreaterThan(0);
       expect(f.failed).toBe(0);
       expect(f.lost).toBe(0);
     });

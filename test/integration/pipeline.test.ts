@@ -4,6 +4,7 @@
 // duplicated, counters equal to the rows). Wall times of both are reported side by side.
 import { describe, expect, it } from 'vitest';
 import { Drill, report } from './drill-invariants.js';
+import { waitFor } from './helpers.js';
 
 const P = 2;
 const mode = (rounds: 'rounds' | 'pipelined') => (b: any) => {
@@ -65,4 +66,42 @@ describe('pipelined rounds: one Job of long-lived workers per batch', () => {
       await d.teardown();
     }
   }, 600_000);
+
+  it('spec.timeouts.round: workers that finish nothing for that long get Progressing=False NothingJudged, then recover', async () => {
+    const d = new Drill('pipe-idle');
+    try {
+      // Every answer takes 80 s; the batch allows 1 minute (the least admitted) without a finished comparison.
+      await d.setup({ latencyMs: 80_000 });
+      await d.startOperator('idle-op', { LEADER_ELECTION: 'false' });
+      await d.poolReady();
+      await d.applyBatch('idle', (b) => {
+        mode('pipelined')(b);
+        b.spec.timeouts = { round: '1m' };
+      });
+      const progressing = async () =>
+        ((await d.status('idle')).conditions ?? []).find((c: any) => c.type === 'Progressing');
+      const idle = await waitFor(
+        'Progressing=False NothingJudged',
+        async () => {
+          const c = await progressing();
+          return c?.reason === 'NothingJudged' ? c : undefined;
+        },
+        120_000,
+      );
+      expect(idle.status).toBe('False');
+      expect(idle.message).toMatch(/no comparison finished for 1m \(spec\.timeouts\.round\) with \d+ open/);
+      const events = (await d.get(['get', 'events', '--field-selector', 'reason=NothingJudged'])).items;
+      expect(events.length, 'one Warning Event NothingJudged').toBe(1);
+      expect(events[0].type).toBe('Warning');
+      // Not failed: the answers arrive, the batch is progressing again.
+      expect((await d.status('idle')).phase).toBe('Comparing');
+      await waitFor(
+        'Progressing=True after the first verdicts',
+        async () => (await progressing())?.status === 'True',
+        120_000,
+      );
+    } finally {
+      await d.teardown();
+    }
+  }, 300_000);
 });

@@ -535,7 +535,7 @@ export const CJBatchSpecSchema = withRules(
       timeouts: z
         .object({
           round: duration(
-            'Longest a round (scoring plus comparisons) may run; a late round is scored with what exists or failed (e.g. 30m).',
+            'Longest a round (scoring plus comparisons) may run; a late round is scored with what exists or failed (e.g. 30m). Pipelined rounds: longest the workers may finish no comparison before Progressing=False, reason NothingJudged (the batch is not failed for it).',
           ).default('30m'),
         })
         .prefault({})

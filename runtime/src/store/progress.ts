@@ -15,6 +15,8 @@ export interface Progress {
   cacheReadTokens: number;
   cacheWriteTokens: number;
   currentRound: { round: number; planned: number; done: number } | null;
+  /** When the last comparison became final (a verdict or a failure; cancelled ones do not count). */
+  lastFinishedAt?: Date | null;
 }
 
 export async function readProgress(sql: Querier, uid: string): Promise<Progress> {
@@ -30,7 +32,9 @@ export async function readProgress(sql: Querier, uid: string): Promise<Progress>
            coalesce(sum(output_tokens), 0)::bigint AS output_tokens,
            coalesce(sum(cache_read_tokens), 0)::bigint AS cache_read_tokens,
            coalesce(sum(cache_write_tokens), 0)::bigint AS cache_write_tokens,
-           max(round) AS max_round
+           max(round) AS max_round,
+           max(completed_at) FILTER (WHERE status IN ('succeeded', 'failed')
+                                       AND failure_reason IS DISTINCT FROM ${CANCELLED}) AS last_finished_at
       FROM comparisons WHERE batch_uid = ${uid}`;
   let currentRound: Progress['currentRound'] = null;
   if (t!.max_round !== null) {
@@ -52,5 +56,6 @@ export async function readProgress(sql: Querier, uid: string): Promise<Progress>
     cacheReadTokens: Number(t!.cache_read_tokens),
     cacheWriteTokens: Number(t!.cache_write_tokens),
     currentRound,
+    lastFinishedAt: t!.last_finished_at ? new Date(t!.last_finished_at) : null,
   };
 }

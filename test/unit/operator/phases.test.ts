@@ -363,6 +363,49 @@ describe('pipelined rounds: long-lived workers plan ahead until a committed stop
     expect(nextWork(row({ round: 3 }), bad, 0.5, 'rounds')).toMatchObject({ kind: 'judge' });
   });
 
+  it('carries when the last comparison finished to the workers phase (spec.timeouts.round)', () => {
+    const at = new Date('2026-12-03T10:00:00Z');
+    expect(nextWork(row({ round: 2 }), P({ pending: 3, lastFinishedAt: at }), 0.5, 'pipelined')).toEqual({
+      kind: 'pipeline',
+      round: 2,
+      open: 3,
+      lastFinishedAt: at.getTime(),
+    });
+  });
+
+  it('workers that finish nothing for spec.timeouts.round: Progressing=False NothingJudged, an Event once, not failed', async () => {
+    const MIN = 60_000;
+    const workers = (ageMs: number) => [job('b-workers', 'comparison', 'batch', 'running', ageMs)];
+    const progressing = (w: ReturnType<typeof world>) =>
+      w.status.conditions?.find((c) => c.type === 'Progressing');
+    // The workers ran 11 minutes (timeouts.round is 10m), the last verdict 11 minutes ago: idle.
+    const idle = world({ jobs: workers(11 * MIN) });
+    const step = await pipelining(idle.ctx, { round: 3, open: 5, lastFinishedAt: Date.now() - 11 * MIN });
+    expect(step).toEqual({ requeueAfter: 5_000 });
+    expect(progressing(idle)).toMatchObject({ status: 'False', reason: 'NothingJudged' });
+    expect(progressing(idle)!.message).toContain(
+      'no comparison finished for 10m (spec.timeouts.round) with 5 open',
+    );
+    expect(idle.events.filter((e) => e.startsWith('Warning NothingJudged'))).toHaveLength(1);
+    expect(idle.deleted).toEqual([]); // nothing stopped, nothing failed
+    // Still idle on the next pass: the condition stays, no second Event.
+    await pipelining(idle.ctx, { round: 3, open: 5, lastFinishedAt: Date.now() - 12 * MIN });
+    expect(progressing(idle)).toMatchObject({ status: 'False', reason: 'NothingJudged' });
+    expect(idle.events.filter((e) => e.startsWith('Warning NothingJudged'))).toHaveLength(1);
+    // A verdict arrives: progressing again.
+    await pipelining(idle.ctx, { round: 3, open: 4, lastFinishedAt: Date.now() - 1_000 });
+    expect(progressing(idle)).toMatchObject({ status: 'True', reason: 'Comparing' });
+    // No verdict yet, but the workers started 2 minutes ago (e.g. a retried Job): not idle yet.
+    const fresh = world({ jobs: workers(2 * MIN) });
+    await pipelining(fresh.ctx, { round: 3, open: 5, lastFinishedAt: Date.now() - 30 * MIN });
+    expect(progressing(fresh)).toMatchObject({ status: 'True', reason: 'Comparing' });
+    // Nothing open (a pass is about to plan, or the stop is near): not a stall.
+    const drained = world({ jobs: workers(30 * MIN) });
+    await pipelining(drained.ctx, { round: 3, open: 0, lastFinishedAt: Date.now() - 30 * MIN });
+    expect(progressing(drained)).toMatchObject({ status: 'True' });
+    expect(drained.events.filter((e) => e.includes('NothingJudged'))).toEqual([]);
+  });
+
   it('the queue low-water mark: two pairs per call in flight, never more than a round', () => {
     expect(pipelineLow(26, 12)).toBe(24);
     expect(pipelineLow(26, 24)).toBe(26);

@@ -141,6 +141,10 @@ describe('pipelined rounds in the store', () => {
     expect(p).toMatchObject({ failed: 0, cancelled, pending: 0, planned: p.completed });
     expect(p.completed + p.cancelled).toBe(all!.n);
     expect(p.completed + p.cancelled).toBeLessThanOrEqual(30);
+    // The last comparison to finish is the last verdict: a cancellation judges nothing.
+    const [last] = await db.sql`SELECT max(completed_at) AS t FROM comparisons
+                                 WHERE batch_uid = ${UID} AND status = 'succeeded'`;
+    expect(p.lastFinishedAt).toEqual(last!.t);
   }, 60_000);
 
   it('reads verdicts and open pairs in one snapshot: a verdict committed meanwhile is never lost to the budget', async () => {

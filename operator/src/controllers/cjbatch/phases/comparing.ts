@@ -8,6 +8,10 @@ import { MAX_JOB_ATTEMPTS } from '../child-jobs.js';
 import { jobContext, type PhaseContext, type Step, setPhase, uidOf } from '../context.js';
 import { BATCH_SCOPE, comparisonJob, jobFailure } from '../jobs.js';
 import { batchLimiterSettings, poolLimiterSettings } from '../prepare.js';
+import { condition } from '../status.js';
+
+/** Pipelined: the Progressing reason of a batch whose workers finished nothing for spec.timeouts.round. */
+export const NOTHING_JUDGED = 'NothingJudged';
 
 /** A round that timed out is still scored when at least this share of it was judged. */
 export const TIMEOUT_RECOVERY_SHARE = 0.5;
@@ -128,12 +132,18 @@ export function workersWanted(o: {
  * Indexed Job: it starts with `workersWanted` pods and grows (completions and parallelism
  * together) when the batch's share grows, e.g. as the pool's other batches end; it never shrinks
  * (a pod taken away mid-call would only give its pairs back).
+ *
+ * spec.timeouts.round has no round to bound here: when the running workers have finished no
+ * comparison for that long while pairs are open, `Progressing=False, reason NothingJudged` says so
+ * (and a Warning Event once). The batch is not failed for it: expiring leases and the Job's
+ * retries recover workers, and a judge that is merely slow would lose a whole batch.
  */
 export async function pipelining(
   ctx: PhaseContext,
-  { round, open }: { round: number; open: number },
+  { round, open, lastFinishedAt }: { round: number; open: number; lastFinishedAt?: number },
 ): Promise<Step> {
   const { batch, status, jobs } = ctx;
+  const wasIdle = condition(status, 'Progressing')?.reason === NOTHING_JUDGED;
   setPhase(ctx, 'Comparing');
   ctx.cond('Progressing', 'True', 'Comparing', `round ${round} planned; ${open} comparisons open`);
   const parallelism = batch.spec.workers?.parallelism ?? 2;
@@ -174,6 +184,15 @@ export async function pipelining(
     if (wanted > have) {
       await jobs.scale(cur.name, wanted);
       ctx.event('Normal', 'WorkersScaled', `${have} → ${wanted} workers: the batch's share of its pool grew`);
+    }
+    // Idle since the last comparison finished, or since these workers started if none has yet.
+    const since = Math.max(cur.createdAt, lastFinishedAt ?? 0);
+    const timeout = parseDuration(batch.spec.timeouts.round);
+    const now = ctx.now?.() ?? Date.now();
+    if (open > 0 && Number.isFinite(since) && now - since > timeout) {
+      const message = `no comparison finished for ${batch.spec.timeouts.round} (spec.timeouts.round) with ${open} open: the workers of ${cur.name} judge nothing (see their pods' logs and the pool's conditions); leases expire and failed pods are retried, the batch is not failed for this`;
+      ctx.cond('Progressing', 'False', NOTHING_JUDGED, message);
+      if (!wasIdle) ctx.event('Warning', NOTHING_JUDGED, message);
     }
   } else if (cur.state === 'failed' || cur.state === 'complete') {
     // The workers exit 0 on a stop this reconcile may not have read yet: look again first.

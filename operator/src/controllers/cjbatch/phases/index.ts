@@ -35,7 +35,7 @@ export const GATES: readonly Gate[] = [
 export type RoundWork =
   | { kind: 'score'; round: number }
   | { kind: 'judge'; round: number; planned: number; done: number }
-  | { kind: 'pipeline'; round: number; open: number }
+  | { kind: 'pipeline'; round: number; open: number; lastFinishedAt?: number }
   | { kind: 'finish'; latest: RoundRow }
   | { kind: 'fail'; reason: string; message: string };
 
@@ -71,7 +71,13 @@ export function nextWork(
       reason: 'LowSuccessRate',
       message: `only ${p.completed} of ${finished} comparisons succeeded (floor ${minSuccessRate * 100}%); see the pool's status and the worker logs`,
     };
-  if (mode === 'pipelined') return { kind: 'pipeline', round: latest.round, open: p.pending };
+  if (mode === 'pipelined')
+    return {
+      kind: 'pipeline',
+      round: latest.round,
+      open: p.pending,
+      ...(p.lastFinishedAt ? { lastFinishedAt: p.lastFinishedAt.getTime() } : {}),
+    };
   return { kind: 'score', round };
 }
 
