@@ -32,7 +32,7 @@ const CLI = path.join(repoRoot, 'dist/operator/src/cli/kubectl-cj.js');
 const CLASS = path.join(repoRoot, 'config/samples/class-example');
 // The held-out class (bench/estimate/README.md): 64 items converged in 6 of 6 tuning classes, and
 // this seed was never used for a choice. BUDGET is well above its stop. The test takes about
-// 18 minutes, most of it the batch's 800-odd calls at 57 a minute.
+// 16 minutes, most of it the batch's 800-odd calls at 57 a minute.
 const HELD_OUT = 64;
 const HELD_OUT_SEED = 9101;
 const BUDGET = HELD_OUT * 20;
