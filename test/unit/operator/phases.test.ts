@@ -388,9 +388,13 @@ describe('pipelined rounds: long-lived workers plan ahead until a committed stop
     );
     expect(idle.events.filter((e) => e.startsWith('Warning NothingJudged'))).toHaveLength(1);
     expect(idle.deleted).toEqual([]); // nothing stopped, nothing failed
-    // Still idle on the next pass: the condition stays, no second Event.
+    // Still idle on the next pass: the condition stays (since when: its lastTransitionTime does
+    // not move), no second Event.
+    const idleSince = '2000-01-01T00:00:00Z';
+    progressing(idle)!.lastTransitionTime = idleSince;
     await pipelining(idle.ctx, { round: 3, open: 5, lastFinishedAt: Date.now() - 12 * MIN });
     expect(progressing(idle)).toMatchObject({ status: 'False', reason: 'NothingJudged' });
+    expect(progressing(idle)!.lastTransitionTime).toBe(idleSince);
     expect(idle.events.filter((e) => e.startsWith('Warning NothingJudged'))).toHaveLength(1);
     // A verdict arrives: progressing again.
     await pipelining(idle.ctx, { round: 3, open: 4, lastFinishedAt: Date.now() - 1_000 });

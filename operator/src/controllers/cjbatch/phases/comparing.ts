@@ -145,9 +145,25 @@ export async function pipelining(
   const { batch, status, jobs } = ctx;
   const wasIdle = condition(status, 'Progressing')?.reason === NOTHING_JUDGED;
   setPhase(ctx, 'Comparing');
-  ctx.cond('Progressing', 'True', 'Comparing', `round ${round} planned; ${open} comparisons open`);
   const parallelism = batch.spec.workers?.parallelism ?? 2;
   const cur = jobs.current('comparison', BATCH_SCOPE);
+  const running = cur.state === 'running' && !cur.job?.metadata?.deletionTimestamp;
+  // Idle since the last comparison finished, or since these workers started if none has yet. One
+  // Progressing condition per pass (setting True then False would move its lastTransitionTime).
+  const since = Math.max(cur.createdAt, lastFinishedAt ?? 0);
+  const now = ctx.now?.() ?? Date.now();
+  if (
+    running &&
+    open > 0 &&
+    Number.isFinite(since) &&
+    now - since > parseDuration(batch.spec.timeouts.round)
+  ) {
+    const message = `no comparison finished for ${batch.spec.timeouts.round} (spec.timeouts.round) with ${open} open: the workers of ${cur.name} judge nothing (see their pods' logs and the pool's conditions); leases expire and failed pods are retried, the batch is not failed for this`;
+    ctx.cond('Progressing', 'False', NOTHING_JUDGED, message);
+    if (!wasIdle) ctx.event('Warning', NOTHING_JUDGED, message);
+  } else {
+    ctx.cond('Progressing', 'True', 'Comparing', `round ${round} planned; ${open} comparisons open`);
+  }
   const pool = ctx.pool;
   if (!pool) return { requeueAfter: 5_000 }; // the gates wait for a missing pool; it went since
   const jc = jobContext(ctx, pool);
@@ -179,20 +195,11 @@ export async function pipelining(
       'WorkersStarted',
       `${wanted} of at most ${parallelism} workers judge and plan ahead from round ${round}`,
     );
-  } else if (cur.state === 'running' && !cur.job?.metadata?.deletionTimestamp) {
+  } else if (running) {
     const have = cur.job?.spec?.completions ?? wanted;
     if (wanted > have) {
       await jobs.scale(cur.name, wanted);
       ctx.event('Normal', 'WorkersScaled', `${have} → ${wanted} workers: the batch's share of its pool grew`);
-    }
-    // Idle since the last comparison finished, or since these workers started if none has yet.
-    const since = Math.max(cur.createdAt, lastFinishedAt ?? 0);
-    const timeout = parseDuration(batch.spec.timeouts.round);
-    const now = ctx.now?.() ?? Date.now();
-    if (open > 0 && Number.isFinite(since) && now - since > timeout) {
-      const message = `no comparison finished for ${batch.spec.timeouts.round} (spec.timeouts.round) with ${open} open: the workers of ${cur.name} judge nothing (see their pods' logs and the pool's conditions); leases expire and failed pods are retried, the batch is not failed for this`;
-      ctx.cond('Progressing', 'False', NOTHING_JUDGED, message);
-      if (!wasIdle) ctx.event('Warning', NOTHING_JUDGED, message);
     }
   } else if (cur.state === 'failed' || cur.state === 'complete') {
     // The workers exit 0 on a stop this reconcile may not have read yet: look again first.
