@@ -121,15 +121,26 @@ export class Drill {
     mode: 'rounds' | 'pipelined';
   }> {
     const [r] = await this.sql`
-      SELECT (SELECT count(*)::int FROM comparisons WHERE batch_uid = ${uid} AND status = 'succeeded') AS done,
-             (SELECT count(*)::int FROM comparisons WHERE batch_uid = ${uid} AND status IN ('pending', 'leased')) AS open,
-             (SELECT count(*)::int FROM comparisons WHERE batch_uid = ${uid} AND status = 'leased') AS leased,
+      SELECT c.done, c.open, c.leased,
              (b.finalized_at IS NOT NULL OR EXISTS (
                SELECT 1 FROM rounds WHERE batch_uid = ${uid} AND decision = 'stop')) AS ended,
              coalesce(b.config->>'rounds', 'rounds') AS mode
-        FROM batches b WHERE b.uid = ${uid}`;
+        FROM batches b,
+             (SELECT count(*) FILTER (WHERE status = 'succeeded')::int AS done,
+                     count(*) FILTER (WHERE status IN ('pending', 'leased'))::int AS open,
+                     count(*) FILTER (WHERE status = 'leased')::int AS leased
+                FROM comparisons WHERE batch_uid = ${uid}) c
+       WHERE b.uid = ${uid}`;
     if (!r) return { done: 0, open: 0, leased: 0, ended: false, mode: 'rounds' };
     return { done: r.done, open: r.open, leased: r.leased, ended: r.ended, mode: r.mode };
+  }
+
+  /** Ids of the batch's pairs leased by `pod` now (what a worker holds when a fault hits it). */
+  async leasedBy(uid: string, pod: string): Promise<string[]> {
+    const rows = await this.sql`
+      SELECT id::text AS id FROM comparisons
+       WHERE batch_uid = ${uid} AND status = 'leased' AND lease_owner = ${pod}`;
+    return rows.map((r) => r.id as string);
   }
 
   /** Verdicts stored after `t` (a fault's time): more than 0 means the batch was judging past it. */

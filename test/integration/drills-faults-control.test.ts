@@ -216,10 +216,8 @@ describe('operator and worker disruptions (run side by side)', () => {
             if ((st.round ?? 0) <= lastRound) return undefined;
             const pods = [];
             for (const p of await d.comparisonPods('pods')) {
-              const [r] = await d.sql`
-                SELECT count(*)::int AS n FROM comparisons
-                 WHERE batch_uid = ${uid} AND status = 'leased' AND lease_owner = ${p.metadata.name}`;
-              if (r!.n > 0) pods.push({ pod: p, held: r!.n as number });
+              const held = (await d.leasedBy(uid, p.metadata.name)).length;
+              if (held > 0) pods.push({ pod: p, held });
             }
             return pods.length > 0
               ? { ...pods[randomInt(pods.length)]!, round: st.round as number }

@@ -153,10 +153,8 @@ async function stalledWorker(): Promise<void> {
       async () => {
         for (const p of await d.comparisonPods('stall')) {
           if (!podPid(p)) continue;
-          const rows = await d.sql`
-            SELECT id::text AS id FROM comparisons
-             WHERE batch_uid = ${uid} AND status = 'leased' AND lease_owner = ${p.metadata.name}`;
-          if (rows.length >= 2) return { pod: p, held: rows.map((r) => r.id as string) };
+          const held = await d.leasedBy(uid, p.metadata.name);
+          if (held.length >= 2) return { pod: p, held };
         }
         return undefined;
       },
@@ -168,10 +166,7 @@ async function stalledWorker(): Promise<void> {
     let rescuer: ReturnType<typeof spawn> | undefined;
     try {
       // The leases it held when it froze (it may have taken a few more between the query and the stop).
-      const owned = (
-        await d.sql`SELECT id::text AS id FROM comparisons
-                     WHERE batch_uid = ${uid} AND status = 'leased' AND lease_owner = ${pod.metadata.name}`
-      ).map((r) => r.id as string);
+      const owned = await d.leasedBy(uid, pod.metadata.name);
       const env = Object.fromEntries(
         (pod.spec.containers[0].env as any[])
           .filter((e) => e.value !== undefined)
