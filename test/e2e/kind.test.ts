@@ -112,8 +112,21 @@ const runNodePod = (ns: string, pod: string, nodeArgs: string[]) =>
     ...nodeArgs,
   ]);
 
-/** Reads every record on the topic from inside the cluster (a pod of our image, kafkajs). */
-async function readEvents(tag: string): Promise<Obj[]> {
+/**
+ * Reads every record on the topic from inside the cluster (a pod of our image, kafkajs), once
+ * `batch` says its event is there: Succeeded comes before the relay's send (EventPublished), and
+ * a reader that asks first may find no topic at all.
+ */
+async function readEvents(tag: string, batch: string): Promise<Obj[]> {
+  await waitFor(
+    `CJBatch ${batch} EventPublished=True`,
+    async () =>
+      ((await phaseOf(batch)).status?.conditions ?? []).some(
+        (c: Obj) => c.type === 'EventPublished' && c.status === 'True',
+      ),
+    120_000,
+    2_000,
+  );
   const pod = `event-reader-${tag}`;
   const script = `
     import kafkajs from 'kafkajs';
@@ -468,7 +481,9 @@ srv.listen(${port}, () => setTimeout(() => { srv.close(); console.log(JSON.strin
   it('publishes exactly one result event to the in-cluster broker', async () => {
     needsInstall();
     const b = await getJson('cjbatch', 'sample-small', '-n', NS);
-    const events = (await readEvents('one')).filter((e) => e.value.subject === b.metadata.uid);
+    const events = (await readEvents('one', 'sample-small')).filter(
+      (e) => e.value.subject === b.metadata.uid,
+    );
     expect(events, "the batch's result events on the topic (exactly one, never a duplicate)").toHaveLength(1);
     const e = events[0]!;
     expect(e.headers['content-type']).toContain('application/cloudevents+json');
@@ -594,7 +609,7 @@ srv.listen(${port}, () => setTimeout(() => { srv.close(); console.log(JSON.strin
     expect(c.completed).toBe(c.planned);
     expect(c.pending ?? 0).toBe(0);
     expect(c.failed ?? 0).toBe(0);
-    const events = (await readEvents('two')).filter((e) => e.value.subject === done.metadata.uid);
+    const events = (await readEvents('two', 'killed')).filter((e) => e.value.subject === done.metadata.uid);
     expect(events, "the batch's result events on the topic (exactly one, never a duplicate)").toHaveLength(1);
     expect(events[0]!.value.data.comparisons).toEqual(c);
   }, 900_000);
@@ -620,7 +635,7 @@ srv.listen(${port}, () => setTimeout(() => { srv.close(); console.log(JSON.strin
     expect(c.completed).toBe(c.planned);
     expect(c.pending ?? 0).toBe(0);
     expect(c.failed ?? 0).toBe(0);
-    const events = (await readEvents('piped')).filter((e) => e.value.subject === done.metadata.uid);
+    const events = (await readEvents('piped', 'piped')).filter((e) => e.value.subject === done.metadata.uid);
     expect(events, "the batch's result events on the topic (exactly one)").toHaveLength(1);
     expect(events[0]!.value.data.comparisons).toEqual(c);
   }, 600_000);
