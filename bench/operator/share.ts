@@ -2,9 +2,10 @@
 // answering in 2-6 s, on a private process-tier stack (started and stopped here; needs
 // `npm run build`). Two demo batches (priorities 10 and 30) start together; a small batch
 // (config/samples/cjbatch-small.yaml, priority 10) is submitted last. Reports, per 60-s window,
-// each batch's part of the pool's grants beside the part its priority entitles it to among the
-// batches that were granted requests in that window, and the small batch's wall time against its
-// floor at its fair share (its comparisons ÷ (pool rate × its weight ÷ the weights active then)).
+// each batch's part of the verdicts beside the part its priority entitles it to among the batches
+// active (applied, not finished) in each second of that window, and the small batch's wall time
+// against its floor at its fair share (its comparisons ÷ (pool rate × its weight ÷ the weights
+// active then)).
 //
 //   nice -n 10 node --import tsx bench/operator/share.ts [--rpm 120] [--late-after 60] [--stack NAME]
 //       [--operator-env NAME=VALUE[,NAME=VALUE]]   (e.g. a rounds-mode switch)
@@ -133,28 +134,52 @@ try {
   await sql.end();
   const nameOf = new Map([...uids].map(([n, u]) => [u, n]));
   const weight = new Map(BATCHES.map((b) => [b.name, b.priority]));
+  // A batch is active from its apply to its finish. Its fair part of a window is its priority's
+  // part of the active batches' priorities, averaged over the window's seconds in which any batch
+  // was active: in a window where another batch finishes, the share that batch no longer uses
+  // flows on to the others (by design), and the fair part follows it.
+  const activeAt = (name: string, ms: number) =>
+    applied.get(name)! <= ms && (finished.get(name) ?? Number.POSITIVE_INFINITY) > ms;
+  const fairIn = (w: number) => {
+    const parts = new Map<string, number>();
+    let secs = 0;
+    for (let s = 0; s < 60; s++) {
+      const ms = t0 + (w * 60 + s + 0.5) * 1000;
+      const act = BATCHES.filter((b) => activeAt(b.name, ms));
+      if (act.length === 0) continue;
+      secs++;
+      const sumW = act.reduce((a, b) => a + b.priority, 0);
+      for (const b of act) parts.set(b.name, (parts.get(b.name) ?? 0) + b.priority / sumW);
+    }
+    return new Map([...parts].map(([n, p]) => [n, p / Math.max(secs, 1)]));
+  };
   const windows = [...new Set(rows.map((r) => r.w))].sort((a, b) => a - b);
   const lines: string[] = [];
   let within = 0;
   let judged = 0;
+  let withinAmongJudged = 0;
   for (const w of windows) {
     const inW = rows.filter((r) => r.w === w);
     const total = inW.reduce((s, r) => s + r.n, 0);
     const sumW = inW.reduce((s, r) => s + weight.get(nameOf.get(r.uid)!)!, 0);
+    const fair = fairIn(w);
+    const wStart = t0 + w * 60_000;
     const cells = inW.map((r) => {
       const name = nameOf.get(r.uid)!;
       const share = r.n / total;
-      const fair = weight.get(name)! / sumW;
-      const dev = share / fair - 1;
-      // a window where a batch started or ended is not "both active"
+      const f = fair.get(name) ?? 0;
+      // the older, cruder fair part: priority among the batches that got verdicts in the window
+      const among = weight.get(name)! / sumW;
+      // judged: the batch was active the whole window and another batch was active at its start
       const whole =
-        applied.get(name)! <= t0 + w * 60_000 &&
-        (finished.get(name) ?? Number.POSITIVE_INFINITY) >= t0 + (w + 1) * 60_000;
-      if (whole && inW.length > 1) {
+        applied.get(name)! <= wStart && (finished.get(name) ?? Number.POSITIVE_INFINITY) >= wStart + 60_000;
+      const others = BATCHES.some((b) => b.name !== name && activeAt(b.name, wStart + 500));
+      if (whole && others) {
         judged++;
-        if (Math.abs(dev) <= 0.15) within++;
+        if (f > 0 && Math.abs(share / f - 1) <= 0.15) within++;
+        if (Math.abs(share / among - 1) <= 0.15) withinAmongJudged++;
       }
-      return `${name} ${(share * 100).toFixed(0)}% (fair ${(fair * 100).toFixed(0)}%${whole ? '' : ', partial'})`;
+      return `${name} ${(share * 100).toFixed(0)}% (fair ${(f * 100).toFixed(0)}%${whole ? '' : ', partial'})`;
     });
     lines.push(`| ${w * 60}-${(w + 1) * 60} s | ${total} | ${cells.join('; ')} |`);
   }
@@ -193,11 +218,11 @@ try {
   console.log(`
 machine: ${os.cpus().length} × ${os.cpus()[0]?.model}; ${new Date().toISOString().slice(0, 16)}Z; pool ${RPM}/min, 16 in flight, judge 2-6 s; operator env ${JSON.stringify(OPERATOR_ENV)}
 
-| window | verdicts | each batch's part (fair part by priority among the batches judged in the window) |
+| window | verdicts | each batch's part (fair part: its priority's part of the active batches', averaged over the window's seconds) |
 |---|---|---|
 ${lines.join('\n')}
 
-whole windows with 2+ batches within ±15% of their fair part: ${within}/${judged} batch-windows
+whole windows with 2+ batches within ±15% of their fair part: ${within}/${judged} batch-windows (against the priority's part among the batches judged in the window, the cruder rule of earlier runs: ${withinAmongJudged}/${judged})
 
 While the same batches were all asking the limiter (sampled every second):
 
