@@ -11,6 +11,7 @@ import {
   type PoolRuntimeConfig,
   STANDARD_JUDGE_MODEL,
 } from './pool-runtime.js';
+import { DEFAULT_ROUNDS_MODE, type RoundsMode } from './rounds-mode.js';
 
 /** Pairs per round as the operator plans them: about half the items, enough for every worker. */
 export const roundSizeFor = (items: number, parallelism: number) =>
@@ -155,7 +156,8 @@ export function callLatencySeconds(pool: Pick<PoolRuntimeConfig, 'provider'>): n
 
 /**
  * Seconds each round adds besides the calls: a scoring Job and a comparison Job start, run and are
- * seen by the operator (measured on the local stack: docs/estimate.md).
+ * seen by the operator (measured on the local stack: docs/estimate.md). A pipelined batch pays it
+ * twice in all: its workers' Job starting, and the last scoring pass.
  */
 export const ROUND_OVERHEAD_SECONDS = 7;
 /** Serial bundles assumed when the pool is not in serial_bundle mode (for the mode comparison). */
@@ -175,6 +177,8 @@ export interface EstimateInput {
   minPerEssay: number;
   /** The pool's runtime config (contract/src/pool-runtime.ts resolvePoolRuntimeConfig). */
   pool: PoolRuntimeConfig;
+  /** How the batch runs its rounds (default: the operator's default, pipelined). */
+  roundsMode?: RoundsMode;
   /** Overrides of the model's assumptions. */
   assume?: {
     stopPerItem?: number;
@@ -221,6 +225,8 @@ export interface Estimate {
     stopPerItem: number | null;
     outputTokensPerPair: number;
     latencySeconds: number;
+    /** The wall time's model: a scoring pass between rounds (`rounds`) or one stream (`pipelined`). */
+    roundsMode: RoundsMode;
     roundOverheadSeconds: number;
     /** Added by the limiter's slow start of a pool that was idle (10 min or more). */
     rampSeconds: number;
@@ -286,7 +292,8 @@ export function estimateBatch(input: EstimateInput): Estimate {
   };
   const modes = [pool.mode, ...BATCHING_MODES.filter((m) => m !== pool.mode)].map(modeEstimate);
 
-  // Wall time: the pool limiter's bucket and the in-flight calls, round by round (simulateWall).
+  // Wall time: the pool limiter's bucket and the in-flight calls (simulateWall), round by round or,
+  // pipelined, as one stream: the workers plan ahead, so no round waits for a scoring pass.
   // The limiter counts uncached input and cache writes against ITPM; `limitedBy` and `perMinute`
   // describe the steady state.
   const own = modes[0]!;
@@ -307,9 +314,13 @@ export function estimateBatch(input: EstimateInput): Estimate {
   const perMinute = calls * pairsPerCall;
   const overhead = input.assume?.roundOverheadSeconds ?? ROUND_OVERHEAD_SECONDS;
   const ramp = pool.limiter.rampUp ?? LIMITER_DEFAULTS.rampUp;
-  const callsPerRound = Array.from({ length: comparisons.rounds }, (_, r) =>
-    Math.ceil(Math.min(roundSize, expected - r * roundSize) / Math.max(1, pairsPerCall)),
-  );
+  const roundsMode = input.roundsMode ?? DEFAULT_ROUNDS_MODE;
+  const callsPerRound =
+    roundsMode === 'pipelined'
+      ? [Math.ceil(expected / Math.max(1, pairsPerCall))]
+      : Array.from({ length: comparisons.rounds }, (_, r) =>
+          Math.ceil(Math.min(roundSize, expected - r * roundSize) / Math.max(1, pairsPerCall)),
+        );
   const rates = callsPerMinute.filter(([why]) => why !== 'concurrency').map(([, v]) => v);
   const sim = (withRamp: boolean) =>
     simulateWall({
@@ -338,6 +349,7 @@ export function estimateBatch(input: EstimateInput): Estimate {
       stopPerItem: Number.isFinite(perItem) ? perItem : null,
       outputTokensPerPair: outPerPair,
       latencySeconds: latency,
+      roundsMode,
       roundOverheadSeconds: overhead,
       rampSeconds: Math.round(rampSeconds),
       prefixTokens,
@@ -349,7 +361,7 @@ export function estimateBatch(input: EstimateInput): Estimate {
 
 /**
  * Seconds from start to finish: a scoring pass (`overhead`, the Jobs of the round) before every
- * round and after the last, and each round's calls through the pool limiter as it works — a
+ * round and after the last (a pipelined batch is one round: its workers' start and the last pass), and each round's calls through the pool limiter as it works — a
  * bucket of `burstSeconds` of the rate, refilled continuously (so it fills again while a round's
  * Jobs start), a rate that a pool idle for 10 minutes ramps up from `rampInitial` from its first
  * grant, and at most `lanes` calls of `latency` seconds in flight.

@@ -3,6 +3,7 @@
 // starts. One adapter, so the CLI and the status can never disagree on the inputs.
 import { type Estimate, type EstimateInput, estimateBatch } from '../../../contract/src/estimate.js';
 import { resolvePoolRuntimeConfig } from '../../../contract/src/pool-runtime.js';
+import type { RoundsMode } from '../../../contract/src/rounds-mode.js';
 import { type CJBatchSpec, type CJBatchStatus, defaultMaxComparisons } from './batch.js';
 import type { LLMProviderPoolSpec } from './pool.js';
 
@@ -16,7 +17,7 @@ export function estimateForBatch(
   spec: CJBatchSpec,
   texts: BatchTexts,
   pool: LLMProviderPoolSpec,
-  assume?: EstimateInput['assume'],
+  opts: { assume?: EstimateInput['assume']; roundsMode?: RoundsMode } = {},
 ): Estimate {
   const items = texts.essays.length + texts.anchors.length;
   return estimateBatch({
@@ -25,7 +26,8 @@ export function estimateForBatch(
     parallelism: spec.workers?.parallelism ?? 2,
     minPerEssay: spec.stopping?.minComparisonsPerEssay ?? 4,
     pool: resolvePoolRuntimeConfig(pool, { limits: spec.overrides?.limits }),
-    ...(assume ? { assume } : {}),
+    ...(opts.assume ? { assume: opts.assume } : {}),
+    ...(opts.roundsMode ? { roundsMode: opts.roundsMode } : {}),
   });
 }
 

@@ -6,6 +6,12 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import YAML from 'yaml';
 import { CONVERGES_FROM_ITEMS, type Estimate } from '../../../contract/src/estimate.js';
 import {
+  isRoundsMode,
+  ROUNDS_ANNOTATION,
+  ROUNDS_MODES,
+  type RoundsMode,
+} from '../../../contract/src/rounds-mode.js';
+import {
   type CJBatchSpec,
   CJBatchSpecSchema,
   estimateForBatch,
@@ -28,9 +34,16 @@ export interface EstimateSource {
   assignment: { title: string; instructions: string; rubric: string };
   /** The pool the manifest names (a folder names none). */
   poolRef?: string;
+  /** The manifest's rounds-mode annotation, if it has one. */
+  roundsMode?: RoundsMode;
 }
 
-type Doc = { kind?: string; metadata?: { name?: string }; spec?: unknown; data?: Record<string, string> };
+type Doc = {
+  kind?: string;
+  metadata?: { name?: string; annotations?: Record<string, string> };
+  spec?: unknown;
+  data?: Record<string, string>;
+};
 
 const isManifest = (source: string) =>
   existsSync(source) && statSync(source).isFile() && /\.(ya?ml|json)$/i.test(source);
@@ -133,7 +146,18 @@ export async function estimateSource(
       rubric: await text(spec.assignment.rubric, 'spec.assignment.rubric'),
     },
     poolRef: spec.providerPoolRef.name,
+    ...roundsModeOfManifest(source, batch),
   };
+}
+
+function roundsModeOfManifest(source: string, batch: Doc): { roundsMode?: RoundsMode } {
+  const v = batch.metadata?.annotations?.[ROUNDS_ANNOTATION];
+  if (v === undefined) return {};
+  if (!isRoundsMode(v))
+    throw new SourceError(
+      `${source}: metadata.annotations["${ROUNDS_ANNOTATION}"]: "${v}" is not a rounds mode; use one of ${ROUNDS_MODES.join(', ')} or remove it`,
+    );
+  return { roundsMode: v };
 }
 
 /** A pool from a manifest file (offline) or from the cluster. */
@@ -175,10 +199,15 @@ export function estimateOf(
   src: EstimateSource,
   pool: LLMProviderPoolSpec,
   assume?: { roundOverheadSeconds?: number; warmPool?: boolean },
+  roundsMode?: RoundsMode,
 ): Estimate {
   if (src.essays.length + src.anchors.length < 2)
     throw new UsageError(`${src.what}: a batch needs at least two essays (anchors included)`);
-  return estimateForBatch(src.spec, src, pool, assume);
+  const mode = roundsMode ?? src.roundsMode;
+  return estimateForBatch(src.spec, src, pool, {
+    ...(assume ? { assume } : {}),
+    ...(mode ? { roundsMode: mode } : {}),
+  });
 }
 
 const n = (x: number) => Math.round(x).toLocaleString('en-US');
@@ -227,7 +256,7 @@ export function estimateTable(
     ...table,
     '',
     `Wall time: about ${wall} (${e.wall.perMinute.toFixed(1)} comparisons/min, limited by ${e.wall.limitedBy})`,
-    `Assumed: ${a.outputTokensPerPair} output tokens per verdict; prefix ${n(a.prefixTokens)} tokens ${a.prefixCached ? 'cached' : 'not cached'}; ${n(a.meanPairInputTokens)} input tokens per pair; ${a.latencySeconds} s per call; ${a.roundOverheadSeconds} s per round for its Jobs; ${a.rampSeconds} s for the slow start of an idle pool.`,
+    `Assumed: ${a.outputTokensPerPair} output tokens per verdict; prefix ${n(a.prefixTokens)} tokens ${a.prefixCached ? 'cached' : 'not cached'}; ${n(a.meanPairInputTokens)} input tokens per pair; ${a.latencySeconds} s per call; ${a.roundsMode === 'pipelined' ? `pipelined rounds (${a.roundOverheadSeconds} s for the workers' Job to start and ${a.roundOverheadSeconds} s for the last scoring pass)` : `round by round (${a.roundOverheadSeconds} s per round for its Jobs)`}; ${a.rampSeconds} s for the slow start of an idle pool.`,
     pool.pricing ? '' : 'No cost: the pool has no spec.pricing.',
     'Actual figures vary with the judge and the essays (docs/estimate.md says by how much).',
   ]

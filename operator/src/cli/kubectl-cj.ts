@@ -15,6 +15,7 @@ import {
   validJudge,
 } from '../../../contract/src/audit.js';
 import { joinResultsParts } from '../../../contract/src/results.js';
+import { ROUNDS_MODES } from '../../../contract/src/rounds-mode.js';
 import { ApiError, type KubeClient, resourcePath } from '../kube/rest.js';
 import {
   type Command,
@@ -149,6 +150,11 @@ export const COMMANDS: Command[] = [
         name: 'round-overhead',
         value: '<seconds>',
         help: "Seconds each round's Jobs take on your cluster (default 7; a finished batch's time over its rounds)",
+      },
+      {
+        name: 'rounds-mode',
+        value: '<mode>',
+        help: "How the batch will run its rounds: pipelined (the operator's default) or rounds (default for a manifest: its cj.huleedu.io/rounds annotation)",
       },
       OUTPUT('table (default), json or yaml'),
     ],
@@ -446,10 +452,16 @@ async function estimate(p: Parsed, use: (c: Conn) => void): Promise<number> {
   const overhead = ro === undefined ? undefined : Number(ro);
   if (overhead !== undefined && !(Number.isFinite(overhead) && overhead >= 0))
     throw new UsageError(`--round-overhead ${ro}: give seconds, a number ≥ 0 (e.g. 7)`);
-  const e = estimateOf(src, pool.spec, {
-    ...(overhead === undefined ? {} : { roundOverheadSeconds: overhead }),
-    ...(p.values['warm-pool'] ? { warmPool: true } : {}),
-  });
+  const rm = str(p.values['rounds-mode']);
+  const e = estimateOf(
+    src,
+    pool.spec,
+    {
+      ...(overhead === undefined ? {} : { roundOverheadSeconds: overhead }),
+      ...(p.values['warm-pool'] ? { warmPool: true } : {}),
+    },
+    rm === undefined ? undefined : choice('rounds-mode', rm, ROUNDS_MODES),
+  );
   if (output === 'table') console.log(estimateTable(src, pool.name, pool.spec, e));
   else print(output, e);
   return 0;

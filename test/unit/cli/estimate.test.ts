@@ -43,8 +43,26 @@ describe('kubectl cj estimate (offline)', () => {
     expect(await run(CLASS, '--pool-file', POOL), err).toBe(0);
     expect(out).toContain('Estimate for 10 essays and 6 anchors');
     for (const m of ['per_request (pool)', 'serial_bundle', 'batch_api']) expect(out).toContain(m);
-    expect(out).toMatch(/Wall time: about \d+m\d+s/);
+    expect(out).toMatch(/Wall time: about (\d+m)?\d+s/);
     expect(out).toContain('limited by requests per minute');
+    expect(out).toContain('pipelined rounds (7 s for the workers');
+  });
+
+  it("--rounds-mode rounds, or the manifest's annotation, models a scoring pass per round", async () => {
+    const wall = () => Number(JSON.parse(out).wall.seconds);
+    expect(await run(CLASS, '--pool-file', POOL, '-o', 'json', '--warm-pool'), err).toBe(0);
+    const piped = wall();
+    out = '';
+    expect(
+      await run(CLASS, '--pool-file', POOL, '-o', 'json', '--warm-pool', '--rounds-mode', 'rounds'),
+      err,
+    ).toBe(0);
+    const rounds = wall();
+    expect(JSON.parse(out).assumptions.roundsMode).toBe('rounds');
+    expect(rounds).toBeGreaterThan(piped + 30); // 12 rounds of 7-s passes, less the bucket's refills
+    out = '';
+    expect(await run(CLASS, '--pool-file', POOL, '--rounds-mode', 'serial')).toBe(2);
+    expect(err).toContain('--rounds-mode');
   });
 
   it('-o json is the contract estimate of the same texts', async () => {
@@ -104,6 +122,21 @@ describe('kubectl cj estimate (offline)', () => {
     const e = JSON.parse(out);
     expect(e.comparisons.expected).toBe(12);
     expect(e.comparisons.budget).toBe(12);
+    expect(e.assumptions.roundsMode).toBe('pipelined');
+
+    // Its rounds-mode annotation is the batch's mode; a bad one is refused naming the field.
+    const annotated = (v: string) => ({
+      ...docs[1],
+      metadata: { name: 'b', annotations: { 'cj.huleedu.io/rounds': v } },
+    });
+    writeFileSync(file, [docs[0], annotated('rounds')].map((d) => YAML.stringify(d)).join('---\n'));
+    out = '';
+    expect(await run(file, '--pool-file', POOL, '-o', 'json'), err).toBe(0);
+    expect(JSON.parse(out).assumptions.roundsMode).toBe('rounds');
+    writeFileSync(file, [docs[0], annotated('fast')].map((d) => YAML.stringify(d)).join('---\n'));
+    out = '';
+    expect(await run(file, '--pool-file', POOL)).not.toBe(0);
+    expect(err).toContain('metadata.annotations["cj.huleedu.io/rounds"]: "fast" is not a rounds mode');
 
     // Without the ConfigMap and without a cluster, the message says where it must be.
     writeFileSync(file, YAML.stringify(docs[1]));

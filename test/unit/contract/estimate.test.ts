@@ -195,6 +195,20 @@ describe('estimate: wall time', () => {
     expect(warm.wall.seconds).toBe(e.wall.seconds - e.assumptions.rampSeconds);
   });
 
+  it('pipelined (the default) pays the Jobs once, round by round pays a scoring pass per round', () => {
+    const warm = { warmPool: true, roundOverheadSeconds: 7 };
+    const piped = estimateBatch(input({ budget: 312, assume: warm }));
+    const rounds = estimateBatch(input({ budget: 312, assume: warm, roundsMode: 'rounds' }));
+    expect(piped.assumptions.roundsMode).toBe('pipelined');
+    expect(rounds.assumptions.roundsMode).toBe('rounds');
+    const calls = (312 / 57) * 60; // the rate binds; the bucket's first 5 s of calls go at once
+    expect(piped.wall.seconds).toBeGreaterThan(calls - 5 + 2 * 7 - 1);
+    expect(piped.wall.seconds).toBeLessThan(calls + 2 * 7 + 1);
+    // each of the other rounds adds its pass (less what the refilled bucket sends at once)
+    expect(rounds.wall.seconds - piped.wall.seconds).toBeGreaterThan((rounds.comparisons.rounds - 1) * 2);
+    expect(estimateBatch(input({ budget: 312, assume: warm, roundsMode: 'pipelined' }))).toEqual(piped);
+  });
+
   it('a small output-token limit binds instead', () => {
     const e = estimateBatch(input({ budget: 312, pool: pool({ limits: { outputTokensPerMinute: 800 } }) }));
     expect(e.wall.limitedBy).toBe('output tokens per minute');

@@ -1,5 +1,6 @@
 // The estimate kept in status.estimate: made once, when the batch's essays are loaded, from the
 // texts that were loaded and the pool it starts on, so it sits beside the actuals unchanged.
+import { roundsModeOfConfig } from '../../../../runtime/src/store/batch-config.js';
 import type { BatchRegistration } from '../../../../runtime/src/store/batches.js';
 import {
   type CJBatch,
@@ -21,6 +22,7 @@ export function startEstimate(
         batch.spec,
         { essays: reg.essays.map((e) => e.text), anchors: reg.anchors.map((a) => a.text), assignment },
         pool.spec,
+        { roundsMode: roundsModeOfConfig(reg.config) },
       ),
     );
   } catch {
