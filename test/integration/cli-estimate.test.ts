@@ -174,6 +174,8 @@ it('holds against a batch that converges before its budget on a 60/min pool', as
     String(BUDGET),
     '--round-overhead',
     overhead.toFixed(1),
+    '--rounds-mode',
+    'rounds',
     '-o',
     'json',
   ]);
