@@ -244,6 +244,9 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
   }
 
   function write(x, fn) {
+    // cj-operator patch: no socket, no buffering (see closedWrite)
+    if (socket === null)
+      return closedWrite()
     chunk = chunk ? Buffer.concat([chunk, x]) : Buffer.from(x)
     if (fn || chunk.length >= 1024)
       return nextWrite(fn)
@@ -252,10 +255,30 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
   }
 
   function nextWrite(fn) {
+    // cj-operator patch: see closedWrite
+    if (socket === null)
+      return closedWrite()
     const x = socket.write(chunk, fn)
     nextWriteTimer !== null && clearImmediate(nextWriteTimer)
     chunk = nextWriteTimer = null
     return x
+  }
+
+  // cj-operator patch (porsager/postgres#1066, #1154, #1208; upstream PRs #1168, #1176, #1209):
+  // closed() sets socket = null, but a reserved connection or a transaction (sql.begin) keeps
+  // sending on it: begin's ROLLBACK after its statement failed with CONNECTION_CLOSED, a query on
+  // sql.reserve() after its backend died. 3.4.9 then calls socket.write on null from a
+  // setImmediate, an uncaught TypeError that ends the process. Instead reject what was sent
+  // on the dead connection with CONNECTION_CLOSED (it would otherwise wait forever: no socket, no
+  // reply). Not error(): it would also reject `initial`, the pool query waiting for this
+  // connection's reconnect. Returns true (not backpressure: no 'drain' would ever come).
+  function closedWrite() {
+    chunk = nextWriteTimer = null
+    const err = Errors.connection('CONNECTION_CLOSED', options)
+    query && queryError(query, err)
+    while (sent.length)
+      queryError(sent.shift(), err)
+    return true
   }
 
   function connectTimedOut() {
@@ -438,6 +461,7 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     remaining = 0
     incomings = null
     clearImmediate(nextWriteTimer)
+    chunk = nextWriteTimer = null // cj-operator patch: a later write must not send these bytes
     socket.removeListener('data', data)
     socket.removeListener('connect', connected)
     idleTimer.cancel()
