@@ -13,16 +13,19 @@
 
 ARG NODE_IMAGE=node:22-slim
 
-# Production dependencies only.
+# Production dependencies only. vendor/ holds a patched dependency (vendor/postgres/PATCHES.md):
+# npm links node_modules/postgres to ../vendor/postgres, so /app/vendor ships with node_modules.
 FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY vendor ./vendor
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force \
   && rm -rf /root/.npm /tmp/*
 
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
+COPY vendor ./vendor
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY . .
 # Compile, then set aside what must not ship: hack/ (developer tooling) and the fake server.

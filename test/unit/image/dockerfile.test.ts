@@ -40,6 +40,23 @@ describe('Dockerfile', () => {
     }
   });
 
+  it('copies the directory of every file: dependency before each npm ci (npm links it there)', () => {
+    const local = Object.values({ ...pkg.dependencies, ...pkg.devDependencies } as Record<string, string>)
+      .filter((v) => v.startsWith('file:'))
+      .map((v) => v.slice('file:'.length).split('/')[0]!);
+    expect(local).toContain('vendor');
+    const stages = dockerfile.split(/^FROM /m).filter((s) => /^RUN npm ci/m.test(s));
+    expect(stages).toHaveLength(2); // deps and build
+    for (const stage of stages) {
+      const ci = stage.search(/^RUN npm ci/m);
+      for (const dir of local) {
+        const copy = stage.search(new RegExp(`^COPY ${dir} \\./${dir}$`, 'm'));
+        expect(copy, `${stage.split('\n')[0]}: COPY ${dir} before npm ci`).toBeGreaterThan(-1);
+        expect(copy).toBeLessThan(ci);
+      }
+    }
+  });
+
   it("builds from what it copies: tsconfig.build.json's inputs are in the build context", () => {
     expect(dockerfile).toMatch(/^COPY \. \.$/m); // the build stage copies the whole context
     const build = JSON.parse(readFileSync(path.join(root, 'tsconfig.build.json'), 'utf8'));
