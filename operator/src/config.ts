@@ -54,8 +54,8 @@ export interface OperatorConfig {
   maxBatchDbConnections: number;
   /**
    * How batches run their rounds unless their annotation says otherwise (ROUNDS_MODE, default
-   * `rounds`): `rounds` scores and judges one round at a time; `pipelined` runs long-lived workers
-   * that plan ahead (see docs/architecture.md). Fixed per batch when it starts.
+   * `pipelined`): `pipelined` runs long-lived workers that plan ahead; `rounds` scores and judges
+   * one round at a time (see docs/architecture.md). Fixed per batch when it starts.
    */
   roundsMode?: RoundsMode;
   /** How often the leader reads the LLM usage figures for /metrics (METRICS_REFRESH_SECONDS, default 15). */
@@ -64,6 +64,8 @@ export interface OperatorConfig {
 
 export type RoundsMode = 'rounds' | 'pipelined';
 export const ROUNDS_MODES: readonly RoundsMode[] = ['rounds', 'pipelined'];
+/** ROUNDS_MODE unset: pipelined is faster per batch and starts far fewer pods (bench/README.md). */
+export const DEFAULT_ROUNDS_MODE: RoundsMode = 'pipelined';
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): OperatorConfig {
   const need = (k: string) => {
@@ -99,7 +101,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OperatorConfig
 }
 
 function roundsModeOf(v: string | undefined): RoundsMode {
-  if (v === undefined || v === '') return 'rounds';
+  if (v === undefined || v === '') return DEFAULT_ROUNDS_MODE;
   if (!(ROUNDS_MODES as readonly string[]).includes(v))
     throw new Error(`ROUNDS_MODE must be one of ${ROUNDS_MODES.join(', ')}, not "${v}"`);
   return v as RoundsMode;
