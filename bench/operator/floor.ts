@@ -9,7 +9,7 @@
 // Cases: `demo` (config/samples/cjbatch-demo.yaml, 40 essays + 12 anchors, default budget) on a
 // pool of 60 requests/minute; `e200` (200 essays made from the demo's by reordering paragraphs,
 // the same 12 anchors, default budget) on a pool of 1,000/minute. Modes run one after another in
-// the same invocation, so every figure has its same-run baseline: `rounds` (the operator as is)
+// the same invocation, so every figure has its same-run baseline: `rounds` (ROUNDS_MODE=rounds)
 // and any mode given as operator environment with `--mode NAME=ENV=VALUE[,ENV=VALUE]`.
 //
 //   nice -n 10 node --import tsx bench/operator/floor.ts [--cases demo,e200] [--latency-ms 2000-6000]
@@ -56,7 +56,7 @@ const LANES_PER_POD = 16;
 
 const MODES: { name: string; env: Record<string, string> }[] = [
   // `--no-baseline`: only the given modes (a diagnostic run; the table's rows need the baseline).
-  ...(argv.includes('--no-baseline') ? [] : [{ name: 'rounds', env: {} }]),
+  ...(argv.includes('--no-baseline') ? [] : [{ name: 'rounds', env: { ROUNDS_MODE: 'rounds' } }]),
   ...all('--mode').map((m) => {
     const [name, ...rest] = m.split('=');
     const env = Object.fromEntries(

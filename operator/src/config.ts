@@ -1,6 +1,7 @@
 // Operator settings, read once from the environment (the chart sets them). Nothing here is secret
 // except DATABASE_URL, which is passed on to workers only through a Secret.
 import { type EgressPolicy, egressPolicyFromEnv } from '../../contract/src/egress.js';
+import { DEFAULT_ROUNDS_MODE, ROUNDS_MODES, type RoundsMode } from '../../contract/src/rounds-mode.js';
 import type { PlatformPolicy } from './validation/platform.js';
 
 export interface OperatorConfig {
@@ -54,16 +55,16 @@ export interface OperatorConfig {
   maxBatchDbConnections: number;
   /**
    * How batches run their rounds unless their annotation says otherwise (ROUNDS_MODE, default
-   * `rounds`): `rounds` scores and judges one round at a time; `pipelined` runs long-lived workers
-   * that plan ahead (see docs/architecture.md). Fixed per batch when it starts.
+   * `pipelined`): `pipelined` runs long-lived workers that plan ahead; `rounds` scores and judges
+   * one round at a time (see docs/architecture.md). Fixed per batch when it starts.
    */
   roundsMode?: RoundsMode;
   /** How often the leader reads the LLM usage figures for /metrics (METRICS_REFRESH_SECONDS, default 15). */
   metricsRefreshMs: number;
 }
 
-export type RoundsMode = 'rounds' | 'pipelined';
-export const ROUNDS_MODES: readonly RoundsMode[] = ['rounds', 'pipelined'];
+// The names and the default live with the estimate and the CLI, which need them too.
+export { DEFAULT_ROUNDS_MODE, ROUNDS_MODES, type RoundsMode };
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): OperatorConfig {
   const need = (k: string) => {
@@ -99,7 +100,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OperatorConfig
 }
 
 function roundsModeOf(v: string | undefined): RoundsMode {
-  if (v === undefined || v === '') return 'rounds';
+  if (v === undefined || v === '') return DEFAULT_ROUNDS_MODE;
   if (!(ROUNDS_MODES as readonly string[]).includes(v))
     throw new Error(`ROUNDS_MODE must be one of ${ROUNDS_MODES.join(', ')}, not "${v}"`);
   return v as RoundsMode;

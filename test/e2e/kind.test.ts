@@ -515,6 +515,9 @@ srv.listen(${port}, () => setTimeout(() => { srv.close(); console.log(JSON.strin
     needsInstall();
     await apply([
       batch('killed', (b) => {
+        // Round by round (the default is pipelined): a comparison Job per round whose index is run
+        // again in a new pod; the pipelined batch below covers the other mode.
+        b.metadata.annotations = { ...b.metadata.annotations, 'cj.huleedu.io/rounds': 'rounds' };
         b.spec.workers = { ...(b.spec.workers ?? {}), parallelism: 2 };
         // Three times the sample's essays (new ids, the same texts reworded by a suffix): rounds
         // long enough that a worker is reliably caught holding pairs, on an idle machine too.

@@ -93,7 +93,9 @@ beforeAll(async () => {
     },
   });
   databaseUrl = await freshDatabase('estimate');
-  operator = await startOperator({ namespace: ns, databaseUrl });
+  // Round by round: the estimate's wall time models a scoring pass per round (docs/estimate.md),
+  // and the calibration measures that pass.
+  operator = await startOperator({ namespace: ns, databaseUrl, env: { ROUNDS_MODE: 'rounds' } });
   // The calibration measures the cluster, not the limiter: its pool has no slow start. The slow
   // pool keeps the default one (from its first call), which the estimate includes.
   const [fastSecret, fast] = poolManifests(ns, fake.url, 'fast-pool') as any[];

@@ -53,9 +53,19 @@ beforeAll(async () => {
   const dbUrl = await freshDatabase('cli');
   fake = await startFake();
   operator = await startOperator({ namespace: ns, databaseUrl: dbUrl });
+  // A pool paced at 120 requests/minute (no slow start) for the --watch case: its batch must judge
+  // for longer than the operator's 10 s pace window to show an ETA, which a pipelined batch on the
+  // 1,000/minute pool does not.
+  const [pacedKey, paced] = poolManifests(ns, fake.url, 'paced-pool', 'paced-key') as any[];
+  paced.spec.limits.requestsPerMinute = 120;
+  paced.spec.slowStart = { duration: '0s' };
   await kubectlOk(
     ['apply', '-n', ns, '-f', '-'],
-    JSON.stringify({ apiVersion: 'v1', kind: 'List', items: poolManifests(ns, fake.url) }),
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'List',
+      items: [...poolManifests(ns, fake.url), pacedKey, paced],
+    }),
   );
   // A teacher's folder: one file per essay; anchors and the assignment beside it.
   const set = JSON.parse(readFileSync(path.join(repoRoot, 'test/fixtures/essays/essays.json'), 'utf8'));
@@ -120,7 +130,7 @@ it('--wait gives up after --timeout (the batch keeps running); status --watch pr
     'submit',
     path.join(dir, 'essays'),
     '--pool',
-    'fake-pool',
+    'paced-pool',
     '--name',
     'piped',
     '--wait',

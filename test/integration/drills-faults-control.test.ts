@@ -66,7 +66,12 @@ describe.skipIf(onDevStack())('drill 7: etcd restarted under a running batch', (
     await drill(
       d,
       async () => {
-        await d.setup({ latencyMs: 200 });
+        // A slow pool (45 requests/minute) so that the batch still judges after the restart in
+        // either rounds mode: pipelined workers judge through the outage, and on a fast pool they
+        // finished the 36 comparisons before it, leaving no progress to see.
+        await d.setup({ latencyMs: 200 }, (spec) => {
+          spec.limits.requestsPerMinute = 45;
+        });
         await ops.start();
         await d.poolReady();
         await d.applyBatch('etcd', (b) => {
@@ -197,7 +202,11 @@ describe('operator and worker disruptions (run side by side)', () => {
   it.concurrent('drill 2: random worker pods deleted during rounds', async () => {
     const d = new Drill('drill-pods');
     await drill(d, async () => {
-      await d.setup({ latencyMs: 200 });
+      // A slow pool (45 requests/minute), as for the leader drill: pipelined, the batch's one worker
+      // otherwise judged the 48 comparisons before a third deletion (each waits for a new pod).
+      await d.setup({ latencyMs: 200 }, (spec) => {
+        spec.limits.requestsPerMinute = 45;
+      });
       await d.startOperator('pods-op', { LEADER_ELECTION: 'false' });
       await d.poolReady();
       const uid = await d.applyBatch('pods', (b) => {

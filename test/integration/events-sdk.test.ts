@@ -105,7 +105,9 @@ beforeAll(async () => {
   await Promise.all([
     runBatch('sdk-done'),
     // Every call to the slow fake takes 120 s and a round may last 1 min (the admission minimum): cj.batch.failed.v1.
+    // Round by round: a pipelined batch is not failed for it (NothingJudged, pipeline.test.ts).
     runBatch('sdk-late', (b) => {
+      b.metadata.annotations = { ...b.metadata.annotations, 'cj.huleedu.io/rounds': 'rounds' };
       b.spec.providerPoolRef.name = 'slow-pool';
       b.spec.timeouts = { round: '1m' };
     }),

@@ -196,7 +196,9 @@ describe('result events on Kafka', () => {
 
   it('a failed batch emits cj.batch.failed.v1 with its reason', async () => {
     // Every call to the slow fake takes 120 s; a round may last 1 min (the admission minimum): RoundTimeout with 0 judged.
+    // Round by round: a pipelined batch is not failed for it (NothingJudged, pipeline.test.ts).
     const uid = await applyBatch('late', (b) => {
+      b.metadata.annotations = { ...b.metadata.annotations, 'cj.huleedu.io/rounds': 'rounds' };
       b.spec.providerPoolRef.name = 'slow-pool';
       b.spec.timeouts = { round: '1m' };
     });

@@ -100,7 +100,9 @@ describe('health checks on live objects', () => {
           lost,
           batch('sample-small', 'fake-pool'),
           // Every call to the slow fake takes 120 s; a round may last 1 min (the admission minimum): RoundTimeout.
+          // Round by round: a pipelined batch is not failed for it (NothingJudged, pipeline.test.ts).
           batch('late', 'slow-pool', (b) => {
+            b.metadata.annotations = { ...b.metadata.annotations, 'cj.huleedu.io/rounds': 'rounds' };
             b.spec.timeouts = { round: '1m' };
           }),
           batch('waiting', 'lost-pool'),

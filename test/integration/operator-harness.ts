@@ -73,7 +73,8 @@ export async function startOperator(opts: {
       PROBE_ADDRESS: '127.0.0.1',
       PROBE_PORT: String(probePort),
       KAFKA_BROKERS: stack().kafkaBrokers,
-      // CJ_TEST_ROUNDS_MODE=pipelined runs a test file's batches in the pipelined mode (the drills too).
+      // CJ_TEST_ROUNDS_MODE=rounds runs a test file's batches round by round (the drills too; the
+      // operator's default is pipelined). A batch's annotation or opts.env still wins.
       ...(process.env.CJ_TEST_ROUNDS_MODE ? { ROUNDS_MODE: process.env.CJ_TEST_ROUNDS_MODE } : {}),
       COMPARISON_LEASE_SECONDS: '15',
       LOG_LEVEL: 'info',

@@ -54,6 +54,9 @@ it('finishes a batch through a leader kill, a Lease takeover, a restart and a de
   operators.push(b);
 
   const batch = sampleBatch('cjbatch-demo.yaml', 'resilient', ns);
+  // Round by round: the kills land mid-round and the Job checks count Jobs per round (the drills
+  // cover the pipelined mode, the default).
+  batch.metadata.annotations = { ...batch.metadata.annotations, 'cj.huleedu.io/rounds': 'rounds' };
   await kubectlOk(['apply', '-n', ns, '-f', '-'], JSON.stringify(batch));
 
   // 1. Kill the leader mid-round (round 2 or later, comparisons in flight).

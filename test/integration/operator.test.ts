@@ -21,6 +21,8 @@ import {
 let ns: string;
 let dbUrl: string;
 let sql: postgres.Sql;
+/** The demo batch's rounds mode as registered (the operator's default unless CJ_TEST_ROUNDS_MODE). */
+let mode: 'rounds' | 'pipelined' = 'rounds';
 let fake: FakeAnthropic;
 let operator: OperatorProcess;
 
@@ -86,6 +88,8 @@ describe('a CJBatch applied with kubectl', () => {
       600_000,
     );
     const uid = (await getJson(['get', 'cjbatch', 'sample-demo'])).metadata.uid;
+    [{ mode }] = (await sql`
+      SELECT coalesce(config->>'rounds', 'rounds') AS mode FROM batches WHERE uid = ${uid}`) as any;
     const [db] = await sql`
       SELECT count(*)::int AS planned, count(*) FILTER (WHERE status = 'succeeded')::int AS completed,
              count(*) FILTER (WHERE status = 'failed')::int AS failed, max(round)::int AS rounds
@@ -121,7 +125,9 @@ describe('a CJBatch applied with kubectl', () => {
       '--field-selector',
       'involvedObject.name=sample-demo',
     ]);
-    for (const reason of ['Prepared', 'RoundStarted', 'Succeeded']) expect(events).toContain(reason);
+    // Round by round announces each round; a pipelined batch its long-lived workers.
+    const started = mode === 'pipelined' ? 'WorkersStarted' : 'RoundStarted';
+    for (const reason of ['Prepared', started, 'Succeeded']) expect(events).toContain(reason);
 
     // The worker pods' LLM figures reach the operator's /metrics (read back from the database).
     const [usage] = await sql`
@@ -164,7 +170,9 @@ describe('a CJBatch applied with kubectl', () => {
     for (const d of readdirSync(podsDir).filter((d) => d.startsWith(`${ns}_`)))
       for (const f of readdirSync(path.join(podsDir, d)).filter((f) => f.endsWith('.log')))
         logs.push(path.join(podsDir, d, f));
-    expect(logs.length).toBeGreaterThan(10); // the operator and many worker pods
+    // The operator and the worker pods: many round by round; pipelined, at least round 0's
+    // scoring pod and one long-lived worker.
+    expect(logs.length).toBeGreaterThan(mode === 'pipelined' ? 2 : 10);
     const essays = JSON.parse(readFileSync(path.join(repoRoot, 'test/fixtures/essays/essays.json'), 'utf8'));
     const snippets = [...essays.essays, ...essays.anchors].map((e: { text: string }) =>
       e.text.slice(40, 100),

@@ -1,6 +1,6 @@
 // Operator settings from the environment: defaults, and a clear error for nonsense.
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../../operator/src/config.js';
+import { DEFAULT_ROUNDS_MODE, loadConfig } from '../../../operator/src/config.js';
 
 const base = { DATABASE_URL: 'postgres://db/cj' };
 
@@ -35,6 +35,16 @@ describe('loadConfig', () => {
     expect(loadConfig({ ...base, KAFKA_MAX_MESSAGE_BYTES: '5000000' }).kafkaMaxMessageBytes).toBe(5_000_000);
     expect(() => loadConfig({ ...base, KAFKA_MAX_MESSAGE_BYTES: '1MB' })).toThrow(
       'KAFKA_MAX_MESSAGE_BYTES must be a positive whole number, not "1MB"',
+    );
+  });
+
+  it('runs batches pipelined unless ROUNDS_MODE says rounds, and refuses any other mode', () => {
+    expect(DEFAULT_ROUNDS_MODE).toBe('pipelined');
+    expect(loadConfig(base).roundsMode).toBe('pipelined');
+    expect(loadConfig({ ...base, ROUNDS_MODE: '' }).roundsMode).toBe('pipelined');
+    expect(loadConfig({ ...base, ROUNDS_MODE: 'rounds' }).roundsMode).toBe('rounds');
+    expect(() => loadConfig({ ...base, ROUNDS_MODE: 'batched' })).toThrow(
+      'ROUNDS_MODE must be one of rounds, pipelined, not "batched"',
     );
   });
 

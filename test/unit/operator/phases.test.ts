@@ -22,6 +22,7 @@ import {
 } from '../../../operator/src/controllers/cjbatch/phases/comparing.js';
 import { nextWork } from '../../../operator/src/controllers/cjbatch/phases/index.js';
 import { pending } from '../../../operator/src/controllers/cjbatch/phases/pending.js';
+import { preparing } from '../../../operator/src/controllers/cjbatch/phases/preparing.js';
 import { stopWorkers } from '../../../operator/src/controllers/cjbatch/phases/retiring.js';
 import { scoring } from '../../../operator/src/controllers/cjbatch/phases/scoring.js';
 import { terminal } from '../../../operator/src/controllers/cjbatch/phases/terminal.js';
@@ -320,6 +321,49 @@ describe('comparing: one Indexed Job per round, timeouts recovered or failed', (
     });
     await comparing(w.ctx, judge);
     expect(w.created.map((j) => j.metadata.name)).toEqual(['b-compare-1-1']);
+  });
+});
+
+describe('preparing: the rounds mode is fixed in the registration', () => {
+  /** The registered config's rounds mode (absent: rounds, as batches registered before the key). */
+  async function registeredMode(over: {
+    annotation?: string;
+    config?: Partial<typeof config>;
+    batchApi?: boolean;
+  }) {
+    const batch = batchOf();
+    if (over.annotation) batch.metadata.annotations = { 'cj.huleedu.io/rounds': over.annotation };
+    let registered: Record<string, unknown> | undefined;
+    const w = world({
+      batch,
+      store: {
+        registerBatch: async (reg) => {
+          registered = reg.config as Record<string, unknown>;
+          return { uid: UID, budget_total: 66, budget_source: 'default', config: reg.config } as never;
+        },
+      },
+    });
+    w.ctx.config = { ...config, ...over.config };
+    if (over.batchApi)
+      w.ctx.pool = {
+        ...pool,
+        spec: { ...pool.spec, batching: { ...pool.spec.batching, mode: 'batch_api' } },
+      };
+    await preparing(w.ctx);
+    expect(registered, w.events.join('\n')).toBeDefined();
+    return (registered!.rounds as string | undefined) ?? 'rounds';
+  }
+
+  it('pipelined by default (ROUNDS_MODE unset, or a config without it); rounds by annotation or env', async () => {
+    expect(await registeredMode({})).toBe('pipelined');
+    expect(await registeredMode({ config: { roundsMode: undefined } })).toBe('pipelined');
+    expect(await registeredMode({ annotation: 'rounds' })).toBe('rounds');
+    expect(await registeredMode({ config: { roundsMode: 'rounds' } })).toBe('rounds');
+    expect(await registeredMode({ config: { roundsMode: 'rounds' }, annotation: 'pipelined' })).toBe(
+      'pipelined',
+    );
+    // A pool that batches through the provider's batch API runs rounds whatever the default.
+    expect(await registeredMode({ batchApi: true })).toBe('rounds');
   });
 });
 

@@ -3,11 +3,11 @@
 // are read once here; later edits to them do not change a running batch.
 
 import { type PoolRuntimeConfig, resolvePoolRuntimeConfig } from '../../../../contract/src/pool-runtime.js';
+import { ROUNDS_ANNOTATION, ROUNDS_MODES, type RoundsMode } from '../../../../contract/src/rounds-mode.js';
 import type { BatchConfig } from '../../../../runtime/src/store/batch-config.js';
 import type { BatchRegistration } from '../../../../runtime/src/store/batches.js';
 import type { LimiterRowSettings } from '../../../../runtime/src/store/tenancy.js';
 import type { CJBatch, LLMProviderPool } from '../../api/index.js';
-import { ROUNDS_MODES, type RoundsMode } from '../../config.js';
 import { parseEssayConfigMap, resolveBudget } from '../../validation/index.js';
 
 export type ConfigMapGetter = (name: string) => Promise<{ data?: Record<string, string> } | undefined>;
@@ -34,7 +34,7 @@ async function text(
 const bp = (n: number) => n / 10_000;
 
 /** The annotation that picks a batch's rounds mode (else the operator's ROUNDS_MODE). */
-export const ROUNDS_ANNOTATION = 'cj.huleedu.io/rounds';
+export { ROUNDS_ANNOTATION };
 
 /**
  * How the batch runs its rounds: its annotation, else the operator's default. A pool in batch_api

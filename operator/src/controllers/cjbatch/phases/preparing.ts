@@ -1,5 +1,6 @@
 // Preparing: the essays go into the store once (in one transaction, which fixes the budget for
 // good), and the batch's worker Secret holds its own database role. Passes through once both hold.
+import { DEFAULT_ROUNDS_MODE } from '../../../config.js';
 import { metaTime } from '../../../kube/status.js';
 import { type PhaseContext, type Step, setPhase } from '../context.js';
 import { startEstimate } from '../estimate.js';
@@ -12,7 +13,7 @@ export async function preparing(ctx: PhaseContext): Promise<Step | undefined> {
     setPhase(ctx, 'Preparing');
     status.startTime ??= metaTime();
     try {
-      const rounds = roundsModeOf(ctx.batch, ctx.config.roundsMode ?? 'rounds', ctx.pool);
+      const rounds = roundsModeOf(ctx.batch, ctx.config.roundsMode ?? DEFAULT_ROUNDS_MODE, ctx.pool);
       const registration = await buildRegistration(ctx.batch, (name) => ctx.owned.configMap(name), rounds);
       ctx.registered = await ctx.store.registerBatch(registration);
       if (ctx.pool) status.estimate ??= startEstimate(ctx.batch, registration, ctx.pool);
