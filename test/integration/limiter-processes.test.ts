@@ -1,15 +1,9 @@
 // Done-when of issue 4: 4 worker processes sharing one pool at 600 rpm on the fake server.
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { runLimiterScenario } from '../../bench/llm/limiter-scenario.js';
-import { startTestDb, type TestDb } from '../unit/worker/pg.js';
+import { useTestDb } from '../unit/worker/pg.js';
 
-let db: TestDb;
-beforeAll(async () => {
-  db = await startTestDb();
-}, 60_000);
-afterAll(async () => {
-  await db?.stop();
-});
+const db = useTestDb();
 
 it('4 processes, one pool at 600 rpm: >= 90% sustained, <= 1% overshoot 429s, settle under a halved limit within 10 s, nothing lost', async () => {
   const r = await runLimiterScenario({ db, processes: 4, rpm: 600, rows: 260, halveAfterMs: 20_000 });

@@ -1,18 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { poolUsage } from '../../../runtime/src/store/limiter.js';
 import {
   type PostgresLimiterOptions,
   PostgresRateLimiter,
 } from '../../../runtime/src/worker/pool-limiter.js';
-import { startTestDb, type TestDb } from '../worker/pg.js';
+import { useTestDb } from '../worker/pg.js';
 
-let db: TestDb;
-beforeAll(async () => {
-  db = await startTestDb();
-}, 60_000);
-afterAll(async () => {
-  await db?.stop();
-});
+const db = useTestDb();
 
 let n = 0;
 function pair(opts: Partial<PostgresLimiterOptions> = {}) {

@@ -5,19 +5,13 @@
 // it, where in vitest's process it could be caught and reported elsewhere.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestDb, type TestDb } from '../worker/pg.js';
+import { describe, expect, it } from 'vitest';
+import { useTestDb } from '../worker/pg.js';
 
 const root = path.resolve(import.meta.dirname, '../../..');
 const CHILD = path.join(import.meta.dirname, 'closed-connection-child.ts');
 
-let db: TestDb;
-beforeAll(async () => {
-  db = await startTestDb();
-}, 60_000);
-afterAll(async () => {
-  await db?.stop();
-});
+const db = useTestDb();
 
 function run(scenario: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {

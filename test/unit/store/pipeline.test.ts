@@ -4,7 +4,7 @@
 // a committed outcome (a Failed batch has no stop round) cancels what is open the same way.
 // The store's half of bench/cj/pipeline.ts's call pattern; the worker loop is test/integration/pipeline.test.ts.
 import { readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { planAheadOnce, planRound, scoreRound } from '../../../runtime/src/scoring/score-round.js';
 import { registerBatch } from '../../../runtime/src/store/batches.js';
 import type { Querier } from '../../../runtime/src/store/claims.js';
@@ -13,15 +13,9 @@ import { commitOutcomeEvent } from '../../../runtime/src/store/outcome.js';
 import { type Progress, readProgress } from '../../../runtime/src/store/progress.js';
 import { pipelineState, planAhead, readScoringInput } from '../../../runtime/src/store/rounds.js';
 import { createBatchRole, workerDatabaseUrl } from '../../../runtime/src/store/tenancy.js';
-import { startTestDb, type TestDb } from '../worker/pg.js';
+import { useTestDb } from '../worker/pg.js';
 
-let db: TestDb;
-beforeAll(async () => {
-  db = await startTestDb();
-}, 60_000);
-afterAll(async () => {
-  await db?.stop();
-});
+const db = useTestDb();
 
 const UID = '00000000-0000-4000-8000-0000000000c1';
 const fx = JSON.parse(readFileSync('test/fixtures/essays/essays.json', 'utf8'));

@@ -1,17 +1,11 @@
 // The operator's connections carry their own limits (a statement that waits on a lock for ever
 // would stop a batch's reconciles for good); a worker's connections keep its role's.
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { connect } from '../../../runtime/src/store/db.js';
 import { MIGRATION_LOCK_KEY, migrate } from '../../../runtime/src/store/migrate.js';
-import { startTestDb, type TestDb } from '../worker/pg.js';
+import { useTestDb } from '../worker/pg.js';
 
-let db: TestDb;
-beforeAll(async () => {
-  db = await startTestDb();
-}, 60_000);
-afterAll(async () => {
-  await db?.stop();
-});
+const db = useTestDb();
 
 it('sets the limits it is given and no others', async () => {
   const limited = connect(db.url, 1, {

@@ -2,7 +2,7 @@
 // through PostgresRateLimiter, as worker pods do. Weighted shares while both want the pool, unused
 // share flowing to the other, a late batch getting its share at once, and what a batch role may
 // not touch.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { batchPace, upsertPoolShare } from '../../../runtime/src/store/share.js';
 import {
   createBatchRole,
@@ -11,15 +11,9 @@ import {
   workerDatabaseUrl,
 } from '../../../runtime/src/store/tenancy.js';
 import { PostgresRateLimiter } from '../../../runtime/src/worker/pool-limiter.js';
-import { startTestDb, type TestDb } from '../worker/pg.js';
+import { useTestDb } from '../worker/pg.js';
 
-let db: TestDb;
-beforeAll(async () => {
-  db = await startTestDb();
-}, 60_000);
-afterAll(async () => {
-  await db?.stop();
-});
+const db = useTestDb();
 
 const RPM = 1200;
 const limits = {

@@ -1,5 +1,5 @@
 // Per-batch roles against a real Postgres: what the credentials in a worker Secret can and cannot do.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { registerBatch } from '../../../runtime/src/store/batches.js';
 import {
   batchLimiterKey,
@@ -10,15 +10,9 @@ import {
   workerDatabaseUrl,
 } from '../../../runtime/src/store/tenancy.js';
 import { PostgresRateLimiter } from '../../../runtime/src/worker/pool-limiter.js';
-import { startTestDb, type TestDb } from '../worker/pg.js';
+import { useTestDb } from '../worker/pg.js';
 
-let db: TestDb;
-beforeAll(async () => {
-  db = await startTestDb();
-}, 60_000);
-afterAll(async () => {
-  await db?.stop();
-});
+const db = useTestDb();
 
 const UID_A = '00000000-0000-4000-8000-00000000000a';
 const UID_B = '00000000-0000-4000-8000-00000000000b';

@@ -2,6 +2,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { stopPid } from '../../../hack/lib/proc.js';
 import { startPostgres } from '../../../hack/services/postgres.js';
 import { connect, type Sql } from '../../../runtime/src/store/db.js';
@@ -38,5 +39,33 @@ export async function startTestDb(): Promise<TestDb> {
       await stopPid(pg.process.pid);
       rmSync(dir, { recursive: true, force: true });
     },
+  };
+}
+
+/**
+ * The file's Postgres: started before its tests, stopped after them. The handle reads the started
+ * database when used, so take it at the top of the file and use it inside tests.
+ */
+export function useTestDb(): TestDb {
+  let real: TestDb | undefined;
+  beforeAll(async () => {
+    real = await startTestDb();
+  }, 60_000);
+  afterAll(async () => {
+    await real?.stop();
+  });
+  const get = (): TestDb => {
+    if (!real) throw new Error('useTestDb: the database starts in beforeAll; use it inside a test or hook');
+    return real;
+  };
+  return {
+    get url() {
+      return get().url;
+    },
+    get sql() {
+      return get().sql;
+    },
+    connectAs: (url, max) => get().connectAs(url, max),
+    stop: () => get().stop(),
   };
 }
