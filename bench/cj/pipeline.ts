@@ -3,16 +3,17 @@
  * pairs while earlier ones are still being judged cost accuracy at equal comparisons?
  *
  *   nice -n 10 node --import tsx bench/cj/pipeline.ts [--seeds 2001-2020] [--cells a,b]
- *     [--concurrency 8] [--low 16] [--out FILE]
+ *     [--concurrency 8] [--low 16] [--warmup 0] [--out FILE]
  *   node --import tsx bench/cj/pipeline.ts --summary FILE
  *
  * Round by round: plan(), judge every planned pair, plan again (what the round-by-round mode
  * does). Pipelined: the call pattern of the long-lived workers. Planned pairs form a queue; the
  * judge has `concurrency` of them in flight and returns them in random order; whenever the open
  * pairs (queued + in flight) fall to `low`, plan() runs with them as `pending` and appends its
- * pairs to the queue. Both runs fit at every checkpoint with the verdicts judged so far (the same
- * call for both, its snapshot not kept), and both observe their own stopping with the default
- * targets, as grid.ts does (reliability target 1, so the run goes on to the budget).
+ * pairs to the queue; its first `warmup` passes wait for an empty queue, as round by round does.
+ * Both runs fit at every checkpoint with the verdicts judged so far (the same call for both, its
+ * snapshot not kept), and both observe their own stopping with the default targets, as grid.ts
+ * does (reliability target 1, so the run goes on to the budget).
  * Paired differences pipelined − rounds, mean ± paired SE. Tuning: seeds 101+; report 2001+.
  */
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
@@ -37,7 +38,7 @@ interface PRun {
 
 const DEFAULT_RELIABILITY = Stopping.parse({}).reliability;
 
-function simulate(cell: Cell, seed: number, mode: Mode, concurrency: number, low: number): PRun {
+function simulate(cell: Cell, seed: number, mode: Mode, concurrency: number, low: number, warmup = 0): PRun {
   const t0 = performance.now();
   const world: World = worldOf(cell, seed);
   const jcfg = JUDGES[cell.judge]!;
@@ -107,7 +108,7 @@ function simulate(cell: Cell, seed: number, mode: Mode, concurrency: number, low
     const [p] = queue.splice(k, 1);
     comparisons.push({ a: p!.a, b: p!.b, winner: judge(world, p!.a, p!.b, jcfg, judgeRng) });
     measure();
-    if (more && queue.length <= (mode === 'rounds' ? 0 : low)) more = pass();
+    if (more && queue.length <= (mode === 'rounds' || out.passes < warmup ? 0 : low)) more = pass();
     if (!more && queue.length === 0) break;
   }
   out.ms = performance.now() - t0;
@@ -192,13 +193,14 @@ function main() {
   for (const c of cells) if (!CELLS.some((x) => x.name === c)) throw new Error(`--cells: unknown cell ${c}`);
   const concurrency = Number(arg('--concurrency') ?? 8);
   const low = Number(arg('--low') ?? 2 * concurrency);
+  const warmup = Number(arg('--warmup') ?? 0);
   const outFile = arg('--out') ?? '/tmp/cj-pipeline.jsonl';
   writeFileSync(outFile, '');
   for (let s = lo!; s <= (hi ?? lo!); s++)
     for (const c of cells) {
       const cell = CELLS.find((x) => x.name === c)!;
       for (const mode of ['rounds', 'pipelined'] as const)
-        appendFileSync(outFile, `${JSON.stringify(simulate(cell, s, mode, concurrency, low))}\n`);
+        appendFileSync(outFile, `${JSON.stringify(simulate(cell, s, mode, concurrency, low, warmup))}\n`);
     }
   console.log(`concurrency ${concurrency}, re-plan when ${low} pairs are open`);
   console.log(summarize(parse(outFile)));

@@ -501,6 +501,7 @@ function choosePairs(
     lapse: fitted.fit.lapse,
     weights,
     history: counts.history,
+    pending,
     floorItems: isFixed.map((f) => !f),
     connectivity: counts.plannedGraph,
     rng: createRng(s.seed, `select/${m}/${pending.length}`),

@@ -15,7 +15,8 @@
  * correlations (comparing against a well-placed essay pins an essay down; comparing two
  * essays that are already correlated tells little), and a comparison with an anchor for what it
  * tells about the grade boundaries. A round is built greedily: after each pick Σ is downdated by
- * that pick's expected information, so a round of parallel pairs does not pile onto one essay.
+ * that pick's expected information, so a round of parallel pairs does not pile onto one essay;
+ * pairs planned earlier and still pending are downdated first, as picks of the same round.
  * Gains only fall as Σ shrinks, so lazy greedy evaluation (Minoux 1978) is exact here.
  *
  * Rules on top of the objective: the first round of an empty design is a random perfect
@@ -80,6 +81,12 @@ export interface SelectContext {
    */
   targets?: { items: number[]; coefs: number[]; weight: number }[];
   history: PairHistory;
+  /**
+   * Pairs planned earlier and not judged yet (pipelined rounds). Their expected information is
+   * taken off Σ before this round is picked, as each pick's is, so a pass does not pile onto the
+   * essays those pairs already cover.
+   */
+  pending?: readonly (readonly [number, number])[];
   /** Items the per-essay floor applies to (default: all). */
   floorItems?: boolean[];
   connectivity: Connectivity;
@@ -314,6 +321,7 @@ export function selectPairs(ctx: SelectContext): SelectedPair[] {
     const d = (posterior.mean[i]! - posterior.mean[j]!) / Math.sqrt(1 + (Math.PI * v) / 8);
     return Math.abs(1 / (1 + Math.exp(-d)) - 0.5) < 0.2;
   };
+  for (const [i, j] of ctx.pending ?? []) cov.update(i, j, info(i, j));
   // The floor acts only once the design has had the chance to reach it by itself (on average
   // twice the floor per essay): forcing every essay up to it from the start costs accuracy.
   const floor = 2 * history.total >= 2 * (settings.minPerEssay ?? 0) * n ? (settings.minPerEssay ?? 0) : 0;

@@ -146,6 +146,52 @@ describe('grade projection', () => {
     expect(has3(pick([2, 1, 1, 0], 4))).toBe(false);
   });
 
+  it("pending pairs count as the round's earlier picks: a pass continues the greedy round they began", () => {
+    // Independent scores of unequal uncertainty, so each pick's information changes the next pick.
+    const n = 7;
+    const sd = [2.2, 2.0, 1.8, 1.5, 1.2, 1.0, 0.8];
+    const posterior = {
+      mean: Float64Array.from([0.3, -0.2, 0.1, 0.5, -0.4, 0, 0.2]),
+      sd: Float64Array.from(sd),
+      draws: [],
+      cov: (i: number, j: number) => (i === j ? sd[i]! ** 2 : 0),
+      biasSd: 0,
+      exact: true,
+    };
+    const line: [number, number][] = [
+      [0, 1],
+      [1, 2],
+      [2, 3],
+      [3, 4],
+      [4, 5],
+      [5, 6],
+    ];
+    const pick = (pending: [number, number][], count: number) => {
+      const perItem = new Int32Array(n);
+      const byPair = new Map<number, { ab: number; ba: number }>();
+      for (const [i, j] of [...line, ...pending]) {
+        byPair.set(pairKey(i, j, n), { ab: 1, ba: 0 });
+        perItem[i]! += 1;
+        perItem[j]! += 1;
+      }
+      return selectPairs({
+        n,
+        posterior,
+        lapse: 0.05,
+        weights: new Float64Array(n).fill(1),
+        history: { byPair, perItem, inSlotA: new Int32Array(n), total: line.length + pending.length },
+        pending,
+        connectivity: connectivity(n, [...line, ...pending], new Array(n).fill(false)),
+        settings: { count, maxPerEssay: 100, maxPerRound: 100, reverseShare: 0, bridgeBonus: 0 },
+        rng: createRng(1),
+      }).map((p) => (p.a < p.b ? [p.a, p.b] : [p.b, p.a]) as [number, number]);
+    };
+    const round = pick([], 4);
+    // Whatever the first two picks were, planning the rest with them pending picks the same pairs.
+    expect(pick(round.slice(0, 2), 2)).toEqual(round.slice(2));
+    expect(pick(round.slice(0, 1), 3)).toEqual(round.slice(1));
+  });
+
   it('the 80% interval is the contiguous set around the mode with probability nearest 0.8', () => {
     // 0.6 → 0.75 (adds 0.15 on the right) → 0.85 is as far from 0.8 as 0.75; a tie grows: [1, 3].
     expect(summarize([0.05, 0.1, 0.6, 0.15, 0.1]).interval).toEqual([1, 3]);
