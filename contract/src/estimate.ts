@@ -361,10 +361,11 @@ export function estimateBatch(input: EstimateInput): Estimate {
 
 /**
  * Seconds from start to finish: a scoring pass (`overhead`, the Jobs of the round) before every
- * round and after the last (a pipelined batch is one round: its workers' start and the last pass), and each round's calls through the pool limiter as it works — a
- * bucket of `burstSeconds` of the rate, refilled continuously (so it fills again while a round's
- * Jobs start), a rate that a pool idle for 10 minutes ramps up from `rampInitial` from its first
- * grant, and at most `lanes` calls of `latency` seconds in flight.
+ * round and after the last (a pipelined batch is one round: its workers' start and the last pass),
+ * and each round's calls through the pool limiter as it works — a bucket of `burstSeconds` of the
+ * rate, refilled continuously (so it fills again while a round's Jobs start), a rate that a pool
+ * idle for 10 minutes ramps up from `rampInitial` from its first grant, and at most `lanes` calls
+ * of `latency` seconds in flight.
  */
 export function simulateWall(o: {
   callsPerRound: readonly number[];

@@ -11,3 +11,18 @@ export const ROUNDS_ANNOTATION = 'cj.huleedu.io/rounds';
 
 export const isRoundsMode = (v: unknown): v is RoundsMode =>
   typeof v === 'string' && (ROUNDS_MODES as readonly string[]).includes(v);
+
+/**
+ * A batch's annotated mode (undefined without the annotation); a bad value goes to `fail` with the
+ * message that names the field and the fix, for the caller to raise as its own error type.
+ */
+export function annotatedRoundsMode(
+  annotations: Record<string, string> | undefined,
+  fail: (message: string) => never,
+): RoundsMode | undefined {
+  const v = annotations?.[ROUNDS_ANNOTATION];
+  if (v === undefined || isRoundsMode(v)) return v;
+  return fail(
+    `metadata.annotations["${ROUNDS_ANNOTATION}"]: "${v}" is not a rounds mode; use one of ${ROUNDS_MODES.join(', ')} or remove it`,
+  );
+}

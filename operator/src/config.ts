@@ -1,7 +1,12 @@
 // Operator settings, read once from the environment (the chart sets them). Nothing here is secret
 // except DATABASE_URL, which is passed on to workers only through a Secret.
 import { type EgressPolicy, egressPolicyFromEnv } from '../../contract/src/egress.js';
-import { DEFAULT_ROUNDS_MODE, ROUNDS_MODES, type RoundsMode } from '../../contract/src/rounds-mode.js';
+import {
+  DEFAULT_ROUNDS_MODE,
+  isRoundsMode,
+  ROUNDS_MODES,
+  type RoundsMode,
+} from '../../contract/src/rounds-mode.js';
 import type { PlatformPolicy } from './validation/platform.js';
 
 export interface OperatorConfig {
@@ -63,9 +68,6 @@ export interface OperatorConfig {
   metricsRefreshMs: number;
 }
 
-// The names and the default live with the estimate and the CLI, which need them too.
-export { DEFAULT_ROUNDS_MODE, ROUNDS_MODES, type RoundsMode };
-
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): OperatorConfig {
   const need = (k: string) => {
     const v = env[k];
@@ -101,9 +103,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OperatorConfig
 
 function roundsModeOf(v: string | undefined): RoundsMode {
   if (v === undefined || v === '') return DEFAULT_ROUNDS_MODE;
-  if (!(ROUNDS_MODES as readonly string[]).includes(v))
-    throw new Error(`ROUNDS_MODE must be one of ${ROUNDS_MODES.join(', ')}, not "${v}"`);
-  return v as RoundsMode;
+  if (!isRoundsMode(v)) throw new Error(`ROUNDS_MODE must be one of ${ROUNDS_MODES.join(', ')}, not "${v}"`);
+  return v;
 }
 
 /** WATCH_NAMESPACES (comma-separated) and the older single WATCH_NAMESPACE, merged; unset = all. */

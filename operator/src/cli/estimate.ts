@@ -5,12 +5,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import YAML from 'yaml';
 import { CONVERGES_FROM_ITEMS, type Estimate } from '../../../contract/src/estimate.js';
-import {
-  isRoundsMode,
-  ROUNDS_ANNOTATION,
-  ROUNDS_MODES,
-  type RoundsMode,
-} from '../../../contract/src/rounds-mode.js';
+import { annotatedRoundsMode, type RoundsMode } from '../../../contract/src/rounds-mode.js';
 import {
   type CJBatchSpec,
   CJBatchSpecSchema,
@@ -103,6 +98,9 @@ export async function estimateSource(
     throw new SourceError(
       `${source}: ${parsed.error.issues.map((i) => `spec.${i.path.join('.')}: ${i.message}`).join('; ')}`,
     );
+  const roundsMode = annotatedRoundsMode(batch.metadata?.annotations, (m) => {
+    throw new SourceError(`${source}: ${m}`);
+  });
   const spec: CJBatchSpec =
     budget !== undefined ? { ...parsed.data, budget: { maxComparisons: budget } } : parsed.data;
   const configMap = async (name: string): Promise<Doc | undefined> => {
@@ -146,18 +144,8 @@ export async function estimateSource(
       rubric: await text(spec.assignment.rubric, 'spec.assignment.rubric'),
     },
     poolRef: spec.providerPoolRef.name,
-    ...roundsModeOfManifest(source, batch),
+    ...(roundsMode ? { roundsMode } : {}),
   };
-}
-
-function roundsModeOfManifest(source: string, batch: Doc): { roundsMode?: RoundsMode } {
-  const v = batch.metadata?.annotations?.[ROUNDS_ANNOTATION];
-  if (v === undefined) return {};
-  if (!isRoundsMode(v))
-    throw new SourceError(
-      `${source}: metadata.annotations["${ROUNDS_ANNOTATION}"]: "${v}" is not a rounds mode; use one of ${ROUNDS_MODES.join(', ')} or remove it`,
-    );
-  return { roundsMode: v };
 }
 
 /** A pool from a manifest file (offline) or from the cluster. */

@@ -1,6 +1,8 @@
 // What the operator freezes into `batches.config` when a batch starts, and what the scoring and
 // comparison workers read back. One schema for both sides of that boundary.
+
 import { z } from 'zod';
+import type { RoundsMode } from '../../../contract/src/rounds-mode.js';
 
 export const BatchConfigSchema = z.object({
   grades: z.array(z.string()).describe('Grade scale, lowest first.'),
@@ -27,5 +29,5 @@ export const BatchConfigSchema = z.object({
 export type BatchConfig = z.infer<typeof BatchConfigSchema>;
 
 /** The rounds mode frozen into a batch's config (absent in batches started before it existed: rounds). */
-export const roundsModeOfConfig = (config: Record<string, unknown>): 'rounds' | 'pipelined' =>
+export const roundsModeOfConfig = (config: Record<string, unknown>): RoundsMode =>
   config.rounds === 'pipelined' ? 'pipelined' : 'rounds';

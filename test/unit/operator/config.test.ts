@@ -1,6 +1,7 @@
 // Operator settings from the environment: defaults, and a clear error for nonsense.
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_ROUNDS_MODE, loadConfig } from '../../../operator/src/config.js';
+import { DEFAULT_ROUNDS_MODE } from '../../../contract/src/rounds-mode.js';
+import { loadConfig } from '../../../operator/src/config.js';
 
 const base = { DATABASE_URL: 'postgres://db/cj' };
 

@@ -3,7 +3,7 @@
 // are read once here; later edits to them do not change a running batch.
 
 import { type PoolRuntimeConfig, resolvePoolRuntimeConfig } from '../../../../contract/src/pool-runtime.js';
-import { ROUNDS_ANNOTATION, ROUNDS_MODES, type RoundsMode } from '../../../../contract/src/rounds-mode.js';
+import { annotatedRoundsMode, type RoundsMode } from '../../../../contract/src/rounds-mode.js';
 import type { BatchConfig } from '../../../../runtime/src/store/batch-config.js';
 import type { BatchRegistration } from '../../../../runtime/src/store/batches.js';
 import type { LimiterRowSettings } from '../../../../runtime/src/store/tenancy.js';
@@ -33,21 +33,16 @@ async function text(
 
 const bp = (n: number) => n / 10_000;
 
-/** The annotation that picks a batch's rounds mode (else the operator's ROUNDS_MODE). */
-export { ROUNDS_ANNOTATION };
-
 /**
  * How the batch runs its rounds: its annotation, else the operator's default. A pool in batch_api
  * mode runs rounds (its provider batches take hours; planning ahead of them gains nothing).
  */
 export function roundsModeOf(batch: CJBatch, fallback: RoundsMode, pool?: LLMProviderPool): RoundsMode {
-  const v = batch.metadata.annotations?.[ROUNDS_ANNOTATION];
-  if (v !== undefined && !(ROUNDS_MODES as readonly string[]).includes(v))
-    throw new InputError(
-      `metadata.annotations["${ROUNDS_ANNOTATION}"]: "${v}" is not a rounds mode; use one of ${ROUNDS_MODES.join(', ')} or remove it`,
-    );
+  const v = annotatedRoundsMode(batch.metadata.annotations, (m) => {
+    throw new InputError(m);
+  });
   if (pool?.spec.batching?.mode === 'batch_api') return 'rounds';
-  return (v as RoundsMode | undefined) ?? fallback;
+  return v ?? fallback;
 }
 
 /**

@@ -1,6 +1,6 @@
 // Preparing: the essays go into the store once (in one transaction, which fixes the budget for
 // good), and the batch's worker Secret holds its own database role. Passes through once both hold.
-import { DEFAULT_ROUNDS_MODE } from '../../../config.js';
+import { DEFAULT_ROUNDS_MODE } from '../../../../../contract/src/rounds-mode.js';
 import { metaTime } from '../../../kube/status.js';
 import { type PhaseContext, type Step, setPhase } from '../context.js';
 import { startEstimate } from '../estimate.js';
