@@ -27,6 +27,7 @@ import path from 'node:path';
 import { plan } from '../../runtime/src/cj/plan.js';
 import { createRng } from '../../runtime/src/cj/rng.js';
 import { Stopping } from '../../runtime/src/cj/types.js';
+import { f, mean, se, sgn } from './figures.js';
 import { type Metrics, metricsOf, runSeed } from './policies.js';
 import { type JudgeConfig, judge, makeWorld, type World, type WorldConfig } from './world.js';
 
@@ -126,6 +127,8 @@ export interface TraceRow {
   checks: Record<string, number | null>;
   expectedSpearman: number | null;
   extraSd: number;
+  /** quality.judge.lapse (absent in older traces): a noise signal for stop rules. */
+  lapse?: number;
   extraLr: number;
   extraApplied: number;
   spread: number | null;
@@ -159,7 +162,19 @@ export function worldOf(cell: Cell, seed: number): World {
 
 const DEFAULT_RELIABILITY = Stopping.parse({}).reliability;
 
-export function runOursGrid(world: World, jcfg: JudgeConfig, seed: number, cell: Cell): Run {
+export function runOursGrid(
+  world: World,
+  jcfg: JudgeConfig,
+  seed: number,
+  cell: Cell,
+  /** Called with plan()'s output where the stop is read ('stop') and at each checkpoint (its index). */
+  onMeasure?: (
+    res: ReturnType<typeof plan>,
+    m: number,
+    at: 'stop' | number,
+    input: Parameters<typeof plan>[0],
+  ) => void,
+): Run {
   const t0 = performance.now();
   const c0 = process.cpuUsage();
   const rng = createRng(seed, 'judge/ours');
@@ -173,11 +188,11 @@ export function runOursGrid(world: World, jcfg: JudgeConfig, seed: number, cell:
   const checkpoints = [...cell.checkpoints];
   const out: Run = { cell: cell.name, seed, policy: 'ours', checkpoints: [], ms: 0 };
   for (let round = 0; round < 10_000; round++) {
-    const res = plan({
+    const input = {
       essays,
       grades: world.gradeLabels,
-      comparisons,
-      history,
+      comparisons: [...comparisons],
+      history: [...history],
       // Reliability target 1 never passes: the run goes on to the budget, and the stop is read
       // from the checks with the default target (the pairs do not depend on the targets).
       settings: {
@@ -187,7 +202,8 @@ export function runOursGrid(world: World, jcfg: JudgeConfig, seed: number, cell:
         splitHalf: false,
         stopping: { ...(EXTRA.stopping as object | undefined), reliability: 1 },
       },
-    });
+    };
+    const res = plan(input);
     history.push(res.snapshot);
     const m = comparisons.length;
     if (TRACE) {
@@ -205,6 +221,7 @@ export function runOursGrid(world: World, jcfg: JudgeConfig, seed: number, cell:
           checks: Object.fromEntries(res.decision.checks.map((c) => [c.name, c.value])),
           expectedSpearman: q.expectedSpearman ?? null,
           extraSd: q.judge.extraSd ?? 0,
+          lapse: q.judge.lapse,
           extraLr: q.judge.extraSdLr ?? 0,
           extraApplied: q.judge.extraSdApplied ?? 0,
           spread: q.judge.anchorSpread ?? null,
@@ -246,8 +263,10 @@ export function runOursGrid(world: World, jcfg: JudgeConfig, seed: number, cell:
         signal: q.judge.misperception === 'widened',
         misfits: q.misfit?.flagged ?? 0,
       };
+      onMeasure?.(res, m, 'stop', input);
     }
     while (checkpoints.length > 0 && m >= checkpoints[0]!) {
+      onMeasure?.(res, m, out.checkpoints.length, input);
       out.checkpoints.push(metricsOf(world, res, m));
       out.spreadAt = [...(out.spreadAt ?? []), res.quality.judge.anchorSpread ?? null];
       out.misperceptionAt = [...(out.misperceptionAt ?? []), res.quality.judge.misperception ?? null];
@@ -291,16 +310,6 @@ function runTask(cellName: string, seed: number, policies: string): Run[] {
 }
 
 // ---------------------------------------------------------------- summary
-
-const mean = (xs: number[]): number => xs.reduce((s, x) => s + x, 0) / Math.max(1, xs.length);
-const se = (xs: number[]): number => {
-  if (xs.length < 2) return Number.NaN;
-  const m = mean(xs);
-  return Math.sqrt(xs.reduce((t, x) => t + (x - m) ** 2, 0) / (xs.length - 1) / xs.length);
-};
-const f = (x: number, d = 3): string => (Number.isFinite(x) ? x.toFixed(d) : '–');
-const sgn = (x: number, d = 3): string =>
-  Number.isFinite(x) ? `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(d)}` : '–';
 
 export function summarize(all: Run[]): string {
   // Only seeds complete in every cell present, both policies (a run cut short leaves the rest out).
@@ -461,6 +470,20 @@ const arg = (name: string): string | undefined => {
 function seedRange(spec: string): number[] {
   const [a, b] = spec.split('-').map(Number);
   return Array.from({ length: (b ?? a!) - a! + 1 }, (_, i) => a! + i);
+}
+
+/** Seeds A-B for a tuning script: refuses the reporting seeds (2001+), which no choice may see. */
+export function tuningSeeds(spec: string): number[] {
+  const seeds = seedRange(spec);
+  if (seeds[0]! < 101 || seeds.at(-1)! > 2000) throw new Error('--seeds: tuning seeds are 101–2000');
+  return seeds;
+}
+
+/** `--cells a,b` checked against CELLS; by default every cell of 60 essays. */
+export function cellsArg(spec: string | undefined): string[] {
+  const cells = spec?.split(',') ?? CELLS.filter((c) => c.students === 60).map((c) => c.name);
+  for (const c of cells) if (!CELLS.some((x) => x.name === c)) throw new Error(`--cells: unknown cell ${c}`);
+  return cells;
 }
 
 async function main(): Promise<void> {

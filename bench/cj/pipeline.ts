@@ -3,7 +3,7 @@
  * pairs while earlier ones are still being judged cost accuracy at equal comparisons?
  *
  *   nice -n 10 node --import tsx bench/cj/pipeline.ts [--seeds 2001-2020] [--cells a,b]
- *     [--concurrency 8] [--low 16] [--warmup 0] [--out FILE]
+ *     [--concurrency 8] [--low 16] [--warmup 0] [--pass N] [--independent] [--out FILE]
  *   node --import tsx bench/cj/pipeline.ts --summary FILE
  *
  * Round by round: plan(), judge every planned pair, plan again (what the round-by-round mode
@@ -14,12 +14,19 @@
  * Both runs fit at every checkpoint with the verdicts judged so far (the same call for both, its
  * snapshot not kept), and both observe their own stopping with the default targets, as grid.ts
  * does (reliability target 1, so the run goes on to the budget).
- * Paired differences pipelined − rounds, mean ± paired SE. Tuning: seeds 101+; report 2001+.
+ * The judge draws common random numbers: the k-th verdict on an ordered pair is the same draw in
+ * both modes (`--independent` gives each mode its own judge stream, as runs before 2026-12-04 did).
+ * Paired differences pipelined − rounds, mean ± paired SE, per cell and checkpoint, and pooled over
+ * cells (each seed's mean difference over the cells, mean ± SE over seeds). "Not worse" is the
+ * one-sided reading (Δ ≥ −1 SE, as bench/cj's grid judges ours against the seed policy): a
+ * two-sided |Δ| ≤ 1 SE fails by chance in about a third of the rows even when nothing differs.
+ * Tuning: seeds 101+; report 2001+.
  */
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { plan } from '../../runtime/src/cj/plan.js';
 import { createRng } from '../../runtime/src/cj/rng.js';
 import { Stopping } from '../../runtime/src/cj/types.js';
+import { f, mean, se, sgn } from './figures.js';
 import { CELLS, type Cell, JUDGES, worldOf } from './grid.js';
 import { type Metrics, metricsOf } from './policies.js';
 import { judge, type World } from './world.js';
@@ -34,15 +41,38 @@ interface PRun {
   stop?: { judged: number; open: number; metrics: Metrics };
   passes: number;
   ms: number;
+  /** Common random numbers for the judge (absent in runs before the option existed: false). */
+  crn?: boolean;
 }
 
 const DEFAULT_RELIABILITY = Stopping.parse({}).reliability;
 
-function simulate(cell: Cell, seed: number, mode: Mode, concurrency: number, low: number, warmup = 0): PRun {
+/** How the pipelined side calls plan(); the round-by-round side ignores all but `crn`. */
+interface Pattern {
+  concurrency: number;
+  low: number;
+  warmup: number;
+  crn: boolean;
+  /** Pairs a pipelined pass may plan (settings.roundSize); undefined = the default round size. */
+  pass?: number;
+}
+
+function simulate(cell: Cell, seed: number, mode: Mode, pattern: Pattern): PRun {
+  const { concurrency, low, warmup, crn } = pattern;
   const t0 = performance.now();
   const world: World = worldOf(cell, seed);
   const jcfg = JUDGES[cell.judge]!;
   const judgeRng = createRng(seed, `judge/${mode}`);
+  // Common random numbers: the k-th verdict on an ordered pair is the same draw in both modes, so
+  // the paired difference measures the designs, not two independent judges' luck.
+  const seen = new Map<string, number>();
+  const verdict = (a: string, b: string): 'a' | 'b' => {
+    if (!crn) return judge(world, a, b, jcfg, judgeRng);
+    const key = `${a}/${b}`;
+    const k = seen.get(key) ?? 0;
+    seen.set(key, k + 1);
+    return judge(world, a, b, jcfg, createRng(seed, `judge/${key}/${k}`));
+  };
   const orderRng = createRng(seed, 'arrival');
   const essays = world.ids.map((id) =>
     world.anchorIds.includes(id)
@@ -53,7 +83,7 @@ function simulate(cell: Cell, seed: number, mode: Mode, concurrency: number, low
   const history: ReturnType<typeof plan>['snapshot'][] = [];
   const queue: { a: string; b: string }[] = [];
   const checkpoints = [...cell.checkpoints];
-  const out: PRun = { cell: cell.name, seed, mode, checkpoints: [], passes: 0, ms: 0 };
+  const out: PRun = { cell: cell.name, seed, mode, checkpoints: [], passes: 0, ms: 0, crn };
   const settings = {
     seed: `bench-${seed}`,
     budget: cell.budget,
@@ -67,7 +97,11 @@ function simulate(cell: Cell, seed: number, mode: Mode, concurrency: number, low
       comparisons,
       pending: [...queue],
       history,
-      settings: { ...settings, seed: `bench-${seed}:${out.passes}` },
+      settings: {
+        ...settings,
+        seed: `bench-${seed}:${out.passes}`,
+        ...(mode === 'pipelined' && pattern.pass ? { roundSize: pattern.pass } : {}),
+      },
     });
     out.passes++;
     history.push(res.snapshot);
@@ -106,7 +140,7 @@ function simulate(cell: Cell, seed: number, mode: Mode, concurrency: number, low
     // Pipelined: any of the `concurrency` pairs in flight may come back first.
     const k = mode === 'rounds' ? 0 : orderRng.int(Math.min(concurrency, queue.length));
     const [p] = queue.splice(k, 1);
-    comparisons.push({ a: p!.a, b: p!.b, winner: judge(world, p!.a, p!.b, jcfg, judgeRng) });
+    comparisons.push({ a: p!.a, b: p!.b, winner: verdict(p!.a, p!.b) });
     measure();
     if (more && queue.length <= (mode === 'rounds' || out.passes < warmup ? 0 : low)) more = pass();
     if (!more && queue.length === 0) break;
@@ -115,25 +149,25 @@ function simulate(cell: Cell, seed: number, mode: Mode, concurrency: number, low
   return out;
 }
 
-const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / Math.max(1, xs.length);
-const se = (xs: number[]) => {
-  const m = mean(xs);
-  return Math.sqrt(xs.reduce((t, x) => t + (x - m) ** 2, 0) / Math.max(1, xs.length - 1) / xs.length);
-};
-const f = (x: number, d = 3) => (Number.isFinite(x) ? x.toFixed(d) : '–');
-const sgn = (x: number, d = 3) =>
-  Number.isFinite(x) ? `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(d)}` : '–';
-
 export function summarize(runs: PRun[]): string {
   const lines: string[] = [];
   const seeds = [...new Set(runs.map((r) => r.seed))].sort((a, b) => a - b);
+  const judges = new Set(runs.map((r) => (r.crn ? 'common random numbers' : 'independent per mode')));
   lines.push(
-    `Seeds ${seeds[0]}–${seeds.at(-1)} (${seeds.length}). Paired differences pipelined − rounds, mean ± paired SE; "within" = |Δ| ≤ 1 SE.`,
+    `Seeds ${seeds[0]}–${seeds.at(-1)} (${seeds.length}); judge draws: ${[...judges].join(' and ')}. Paired differences pipelined − rounds, mean ± paired SE; "within" = |Δ| ≤ 1 SE; "not worse" = Δ ≥ −1 SE.`,
     '',
-    '| cell | comparisons | Spearman rounds / pipelined | Δ Spearman | exact rounds / pipelined | Δ exact | QWK rounds / pipelined | Δ QWK | within |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| cell | comparisons | Spearman rounds / pipelined | Δ Spearman | exact rounds / pipelined | Δ exact | QWK rounds / pipelined | Δ QWK | within | not worse |',
+    '|---|---|---|---|---|---|---|---|---|---|',
   );
   const cells = [...new Set(runs.map((r) => r.cell))];
+  // Per checkpoint index and metric: each seed's differences over the cells (for the pooled rows).
+  const pooled = new Map<string, Map<number, number[]>>();
+  const pool = (i: number, k: string, seed: number, d: number) => {
+    const key = `${i}/${k}`;
+    if (!pooled.has(key)) pooled.set(key, new Map());
+    const bySeed = pooled.get(key)!;
+    bySeed.set(seed, [...(bySeed.get(seed) ?? []), d]);
+  };
   for (const cell of cells) {
     const by = (mode: Mode) =>
       new Map(runs.filter((r) => r.cell === cell && r.mode === mode).map((r) => [r.seed, r]));
@@ -147,22 +181,40 @@ export function summarize(runs: PRun[]): string {
         const x = ok.map((s) => a.get(s)!.checkpoints[i]![k] as number);
         const y = ok.map((s) => b.get(s)!.checkpoints[i]![k] as number);
         const d = y.map((v, t) => v - x[t]!);
+        for (const [t, v] of d.entries()) pool(i, k, ok[t]!, v);
         return { x: mean(x), y: mean(y), d: mean(d), se: se(d) };
       };
       const sp = col('spearman');
       const ex = col('exact');
       const q = col('qwk');
       const within = [sp, ex, q].every((c) => Math.abs(c.d) <= c.se);
+      const notWorse = [sp, ex, q].every((c) => c.d >= -c.se);
       lines.push(
-        `| ${cell} | ${cp} | ${f(sp.x)} / ${f(sp.y)} | ${sgn(sp.d)} ± ${f(sp.se)} | ${f(ex.x)} / ${f(ex.y)} | ${sgn(ex.d)} ± ${f(ex.se)} | ${f(q.x)} / ${f(q.y)} | ${sgn(q.d)} ± ${f(q.se)} | ${within ? 'yes' : 'no'} |`,
+        `| ${cell} | ${cp} | ${f(sp.x)} / ${f(sp.y)} | ${sgn(sp.d)} ± ${f(sp.se)} | ${f(ex.x)} / ${f(ex.y)} | ${sgn(ex.d)} ± ${f(ex.se)} | ${f(q.x)} / ${f(q.y)} | ${sgn(q.d)} ± ${f(q.se)} | ${within ? 'yes' : 'no'} | ${notWorse ? 'yes' : 'no'} |`,
       );
     });
     const st = (m: Map<number, PRun>) => paired.map((s) => m.get(s)!.stop).filter((x) => x !== undefined);
     const sa = st(a);
     const sb = st(b);
     lines.push(
-      `| ${cell} | own stop | judged ${f(mean(sa.map((s) => s.judged)), 0)} / ${f(mean(sb.map((s) => s.judged)), 0)} (open at the stop ${f(mean(sb.map((s) => s.open)), 1)}) | | exact ${f(mean(sa.map((s) => s.metrics.exact)))} / ${f(mean(sb.map((s) => s.metrics.exact)))} | | QWK ${f(mean(sa.map((s) => s.metrics.qwk)))} / ${f(mean(sb.map((s) => s.metrics.qwk)))} | | |`,
+      `| ${cell} | own stop | judged ${f(mean(sa.map((s) => s.judged)), 0)} / ${f(mean(sb.map((s) => s.judged)), 0)} (open at the stop ${f(mean(sb.map((s) => s.open)), 1)}) | | exact ${f(mean(sa.map((s) => s.metrics.exact)))} / ${f(mean(sb.map((s) => s.metrics.exact)))} | | QWK ${f(mean(sa.map((s) => s.metrics.qwk)))} / ${f(mean(sb.map((s) => s.metrics.qwk)))} | | | |`,
     );
+  }
+  if (cells.length > 1) {
+    // One figure per checkpoint: each seed's mean difference over the cells, then mean ± SE over
+    // seeds (the cells of a seed share nothing but the seed, so seeds are the independent units).
+    lines.push('', '| pooled over cells | Δ Spearman | Δ exact | Δ QWK |', '|---|---|---|---|');
+    const ladders = cells.map((c) => CELLS.find((x) => x.name === c)!.checkpoints);
+    const n = Math.max(...ladders.map((l) => l.length));
+    for (let i = 0; i < n; i++) {
+      const at = [...new Set(ladders.map((l) => l[i]))];
+      const col = (k: string) => {
+        const per = [...(pooled.get(`${i}/${k}`)?.values() ?? [])].map(mean);
+        return `${sgn(mean(per))} ± ${f(se(per))}`;
+      };
+      const label = at.length === 1 ? `${at[0]} comparisons` : `checkpoint ${i + 1}`;
+      lines.push(`| ${label} | ${col('spearman')} | ${col('exact')} | ${col('qwk')} |`);
+    }
   }
   const cpu = runs.reduce((t, r) => t + r.ms, 0) / 1000;
   lines.push(
@@ -194,15 +246,20 @@ function main() {
   const concurrency = Number(arg('--concurrency') ?? 8);
   const low = Number(arg('--low') ?? 2 * concurrency);
   const warmup = Number(arg('--warmup') ?? 0);
+  const crn = !process.argv.includes('--independent');
+  const pass = arg('--pass') === undefined ? undefined : Number(arg('--pass'));
+  const pattern: Pattern = { concurrency, low, warmup, crn, ...(pass ? { pass } : {}) };
   const outFile = arg('--out') ?? '/tmp/cj-pipeline.jsonl';
   writeFileSync(outFile, '');
   for (let s = lo!; s <= (hi ?? lo!); s++)
     for (const c of cells) {
       const cell = CELLS.find((x) => x.name === c)!;
       for (const mode of ['rounds', 'pipelined'] as const)
-        appendFileSync(outFile, `${JSON.stringify(simulate(cell, s, mode, concurrency, low, warmup))}\n`);
+        appendFileSync(outFile, `${JSON.stringify(simulate(cell, s, mode, pattern))}\n`);
     }
-  console.log(`concurrency ${concurrency}, re-plan when ${low} pairs are open`);
+  console.log(
+    `concurrency ${concurrency}, re-plan when ${low} pairs are open${pass ? `, ${pass} pairs per pipelined pass` : ''}`,
+  );
   console.log(summarize(parse(outFile)));
 }
 

@@ -3,11 +3,13 @@
  * changes the pairs chosen, so a rule's stop, its comparisons and the grades there are exact.
  *
  *   CJ_TRACE=1 node --import tsx bench/cj/grid.ts --seeds 101-130 --cells … --out T.jsonl
- *   node --import tsx bench/cj/stop-replay.ts T.jsonl[,U.jsonl] [--search]
+ *   node --import tsx bench/cj/stop-replay.ts T.jsonl[,U.jsonl] [--search] [--joint]
  *
  * Prints, per rule and cell, what grid.ts's own-stopping table prints (early share, comparisons
  * as a share of the seed policy's budget, Δ exact and Δ QWK against the seed policy at its budget,
- * pass), and with `--search` the best of a grid of thresholds. Rules:
+ * pass), with `--search` the best of a grid of thresholds, and with `--joint` a larger search
+ * scored jointly over all cells (cells passing, then the worst cell's margin in paired SEs), with
+ * rule families the engine could build from what it already computes (see `joint`). Rules:
  * - `default`: every check at the engine's defaults (`Stopping` in types.ts);
  * - `never`: run to the budget (the engine's lead at the budget: no stop can do better on grades);
  * - `first round at ≥ N%`: stop at a fixed share of the budget, whatever the checks say;
@@ -17,6 +19,7 @@
 import { readFileSync } from 'node:fs';
 import { normCdf, normInv } from '../../runtime/src/cj/stats.js';
 import { Stopping } from '../../runtime/src/cj/types.js';
+import { mean, se, sgn } from './figures.js';
 import { CELLS, type Cell, type Run, type TraceRow } from './grid.js';
 
 const DEFAULTS = Stopping.parse({});
@@ -33,8 +36,25 @@ interface Targets {
   gainMode: 'or' | 'and';
   /** Stop at this share of the budget whatever the checks say (0: never). */
   at: number;
+  /** gradeConfidence target + gcSlope · ln(students / 60): a target that scales with the class. */
+  gcSlope: number;
+  /** Plateau (0: unused): also stop, once the floor checks and reliability pass, when
+   * gradeConfidence rose by at most `plateau` over the last `window` share of the budget. */
+  plateau: number;
+  window: number;
+  /** Also stop at this share of the budget (0: never): a cap on top of the checks. */
+  cap: number;
 }
-const BASE: Targets = { ...DEFAULTS, gain: 0, gainMode: 'or', at: 0 };
+const BASE: Targets = {
+  ...DEFAULTS,
+  gain: 0,
+  gainMode: 'or',
+  at: 0,
+  gcSlope: 0,
+  plateau: 0,
+  window: 0.1,
+  cap: 0,
+};
 
 const floor = (r: TraceRow): boolean =>
   r.checks.connected === 1 && (r.checks.minPerEssay ?? 0) >= DEFAULTS.minPerEssay;
@@ -100,13 +120,6 @@ function budgetGain(row: TraceRow, budget: number): number {
 
 // ---------------------------------------------------------------- replay
 
-const mean = (xs: number[]): number => xs.reduce((s, x) => s + x, 0) / Math.max(1, xs.length);
-const se = (xs: number[]): number => {
-  const m = mean(xs);
-  return Math.sqrt(xs.reduce((t, x) => t + (x - m) ** 2, 0) / (xs.length - 1) / xs.length);
-};
-const sgn = (x: number): string => `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(3)}`;
-
 interface CellRuns {
   cell: Cell;
   ours: Run[];
@@ -147,6 +160,306 @@ function evaluate(data: CellRuns[], t: Targets): { pass: number; lines: string[]
     );
   }
   return { pass, lines, fails };
+}
+
+// ---------------------------------------------------------------- joint search
+
+/** One run's trace as columns (the checks as `checks` reads them), for a fast replay. */
+interface Cols {
+  m: number[];
+  floor: boolean[];
+  rel: number[];
+  es: number[];
+  rs: number[];
+  gs: number[];
+  gc: number[];
+  gain: number[];
+  exact: number[];
+  qwk: number[];
+  /** Rows per share of the budget (rounds are evenly spaced). */
+  rowsPerBudget: number;
+}
+
+function columns(run: Run, gains: number[], budget: number): Cols {
+  const rows = run.trace!;
+  const step = (rows.at(-1)!.m - rows[0]!.m) / Math.max(1, rows.length - 1);
+  return {
+    m: rows.map((r) => r.m),
+    floor: rows.map(floor),
+    rel: rows.map((r) => r.checks.reliability ?? -1),
+    es: rows.map((r) => r.checks.expectedSpearman ?? -1),
+    rs: rows.map((r) => r.checks.rankStability ?? -1),
+    gs: rows.map((r) => r.checks.gradeStability ?? 2),
+    gc: rows.map((r) => r.checks.gradeConfidence ?? -1),
+    gain: gains,
+    exact: rows.map((r) => r.exact),
+    qwk: rows.map((r) => r.qwk),
+    rowsPerBudget: budget / step,
+  };
+}
+
+function stopIndex(c: Cols, cell: Cell, t: Targets): number {
+  const gcT = t.gradeConfidence + t.gcSlope * Math.log(cell.students / 60);
+  const lag = Math.max(1, Math.round(t.window * c.rowsPerBudget));
+  for (let k = 0; k < c.m.length; k++) {
+    const m = c.m[k]!;
+    if (m >= cell.budget || (t.cap > 0 && m >= t.cap * cell.budget)) return k;
+    if (t.at > 0) {
+      if (m >= t.at * cell.budget) return k;
+      continue;
+    }
+    if (!c.floor[k]) continue;
+    const relOk = c.rel[k]! >= t.reliability;
+    let ok =
+      relOk &&
+      (t.expectedSpearman <= 0 || c.es[k]! >= t.expectedSpearman) &&
+      c.rs[k]! >= t.rankStability &&
+      c.gs[k]! <= t.maxGradeChanges &&
+      c.gc[k]! >= gcT;
+    if (t.gain > 0) ok = t.gainMode === 'and' ? ok && c.gain[k]! <= t.gain : ok || c.gain[k]! <= t.gain;
+    if (t.plateau > 0 && !ok && relOk && k >= lag) ok = c.gc[k]! - c.gc[k - lag]! <= t.plateau;
+    if (ok) return k;
+  }
+  return c.m.length - 1;
+}
+
+interface CellScore {
+  early: number;
+  used: number;
+  dEx: number;
+  seEx: number;
+  dQ: number;
+  seQ: number;
+  pass: boolean;
+  /** Paired SEs above the −1 SE line on the worse of exact and QWK (≥ 0 passes). */
+  margin: number;
+  /** Why it fails: E early share, S comparisons share, X exact, Q QWK. */
+  why: string;
+}
+
+function scoreCell(cols: Cols[], seed: Run['checkpoints'], cell: Cell, t: Targets): CellScore {
+  const ks = cols.map((c) => stopIndex(c, cell, t));
+  const early = mean(ks.map((k, i) => (cols[i]!.m[k]! < cell.budget ? 1 : 0)));
+  const used = mean(ks.map((k, i) => cols[i]!.m[k]!)) / cell.budget;
+  const dEx = ks.map((k, i) => cols[i]!.exact[k]! - seed[i]!.exact);
+  const dQ = ks.map((k, i) => cols[i]!.qwk[k]! - seed[i]!.qwk);
+  const [mx, sx, mq, sq] = [mean(dEx), se(dEx), mean(dQ), se(dQ)];
+  const margin = Math.min(mx / sx + 1, mq / sq + 1);
+  const why =
+    (early < 0.8 ? 'E' : '') +
+    (used > cell.stopShare ? 'S' : '') +
+    (mx < -sx ? 'X' : '') +
+    (mq < -sq ? 'Q' : '');
+  return { early, used, dEx: mx, seEx: sx, dQ: mq, seQ: sq, pass: why === '', margin, why };
+}
+
+const describe = (t: Targets): string =>
+  t.at > 0
+    ? `first round at ≥ ${t.at} of the budget`
+    : [
+        `rel ${t.reliability}`,
+        `eSp ${t.expectedSpearman || 'off'}`,
+        `rankStab ${t.rankStability}`,
+        `maxGradeCh ${t.maxGradeChanges}`,
+        `gradeConf ${t.gradeConfidence}${t.gcSlope ? ` + ${t.gcSlope}·ln(n/60)` : ''}`,
+        t.gain > 0 ? `gain ${t.gainMode} ${t.gain}` : '',
+        t.plateau > 0 ? `or gradeConf plateau ≤ ${t.plateau} over ${t.window} budget` : '',
+        t.cap > 0 ? `cap ${t.cap}` : '',
+      ]
+        .filter(Boolean)
+        .join(', ');
+
+/** A grid of rules: each dimension's values, and the rule at given indices. */
+interface Family {
+  name: string;
+  dims: [keyof Targets, (number | string)[]][];
+}
+
+function* rulesOf(f: Family): Generator<{ t: Targets; idx: number[] }> {
+  const idx = f.dims.map(() => 0);
+  for (;;) {
+    const t = { ...BASE } as Record<string, unknown>;
+    f.dims.forEach(([k, vs], d) => {
+      const v = vs[idx[d]!]!;
+      if (k === 'gain' && typeof v === 'string') {
+        const [mode, g] = v.split(' ');
+        t.gainMode = mode;
+        t.gain = Number(g);
+      } else t[k] = v;
+    });
+    yield { t: t as unknown as Targets, idx: [...idx] };
+    let d = 0;
+    while (d < idx.length && ++idx[d]! >= f.dims[d]![1].length) idx[d++] = 0;
+    if (d === idx.length) return;
+  }
+}
+
+const GAINS = ['or 0', 'or 0.03', 'or 0.04', 'or 0.05', 'and 0.03', 'and 0.04', 'and 0.06'];
+const FAMILIES: Family[] = [
+  {
+    name: 'thresholds on the current checks (+ budgetGain)',
+    dims: [
+      ['reliability', [0.85, 0.86, 0.87, 0.88, 0.89, 0.9, 0.91]],
+      ['expectedSpearman', [0, 0.94, 0.945, 0.95, 0.955, 0.96]],
+      ['rankStability', [0.98, 0.985, 0.99]],
+      ['maxGradeChanges', [0.1, 0.15, 0.2, 0.25, 1]],
+      ['gradeConfidence', [0, 0.5, 0.52, 0.54, 0.55, 0.56, 0.57, 0.58, 0.6]],
+      ['gain', GAINS],
+    ],
+  },
+  {
+    name: 'strict checks, or a grade-confidence plateau',
+    dims: [
+      ['reliability', [0.8, 0.83, 0.85, 0.87, 0.88]],
+      ['expectedSpearman', [0, 0.95]],
+      ['gradeConfidence', [0.55, 0.57, 0.6, 0.62, 0.65]],
+      ['plateau', [0.005, 0.01, 0.02, 0.03]],
+      ['window', [0.1, 0.15, 0.2]],
+    ],
+  },
+  {
+    name: 'checks, capped at a share of the budget',
+    dims: [
+      ['reliability', [0.86, 0.88, 0.9, 0.92]],
+      ['expectedSpearman', [0, 0.95, 0.96]],
+      ['gradeConfidence', [0.55, 0.57, 0.6, 0.62, 0.65]],
+      ['cap', [0.7, 0.75, 0.78]],
+    ],
+  },
+];
+
+const prepare = (data: CellRuns[]) =>
+  data.map((d) => ({ ...d, cols: d.ours.map((r, k) => columns(r, d.gains[k]!, d.cell.budget)) }));
+
+function jointTable(data: CellRuns[], t: Targets): void {
+  console.log('| cell | runs | early | comparisons / budget | Δ exact | Δ QWK | margin (SE) | pass |');
+  console.log('|---|---|---|---|---|---|---|---|');
+  let pass = 0;
+  for (const d of prepare(data)) {
+    const s = scoreCell(d.cols, d.seed, d.cell, t);
+    if (s.pass) pass++;
+    console.log(
+      `| ${d.cell.name} | ${d.ours.length} | ${s.early.toFixed(2)} | ${s.used.toFixed(2)} | ${sgn(s.dEx)} ± ${s.seEx.toFixed(3)} | ${sgn(s.dQ)} ± ${s.seQ.toFixed(3)} | ${s.margin.toFixed(1)} | ${s.pass ? 'yes' : `**no** (${s.why})`} |`,
+    );
+  }
+  console.log(`${pass}/${data.length} cells pass.`);
+}
+
+function joint(data: CellRuns[]): void {
+  const prepared = prepare(data);
+  const names = data.map((d) => d.cell.name);
+  const small = data.flatMap((d, i) => (d.cell.students === 60 ? [i] : []));
+  const table = (t: Targets): void => jointTable(data, t);
+  for (const f of FAMILIES) {
+    const all: { t: Targets; idx: number[]; s: CellScore[]; pass: number; pass60: number; worst: number }[] =
+      [];
+    for (const { t, idx } of rulesOf(f)) {
+      const s = prepared.map((d) => scoreCell(d.cols, d.seed, d.cell, t));
+      const pass = s.filter((x) => x.pass).length;
+      const pass60 = small.filter((i) => s[i]!.pass).length;
+      // Worst cell: a failing cell's shortfall counts as below any passing cell's margin.
+      const worst = Math.min(...s.map((x) => (x.pass ? x.margin : x.margin - 100)));
+      all.push({ t, idx, s, pass, pass60, worst });
+    }
+    const hist = new Map<number, number>();
+    for (const r of all) hist.set(r.pass, (hist.get(r.pass) ?? 0) + 1);
+    console.log(`\n## Joint search: ${f.name} (${all.length} rules)`);
+    console.log(
+      `Cells passed: ${[...hist]
+        .sort((a, b) => b[0] - a[0])
+        .map(([p, n]) => `${p}/${data.length}: ${n}`)
+        .join(
+          ', ',
+        )}. Pass all ${small.length} cells at 60 essays: ${all.filter((r) => r.pass60 === small.length).length}.`,
+    );
+    const perCell = names.map((n, i) => `${n} ${all.filter((r) => r.s[i]!.pass).length}`);
+    console.log(`Rules passing each cell: ${perCell.join(', ')}.`);
+    // Which cell holds the others back: the most cells passed by one rule with that cell ignored.
+    console.log(
+      `Cells passed by one rule with one cell ignored: ${names
+        .map(
+          (n, i) => `${n} ${Math.max(...all.map((r) => r.pass - (r.s[i]!.pass ? 1 : 0)))}/${data.length - 1}`,
+        )
+        .join(', ')}.`,
+    );
+    // How far each cell is from passing at best: its largest margin among the rules that stop
+    // early often enough and within the comparisons share (negative: out of the family's reach).
+    console.log(
+      `Best margin per cell among rules meeting the early and share targets: ${names
+        .map((n, i) => {
+          const ok = all.filter((r) => !/[ES]/.test(r.s[i]!.why));
+          return `${n} ${ok.length ? Math.max(...ok.map((r) => r.s[i]!.margin)).toFixed(1) : '—'}`;
+        })
+        .join(', ')}.`,
+    );
+    // Cells no rule passes even alone are out of reach of the family; the conflicts are the pairs
+    // of cells each passed by some rule but never by the same one.
+    const reach = names.map((_, i) => all.some((r) => r.s[i]!.pass));
+    console.log(`No rule passes: ${names.filter((_, i) => !reach[i]).join(', ') || 'none'}.`);
+    const pairs: string[] = [];
+    for (let i = 0; i < names.length; i++)
+      for (let j = i + 1; j < names.length; j++)
+        if (reach[i] && reach[j] && !all.some((r) => r.s[i]!.pass && r.s[j]!.pass))
+          pairs.push(`${names[i]} × ${names[j]}`);
+    console.log(`Cells each passable but never together: ${pairs.join('; ') || 'none'}.`);
+    all.sort((a, b) => b.pass - a.pass || b.worst - a.worst);
+    const failSets = new Map<string, number>();
+    for (const r of all.filter((x) => x.pass === all[0]!.pass)) {
+      const k = names.filter((_, i) => !r.s[i]!.pass).join(' + ');
+      failSets.set(k, (failSets.get(k) ?? 0) + 1);
+    }
+    console.log(
+      `Cells failed by the rules passing the most: ${[...failSets]
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, n]) => `${k} (${n} rules)`)
+        .join('; ')}.`,
+    );
+    const key = (idx: number[]): string => idx.join(',');
+    const byIdx = new Map(all.map((r) => [key(r.idx), r]));
+    for (const r of all.slice(0, 5)) {
+      // Neighbours: one step along one dimension of the grid.
+      const nb = f.dims.flatMap((_, d) =>
+        [-1, 1].map((st) => byIdx.get(key(r.idx.map((v, e) => (e === d ? v + st : v))))).filter(Boolean),
+      );
+      console.log(
+        `- ${describe(r.t)}: ${r.pass}/${data.length} cells, worst margin ${r.pass === data.length ? r.worst.toFixed(1) : '—'}; neighbours passing as many: ${nb.filter((x) => x!.pass >= r.pass).length}/${nb.length}; fails ${
+          r.s
+            .map((x, i) => (x.pass ? '' : `${names[i]} (${x.why})`))
+            .filter(Boolean)
+            .join(', ') || 'none'
+        }`,
+      );
+    }
+    const best = all[0]!;
+    console.log(`\nBest: ${describe(best.t)}`);
+    table(best.t);
+    // How each cell reacts to the grade-confidence and reliability targets around the best rule.
+    for (const dim of ['gradeConfidence', 'reliability'] as const) {
+      const d = f.dims.findIndex(([k]) => k === dim);
+      if (d < 0) continue;
+      console.log(`\nAround the best rule, by ${dim} (cell: pass or E/S/X/Q):`);
+      console.log(`| cell | ${f.dims[d]![1].join(' | ')} |`);
+      console.log(`|---|${f.dims[d]![1].map(() => '---|').join('')}`);
+      const rs = f.dims[d]![1].map((_, v) => byIdx.get(key(best.idx.map((x, e) => (e === d ? v : x))))!);
+      for (const [i, n] of names.entries())
+        console.log(`| ${n} | ${rs.map((r) => (r.s[i]!.pass ? 'ok' : r.s[i]!.why)).join(' | ')} |`);
+    }
+    // A target that scales with the class: the best 60-essay rules, with the 200-essay cell
+    // passing at another grade-confidence target and everything else the same.
+    const gcD = f.dims.findIndex(([k]) => k === 'gradeConfidence');
+    const big = names.findIndex((_, i) => !small.includes(i));
+    if (gcD >= 0 && big >= 0) {
+      const best60 = all.filter((r) => r.pass60 === Math.max(...all.map((x) => x.pass60)));
+      const scaled = best60.filter((r) =>
+        f.dims[gcD]![1].some(
+          (_, v) => byIdx.get(key(r.idx.map((x, e) => (e === gcD ? v : x))))!.s[big]!.pass,
+        ),
+      );
+      console.log(
+        `\nBest at 60 essays: ${best60[0]!.pass60}/${small.length} cells (${best60.length} rules); of those, ${scaled.length} also pass the 200-essay cell with another grade-confidence target (a target scaled with the class).`,
+      );
+    }
+  }
 }
 
 function main(): void {
@@ -192,6 +505,14 @@ function main(): void {
     console.log('|---|---|---|---|---|---|---|');
     for (const l of res.lines) console.log(l);
   }
+  // Rules given as JSON (Targets' fields over BASE; `--rule` may repeat), scored as `--joint` does.
+  process.argv.forEach((a, i) => {
+    if (a !== '--rule') return;
+    const t: Targets = { ...BASE, ...(JSON.parse(process.argv[i + 1]!) as Partial<Targets>) };
+    console.log(`\nRule: ${describe(t)}`);
+    jointTable(data, t);
+  });
+  if (process.argv.includes('--joint')) joint(data);
   if (!process.argv.includes('--search')) return;
   const found: { t: Targets; pass: number; fails: string[] }[] = [];
   for (const reliability of [0.86, 0.87, 0.88, 0.89, 0.9])

@@ -258,7 +258,35 @@ export function truncatedNormal(mean: number, sd: number, lo: number, hi: number
   return Math.min(hi, Math.max(lo, mean + sd * normInv(u)));
 }
 
-function gradeOf(theta: number, boundaries: Float64Array): number {
+/**
+ * The draws with the anchors' values rearranged into grade order: per draw the anchors' drawn
+ * scores are sorted and handed out lowest grade first (within a grade in item order), so every
+ * anchor of a higher grade scores above every anchor of a lower one; the other items are
+ * unchanged. The anchors' known grades say their true scores are in this order, but the posterior
+ * the draws come from ignores the grades; an anchor with few comparisons is then drawn near the
+ * middle whatever its grade, the grade centres of a draw sit closer together than the truth
+ * (sorting only the centres, as drawBoundaries does, undoes little of it), and the outer bands,
+ * unbounded, take the essays' spread: too much probability on the outer grades, most with few
+ * comparisons per anchor. Sorting a sequence whose truth is sorted never moves it further from
+ * the truth in any Lp norm (monotone rearrangement; Chernozhukov, Fernández-Val & Galichon 2009),
+ * and it changes nothing in a draw that already has the anchors in order.
+ */
+export function rearrangeAnchors(draws: Float64Array[], anchors: AnchorGrade[]): Float64Array[] {
+  const byGrade = [...anchors].sort((x, y) => x.grade - y.grade || x.item - y.item);
+  const values = new Float64Array(byGrade.length);
+  return draws.map((d) => {
+    for (let t = 0; t < byGrade.length; t++) values[t] = d[byGrade[t]!.item]!;
+    values.sort();
+    let ordered = true;
+    for (let t = 0; t < byGrade.length; t++) if (d[byGrade[t]!.item]! !== values[t]) ordered = false;
+    if (ordered) return d;
+    const out = Float64Array.from(d);
+    for (let t = 0; t < byGrade.length; t++) out[byGrade[t]!.item] = values[t]!;
+    return out;
+  });
+}
+
+export function gradeOf(theta: number, boundaries: ArrayLike<number>): number {
   let g = 0;
   while (g < boundaries.length && boundaries[g]! < theta) g++;
   return g;
@@ -270,9 +298,11 @@ function gradeOf(theta: number, boundaries: Float64Array): number {
  * - `median`: the posterior median, the lowest grade whose cumulative probability reaches 0.5
  *   (minimises the expected absolute error in grades);
  * - `mean`: the posterior mean rounded to the nearest grade (minimises the expected squared error,
- *   the loss quadratic weighted kappa charges; halves round up).
+ *   the loss quadratic weighted kappa charges; halves round up);
+ * - `exact`: for one essay the modal grade; for a batch the monotone assignment with the most
+ *   expected exact agreements (exactGrades).
  */
-export type GradeDecision = 'modal' | 'median' | 'mean';
+export type GradeDecision = 'modal' | 'median' | 'mean' | 'exact';
 
 /** The grade index `rule` assigns to these probabilities (lowest grade = 0). */
 export function decideGrade(probabilities: ArrayLike<number>, rule: GradeDecision): number {
@@ -294,6 +324,7 @@ export function decideGrade(probabilities: ArrayLike<number>, rule: GradeDecisio
     }
     return Math.min(k - 1, Math.max(0, Math.floor(m / (total > 0 ? total : 1) + 0.5 + 1e-9)));
   }
+  // `modal`, and `exact` for one essay (the grade of most expected agreement).
   let modal = 0;
   for (let g = 1; g < k; g++) if (probabilities[g]! > probabilities[modal]!) modal = g;
   return modal;
@@ -385,13 +416,14 @@ export function monotoneGrades(
   decision: GradeDecision,
 ): number[] {
   const n = probabilities.length;
-  if (decision === 'median') {
-    return Array.from({ length: n }, (_, t) => {
+  const byBoundaries = (): number[] =>
+    Array.from({ length: n }, (_, t) => {
       let g = 0;
       while (g < boundaries.length && boundaries[g]! < scores[t]!) g++;
       return g;
     });
-  }
+  if (decision === 'median') return byBoundaries();
+  if (decision === 'exact') return exactGrades(probabilities, scores, { reference: byBoundaries() });
   const order = Array.from({ length: n }, (_, t) => t).sort((x, y) => scores[x]! - scores[y]!);
   const raw = order.map((t) => decideGrade(probabilities[t]!, decision));
   const fitted = isotonic(raw, new Float64Array(n).fill(1));
@@ -400,6 +432,81 @@ export function monotoneGrades(
   order.forEach((t, r) => {
     out[t] = Math.min(k - 1, Math.max(0, Math.floor(fitted[r]! + 0.5 + 1e-9)));
   });
+  return out;
+}
+
+/** Expected agreements within which two assignments count as tied (sums of draw frequencies). */
+const AGREEMENT_TIE = 1e-9;
+
+/**
+ * The monotone assignment with the most expected exact agreements: grades g_1 ≤ … ≤ g_n in score
+ * order maximising Σ_t U_t(g_t), U_t(g) = P_t(g) − λ·E_t[(g − G)²] (λ = `squaredPenalty`, default
+ * 0: the expected number of essays graded exactly right). The objective is a sum over essays of
+ * their own marginal probabilities, so the draws' joint distribution is not needed, and a dynamic
+ * programme over (essay in score order, grade) solves it exactly in O(n·k): best[g] = the best
+ * total of the essays so far with the last one graded ≤ g. Per-essay modal grades made monotone by
+ * PAV (`modal`) are one feasible assignment among these, so they never agree more in expectation.
+ * Ties in the objective (frequent: probabilities are draw counts) go to the assignment nearest to
+ * `reference` (Σ|g_t − ref_t|; plan() passes the median rule's grades, so the rule departs from the
+ * default only where agreement gains), then to lower grades. Essays with equal scores may get
+ * different grades (assertMonotone allows it), in input order.
+ */
+export function exactGrades(
+  probabilities: number[][],
+  scores: ArrayLike<number>,
+  opts: { reference?: ArrayLike<number>; squaredPenalty?: number } = {},
+): number[] {
+  const n = probabilities.length;
+  if (n === 0) return [];
+  const k = probabilities[0]!.length;
+  const lambda = opts.squaredPenalty ?? 0;
+  const ref = opts.reference;
+  const order = Array.from({ length: n }, (_, t) => t).sort((x, y) => scores[x]! - scores[y]! || x - y);
+  // (value, distance to the reference) of the best prefix whose last grade is ≤ g, and that grade.
+  let bestVal = new Float64Array(k);
+  let bestDist = new Float64Array(k);
+  const arg: Int32Array[] = [];
+  const utility = new Float64Array(k);
+  for (let r = 0; r < n; r++) {
+    const p = probabilities[order[r]!]!;
+    for (let g = 0; g < k; g++) {
+      let u = p[g]!;
+      if (lambda > 0) for (let h = 0; h < k; h++) u -= lambda * p[h]! * (g - h) ** 2;
+      utility[g] = u;
+    }
+    const val = new Float64Array(k);
+    const dist = new Float64Array(k);
+    const a = new Int32Array(k);
+    for (let g = 0; g < k; g++) {
+      // Ending exactly at g: the best prefix ending ≤ g, plus this essay at g.
+      const v = (r > 0 ? bestVal[g]! : 0) + utility[g]!;
+      const d = (r > 0 ? bestDist[g]! : 0) + (ref ? Math.abs(g - ref[order[r]!]!) : 0);
+      // Best ending ≤ g: this one replaces the best ending ≤ g − 1 only when strictly better.
+      if (
+        g === 0 ||
+        v > val[g - 1]! + AGREEMENT_TIE ||
+        (Math.abs(v - val[g - 1]!) <= AGREEMENT_TIE && d < dist[g - 1]!)
+      ) {
+        val[g] = v;
+        dist[g] = d;
+        a[g] = g;
+      } else {
+        val[g] = val[g - 1]!;
+        dist[g] = dist[g - 1]!;
+        a[g] = a[g - 1]!;
+      }
+    }
+    arg.push(a);
+    bestVal = val;
+    bestDist = dist;
+  }
+  // Backtrack: the last essay's grade is the best overall; each earlier one the best ≤ the next.
+  const out = new Array<number>(n);
+  let g = k - 1;
+  for (let r = n - 1; r >= 0; r--) {
+    g = arg[r]![g]!;
+    out[order[r]!] = g;
+  }
   return out;
 }
 
@@ -451,6 +558,8 @@ export function gradeProjection(
     scales?: PopulationScale[];
     /** Extra per-essay SD (judge misperception) integrated out analytically. */
     extraSd?: number;
+    /** Boundaries from the draws with the anchors rearranged into grade order (rearrangeAnchors). */
+    rearrange?: boolean;
   } = {},
 ): GradeProjection {
   const decision = opts.decision ?? 'modal';
@@ -458,9 +567,10 @@ export function gradeProjection(
   const extra = opts.extraSd ?? 0;
   const counts = items.map(() => new Float64Array(k));
   const tau = boundaryJitter(draws, anchors, k);
+  const bDraws = opts.rearrange ? rearrangeAnchors(draws, anchors) : draws;
   const drawn = Array.from({ length: Math.max(0, k - 1) }, () => new Float64Array(draws.length));
   draws.forEach((draw, s) => {
-    const b = drawBoundaries(draw, anchors, k, rng, tau, opts.scales?.[s]);
+    const b = drawBoundaries(bDraws[s]!, anchors, k, rng, tau, opts.scales?.[s]);
     for (let j = 0; j < b.length; j++) drawn[j]![s] = b[j]!;
     for (let t = 0; t < items.length; t++) addGrade(counts[t]!, draw[items[t]!]!, b, extra);
   });
@@ -477,7 +587,7 @@ export function gradeProjection(
  * Adds one draw's grade to `counts`: the grade of x among the boundaries, or, with an extra SD,
  * the probability of each grade when x carries extra N(0, extra²) noise (integrated exactly).
  */
-function addGrade(counts: Float64Array, x: number, b: Float64Array, extra: number): void {
+export function addGrade(counts: Float64Array, x: number, b: ArrayLike<number>, extra: number): void {
   if (!(extra > 0)) {
     const g = gradeOf(x, b);
     counts[g] = counts[g]! + 1;
@@ -619,6 +729,8 @@ export function leaveOneAnchorOut(
    * allow it: on the tuning seeds the likelihood's maximum overshot the misperception it found).
    */
   forceExtra?: number,
+  /** Boundaries from the other anchors rearranged into grade order (rearrangeAnchors). */
+  rearrange = false,
 ): CalibrationReport {
   const S = draws.length;
   const held: { item: number; grade: number; bounds: Float64Array[]; x: Float64Array }[] = [];
@@ -627,7 +739,8 @@ export function leaveOneAnchorOut(
     const rest = anchors.filter((r) => r !== a);
     if (new Set(rest.map((r) => r.grade)).size < 2) continue;
     const tau = boundaryJitter(draws, rest, k);
-    const bounds = draws.map((d, s) => drawBoundaries(d, rest, k, rng, tau, scales?.[s]));
+    const bDraws = rearrange ? rearrangeAnchors(draws, rest) : draws;
+    const bounds = bDraws.map((d, s) => drawBoundaries(d, rest, k, rng, tau, scales?.[s]));
     const x = Float64Array.from(draws, (d) => d[a.item]!);
     held.push({ item: a.item, grade: a.grade, bounds, x });
     EXTRA_GRID.forEach((t, gi) => {
@@ -655,8 +768,10 @@ export function leaveOneAnchorOut(
     const counts = new Float64Array(k);
     for (let s = 0; s < S; s++) addGrade(counts, h.x[s]!, h.bounds[s]!, extra.applied);
     const probabilities = Array.from(counts, (c) => c / S);
+    // The median rule's headline is the score against the point boundaries (monotoneGrades); the
+    // other rules, for one essay on its own, are the per-essay rule that summarize() applies.
     let assigned: number | undefined;
-    if (means) {
+    if (means && decision === 'median') {
       const point = Float64Array.from({ length: Math.max(0, k - 1) }, (_, j) =>
         median(Float64Array.from(h.bounds, (b) => b[j]!)),
       );

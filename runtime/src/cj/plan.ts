@@ -71,6 +71,45 @@ export function planParsed(state: PlanState): PlanResult {
   return report(batch, fitted, counts, grading, quality, stability, { ...stop, decision }, next.pairs);
 }
 
+/**
+ * What the grade projection starts from, for a plan input: the posterior draws and means, the
+ * anchors and students (indices into `ids`, the essays in id order), and the extra SD plan()
+ * applies. Not used by plan(); the benchmark (bench/cj/grade-calib.ts) recomputes the grade
+ * probabilities from these with parts switched off to see where their miscalibration comes from.
+ */
+export function gradingInputs(input: PlanInputJson | PlanState): {
+  ids: string[];
+  K: number;
+  m: number;
+  seed: PlanState['settings']['seed'];
+  anchors: AnchorGrade[];
+  students: number[];
+  draws: Float64Array[];
+  mean: Float64Array;
+  extraSd: number;
+  scales: ReturnType<typeof populationScales>;
+} {
+  const state = PlanInput.parse(input);
+  const batch = canonical(state);
+  const fitted = fitPosterior(batch, state.history);
+  const grading = grade(batch, fitted.post);
+  return {
+    ids: batch.essays.map((e) => e.id),
+    K: batch.K,
+    m: batch.m,
+    seed: batch.s.seed,
+    anchors: batch.anchors,
+    students: batch.students,
+    draws: fitted.post.draws,
+    mean: fitted.post.mean,
+    extraSd: grading.extra.applied,
+    scales:
+      batch.s.boundaryScale === 'population'
+        ? populationScales(fitted.post.draws, batch.students)
+        : undefined,
+  };
+}
+
 /** The input as indices: essays in id order, comparisons in a canonical order. */
 interface Batch {
   s: Settings;
@@ -279,6 +318,7 @@ function grade(batch: Batch, post: Posterior): Grading {
     post.mean,
     scales,
     tau,
+    s.rearrangeAnchors,
   );
   const extra = cal.extra;
   const projection = gradeProjection(post.draws, anchors, K, students, createRng(s.seed, `grades/${m}`), {
@@ -286,6 +326,7 @@ function grade(batch: Batch, post: Posterior): Grading {
     scores: studentScores,
     scales,
     extraSd: extra.applied,
+    rearrange: s.rearrangeAnchors,
   });
   // Invariant: a higher reported score never has a lower headline grade.
   assertMonotone(

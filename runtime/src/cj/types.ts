@@ -139,16 +139,22 @@ export const Settings = z.object({
     ),
   gradeFocus: z.number().min(0).default(4).describe('Extra design weight for essays with undecided grades.'),
   gradeDecision: z
-    .enum(['modal', 'median', 'mean'])
+    .enum(['modal', 'median', 'mean', 'exact'])
     .default('median')
     .describe(
-      'Rule for the assigned (headline) grade from the grade probabilities: modal = most probable grade; median = posterior median (least expected absolute error); mean = rounded posterior mean (least expected squared error). Pair selection and stopping use the modal grade either way.',
+      'Rule for the assigned (headline) grade from the grade probabilities: modal = most probable grade; median = posterior median (least expected absolute error); mean = rounded posterior mean (least expected squared error); exact = the grades, non-decreasing in the score, with the most expected exact agreements (ties: nearest the median). Pair selection and stopping use the modal grade either way.',
     ),
   boundaryScale: z
     .enum(['population', 'score'])
     .default('score')
     .describe(
       "Where grade centres and their midpoints are taken: population = on the non-anchor essays' distribution (rank) scale, robust to unequal bands and to anchors anywhere inside their band (needs ≥ 10 non-anchor essays; fewer fall back to score); score = on the score scale.",
+    ),
+  rearrangeAnchors: z
+    .boolean()
+    .default(false)
+    .describe(
+      "Grade boundaries from posterior draws with the anchors' scores rearranged into the order of their known grades (per draw the anchors' sorted scores are handed out lowest grade first). The posterior ignores the anchors' grades, so an anchor with few comparisons is drawn near the middle whatever its grade, which squeezes the boundaries together and puts too much probability on the outer grades.",
     ),
   gradeTargets: z
     .enum(['jacobian', 'nearest'])

@@ -38,6 +38,29 @@ describe("judge's extra per-essay SD from held-out anchors", () => {
   });
 });
 
+describe('held-out anchors are graded by settings.gradeDecision', () => {
+  const anchors = Array.from({ length: 12 }, (_, item) => ({ item, grade: Math.floor(item / 2) }));
+  // Anchors perceived far from their bands, estimated loosely: the held-out probabilities spread
+  // over several grades, so the rules disagree on some anchors.
+  const rng = createRng(7, 'offsets');
+  const perceived = anchors.map((a, t) => a.grade * 1.2 + (t % 2 === 0 ? -0.25 : 0.25) + 0.9 * rng.normal());
+  const draws = (() => {
+    const r = createRng(8, 'draws');
+    return Array.from({ length: 400 }, () => Float64Array.from(perceived, (x) => x + 0.6 * r.normal()));
+  })();
+  const modalOf = (p: number[]) => p.reduce((b, x, g) => (x > p[b]! ? g : b), 0);
+
+  it.each(['modal', 'mean', 'exact'] as const)('%s: the per-essay rule, also when means are passed', (d) => {
+    const cal = leaveOneAnchorOut(draws, anchors, 6, createRng(9), d, perceived);
+    expect(cal.anchors.length).toBe(12);
+    for (const a of cal.anchors) {
+      const p = a.predicted.probabilities;
+      const want = d === 'mean' ? Math.round(p.reduce((t, x, g) => t + g * x, 0)) : modalOf(p);
+      expect(a.predicted.assigned).toBe(want);
+    }
+  });
+});
+
 describe("anchors' within-grade spread test (what decides the widening)", () => {
   const anchors = Array.from({ length: 12 }, (_, item) => ({ item, grade: Math.floor(item / 2) }));
   /**
