@@ -482,7 +482,9 @@ export function tuningSeeds(spec: string): number[] {
 /** `--cells a,b` checked against CELLS; by default every cell of 60 essays. */
 export function cellsArg(spec: string | undefined): string[] {
   const cells = spec?.split(',') ?? CELLS.filter((c) => c.students === 60).map((c) => c.name);
-  for (const c of cells) if (!CELLS.some((x) => x.name === c)) throw new Error(`--cells: unknown cell ${c}`);
+  for (const c of cells)
+    if (!CELLS.some((x) => x.name === c))
+      throw new Error(`--cells: unknown cell ${c}; the cells are ${CELLS.map((x) => x.name).join(', ')}`);
   return cells;
 }
 

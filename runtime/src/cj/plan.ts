@@ -103,10 +103,7 @@ export function gradingInputs(input: PlanInputJson | PlanState): {
     draws: fitted.post.draws,
     mean: fitted.post.mean,
     extraSd: grading.extra.applied,
-    scales:
-      batch.s.boundaryScale === 'population'
-        ? populationScales(fitted.post.draws, batch.students)
-        : undefined,
+    scales: grading.scales,
   };
 }
 
@@ -282,6 +279,8 @@ interface Grading {
   spread: { ratio: number; extraVar: number; df: number; z: number };
   /** The anchors' misperception test: what decides the widening and bounds the claims. */
   test: MisperceptionTest;
+  /** The population scales the boundaries are measured in (boundaryScale 'population'). */
+  scales: ReturnType<typeof populationScales> | undefined;
 }
 
 /**
@@ -298,6 +297,7 @@ function grade(batch: Batch, post: Posterior): Grading {
       extra: { sd: 0, lr: 0, applied: 0 },
       spread: { ratio: Number.NaN, extraVar: 0, df: 0, z: Number.NaN },
       test: misperceptionTest([], [], K, s.misperceptionAlpha),
+      scales: undefined,
     };
   const studentScores = students.map((i) => post.mean[i]!);
   const scales = s.boundaryScale === 'population' ? populationScales(post.draws, students) : undefined;
@@ -340,6 +340,7 @@ function grade(batch: Batch, post: Posterior): Grading {
     extra,
     spread,
     test,
+    scales,
   };
 }
 
