@@ -24,10 +24,15 @@ function contextCopies(): string[] {
     .flatMap((l) => l.trim().split(/\s+/).slice(1, -1));
 }
 
+// Docker's .dockerignore globs: `*` within a path segment, a leading `**/` any directories.
 const isIgnored = (p: string) =>
   ignored.some((pattern) => {
-    const re = new RegExp(`^${pattern.replace(/\./g, '\\.').replace(/\*/g, '[^/]*')}(/|$)`);
-    return re.test(p);
+    const glob = pattern
+      .replace(/\./g, '\\.')
+      .replace(/^\*\*\//, '\0')
+      .replace(/\*/g, '[^/]*')
+      .replace('\0', '(?:.*/)?');
+    return new RegExp(`^${glob}(/|$)`).test(p);
   });
 
 describe('Dockerfile', () => {
@@ -65,6 +70,12 @@ describe('Dockerfile', () => {
       expect(isIgnored(top), `${glob} needs ${top}/, excluded by .dockerignore`).toBe(false);
     }
     expect(isIgnored(build.extends.replace('./', ''))).toBe(false);
+  });
+
+  it('leaves documents out of the context, vendored ones included', () => {
+    for (const doc of ['README.md', 'vendor/postgres/PATCHES.md', 'vendor/postgres/README.md'])
+      expect(isIgnored(doc), `${doc} is in the build context`).toBe(true);
+    expect(isIgnored('vendor/postgres/src/index.js')).toBe(false);
   });
 
   it('ships neither hack/ nor the fake Anthropic server; the fake-judge target has it', () => {
