@@ -3,7 +3,7 @@
  * pairs while earlier ones are still being judged cost accuracy at equal comparisons?
  *
  *   nice -n 10 node --import tsx bench/cj/pipeline.ts [--seeds 2001-2020] [--cells a,b]
- *     [--concurrency 8] [--low 16] [--warmup 0] [--pass N] [--independent] [--out FILE]
+ *     [--concurrency 8] [--low 16] [--warmup 0] [--pass N] [--independent] [--aa] [--out FILE]
  *   node --import tsx bench/cj/pipeline.ts --summary FILE
  *
  * Round by round: plan(), judge every planned pair, plan again (what the round-by-round mode
@@ -20,6 +20,9 @@
  * cells (each seed's mean difference over the cells, mean ± SE over seeds). "Not worse" is the
  * one-sided reading (Δ ≥ −1 SE, as bench/cj's grid judges ours against the seed policy): a
  * two-sided |Δ| ≤ 1 SE fails by chance in about a third of the rows even when nothing differs.
+ * `--aa` (an A/A run): the second side is round by round as well, with its own plan seeds, so
+ * the two designs are the same and every difference is chance; it shows how many rows the
+ * one-SE rules fail when nothing differs (the rows are many and the rules one-sided at 1 SE).
  * Tuning: seeds 101+; report 2001+.
  */
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
@@ -27,7 +30,7 @@ import { plan } from '../../runtime/src/cj/plan.js';
 import { createRng } from '../../runtime/src/cj/rng.js';
 import { Stopping } from '../../runtime/src/cj/types.js';
 import { f, mean, se, sgn } from './figures.js';
-import { CELLS, type Cell, JUDGES, worldOf } from './grid.js';
+import { CELLS, type Cell, cellsArg, JUDGES, worldOf } from './grid.js';
 import { type Metrics, metricsOf } from './policies.js';
 import { judge, type World } from './world.js';
 
@@ -43,6 +46,8 @@ interface PRun {
   ms: number;
   /** Common random numbers for the judge (absent in runs before the option existed: false). */
   crn?: boolean;
+  /** Part of an A/A run (`--aa`): its 'pipelined' side is round by round with other plan seeds. */
+  aa?: boolean;
 }
 
 const DEFAULT_RELIABILITY = Stopping.parse({}).reliability;
@@ -55,10 +60,15 @@ interface Pattern {
   crn: boolean;
   /** Pairs a pipelined pass may plan (settings.roundSize); undefined = the default round size. */
   pass?: number;
+  /** A/A: the 'pipelined' side runs round by round with other plan seeds. */
+  aa?: boolean;
 }
 
 function simulate(cell: Cell, seed: number, mode: Mode, pattern: Pattern): PRun {
   const { concurrency, low, warmup, crn } = pattern;
+  // In an A/A run the second side plans round by round too; only its plan seeds differ.
+  const rounds = mode === 'rounds' || pattern.aa === true;
+  const seedTag = mode === 'pipelined' && pattern.aa ? 'aa:' : '';
   const t0 = performance.now();
   const world: World = worldOf(cell, seed);
   const jcfg = JUDGES[cell.judge]!;
@@ -83,7 +93,16 @@ function simulate(cell: Cell, seed: number, mode: Mode, pattern: Pattern): PRun 
   const history: ReturnType<typeof plan>['snapshot'][] = [];
   const queue: { a: string; b: string }[] = [];
   const checkpoints = [...cell.checkpoints];
-  const out: PRun = { cell: cell.name, seed, mode, checkpoints: [], passes: 0, ms: 0, crn };
+  const out: PRun = {
+    cell: cell.name,
+    seed,
+    mode,
+    checkpoints: [],
+    passes: 0,
+    ms: 0,
+    crn,
+    ...(pattern.aa ? { aa: true } : {}),
+  };
   const settings = {
     seed: `bench-${seed}`,
     budget: cell.budget,
@@ -99,8 +118,8 @@ function simulate(cell: Cell, seed: number, mode: Mode, pattern: Pattern): PRun 
       history,
       settings: {
         ...settings,
-        seed: `bench-${seed}:${out.passes}`,
-        ...(mode === 'pipelined' && pattern.pass ? { roundSize: pattern.pass } : {}),
+        seed: `bench-${seed}:${seedTag}${out.passes}`,
+        ...(!rounds && pattern.pass ? { roundSize: pattern.pass } : {}),
       },
     });
     out.passes++;
@@ -138,11 +157,11 @@ function simulate(cell: Cell, seed: number, mode: Mode, pattern: Pattern): PRun 
   while (checkpoints.length > 0 && queue.length > 0) {
     // Rounds: the next verdict is the queue's head, the next pass waits for an empty queue.
     // Pipelined: any of the `concurrency` pairs in flight may come back first.
-    const k = mode === 'rounds' ? 0 : orderRng.int(Math.min(concurrency, queue.length));
+    const k = rounds ? 0 : orderRng.int(Math.min(concurrency, queue.length));
     const [p] = queue.splice(k, 1);
     comparisons.push({ a: p!.a, b: p!.b, winner: verdict(p!.a, p!.b) });
     measure();
-    if (more && queue.length <= (mode === 'rounds' || out.passes < warmup ? 0 : low)) more = pass();
+    if (more && queue.length <= (rounds || out.passes < warmup ? 0 : low)) more = pass();
     if (!more && queue.length === 0) break;
   }
   out.ms = performance.now() - t0;
@@ -153,10 +172,14 @@ export function summarize(runs: PRun[]): string {
   const lines: string[] = [];
   const seeds = [...new Set(runs.map((r) => r.seed))].sort((a, b) => a - b);
   const judges = new Set(runs.map((r) => (r.crn ? 'common random numbers' : 'independent per mode')));
+  const aa = runs.some((r) => r.aa);
+  if (aa && !runs.every((r) => r.aa)) throw new Error('an A/A run and a pipelined run in one file');
+  const second = aa ? 'rounds with other plan seeds (A/A: the same design)' : 'pipelined';
+  const sides = aa ? "rounds / rounds'" : 'rounds / pipelined';
   lines.push(
-    `Seeds ${seeds[0]}–${seeds.at(-1)} (${seeds.length}); judge draws: ${[...judges].join(' and ')}. Paired differences pipelined − rounds, mean ± paired SE; "within" = |Δ| ≤ 1 SE; "not worse" = Δ ≥ −1 SE.`,
+    `Seeds ${seeds[0]}–${seeds.at(-1)} (${seeds.length}); judge draws: ${[...judges].join(' and ')}. Paired differences ${second} − rounds, mean ± paired SE; "within" = |Δ| ≤ 1 SE; "not worse" = Δ ≥ −1 SE.`,
     '',
-    '| cell | comparisons | Spearman rounds / pipelined | Δ Spearman | exact rounds / pipelined | Δ exact | QWK rounds / pipelined | Δ QWK | within | not worse |',
+    `| cell | comparisons | Spearman ${sides} | Δ Spearman | exact ${sides} | Δ exact | QWK ${sides} | Δ QWK | within | not worse |`,
     '|---|---|---|---|---|---|---|---|---|---|',
   );
   const cells = [...new Set(runs.map((r) => r.cell))];
@@ -241,14 +264,21 @@ function main() {
     return;
   }
   const [lo, hi] = (arg('--seeds') ?? '2001-2020').split('-').map(Number);
-  const cells = (arg('--cells') ?? 'standard/unequal,noisier/equal,position/unequal').split(',');
-  for (const c of cells) if (!CELLS.some((x) => x.name === c)) throw new Error(`--cells: unknown cell ${c}`);
+  const cells = cellsArg(arg('--cells') ?? 'standard/unequal,noisier/equal,position/unequal');
   const concurrency = Number(arg('--concurrency') ?? 8);
   const low = Number(arg('--low') ?? 2 * concurrency);
   const warmup = Number(arg('--warmup') ?? 0);
   const crn = !process.argv.includes('--independent');
   const pass = arg('--pass') === undefined ? undefined : Number(arg('--pass'));
-  const pattern: Pattern = { concurrency, low, warmup, crn, ...(pass ? { pass } : {}) };
+  const aa = process.argv.includes('--aa');
+  const pattern: Pattern = {
+    concurrency,
+    low,
+    warmup,
+    crn,
+    ...(pass ? { pass } : {}),
+    ...(aa ? { aa } : {}),
+  };
   const outFile = arg('--out') ?? '/tmp/cj-pipeline.jsonl';
   writeFileSync(outFile, '');
   for (let s = lo!; s <= (hi ?? lo!); s++)
@@ -258,7 +288,9 @@ function main() {
         appendFileSync(outFile, `${JSON.stringify(simulate(cell, s, mode, pattern))}\n`);
     }
   console.log(
-    `concurrency ${concurrency}, re-plan when ${low} pairs are open${pass ? `, ${pass} pairs per pipelined pass` : ''}`,
+    aa
+      ? 'A/A: both sides round by round, the second with other plan seeds'
+      : `concurrency ${concurrency}, re-plan when ${low} pairs are open${pass ? `, ${pass} pairs per pipelined pass` : ''}`,
   );
   console.log(summarize(parse(outFile)));
 }
