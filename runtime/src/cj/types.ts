@@ -154,7 +154,7 @@ export const Settings = z.object({
     .boolean()
     .default(false)
     .describe(
-      "Grade boundaries from posterior draws with the anchors' scores rearranged into the order of their known grades (per draw the anchors' sorted scores are handed out lowest grade first). The posterior ignores the anchors' grades, so an anchor with few comparisons is drawn near the middle whatever its grade, which squeezes the boundaries together and puts too much probability on the outer grades.",
+      "Grade boundaries from posterior draws with the anchors' scores rearranged into the order of their known grades (per draw the anchors' sorted scores are handed out lowest grade first). The posterior ignores the anchors' grades, so an anchor with few comparisons is drawn near the middle whatever its grade, which squeezes the boundaries together and puts too much probability on the outer grades. Reported grades only: pair selection reads the draws as they are.",
     ),
   gradeTargets: z
     .enum(['jacobian', 'nearest'])

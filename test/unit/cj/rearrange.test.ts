@@ -76,4 +76,37 @@ describe('anchors rearranged into grade order', () => {
       expect(rank.get(rows[t]!.assigned)!).toBeGreaterThanOrEqual(rank.get(rows[t - 1]!.assigned)!);
     expect(re.quality.calibration?.heldOut).toBe(6);
   });
+
+  it('changes the reported grade probabilities, not the pairs chosen next', () => {
+    // Selection reads the draws as they are: steered by the rearranged (more decided-looking)
+    // probabilities it sent fewer comparisons to the anchors and lost exact agreement.
+    const K = 6;
+    const grades = Array.from({ length: K }, (_, g) => `G${g}`);
+    const essays: { id: string; anchor?: { grade: string } }[] = [
+      ...Array.from({ length: 30 }, (_, i) => ({ id: `s${String(i).padStart(2, '0')}` })),
+      ...Array.from({ length: 2 * K }, (_, i) => ({ id: `a${i}`, anchor: { grade: grades[i % K]! } })),
+    ];
+    const truth = new Map(
+      essays.map((e, i) => [
+        e.id,
+        e.anchor ? (grades.indexOf(e.anchor.grade) - (K - 1) / 2) * 0.8 : ((i - 15) / 30) * 0.8 * K,
+      ]),
+    );
+    const rng = createRng(3);
+    const comparisons: { a: string; b: string; winner: 'a' | 'b' }[] = [];
+    for (let t = 0; t < 60; t++) {
+      const a = essays[rng.int(essays.length)]!.id;
+      const b = essays[rng.int(essays.length)]!.id;
+      if (a === b) continue;
+      const p = 1 / (1 + Math.exp(-(truth.get(a)! - truth.get(b)!)));
+      comparisons.push({ a, b, winner: rng.next() < p ? 'a' : 'b' });
+    }
+    const run = (rearrangeAnchors: boolean) =>
+      plan({ essays, grades, comparisons, settings: { seed: 1, splitHalf: false, rearrangeAnchors } });
+    const base = run(false);
+    const re = run(true);
+    expect(re.grades.map((g) => g.probabilities)).not.toEqual(base.grades.map((g) => g.probabilities));
+    expect(re.nextPairs.length).toBeGreaterThan(0);
+    expect(re.nextPairs).toEqual(base.nextPairs);
+  });
 });
