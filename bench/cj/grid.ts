@@ -479,9 +479,12 @@ export function tuningSeeds(spec: string): number[] {
   return seeds;
 }
 
-/** `--cells a,b` checked against CELLS; by default every cell of 60 essays. */
-export function cellsArg(spec: string | undefined): string[] {
-  const cells = spec?.split(',') ?? CELLS.filter((c) => c.students === 60).map((c) => c.name);
+/** `--cells a,b` checked against CELLS; by default `fallback` (every cell of 60 essays). */
+export function cellsArg(
+  spec: string | undefined,
+  fallback = CELLS.filter((c) => c.students === 60).map((c) => c.name),
+): string[] {
+  const cells = spec?.split(',') ?? fallback;
   for (const c of cells)
     if (!CELLS.some((x) => x.name === c))
       throw new Error(`--cells: unknown cell ${c}; the cells are ${CELLS.map((x) => x.name).join(', ')}`);
@@ -506,8 +509,10 @@ async function main(): Promise<void> {
     return;
   }
   const seeds = seedRange(arg('--seeds') ?? '2001-2030');
-  const cells = (arg('--cells') ?? CELLS.map((c) => c.name).join(',')).split(',');
-  for (const c of cells) if (!CELLS.some((x) => x.name === c)) throw new Error(`unknown cell ${c}`);
+  const cells = cellsArg(
+    arg('--cells'),
+    CELLS.map((c) => c.name),
+  );
   const outFile = arg('--out') ?? '/tmp/cj-grid.jsonl';
   // Seed-major order: if a run must be cut short, every cell has the same completed seeds. Within
   // a seed the largest cells come first, so the small ones fill in behind them.

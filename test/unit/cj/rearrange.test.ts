@@ -3,6 +3,20 @@ import { gradeProjection, rearrangeAnchors } from '../../../runtime/src/cj/grade
 import { plan } from '../../../runtime/src/cj/plan.js';
 import { createRng } from '../../../runtime/src/cj/rng.js';
 
+/** `n` random pairs (self-pairs skipped), each judged by Bradley–Terry on `truth`; a fixed stream. */
+function judged(ids: string[], truth: Map<string, number>, n: number) {
+  const rng = createRng(3);
+  const comparisons: { a: string; b: string; winner: 'a' | 'b' }[] = [];
+  for (let t = 0; t < n; t++) {
+    const a = ids[rng.int(ids.length)]!;
+    const b = ids[rng.int(ids.length)]!;
+    if (a === b) continue;
+    const p = 1 / (1 + Math.exp(-(truth.get(a)! - truth.get(b)!)));
+    comparisons.push({ a, b, winner: rng.next() < p ? 'a' : 'b' });
+  }
+  return comparisons;
+}
+
 describe('anchors rearranged into grade order', () => {
   it('hands the sorted anchor values out lowest grade first and leaves other items alone', () => {
     // Items 0, 1, 3, 4 are anchors of grades 1, 0, 0, 2; item 2 is a student.
@@ -48,18 +62,14 @@ describe('anchors rearranged into grade order', () => {
       ...Array.from({ length: 12 }, (_, i) => ({ id: `s${String(i).padStart(2, '0')}` })),
       ...Array.from({ length: 6 }, (_, i) => ({ id: `a${i}`, anchor: { grade: grades[i % 3]! } })),
     ];
-    const rng = createRng(3);
     const truth = new Map(
       essays.map((e, i) => [e.id, e.anchor ? grades.indexOf(e.anchor.grade) - 1 : (i - 6) / 4]),
     );
-    const comparisons: { a: string; b: string; winner: 'a' | 'b' }[] = [];
-    for (let t = 0; t < 40; t++) {
-      const a = essays[rng.int(essays.length)]!.id;
-      const b = essays[rng.int(essays.length)]!.id;
-      if (a === b) continue;
-      const p = 1 / (1 + Math.exp(-(truth.get(a)! - truth.get(b)!)));
-      comparisons.push({ a, b, winner: rng.next() < p ? 'a' : 'b' });
-    }
+    const comparisons = judged(
+      essays.map((e) => e.id),
+      truth,
+      40,
+    );
     const base = plan({ essays, grades, comparisons, settings: { seed: 1, splitHalf: false } });
     const re = plan({
       essays,
@@ -92,15 +102,11 @@ describe('anchors rearranged into grade order', () => {
         e.anchor ? (grades.indexOf(e.anchor.grade) - (K - 1) / 2) * 0.8 : ((i - 15) / 30) * 0.8 * K,
       ]),
     );
-    const rng = createRng(3);
-    const comparisons: { a: string; b: string; winner: 'a' | 'b' }[] = [];
-    for (let t = 0; t < 60; t++) {
-      const a = essays[rng.int(essays.length)]!.id;
-      const b = essays[rng.int(essays.length)]!.id;
-      if (a === b) continue;
-      const p = 1 / (1 + Math.exp(-(truth.get(a)! - truth.get(b)!)));
-      comparisons.push({ a, b, winner: rng.next() < p ? 'a' : 'b' });
-    }
+    const comparisons = judged(
+      essays.map((e) => e.id),
+      truth,
+      60,
+    );
     const run = (rearrangeAnchors: boolean) =>
       plan({ essays, grades, comparisons, settings: { seed: 1, splitHalf: false, rearrangeAnchors } });
     const base = run(false);
