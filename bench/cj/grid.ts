@@ -467,7 +467,8 @@ const arg = (name: string): string | undefined => {
   return i >= 0 ? process.argv[i + 1] : undefined;
 };
 
-function seedRange(spec: string): number[] {
+/** Seeds A-B (or one seed A). */
+export function seedRange(spec: string): number[] {
   const [a, b] = spec.split('-').map(Number);
   return Array.from({ length: (b ?? a!) - a! + 1 }, (_, i) => a! + i);
 }
@@ -477,6 +478,22 @@ export function tuningSeeds(spec: string): number[] {
   const seeds = seedRange(spec);
   if (seeds[0]! < 101 || seeds.at(-1)! > 2000) throw new Error('--seeds: tuning seeds are 101–2000');
   return seeds;
+}
+
+/** Runs `script` in `jobs` child processes at once (`args(k)` for part k) and waits for all of them. */
+export async function runParts(script: string, jobs: number, args: (k: number) => string[]): Promise<void> {
+  await Promise.all(
+    Array.from(
+      { length: jobs },
+      (_, k) =>
+        new Promise<void>((resolve, reject) => {
+          spawn(process.execPath, ['--import', 'tsx', script, ...args(k)], { stdio: 'inherit' }).on(
+            'exit',
+            (code) => (code === 0 ? resolve() : reject(new Error(`part ${k} exited ${code}`))),
+          );
+        }),
+    ),
+  );
 }
 
 /** `--cells a,b` checked against CELLS; by default `fallback` (every cell of 60 essays). */
@@ -544,38 +561,20 @@ async function main(): Promise<void> {
   const claims = mkdtempSync(path.join(tmpdir(), 'cj-grid-claims-'));
   const t0 = Date.now();
   const self = new URL(import.meta.url).pathname;
-  await Promise.all(
-    Array.from(
-      { length: jobs },
-      (_, k) =>
-        new Promise<void>((resolve, reject) => {
-          const child = spawn(
-            process.execPath,
-            [
-              '--import',
-              'tsx',
-              self,
-              '--seeds',
-              arg('--seeds') ?? '2001-2030',
-              '--cells',
-              cells.join(','),
-              '--out',
-              outFile,
-              '--part',
-              `${k}/${jobs}`,
-              '--policies',
-              arg('--policies') ?? 'both',
-              '--claims',
-              claims,
-            ],
-            { stdio: 'inherit' },
-          );
-          child.on('exit', (code) =>
-            code === 0 ? resolve() : reject(new Error(`part ${k} exited ${code}`)),
-          );
-        }),
-    ),
-  );
+  await runParts(self, jobs, (k) => [
+    '--seeds',
+    arg('--seeds') ?? '2001-2030',
+    '--cells',
+    cells.join(','),
+    '--out',
+    outFile,
+    '--part',
+    `${k}/${jobs}`,
+    '--policies',
+    arg('--policies') ?? 'both',
+    '--claims',
+    claims,
+  ]);
   rmSync(claims, { recursive: true, force: true });
   const runs = readFileSync(outFile, 'utf8')
     .split('\n')
