@@ -13,9 +13,10 @@
  * Tuning seeds 101+ only. Cells default to every 60-essay cell (the 200-essay one costs ≈ 14
  * of the others; name it in --cells to include it).
  */
-import { appendFileSync, readFileSync } from 'node:fs';
+import { appendFileSync } from 'node:fs';
 import { exactGrades, monotoneGrades } from '../../runtime/src/cj/grades.js';
 import { qwk } from '../../runtime/src/cj/stats.js';
+import { arg, readJsonl } from './cli.js';
 import { f, mean, se, sgn } from './figures.js';
 import { CELLS, cellsArg, JUDGES, runOursGrid, tuningSeeds, worldOf } from './grid.js';
 
@@ -261,32 +262,15 @@ function compare(a: Row[], b: Row[], labels: [string, string]): string {
   return lines.join('\n');
 }
 
-const arg = (name: string): string | undefined => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-};
-
-const readRows = (files: string): Row[] =>
-  files
-    .split(',')
-    .flatMap((file) => readFileSync(file, 'utf8').split('\n'))
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as Row);
-
 const summaryFile = arg('--summary');
 const compareFiles = arg('--compare');
 if (compareFiles) {
   // --compare A.jsonl:B.jsonl [--labels a,b]
   const [fa, fb] = compareFiles.split(':');
   const labels = (arg('--labels') ?? 'A,B').split(',') as [string, string];
-  console.log(compare(readRows(fa!), readRows(fb!), labels));
+  console.log(compare(readJsonl<Row>(fa!), readJsonl<Row>(fb!), labels));
 } else if (summaryFile) {
-  const rows = summaryFile
-    .split(',')
-    .flatMap((file) => readFileSync(file, 'utf8').split('\n'))
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as Row);
-  console.log(summarize(rows));
+  console.log(summarize(readJsonl<Row>(summaryFile)));
 } else {
   const seeds = tuningSeeds(arg('--seeds') ?? '101-130');
   const cells = cellsArg(arg('--cells'));

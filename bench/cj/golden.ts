@@ -16,12 +16,9 @@ import { pathToFileURL } from 'node:url';
 import { plan } from '../../runtime/src/cj/plan.js';
 import { createRng } from '../../runtime/src/cj/rng.js';
 import type { PlanInputJson } from '../../runtime/src/cj/types.js';
+import { arg } from './cli.js';
 import { type JudgeConfig, judge, makeWorld } from './world.js';
 
-const arg = (name: string): string | undefined => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-};
 const baseDir = arg('--baseline');
 if (!baseDir) throw new Error('--baseline DIR is required (a copy of runtime/src/cj to compare with)');
 type Plan = typeof plan;

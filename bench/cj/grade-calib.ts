@@ -20,7 +20,7 @@
  *
  * Tuning seeds 101+ only.
  */
-import { appendFileSync, readFileSync } from 'node:fs';
+import { appendFileSync } from 'node:fs';
 import {
   addGrade,
   boundaryJitter,
@@ -31,6 +31,7 @@ import {
 } from '../../runtime/src/cj/grades.js';
 import { gradingInputs } from '../../runtime/src/cj/plan.js';
 import { createRng } from '../../runtime/src/cj/rng.js';
+import { arg, readJsonl } from './cli.js';
 import { f } from './figures.js';
 import { CELLS, cellsArg, JUDGES, runOursGrid, tuningSeeds, worldOf } from './grid.js';
 
@@ -178,11 +179,6 @@ function measureRow(cellName: string, seed: number, out: string): void {
   });
 }
 
-const arg = (name: string): string | undefined => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-};
-
 interface Row {
   at: number;
   truth: number[];
@@ -237,11 +233,7 @@ function summarize(rows: Row[]): string {
 
 const summaryFile = arg('--summary');
 if (summaryFile) {
-  const rows = readFileSync(summaryFile, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as Row);
-  console.log(summarize(rows));
+  console.log(summarize(readJsonl<Row>(summaryFile)));
   process.exit(0);
 }
 

@@ -13,20 +13,13 @@
  * max|Δθ| rule never fires). Results go to a JSON-lines file; `--summary` prints the tables.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import {
-  appendFileSync,
-  closeSync,
-  mkdtempSync,
-  openSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { appendFileSync, closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { plan } from '../../runtime/src/cj/plan.js';
 import { createRng } from '../../runtime/src/cj/rng.js';
 import { Stopping } from '../../runtime/src/cj/types.js';
+import { arg, readJsonl } from './cli.js';
 import { f, mean, se, sgn } from './figures.js';
 import { type Metrics, metricsOf, runSeed } from './policies.js';
 import { type JudgeConfig, judge, makeWorld, type World, type WorldConfig } from './world.js';
@@ -462,11 +455,6 @@ export function summarize(all: Run[]): string {
 
 // ---------------------------------------------------------------- main
 
-const arg = (name: string): string | undefined => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-};
-
 /** Seeds A-B (or one seed A). */
 export function seedRange(spec: string): number[] {
   const [a, b] = spec.split('-').map(Number);
@@ -512,14 +500,7 @@ async function main(): Promise<void> {
   const summaryFile = arg('--summary');
   if (summaryFile) {
     // Several files may be joined with commas (for example tuning runs of ours + cached seed runs).
-    const runs = summaryFile
-      .split(',')
-      .map((file) => readFileSync(file, 'utf8'))
-      .join('\n')
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as Run);
-    const text = summarize(runs);
+    const text = summarize(readJsonl<Run>(summaryFile));
     console.log(text);
     if (process.argv.includes('--write'))
       writeFileSync(new URL('./RESULTS.grid.md', import.meta.url), `${text}\n`);
@@ -576,11 +557,7 @@ async function main(): Promise<void> {
     claims,
   ]);
   rmSync(claims, { recursive: true, force: true });
-  const runs = readFileSync(outFile, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as Run);
-  console.log(summarize(runs));
+  console.log(summarize(readJsonl<Run>(outFile)));
   console.log(
     `Wall time ${((Date.now() - t0) / 1000).toFixed(0)} s, ${jobs} job(s); machine: ${execFileSync('nproc').toString().trim()} cores.`,
   );

@@ -25,9 +25,10 @@
  * CJ_SETTINGS as in grid.ts (for example a larger anchorWeight, to see what more comparisons per
  * anchor buy). It makes no choice (nothing is tuned on it), so it may read the reporting seeds.
  */
-import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, writeFileSync } from 'node:fs';
 import { cholesky, forwardSolve } from '../../runtime/src/cj/linalg.js';
 import { gradingInputs } from '../../runtime/src/cj/plan.js';
+import { arg, readJsonl } from './cli.js';
 import { f, mean } from './figures.js';
 import { CELLS, JUDGES, runOursGrid, runParts, seedRange, worldOf } from './grid.js';
 
@@ -42,11 +43,10 @@ interface Row {
   /** Checkpoint index (0, 1, 2 = 120 / 360 / 600) or 'stop'. */
   at: number | 'stop';
   m: number;
-  /** The GLS statistic (joint covariance). */
+  /** The GLS statistic (joint covariance; anchors − 2 degrees of freedom). */
   t: number;
   /** The same with the covariance's diagonal only (posterior SDs, correlations ignored). */
   tDiag: number;
-  df: number;
   perAnchor: number;
   anchorSd: number;
   /** The engine's own test at the same point (quality.judge.misperception). */
@@ -87,35 +87,25 @@ function measure(cellName: string, seed: number): Row[] {
     const g = gradingInputs(input);
     const items = g.anchors.map((a) => a.item);
     const p = items.length;
+    const theta = items.map((i) => world.theta.get(g.ids[i]!)!);
+    const means = items.map((i) => g.mean[i]!);
     const S = new Float64Array(p * p);
     for (const d of g.draws)
       for (let i = 0; i < p; i++)
         for (let j = 0; j < p; j++)
           S[i * p + j] =
-            S[i * p + j]! +
-            ((d[items[i]!]! - g.mean[items[i]!]!) * (d[items[j]!]! - g.mean[items[j]!]!)) / g.draws.length;
-    const t = glsResidual(
-      items.map((i) => world.theta.get(g.ids[i]!)!),
-      items.map((i) => g.mean[i]!),
-      S,
-    );
+            S[i * p + j]! + ((d[items[i]!]! - means[i]!) * (d[items[j]!]! - means[j]!)) / g.draws.length;
     const diag = new Float64Array(p * p);
     for (let i = 0; i < p; i++) diag[i * (p + 1)] = S[i * (p + 1)]!;
-    const tDiag = glsResidual(
-      items.map((i) => world.theta.get(g.ids[i]!)!),
-      items.map((i) => g.mean[i]!),
-      diag,
-    );
     rows.push({
       cell: cellName,
       seed,
       at,
       m,
-      t,
-      tDiag,
-      df: p - 2,
+      t: glsResidual(theta, means, S),
+      tDiag: glsResidual(theta, means, diag),
       perAnchor: res.quality.comparisonsPerAnchor ?? Number.NaN,
-      anchorSd: mean(items.map((i) => Math.sqrt(S[items.indexOf(i) * (p + 1)]!))),
+      anchorSd: mean(means.map((_, i) => Math.sqrt(S[i * (p + 1)]!))),
       engine: res.quality.judge.misperception ?? null,
     });
   });
@@ -128,10 +118,7 @@ function quantile(xs: number[], q: number): number {
 }
 
 function summary(file: string): void {
-  const rows = readFileSync(file, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as Row);
+  const rows = readJsonl<Row>(file);
   const seeds = new Set(rows.map((r) => r.seed)).size;
   console.log(
     `Seeds: ${seeds}. Each oracle's threshold is the 90th percentile of its statistic on the standard judge (same bands, same point).\n`,
@@ -162,11 +149,6 @@ function summary(file: string): void {
     }
   }
 }
-
-const arg = (name: string): string | undefined => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-};
 
 async function main(): Promise<void> {
   const sum = arg('--summary');

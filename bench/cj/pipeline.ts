@@ -25,10 +25,11 @@
  * one-SE rules fail when nothing differs (the rows are many and the rules one-sided at 1 SE).
  * Tuning: seeds 101+; report 2001+.
  */
-import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, writeFileSync } from 'node:fs';
 import { plan } from '../../runtime/src/cj/plan.js';
 import { createRng } from '../../runtime/src/cj/rng.js';
 import { Stopping } from '../../runtime/src/cj/types.js';
+import { arg, readJsonl } from './cli.js';
 import { f, mean, se, sgn } from './figures.js';
 import { CELLS, type Cell, cellsArg, JUDGES, worldOf } from './grid.js';
 import { type Metrics, metricsOf } from './policies.js';
@@ -247,18 +248,9 @@ export function summarize(runs: PRun[]): string {
   return lines.join('\n');
 }
 
-const arg = (name: string) => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-};
-
 function main() {
   const summary = arg('--summary');
-  const parse = (file: string) =>
-    readFileSync(file, 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as PRun);
+  const parse = (file: string) => readJsonl<PRun>(file);
   if (summary) {
     console.log(summarize(parse(summary)));
     return;

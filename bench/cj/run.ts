@@ -7,16 +7,13 @@
  */
 import { writeFileSync } from 'node:fs';
 import { plan } from '../../runtime/src/cj/plan.js';
+import { arg } from './cli.js';
 import { type Metrics, runOurs, runRandom, runSeed } from './policies.js';
 import { TIMING_SIZES, timingInput } from './timing-input.js';
 import { type JudgeConfig, makeWorld } from './world.js';
 
 const quick = process.argv.includes('--quick');
 const write = process.argv.includes('--write');
-const arg = (name: string): string | undefined => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-};
 /** `--only standard,stop,noisy,timing` runs a subset; `--seeds N` overrides the seed count. */
 const only = new Set((arg('--only') ?? 'standard,stop,noisy,timing').split(','));
 // 30 seeds (the issue asks for at least 10): a 10-seed mean of held-out-anchor coverage has a

@@ -16,9 +16,9 @@
  * - `gain`: the grade-decision rule tried in 2026-12-03: also stop when the comparisons left in
  *   the budget are expected to correct at most a share `t` of the grades (`budgetGain` below).
  */
-import { readFileSync } from 'node:fs';
 import { normCdf, normInv } from '../../runtime/src/cj/stats.js';
 import { Stopping } from '../../runtime/src/cj/types.js';
+import { readJsonl } from './cli.js';
 import { mean, se, sgn } from './figures.js';
 import { CELLS, type Cell, type Run, type TraceRow } from './grid.js';
 
@@ -463,9 +463,7 @@ function joint(data: CellRuns[]): void {
 }
 
 function main(): void {
-  const runs = process.argv[2]!.split(',')
-    .flatMap((f) => readFileSync(f, 'utf8').split('\n').filter(Boolean))
-    .map((l) => JSON.parse(l) as Run);
+  const runs = readJsonl<Run>(process.argv[2]!);
   const data: CellRuns[] = [];
   for (const cell of CELLS) {
     const seedRuns = new Map(

@@ -11,12 +11,9 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { plan } from '../../runtime/src/cj/plan.js';
+import { arg } from './cli.js';
 import { TIMING_SIZES, timingInput } from './timing-input.js';
 
-const arg = (name: string): string | undefined => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-};
 const runs = Number(arg('--runs') ?? 5);
 const baseDir = arg('--baseline');
 type Plan = typeof plan;

@@ -22,6 +22,7 @@ import {
   anchorSpread,
   assertMonotone,
   type ExtraSd,
+  type GradeProjection,
   type GradeSummary,
   gradeProjection,
   leaveOneAnchorOut,
@@ -282,10 +283,10 @@ interface Grading {
   /** The population scales the boundaries are measured in (boundaryScale 'population'). */
   scales: ReturnType<typeof populationScales> | undefined;
   /**
-   * What pair selection reads: `rows` and `pointBoundaries`, but from the draws as they are when
-   * rearrangeAnchors rearranges the reported ones (a second projection on the same draws).
+   * What pair selection reads: the projection of `rows` and `pointBoundaries`, but from the draws
+   * as they are when rearrangeAnchors rearranges the reported ones (a second projection).
    */
-  selection: { rows: GradeSummary[]; pointBoundaries: Float64Array };
+  selection: GradeProjection;
 }
 
 /**
@@ -303,7 +304,7 @@ function grade(batch: Batch, post: Posterior): Grading {
       spread: { ratio: Number.NaN, extraVar: 0, df: 0, z: Number.NaN },
       test: misperceptionTest([], [], K, s.misperceptionAlpha),
       scales: undefined,
-      selection: { rows: [], pointBoundaries: new Float64Array(0) },
+      selection: { rows: [], boundaries: new Float64Array(0) },
     };
   const studentScores = students.map((i) => post.mean[i]!);
   const scales = s.boundaryScale === 'population' ? populationScales(post.draws, students) : undefined;
@@ -355,7 +356,7 @@ function grade(batch: Batch, post: Posterior): Grading {
     spread,
     test,
     scales,
-    selection: { rows: forSelection.rows, pointBoundaries: forSelection.boundaries },
+    selection: forSelection,
   };
 }
 
@@ -604,7 +605,7 @@ function designTargets(
     // is what sends comparisons to the anchors that define those boundaries.
     const bounds = anchorBoundaries(anchors, post.mean);
     if (s.gradeTargets === 'jacobian') {
-      targets.push(...gradeTargets(post, students, bounds, grading.selection.pointBoundaries, s.gradeFocus));
+      targets.push(...gradeTargets(post, students, bounds, grading.selection.boundaries, s.gradeFocus));
       // Anchors are worth what they do for the boundaries, which the contrasts carry.
       for (const a of anchors) weights[a.item] = 0;
     } else
